@@ -1,0 +1,270 @@
+package encap
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// VXLANHeaderLen is the length of a VXLAN header.
+const VXLANHeaderLen = 8
+
+// vxlanFlagI is the I flag: the VNI is valid (RFC 7348 §5).
+const vxlanFlagI = 0x08
+
+// InnerIPv4Overhead is what EncapIPv4 puts in front of an Ethernet frame:
+// IPv4 (20) + UDP (8) + VXLAN (8).
+const InnerIPv4Overhead = IPv4MinHeaderLen + UDPHeaderLen + VXLANHeaderLen
+
+// InnerIPv6Overhead is what EncapIPv6 puts in front of an Ethernet frame.
+const InnerIPv6Overhead = IPv6HeaderLen + UDPHeaderLen + VXLANHeaderLen
+
+// Errors returned by the decapsulation functions. They are values: callers
+// count them and drop the packet.
+var (
+	ErrTruncated   = errors.New("packet truncated")
+	ErrMalformed   = errors.New("malformed header")
+	ErrNotVXLAN    = errors.New("not a VXLAN packet")
+	ErrNoVNI       = errors.New("VXLAN I flag not set")
+	ErrFragment    = errors.New("packet is a fragment")
+	ErrNoHeadroom  = errors.New("not enough headroom")
+	ErrFrameTooBig = errors.New("frame too big")
+)
+
+// VXLAN is a view over a VXLAN header and the Ethernet frame after it
+// (RFC 7348 §5):
+//
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|R|R|R|R|I|R|R|R|            Reserved                           |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|                VXLAN Network Identifier (VNI) |   Reserved    |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//
+// Reserved bits are ignored on receive and sent as zero.
+type VXLAN []byte
+
+// IsValid reports whether b holds a whole header.
+func (b VXLAN) IsValid() bool { return len(b) >= VXLANHeaderLen }
+
+// HasVNI reports whether the I flag is set.
+func (b VXLAN) HasVNI() bool { return b[0]&vxlanFlagI != 0 }
+
+// VNI returns the 24-bit VNI.
+func (b VXLAN) VNI() VNI { return VNI(binary.BigEndian.Uint32(b[4:]) >> 8) }
+
+// Payload returns the encapsulated Ethernet frame.
+func (b VXLAN) Payload() []byte { return b[VXLANHeaderLen:] }
+
+// EncodeVXLAN writes a VXLAN header with the I flag and vni to the start of b.
+func EncodeVXLAN(b []byte, vni VNI) {
+	_ = b[VXLANHeaderLen-1]
+	binary.BigEndian.PutUint32(b[0:], vxlanFlagI<<24)
+	binary.BigEndian.PutUint32(b[4:], uint32(vni)<<8)
+}
+
+// EncapVXLAN writes a VXLAN header in the headroom in front of the frame at
+// buf[off:] and returns the offset where the VXLAN packet (the UDP payload of
+// plain mode) starts, off-8.
+func EncapVXLAN(buf []byte, off int, vni VNI) (int, error) {
+	if off < VXLANHeaderLen {
+		return 0, ErrNoHeadroom
+	}
+	EncodeVXLAN(buf[off-VXLANHeaderLen:], vni)
+	return off - VXLANHeaderLen, nil
+}
+
+// DecapVXLAN parses the VXLAN packet b (a UDP payload) and returns its VNI
+// and the Ethernet frame inside, a slice of b.
+func DecapVXLAN(b []byte) (VNI, []byte, error) {
+	if len(b) < VXLANHeaderLen+EthernetHeaderLen {
+		return 0, nil, ErrTruncated
+	}
+	v := VXLAN(b)
+	if !v.HasVNI() {
+		return 0, nil, ErrNoVNI
+	}
+	return v.VNI(), v.Payload(), nil
+}
+
+// Tunnel describes the tunnel-inner IP and UDP headers that EncapIPv4 and
+// EncapIPv6 write in front of a VXLAN packet: the VTEP addresses.
+type Tunnel struct {
+	Src, Dst netip.Addr // local and peer VTEP; both IPv4 or both IPv6
+	TTL      uint8      // 0 means 64
+}
+
+// Overhead returns the bytes EncapIP puts in front of a frame for t.
+func (t *Tunnel) Overhead() int {
+	if t.Src.Is4() {
+		return InnerIPv4Overhead
+	}
+	return InnerIPv6Overhead
+}
+
+// EncapIP writes IP + UDP + VXLAN headers in front of the frame at
+// buf[off:off+frameLen] and returns the offset where the IP packet starts.
+// The UDP source port is derived from the inner flow (RFC 7348 §5) so
+// underlay ECMP spreads flows; the UDP checksum is zero over IPv4 and computed
+// over IPv6. id is the IPv4 identification (ignored for IPv6); DF is not set,
+// since the inner packet may be fragmented before encryption.
+func EncapIP(buf []byte, off, frameLen int, vni VNI, t *Tunnel, id uint16) (int, error) {
+	h := t.Overhead()
+	if off < h {
+		return 0, ErrNoHeadroom
+	}
+	start := off - h
+	ttl := t.TTL
+	if ttl == 0 {
+		ttl = 64
+	}
+	frame := buf[off : off+frameLen]
+	sport := SourcePort(FlowHash(frame))
+	if t.Src.Is4() {
+		total := h + frameLen
+		if total > 0xffff {
+			return 0, ErrFrameTooBig
+		}
+		ip := IPv4Fields{TotalLen: uint16(total), ID: id, TTL: ttl, Protocol: ProtoUDP, Src: t.Src, Dst: t.Dst}
+		ip.Encode(buf[start:])
+		u := UDPFields{SrcPort: sport, DstPort: PortVXLAN, Length: uint16(total - IPv4MinHeaderLen)}
+		u.Encode(buf[start+IPv4MinHeaderLen:])
+		EncodeVXLAN(buf[start+IPv4MinHeaderLen+UDPHeaderLen:], vni)
+		return start, nil
+	}
+	plen := UDPHeaderLen + VXLANHeaderLen + frameLen
+	if plen > 0xffff {
+		return 0, ErrFrameTooBig
+	}
+	ip := IPv6Fields{PayloadLen: uint16(plen), NextHeader: ProtoUDP, HopLimit: ttl, Src: t.Src, Dst: t.Dst}
+	ip.Encode(buf[start:])
+	udp := buf[start+IPv6HeaderLen : off+frameLen]
+	u := UDPFields{SrcPort: sport, DstPort: PortVXLAN, Length: uint16(plen)}
+	u.Encode(udp)
+	EncodeVXLAN(udp[UDPHeaderLen:], vni)
+	IPv6(buf[start:]).SetPayloadLen(uint16(plen))
+	UDP(udp).SetChecksum(UDPChecksum(udp, IPv6(buf[start:]).SrcBytes(), IPv6(buf[start:]).DstBytes()))
+	return start, nil
+}
+
+// Decap is the result of DecapIP, filled into caller-owned storage.
+type Decap struct {
+	Src, Dst netip.Addr // tunnel-inner (VTEP) addresses
+	SrcPort  uint16
+	VNI      VNI
+	Frame    []byte // the Ethernet frame, a slice of the packet
+}
+
+// DecapIP parses a tunnel-inner IP packet (IPv4 or IPv6, not a fragment)
+// carrying UDP to port 4789 and VXLAN, and fills d. The frame in d is a slice
+// of pkt. Malformed input returns an error wrapping one of the package's
+// sentinel errors, without allocating.
+func DecapIP(pkt []byte, d *Decap) error {
+	if len(pkt) < 1 {
+		return ErrTruncated
+	}
+	var udp []byte
+	switch pkt[0] >> 4 {
+	case IPv4Version:
+		ip := IPv4(pkt)
+		if !ip.IsValid() {
+			return ErrMalformed
+		}
+		if ip.IsFragment() {
+			return ErrFragment
+		}
+		if ip.Protocol() != ProtoUDP {
+			return ErrNotVXLAN
+		}
+		d.Src, d.Dst = ip.Src(), ip.Dst()
+		udp = ip.Payload()
+	case IPv6Version:
+		ip := IPv6(pkt)
+		if !ip.IsValid() {
+			return ErrMalformed
+		}
+		if ip.NextHeader() == ProtoIPv6Frag {
+			return ErrFragment
+		}
+		if ip.NextHeader() != ProtoUDP {
+			return ErrNotVXLAN
+		}
+		d.Src, d.Dst = ip.Src(), ip.Dst()
+		udp = ip.Payload()
+	default:
+		return ErrMalformed
+	}
+	u := UDP(udp)
+	if !u.IsValid() {
+		return ErrTruncated
+	}
+	if u.DstPort() != PortVXLAN {
+		return ErrNotVXLAN
+	}
+	d.SrcPort = u.SrcPort()
+	vni, frame, err := DecapVXLAN(u.Payload())
+	if err != nil {
+		return err
+	}
+	d.VNI, d.Frame = vni, frame
+	return nil
+}
+
+// FlowHash hashes the flow identity of an Ethernet frame: the MAC addresses,
+// the EtherType and, for IPv4 and IPv6, the addresses, the protocol and the
+// TCP/UDP ports of unfragmented packets. Frames of one flow hash alike.
+func FlowHash(frame []byte) uint32 {
+	const prime = 16777619
+	h := uint32(2166136261)
+	mix := func(b []byte) {
+		for _, c := range b {
+			h = (h ^ uint32(c)) * prime
+		}
+	}
+	e := Ethernet(frame)
+	if !e.IsValid() {
+		mix(frame)
+		return h
+	}
+	mix(frame[:12])
+	et := e.EtherType()
+	p := e.Payload()
+	var ports []byte
+	switch et {
+	case EtherTypeIPv4:
+		ip := IPv4(p)
+		if !ip.IsValid() {
+			break
+		}
+		mix(p[ipv4Src : ipv4Dst+4])
+		h = (h ^ uint32(ip.Protocol())) * prime
+		if !ip.IsFragment() && (ip.Protocol() == ProtoTCP || ip.Protocol() == ProtoUDP) && len(ip.Payload()) >= 4 {
+			ports = ip.Payload()[:4]
+		}
+	case EtherTypeIPv6:
+		ip := IPv6(p)
+		if !ip.IsValid() {
+			break
+		}
+		mix(p[ipv6Src : ipv6Dst+16])
+		h = (h ^ uint32(ip.NextHeader())) * prime
+		if (ip.NextHeader() == ProtoTCP || ip.NextHeader() == ProtoUDP) && len(ip.Payload()) >= 4 {
+			ports = ip.Payload()[:4]
+		}
+	default:
+		h = (h ^ uint32(et)) * prime
+	}
+	mix(ports)
+	return h
+}
+
+// SourcePort maps a flow hash into the dynamic port range 49152-65535, as
+// RFC 7348 §5 recommends for the VXLAN UDP source port.
+func SourcePort(hash uint32) uint16 {
+	return 49152 + uint16((hash^hash>>16)%16384)
+}
+
+// String formats d for logs and tests.
+func (d *Decap) String() string {
+	return fmt.Sprintf("%v->%v vni %d frame %d bytes", d.Src, d.Dst, d.VNI, len(d.Frame))
+}
