@@ -12,9 +12,9 @@ const (
 	IPv4Version      = 4
 
 	// IPv4 flags, in the high bits of the flags/fragment-offset word.
-	IPv4FlagDF uint16 = 0x4000
-	IPv4FlagMF uint16 = 0x2000
-	ipv4OffMask       = 0x1fff
+	IPv4FlagDF  uint16 = 0x4000
+	IPv4FlagMF  uint16 = 0x2000
+	ipv4OffMask        = 0x1fff
 )
 
 // IP protocol numbers used by vxswitch.

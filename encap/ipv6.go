@@ -111,7 +111,7 @@ func (b IPv6Fragment) IsValid() bool { return len(b) >= IPv6FragmentHeaderLen }
 func (b IPv6Fragment) NextHeader() uint8 { return b[0] }
 
 // FragmentOffset returns the offset of this fragment in bytes.
-func (b IPv6Fragment) FragmentOffset() int { return int(binary.BigEndian.Uint16(b[2:])&0xfff8) }
+func (b IPv6Fragment) FragmentOffset() int { return int(binary.BigEndian.Uint16(b[2:]) & 0xfff8) }
 
 // More reports whether the M flag is set.
 func (b IPv6Fragment) More() bool { return b[3]&1 != 0 }
