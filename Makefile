@@ -1,0 +1,50 @@
+# vxswitch — run `make help` for the targets.
+GO        ?= go
+BIN       := bin/vxswitch
+VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME  ?= 10s
+
+.PHONY: help build test unit bench fuzz lint demo bench-e2e deps clean
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/vxswitch
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vxswitch
+
+deps: ## install (as root) or check the Debian packages the tests need
+	@bash scripts/deps.sh
+
+test: deps ## vet, every test with the race detector (root: real peers in namespaces), every benchmark once
+	$(GO) vet ./...
+	VXSWITCH_REQUIRE_ALL=$${VXSWITCH_REQUIRE_ALL-$$( [ "$$(id -u)" = 0 ] && echo 1 )} $(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -run='^$$' -bench=. -benchtime=1x ./...
+
+unit: ## tests without the race detector, quick
+	$(GO) test -count=1 ./...
+
+bench: ## benchmarks with allocations, 5 runs (pipe to benchstat)
+	$(GO) test -run='^$$' -bench=. -benchmem -count=5 ./...
+
+fuzz: ## run every fuzzer for FUZZTIME (default 10s)
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+lint: ## gofmt, go vet, staticcheck
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+demo: build deps ## six sites in namespaces on 10.11.129.0/24, every pair pinged, cleaned up
+	bash scripts/demo.sh $(BIN)
+
+bench-e2e: build deps ## iperf3 through vxswitch vs kernel vxlan (and others) in namespaces
+	bash scripts/bench-e2e.sh $(BIN)
+
+clean: ## remove build output
+	rm -rf bin
