@@ -1,0 +1,87 @@
+package dataplane
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/vxswitch/vxswitch/crypto"
+	"github.com/vxswitch/vxswitch/encap"
+)
+
+// Mode selects the wire format.
+type Mode uint8
+
+const (
+	// ModeESP is IKEv2-keyed ESP in UDP on port 4500 (DESIGN.md "Wire format").
+	ModeESP Mode = iota
+	// ModePlain is RFC 7348 VXLAN on UDP 4789, interoperable with any VTEP.
+	ModePlain
+)
+
+func (m Mode) String() string {
+	if m == ModePlain {
+		return "plain"
+	}
+	return "esp"
+}
+
+// Config is a whole site, validated by the caller (cmd/vxswitch) before New.
+type Config struct {
+	Name    string
+	Listen  netip.Addr // underlay address to bind; unspecified binds all
+	Port    uint16     // 0: 4500 in ESP mode, 4789 in plain mode
+	VTEP    netip.Addr // tunnel-inner address; default Listen
+	Mode    Mode
+	Suite   crypto.Suite
+	IKE     IKEConfig
+	Segment []SegmentConfig
+	Peer    []PeerConfig
+
+	MSSClamp     bool          // clamp TCP MSS on SYNs to fit each peer's path MTU (default on)
+	AgeTime      time.Duration // FDB aging; 0: 300s
+	ReplayWindow int           // 0: 4096
+	Reassembly   ReassemblyConfig
+	Logger       *slog.Logger
+}
+
+// IKEConfig is the key-exchange part of [security].
+type IKEConfig struct {
+	PSK           []byte
+	LocalID       string
+	Proposal      string // IKE proposal, e.g. "aes128gcm16-prfsha256-x25519"
+	Lifetime      time.Duration
+	ChildLifetime time.Duration
+	DPDInterval   time.Duration
+}
+
+// ReassemblyConfig bounds the inner-packet reassembler; zero values take defaults.
+type ReassemblyConfig struct {
+	Timeout      time.Duration
+	MaxDatagrams int
+}
+
+// SegmentConfig is one [[segment]]: a VNI and its TAP port.
+type SegmentConfig struct {
+	VNI     encap.VNI
+	TAP     string       // interface name; created if missing
+	MTU     int          // overlay MTU, 0: 1500; up to 9000
+	Address netip.Prefix // optional host address on the TAP
+	Static  []StaticMAC  // static FDB entries
+}
+
+// StaticMAC pins a MAC to a peer (by name) or to the local TAP (Peer "").
+type StaticMAC struct {
+	MAC  encap.MAC
+	Peer string
+}
+
+// PeerConfig is one [[peer]].
+type PeerConfig struct {
+	Name     string
+	Endpoint netip.AddrPort // underlay address and port (port 0: the mode's default)
+	VTEP     netip.Addr     // default: the endpoint address
+	MTU      int            // path MTU to the peer, 0: 1500
+	RemoteID string         // IKE identity; default the endpoint address
+	Segments []encap.VNI    // segments this peer joins; empty: all
+}
