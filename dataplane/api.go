@@ -1,0 +1,117 @@
+package dataplane
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/google/gopacket/layers"
+
+	"github.com/vxswitch/vxswitch/encap"
+)
+
+// FDBEntry is one row of `vxswitch show fdb`.
+type FDBEntry struct {
+	VNI    encap.VNI     `json:"vni"`
+	MAC    string        `json:"mac"`
+	Port   string        `json:"port"` // "local" or the peer's name
+	Age    time.Duration `json:"age_ns"`
+	Static bool          `json:"static"`
+	Moves  uint64        `json:"moves"`
+}
+
+// PeerStatus is one row of `vxswitch show peers`.
+type PeerStatus struct {
+	Name      string `json:"name"`
+	Endpoint  string `json:"endpoint"`
+	VTEP      string `json:"vtep"`
+	MTU       int    `json:"mtu"`   // current path MTU
+	State     string `json:"state"` // "up", "down", "connecting"
+	TxPackets uint64 `json:"tx_packets"`
+	TxBytes   uint64 `json:"tx_bytes"`
+	RxPackets uint64 `json:"rx_packets"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	Fragments uint64 `json:"tx_fragments"`
+}
+
+// SAStatus is one row of `vxswitch show sas`.
+type SAStatus struct {
+	Peer      string `json:"peer"`
+	Direction string `json:"direction"` // "in" or "out"
+	SPI       uint32 `json:"spi"`
+	Suite     string `json:"suite"`
+	ESN       bool   `json:"esn"`
+	Packets   uint64 `json:"packets"`
+	Bytes     uint64 `json:"bytes"`
+	Wireshark string `json:"wireshark"` // tshark esp_sa UAT line
+}
+
+// Counter is one named counter of `vxswitch show stats`. Scope is "switch",
+// "segment <vni>" or "peer <name>"; Name is the reason, e.g. "rx_drop_replay".
+type Counter struct {
+	Scope string `json:"scope"`
+	Name  string `json:"name"`
+	Value uint64 `json:"value"`
+}
+
+// CapturePoint names where a capture taps the pipeline.
+type CapturePoint uint8
+
+const (
+	// CaptureTAP sees Ethernet frames read from and written to TAP ports.
+	CaptureTAP CapturePoint = iota + 1
+	// CaptureUnderlay sees the UDP datagrams on the underlay socket, with an
+	// outer IP and UDP header synthesised so a decoder sees ESP-in-UDP or VXLAN.
+	CaptureUnderlay
+	// CaptureInner sees tunnel-inner IP packets (IP + UDP + VXLAN + frame)
+	// after decryption and reassembly, and before fragmentation and
+	// encryption: what no tcpdump on the host can show.
+	CaptureInner
+)
+
+// ParseCapturePoint parses "tap", "underlay" or "inner".
+func ParseCapturePoint(s string) (CapturePoint, bool) {
+	switch s {
+	case "tap":
+		return CaptureTAP, true
+	case "underlay":
+		return CaptureUnderlay, true
+	case "inner":
+		return CaptureInner, true
+	}
+	return 0, false
+}
+
+func (p CapturePoint) String() string {
+	switch p {
+	case CaptureTAP:
+		return "tap"
+	case CaptureUnderlay:
+		return "underlay"
+	case CaptureInner:
+		return "inner"
+	}
+	return "unknown"
+}
+
+// LinkType is the pcap link type of the packets of p.
+func (p CapturePoint) LinkType() layers.LinkType {
+	if p == CaptureTAP {
+		return layers.LinkTypeEthernet
+	}
+	return layers.LinkTypeRaw
+}
+
+// CapturedPacket is a copy of one packet seen at a capture point.
+type CapturedPacket struct {
+	Time time.Time
+	VNI  encap.VNI // 0 where unknown (underlay)
+	Data []byte    // owned by the receiver
+}
+
+// peerAddr formats an address for tables; the zero value prints "-".
+func peerAddr(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return "-"
+	}
+	return a.String()
+}
