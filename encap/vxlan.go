@@ -13,11 +13,12 @@ const VXLANHeaderLen = 8
 // vxlanFlagI is the I flag: the VNI is valid (RFC 7348 §5).
 const vxlanFlagI = 0x08
 
-// InnerIPv4Overhead is what EncapIPv4 puts in front of an Ethernet frame:
-// IPv4 (20) + UDP (8) + VXLAN (8).
+// InnerIPv4Overhead is what EncapIP puts in front of an Ethernet frame for
+// an IPv4 tunnel: IPv4 (20) + UDP (8) + VXLAN (8).
 const InnerIPv4Overhead = IPv4MinHeaderLen + UDPHeaderLen + VXLANHeaderLen
 
-// InnerIPv6Overhead is what EncapIPv6 puts in front of an Ethernet frame.
+// InnerIPv6Overhead is what EncapIP puts in front of an Ethernet frame for
+// an IPv6 tunnel: IPv6 (40) + UDP (8) + VXLAN (8).
 const InnerIPv6Overhead = IPv6HeaderLen + UDPHeaderLen + VXLANHeaderLen
 
 // Errors returned by the decapsulation functions. They are values: callers
@@ -30,6 +31,9 @@ var (
 	ErrFragment    = errors.New("packet is a fragment")
 	ErrNoHeadroom  = errors.New("not enough headroom")
 	ErrFrameTooBig = errors.New("frame too big")
+	// ErrTunnelAddrs: Tunnel.Src and Tunnel.Dst are not both IPv4 or both
+	// IPv6 (IPv4-mapped IPv6 counts as IPv6); fix the configuration.
+	ErrTunnelAddrs = errors.New("tunnel addresses not both IPv4 or both IPv6")
 )
 
 // VXLAN is a view over a VXLAN header and the Ethernet frame after it
@@ -67,6 +71,9 @@ func EncodeVXLAN(b []byte, vni VNI) {
 // buf[off:] and returns the offset where the VXLAN packet (the UDP payload of
 // plain mode) starts, off-8.
 func EncapVXLAN(buf []byte, off int, vni VNI) (int, error) {
+	if off > len(buf) {
+		return 0, ErrTruncated
+	}
 	if off < VXLANHeaderLen {
 		return 0, ErrNoHeadroom
 	}
@@ -87,8 +94,7 @@ func DecapVXLAN(b []byte) (VNI, []byte, error) {
 	return v.VNI(), v.Payload(), nil
 }
 
-// Tunnel describes the tunnel-inner IP and UDP headers that EncapIPv4 and
-// EncapIPv6 write in front of a VXLAN packet: the VTEP addresses.
+// Tunnel describes the tunnel-inner IP and UDP headers that EncapIP writes in front of a VXLAN packet: the VTEP addresses.
 type Tunnel struct {
 	Src, Dst netip.Addr // local and peer VTEP; both IPv4 or both IPv6
 	TTL      uint8      // 0 means 64
@@ -108,7 +114,16 @@ func (t *Tunnel) Overhead() int {
 // underlay ECMP spreads flows; the UDP checksum is zero over IPv4 and computed
 // over IPv6. id is the IPv4 identification (ignored for IPv6); DF is not set,
 // since the inner packet may be fragmented before encryption.
+// It returns ErrTruncated if buf[off:off+frameLen] is out of range,
+// ErrNoHeadroom if off is smaller than t.Overhead(), ErrTunnelAddrs for a
+// mixed or invalid address pair and ErrFrameTooBig past 65535 bytes.
 func EncapIP(buf []byte, off, frameLen int, vni VNI, t *Tunnel, id uint16) (int, error) {
+	if off < 0 || frameLen < 0 || off > len(buf) || frameLen > len(buf)-off {
+		return 0, ErrTruncated
+	}
+	if !(t.Src.Is4() && t.Dst.Is4()) && !(t.Src.Is6() && t.Dst.Is6()) {
+		return 0, ErrTunnelAddrs
+	}
 	h := t.Overhead()
 	if off < h {
 		return 0, ErrNoHeadroom

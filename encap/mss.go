@@ -1,0 +1,127 @@
+package encap
+
+import "encoding/binary"
+
+// IPv6 extension headers ClampMSS walks past to find TCP.
+const (
+	protoIPv6HopByHop = 0
+	protoIPv6Routing  = 43
+	protoIPv6DstOpts  = 60
+
+	// maxIPv6ExtHeaders bounds the extension-header walk.
+	maxIPv6ExtHeaders = 8
+)
+
+// ClampMSS rewrites the MSS option of a TCP SYN or SYN-ACK inside an
+// Ethernet frame (untagged or one 802.1Q tag; IPv4 or IPv6 payload, IPv6
+// Hop-by-Hop, Routing, Destination Options and first-fragment headers walked)
+// down to mss if it is larger, fixing the TCP checksum incrementally (RFC 1624),
+// as tinc's clamp_mss does. Non-first fragments, non-TCP packets, segments
+// without SYN, and malformed headers or options are left untouched. Every MSS
+// option in the header is clamped. An mss of 0 changes nothing. It reports
+// whether it changed the frame. It does not allocate and never panics,
+// whatever the bytes.
+//
+// The checksum is assumed complete (not a partial offload checksum).
+func ClampMSS(frame []byte, mss uint16) bool {
+	if mss == 0 {
+		return false
+	}
+	e := Ethernet(frame)
+	if !e.IsValid() {
+		return false
+	}
+	var seg []byte
+	switch e.EtherType() {
+	case EtherTypeIPv4:
+		ip := IPv4(e.Payload())
+		if !ip.IsValid() || ip.Protocol() != ProtoTCP || ip.FragmentOffset() != 0 {
+			return false
+		}
+		seg = ip.Payload()
+	case EtherTypeIPv6:
+		seg = ipv6TCP(IPv6(e.Payload()))
+	default:
+		return false
+	}
+	t := TCP(seg)
+	if !t.IsValid() || t.Flags()&TCPFlagSYN == 0 {
+		return false
+	}
+	changed := false
+	it := t.OptionIter()
+	for opt, ok := it.Next(); ok; opt, ok = it.Next() {
+		if opt.Kind != TCPOptMSS || len(opt.Data) != TCPOptMSSLen-2 {
+			continue
+		}
+		old := binary.BigEndian.Uint16(opt.Data)
+		if old <= mss {
+			continue
+		}
+		binary.BigEndian.PutUint16(opt.Data, mss)
+		// The value sits at TCP offset 20+opt.Offset+2. At an odd offset
+		// its bytes straddle two 16-bit words of the checksummed data;
+		// in one's-complement arithmetic (2^16 = 1) that contributes the
+		// byte-swapped value, so update with the swapped words.
+		o, n := old, mss
+		if opt.Offset&1 != 0 {
+			o, n = o>>8|o<<8, n>>8|n<<8
+		}
+		t.SetChecksum(ChecksumUpdate(t.Checksum(), o, n))
+		changed = true
+	}
+	return changed
+}
+
+// ipv6TCP returns the TCP segment of an IPv6 packet, walking the extension
+// headers ClampMSS knows, or nil when there is none or it is not reachable
+// (non-first fragment, unknown header, malformed).
+func ipv6TCP(ip IPv6) []byte {
+	if !ip.IsValid() {
+		return nil
+	}
+	nh := ip.NextHeader()
+	p := ip.Payload()
+	for range maxIPv6ExtHeaders {
+		switch nh {
+		case ProtoTCP:
+			return p
+		case protoIPv6HopByHop, protoIPv6Routing, protoIPv6DstOpts:
+			if len(p) < 8 {
+				return nil
+			}
+			n := (int(p[1]) + 1) * 8
+			if n > len(p) {
+				return nil
+			}
+			nh, p = p[0], p[n:]
+		case ProtoIPv6Frag:
+			f := IPv6Fragment(p)
+			if !f.IsValid() || f.FragmentOffset() != 0 {
+				return nil
+			}
+			nh, p = f.NextHeader(), p[IPv6FragmentHeaderLen:]
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// MSSForMTU returns the TCP MSS that fits an IP MTU of mtu bytes: mtu less
+// the IP header (20 for IPv4, 40 for IPv6) and 20 for TCP. It returns 0 when
+// mtu is too small to carry any data and 65535 at most.
+func MSSForMTU(mtu int, ipv6 bool) uint16 {
+	h := IPv4MinHeaderLen + TCPMinHeaderLen
+	if ipv6 {
+		h = IPv6HeaderLen + TCPMinHeaderLen
+	}
+	n := mtu - h
+	switch {
+	case n <= 0:
+		return 0
+	case n > 0xffff:
+		return 0xffff
+	}
+	return uint16(n)
+}
