@@ -1,0 +1,908 @@
+package fdb
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/bits"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vxswitch/vxswitch/encap"
+)
+
+// Port identifies where a MAC lives within a segment: LocalPort is the
+// segment's TAP, and peers are 1..MaxPort as the dataplane numbers them.
+type Port uint32
+
+const (
+	// LocalPort is the segment's own TAP device.
+	LocalPort Port = 0
+	// MaxPort is the largest port the table can store: a port shares one
+	// atomic word with the MAC (see the package documentation).
+	MaxPort Port = 1<<16 - 1
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultAgeTime       = 300 * time.Second // as the Linux bridge
+	DefaultMaxPerSegment = 1 << 16
+	DefaultMaxTotal      = 1 << 20
+	DefaultFlapWindow    = 10 * time.Second
+	DefaultFlapMoves     = 5
+	// logInterval is the least time between two move (or two flap) log
+	// lines; the lines in between are counted and reported with the next.
+	logInterval = time.Second
+)
+
+// Sentinel errors. Functions wrap them with the values involved; test with
+// errors.Is.
+var (
+	// ErrSegmentExists: AddSegment for a VNI that is already there.
+	ErrSegmentExists = errors.New("fdb: segment already exists")
+	// ErrUnknownSegment: the VNI was never added (or was removed); add the
+	// segment first.
+	ErrUnknownSegment = errors.New("fdb: unknown segment")
+	// ErrInvalidVNI: the VNI does not fit in 24 bits.
+	ErrInvalidVNI = errors.New("fdb: invalid VNI")
+	// ErrInvalidMAC: zero, broadcast and multicast MACs cannot be entries;
+	// frames to them are flooded.
+	ErrInvalidMAC = errors.New("fdb: invalid MAC for an entry")
+	// ErrPortRange: the port is above MaxPort.
+	ErrPortRange = errors.New("fdb: port out of range")
+	// ErrNotFound: there is no such static entry.
+	ErrNotFound = errors.New("fdb: no such entry")
+)
+
+// Config configures a Table. Zero fields take the defaults above.
+type Config struct {
+	// AgeTime is how long a learned entry lives without a frame from its
+	// MAC. Default 300s.
+	AgeTime time.Duration
+	// MaxPerSegment and MaxTotal bound the learned entries of one segment
+	// and of the whole table; static entries do not count. A MAC that does
+	// not fit is not learned (its frames are flooded) and the refusal is
+	// counted. Negative means unlimited.
+	MaxPerSegment, MaxTotal int
+	// A MAC that moves FlapMoves times within FlapWindow is flagged as
+	// flapping, which means a loop. Defaults 5 moves in 10s.
+	FlapWindow time.Duration
+	FlapMoves  int
+	// Logger receives rate-limited reports of moves and flaps. Default:
+	// discard.
+	Logger *slog.Logger
+	// Clock is the source of time. Default RealClock.
+	Clock Clock
+}
+
+// LearnResult tells what Learn did with a frame's source MAC.
+type LearnResult uint8
+
+// Learn results.
+const (
+	LearnRefreshed      LearnResult = iota // known MAC on the same port: its age was reset
+	LearnNew                               // a new entry (or one that had aged out) was created
+	LearnMoved                             // the MAC moved to this port
+	LearnFlapping                          // moved, and the MAC is flapping between ports
+	LearnStatic                            // matches a static entry: nothing to do
+	LearnStaticConflict                    // contradicts a static entry: ignored, counted
+	LearnRefusedFull                       // new MAC not learned: segment or table full
+	LearnIgnored                           // zero, broadcast or multicast source: not learned
+	LearnUnknownSegment                    // no such segment
+	LearnBadPort                           // port above MaxPort
+)
+
+var learnResultNames = [...]string{
+	LearnRefreshed:      "refreshed",
+	LearnNew:            "new",
+	LearnMoved:          "moved",
+	LearnFlapping:       "flapping",
+	LearnStatic:         "static",
+	LearnStaticConflict: "static-conflict",
+	LearnRefusedFull:    "refused-full",
+	LearnIgnored:        "ignored",
+	LearnUnknownSegment: "unknown-segment",
+	LearnBadPort:        "bad-port",
+}
+
+func (r LearnResult) String() string {
+	if int(r) < len(learnResultNames) {
+		return learnResultNames[r]
+	}
+	return fmt.Sprintf("LearnResult(%d)", uint8(r))
+}
+
+// Entry is one forwarding entry as reported by Entries.
+type Entry struct {
+	VNI      encap.VNI
+	MAC      encap.MAC
+	Port     Port
+	Age      time.Duration // since the last frame from MAC; 0 for static entries
+	Static   bool
+	Moves    uint64 // times the MAC moved between ports since it was learned
+	Flapping bool   // moved FlapMoves times within FlapWindow, recently
+}
+
+// Stats are the table's counters (cumulative) and gauges (current).
+type Stats struct {
+	Segments int // gauge: segments
+	Learned  int // gauge: learned entries held, aged ones included until reclaimed
+	Static   int // gauge: static entries
+
+	New             uint64 // entries learned
+	Moves           uint64 // MAC moves between ports
+	Flaps           uint64 // times a MAC was flagged flapping
+	StaticConflicts uint64 // learned frames contradicting a static entry
+	RefusedFull     uint64 // new MACs refused: segment or table full
+	AgedOut         uint64 // learned entries reclaimed after AgeTime
+	Flushed         uint64 // entries removed by FlushPort
+	Ignored         uint64 // zero, broadcast or multicast source MACs
+	UnknownSegment  uint64 // Learn on a VNI with no segment
+	BadPort         uint64 // Learn with a port above MaxPort
+	Rebuilds        uint64 // hash tables rebuilt (grown, shrunk or purged)
+}
+
+type counters struct {
+	newEntries, moves, flaps, staticConflicts, refusedFull, agedOut,
+	flushed, ignored, unknownSegment, badPort, rebuilds atomic.Uint64
+}
+
+// Table is the forwarding database: per segment, MAC to port. See the
+// package documentation for the concurrency and allocation contracts.
+type Table struct {
+	// Read on every Lookup and Learn; written rarely.
+	idx atomic.Pointer[segIndex]
+	now atomic.Int64 // table time: nanoseconds since epoch, see Tick
+	age int64
+	_   [40]byte // keep the hot words on their own cache line
+
+	total atomic.Int64 // learned entries in all segments
+	nstat atomic.Int64 // static entries in all segments
+	ctr   counters
+
+	maxPer, maxTotal int
+	flapWindow       int64
+	flapMoves        int
+	log              *slog.Logger
+	clock            Clock
+	epoch            time.Time
+
+	mu sync.Mutex // serialises AddSegment and RemoveSegment
+
+	logMu            sync.Mutex
+	moveLog, flapLog rateLimit
+}
+
+// segment is one VNI's table and flood list.
+type segment struct {
+	// Read on the data path.
+	tab   atomic.Pointer[table]
+	flood atomic.Pointer[[]Port]
+	vni   encap.VNI
+	_     [44]byte // keep the writers' lock off the readers' cache line
+
+	mu      sync.Mutex
+	removed bool                  // guarded by mu
+	learned int                   // learned entries; guarded by mu
+	static  int                   // static entries; guarded by mu
+	moves   map[uint64]*moveState // MACs that ever moved; guarded by mu
+}
+
+// moveState is kept only for MACs that have moved, so the common entry costs
+// one slot and nothing else.
+type moveState struct {
+	total       uint64
+	windowStart int64 // table time the current flap window began
+	windowMoves int
+	lastMove    int64
+	flapping    bool
+}
+
+// segIndex maps VNIs to segments. It is immutable once published: AddSegment
+// and RemoveSegment build a new one (copy on write), so readers need no lock.
+type segIndex struct {
+	ents []segEnt // open addressing, len a power of two, seg nil when empty
+	mask uint32
+	list []*segment // by VNI, for iteration
+}
+
+type segEnt struct {
+	vni encap.VNI
+	seg *segment
+}
+
+func vniHash(v encap.VNI) uint32 {
+	h := uint32(v) * 0x9e3779b1
+	return h ^ h>>15
+}
+
+func (x *segIndex) get(v encap.VNI) *segment {
+	for i := vniHash(v) & x.mask; ; i = (i + 1) & x.mask {
+		e := &x.ents[i]
+		if e.seg == nil || e.vni == v {
+			return e.seg
+		}
+	}
+}
+
+func newSegIndex(list []*segment) *segIndex {
+	n := 4
+	if want := 2 * len(list); want > n {
+		n = 1 << bits.Len(uint(want-1))
+	}
+	x := &segIndex{ents: make([]segEnt, n), mask: uint32(n - 1), list: list}
+	for _, s := range list {
+		i := vniHash(s.vni) & x.mask
+		for x.ents[i].seg != nil {
+			i = (i + 1) & x.mask
+		}
+		x.ents[i] = segEnt{vni: s.vni, seg: s}
+	}
+	return x
+}
+
+// New returns an empty Table configured by cfg.
+func New(cfg Config) *Table {
+	if cfg.AgeTime <= 0 {
+		cfg.AgeTime = DefaultAgeTime
+	}
+	if cfg.MaxPerSegment == 0 {
+		cfg.MaxPerSegment = DefaultMaxPerSegment
+	} else if cfg.MaxPerSegment < 0 {
+		cfg.MaxPerSegment = math.MaxInt
+	}
+	if cfg.MaxTotal == 0 {
+		cfg.MaxTotal = DefaultMaxTotal
+	} else if cfg.MaxTotal < 0 {
+		cfg.MaxTotal = math.MaxInt
+	}
+	if cfg.FlapWindow <= 0 {
+		cfg.FlapWindow = DefaultFlapWindow
+	}
+	if cfg.FlapMoves <= 0 {
+		cfg.FlapMoves = DefaultFlapMoves
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = RealClock{}
+	}
+	t := &Table{
+		age:        int64(cfg.AgeTime),
+		maxPer:     cfg.MaxPerSegment,
+		maxTotal:   cfg.MaxTotal,
+		flapWindow: int64(cfg.FlapWindow),
+		flapMoves:  cfg.FlapMoves,
+		log:        cfg.Logger,
+		clock:      cfg.Clock,
+		epoch:      cfg.Clock.Now(),
+	}
+	t.idx.Store(newSegIndex(nil))
+	return t
+}
+
+// AddSegment adds an empty segment for vni.
+func (t *Table) AddSegment(vni encap.VNI) error {
+	if !vni.Valid() {
+		return fmt.Errorf("add segment %d: %w", vni, ErrInvalidVNI)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.idx.Load()
+	if old.get(vni) != nil {
+		return fmt.Errorf("add segment %d: %w", vni, ErrSegmentExists)
+	}
+	s := &segment{vni: vni}
+	s.tab.Store(newTable(0))
+	list := append(slices.Clone(old.list), s)
+	slices.SortFunc(list, func(a, b *segment) int { return int(a.vni) - int(b.vni) })
+	t.idx.Store(newSegIndex(list))
+	return nil
+}
+
+// RemoveSegment removes vni's segment with all its entries and its flood
+// list. Removing an unknown segment does nothing.
+func (t *Table) RemoveSegment(vni encap.VNI) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.idx.Load()
+	s := old.get(vni)
+	if s == nil {
+		return
+	}
+	list := slices.DeleteFunc(slices.Clone(old.list), func(x *segment) bool { return x == s })
+	t.idx.Store(newSegIndex(list))
+
+	s.mu.Lock()
+	s.removed = true
+	t.total.Add(int64(-s.learned))
+	t.nstat.Add(int64(-s.static))
+	s.learned, s.static, s.moves = 0, 0, nil
+	s.tab.Store(newTable(0))
+	s.flood.Store(nil)
+	s.mu.Unlock()
+}
+
+// segment returns vni's segment or nil.
+func (t *Table) segment(vni encap.VNI) *segment { return t.idx.Load().get(vni) }
+
+// SetFloodList sets the peers that get vni's broadcast, multicast and
+// unknown-unicast frames (head-end replication). LocalPort and duplicates
+// are dropped from peers; the table keeps its own copy. Unknown segments are
+// ignored.
+func (t *Table) SetFloodList(vni encap.VNI, peers []Port) {
+	s := t.segment(vni)
+	if s == nil {
+		return
+	}
+	list := make([]Port, 0, len(peers))
+	for _, p := range peers {
+		if p != LocalPort && !slices.Contains(list, p) {
+			list = append(list, p)
+		}
+	}
+	s.mu.Lock()
+	if !s.removed {
+		s.flood.Store(&list)
+	}
+	s.mu.Unlock()
+}
+
+// FloodList returns the peers of vni's segment that get its broadcast,
+// multicast and unknown-unicast frames; nil for an unknown segment. It does
+// not allocate: the slice is shared and must not be modified; a later
+// SetFloodList publishes a new slice and leaves this one as it is.
+//
+// Split horizon is the caller's job, with the port the frame came from: a
+// frame from LocalPort goes to every peer in the list; a frame from a peer
+// goes only to LocalPort, never to another peer (the full mesh of peers has
+// already delivered it everywhere). The list never contains LocalPort.
+func (t *Table) FloodList(vni encap.VNI) []Port {
+	s := t.segment(vni)
+	if s == nil {
+		return nil
+	}
+	if p := s.flood.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Tick reads the Clock and advances the table time that Lookup and the
+// refresh path of Learn age entries by. Sweep ticks; a dataplane that wants
+// aging finer than its sweep interval may also Tick once per batch.
+func (t *Table) Tick() { t.tick() }
+
+func (t *Table) tick() int64 {
+	n := int64(t.clock.Now().Sub(t.epoch))
+	for {
+		cur := t.now.Load()
+		if n <= cur {
+			return cur
+		}
+		if t.now.CompareAndSwap(cur, n) {
+			return n
+		}
+	}
+}
+
+// Lookup returns the port where mac lives in vni's segment. Entries older
+// than AgeTime (by table time, see Tick) are misses, as are unknown
+// segments and group or zero MACs. Lookup takes no lock and does not
+// allocate.
+func (t *Table) Lookup(vni encap.VNI, mac encap.MAC) (Port, bool) {
+	s := t.idx.Load().get(vni)
+	if s == nil {
+		return 0, false
+	}
+	m := macBits(mac)
+	if m == 0 {
+		return 0, false
+	}
+	tb := s.tab.Load()
+	limit := t.now.Load() - t.age
+	for i := tb.home(m); ; i = (i + 1) & tb.mask {
+		sl := &tb.slots[i]
+		k := sl.key.Load()
+		if k == 0 {
+			return 0, false
+		}
+		if k&macMask != m {
+			continue
+		}
+		seen := sl.seen.Load()
+		if sl.key.Load() != k {
+			// The slot changed between the two loads (a move, or a
+			// delete and reuse): read it again.
+			i = (i - 1) & tb.mask
+			continue
+		}
+		if seen < limit {
+			return 0, false
+		}
+		return Port(k >> portShift), true
+	}
+}
+
+// Learn records that a frame with source mac arrived on port in vni's
+// segment, and says what it did. Refreshing a live entry on the same port
+// takes no lock and does not allocate; a new MAC, a move or an aged entry
+// takes the segment's lock (and a new MAC may grow the table).
+//
+// Zero, broadcast and multicast sources are ignored and counted. A MAC with
+// a static entry is never moved: a frame from another port is counted as a
+// static conflict. A move takes effect at once; moves are counted and
+// logged (rate-limited), and FlapMoves moves within FlapWindow flag the MAC
+// as flapping.
+func (t *Table) Learn(vni encap.VNI, mac encap.MAC, port Port) LearnResult {
+	if mac.IsMulticast() || mac.IsZero() {
+		t.ctr.ignored.Add(1)
+		return LearnIgnored
+	}
+	if port > MaxPort {
+		t.ctr.badPort.Add(1)
+		return LearnBadPort
+	}
+	s := t.idx.Load().get(vni)
+	if s == nil {
+		t.ctr.unknownSegment.Add(1)
+		return LearnUnknownSegment
+	}
+	m := macBits(mac)
+	if sl, k := s.tab.Load().find(m); sl != nil {
+		seen := sl.seen.Load()
+		same := Port(k>>portShift) == port
+		if seen == staticSeen {
+			if same {
+				return LearnStatic
+			}
+			t.ctr.staticConflicts.Add(1)
+			return LearnStaticConflict
+		}
+		if now := t.now.Load(); same && seen >= now-t.age {
+			// Write only when table time has moved, so that refreshes
+			// from many cores do not fight over the cache line.
+			if seen >= now || sl.seen.CompareAndSwap(seen, now) {
+				return LearnRefreshed
+			}
+		}
+	}
+	return t.learnLocked(s, m, port)
+}
+
+func (t *Table) learnLocked(s *segment, m uint64, port Port) LearnResult {
+	var ev moveEvent
+	s.mu.Lock()
+	res := t.learnUnderLock(s, m, port, &ev)
+	s.mu.Unlock()
+	if res == LearnMoved || res == LearnFlapping {
+		t.logMove(s.vni, m, &ev)
+	}
+	return res
+}
+
+type moveEvent struct {
+	from, to     Port
+	moves        uint64
+	flapping     bool
+	windowMoves  int
+	startedFlaps bool
+}
+
+func (t *Table) learnUnderLock(s *segment, m uint64, port Port, ev *moveEvent) LearnResult {
+	if s.removed {
+		t.ctr.unknownSegment.Add(1)
+		return LearnUnknownSegment
+	}
+	now := t.tick()
+	tb := s.tab.Load()
+	i, found := tb.probe(m)
+	if found {
+		sl := &tb.slots[i]
+		k, seen := sl.key.Load(), sl.seen.Load()
+		cur := Port(k >> portShift)
+		switch {
+		case seen == staticSeen:
+			if cur == port {
+				return LearnStatic
+			}
+			t.ctr.staticConflicts.Add(1)
+			return LearnStaticConflict
+		case seen < now-t.age:
+			// Aged but not yet reclaimed: learn afresh, history and all.
+			delete(s.moves, m)
+			sl.seen.Store(now)
+			sl.key.Store(makeKey(m, port))
+			t.ctr.newEntries.Add(1)
+			return LearnNew
+		case cur == port:
+			sl.seen.Store(now)
+			return LearnRefreshed
+		}
+		// A move: seen first, so a reader that sees the new key sees a
+		// live entry; a reader that saw the old key re-reads it.
+		sl.seen.Store(now)
+		sl.key.Store(makeKey(m, port))
+		t.ctr.moves.Add(1)
+		*ev = t.noteMove(s, m, cur, port, now)
+		if ev.flapping {
+			return LearnFlapping
+		}
+		return LearnMoved
+	}
+
+	if s.learned >= t.maxPer {
+		t.ctr.refusedFull.Add(1)
+		return LearnRefusedFull
+	}
+	if t.total.Add(1) > int64(t.maxTotal) {
+		t.total.Add(-1)
+		t.ctr.refusedFull.Add(1)
+		return LearnRefusedFull
+	}
+	s.learned++
+	t.insert(s, tb, i, makeKey(m, port), now)
+	t.ctr.newEntries.Add(1)
+	return LearnNew
+}
+
+// insert puts a key that probe did not find at index i, rebuilding the
+// table first if taking an empty slot would overload it. Under s.mu.
+func (t *Table) insert(s *segment, tb *table, i uint64, key uint64, seen int64) {
+	if tb.slots[i].key.Load() == 0 && tb.used+1 > tb.limit() {
+		tb = t.rebuild(s, tb, tb.live+1)
+		i, _ = tb.probe(key & macMask)
+	}
+	tb.put(i, key, seen)
+}
+
+// rebuild copies tb's entries into a new table sized for need entries,
+// dropping tombstones and aged learned entries, and publishes it. Lock-free
+// refreshes that land on the old table after its entry was copied are lost;
+// the entry then ages from its previous refresh, and the MAC's next frame
+// refreshes it again. Under s.mu.
+func (t *Table) rebuild(s *segment, tb *table, need int) *table {
+	now := t.now.Load()
+	nt := newTable(need)
+	for i := range tb.slots {
+		sl := &tb.slots[i]
+		k := sl.key.Load()
+		if k&macMask == 0 {
+			continue
+		}
+		seen := sl.seen.Load()
+		if seen != staticSeen && seen < now-t.age {
+			t.forget(s, k&macMask, false)
+			t.ctr.agedOut.Add(1)
+			continue
+		}
+		j, _ := nt.probe(k & macMask)
+		nt.put(j, k, seen)
+	}
+	s.tab.Store(nt)
+	t.ctr.rebuilds.Add(1)
+	return nt
+}
+
+// forget updates the counts for an entry leaving the table. Under s.mu.
+func (t *Table) forget(s *segment, m uint64, static bool) {
+	if static {
+		s.static--
+		t.nstat.Add(-1)
+	} else {
+		s.learned--
+		t.total.Add(-1)
+	}
+	delete(s.moves, m)
+}
+
+// noteMove records a move in the MAC's history and runs flap detection.
+// Under s.mu.
+func (t *Table) noteMove(s *segment, m uint64, from, to Port, now int64) moveEvent {
+	if s.moves == nil {
+		s.moves = make(map[uint64]*moveState)
+	}
+	ms := s.moves[m]
+	if ms == nil {
+		ms = &moveState{windowStart: now}
+		s.moves[m] = ms
+	}
+	ms.total++
+	ms.lastMove = now
+	if now-ms.windowStart > t.flapWindow {
+		ms.windowStart, ms.windowMoves, ms.flapping = now, 0, false
+	}
+	ms.windowMoves++
+	ev := moveEvent{from: from, to: to, moves: ms.total, windowMoves: ms.windowMoves}
+	if ms.windowMoves >= t.flapMoves {
+		if !ms.flapping {
+			ms.flapping = true
+			ev.startedFlaps = true
+			t.ctr.flaps.Add(1)
+		}
+		ev.flapping = true
+	}
+	return ev
+}
+
+// AddStatic adds a static entry, or changes the port of one: it never ages,
+// learning never moves it, and it does not count against the capacity
+// limits. A learned entry for the same MAC becomes the static one.
+func (t *Table) AddStatic(vni encap.VNI, mac encap.MAC, port Port) error {
+	if mac.IsMulticast() || mac.IsZero() {
+		return fmt.Errorf("add static %v on %d: %w", mac, vni, ErrInvalidMAC)
+	}
+	if port > MaxPort {
+		return fmt.Errorf("add static %v on %d: port %d: %w", mac, vni, port, ErrPortRange)
+	}
+	s := t.segment(vni)
+	if s == nil {
+		return fmt.Errorf("add static %v on %d: %w", mac, vni, ErrUnknownSegment)
+	}
+	m := macBits(mac)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.removed {
+		return fmt.Errorf("add static %v on %d: %w", mac, vni, ErrUnknownSegment)
+	}
+	tb := s.tab.Load()
+	i, found := tb.probe(m)
+	if found {
+		sl := &tb.slots[i]
+		if sl.seen.Swap(staticSeen) != staticSeen {
+			t.forget(s, m, false)
+			s.static++
+			t.nstat.Add(1)
+		}
+		sl.key.Store(makeKey(m, port))
+		return nil
+	}
+	s.static++
+	t.nstat.Add(1)
+	t.insert(s, tb, i, makeKey(m, port), staticSeen)
+	return nil
+}
+
+// RemoveStatic removes a static entry.
+func (t *Table) RemoveStatic(vni encap.VNI, mac encap.MAC) error {
+	s := t.segment(vni)
+	if s == nil {
+		return fmt.Errorf("remove static %v on %d: %w", mac, vni, ErrUnknownSegment)
+	}
+	m := macBits(mac)
+	if m == 0 {
+		return fmt.Errorf("remove static %v on %d: %w", mac, vni, ErrNotFound)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tb := s.tab.Load()
+	i, found := tb.probe(m)
+	if !found || tb.slots[i].seen.Load() != staticSeen {
+		return fmt.Errorf("remove static %v on %d: %w", mac, vni, ErrNotFound)
+	}
+	tb.slots[i].seen.Store(deadSeen)
+	tb.remove(i)
+	t.forget(s, m, true)
+	return nil
+}
+
+// FlushPort removes every learned entry on port, in every segment, and
+// returns how many it removed; use it when a peer goes down. Static entries
+// stay, as they are configuration. Each segment is flushed under its lock,
+// so no frame re-learns a MAC of the segment on the old port in the middle;
+// lookups are not blocked.
+func (t *Table) FlushPort(port Port) int {
+	n := 0
+	for _, s := range t.idx.Load().list {
+		s.mu.Lock()
+		tb := s.tab.Load()
+		for i := range tb.slots {
+			sl := &tb.slots[i]
+			k := sl.key.Load()
+			if k&macMask == 0 || Port(k>>portShift) != port {
+				continue
+			}
+			if sl.seen.Load() == staticSeen {
+				continue
+			}
+			sl.seen.Store(deadSeen)
+			tb.remove(uint64(i))
+			t.forget(s, k&macMask, false)
+			n++
+		}
+		t.maybeShrink(s)
+		s.mu.Unlock()
+	}
+	t.ctr.flushed.Add(uint64(n))
+	return n
+}
+
+// maybeShrink rebuilds s's table when it is mostly empty or mostly
+// tombstones. Under s.mu.
+func (t *Table) maybeShrink(s *segment) {
+	tb := s.tab.Load()
+	if (len(tb.slots) > minSlots && tb.live*8 < len(tb.slots)) || tb.used-tb.live > len(tb.slots)/4 {
+		t.rebuild(s, tb, tb.live)
+	}
+}
+
+// sweepChunk is how many slots Sweep examines per lock hold at most.
+const sweepChunk = 512
+
+// Sweep advances the table time (see Tick) and reclaims the learned entries
+// older than AgeTime, returning how many it reclaimed. The dataplane calls it
+// periodically, about once a second: aged entries are already misses for
+// Lookup, so the period bounds only the memory they hold and the precision
+// of aging. Sweep scans without the lock and takes it only to delete, a
+// chunk of slots at a time, so learning is stalled briefly and lookups not
+// at all.
+func (t *Table) Sweep() int {
+	now := t.tick()
+	limit := now - t.age
+	n := 0
+	for _, s := range t.idx.Load().list {
+		tb := s.tab.Load()
+	chunks:
+		for start := 0; start < len(tb.slots); start += sweepChunk {
+			locked := false
+			for i := start; i < min(start+sweepChunk, len(tb.slots)); i++ {
+				sl := &tb.slots[i]
+				k := sl.key.Load()
+				if k&macMask == 0 {
+					continue
+				}
+				seen := sl.seen.Load()
+				if seen >= limit { // staticSeen included
+					continue
+				}
+				if !locked {
+					s.mu.Lock()
+					locked = true
+					if s.removed || s.tab.Load() != tb {
+						// Rebuilt meanwhile, which dropped aged
+						// entries itself; the next sweep sees the
+						// new table.
+						s.mu.Unlock()
+						break chunks
+					}
+				}
+				// A racing refresh wins: it changed seen.
+				if !sl.seen.CompareAndSwap(seen, deadSeen) {
+					continue
+				}
+				tb.remove(uint64(i))
+				t.forget(s, sl.key.Load()&macMask, false)
+				n++
+			}
+			if locked {
+				s.mu.Unlock()
+			}
+		}
+		s.mu.Lock()
+		if !s.removed {
+			t.maybeShrink(s)
+		}
+		s.mu.Unlock()
+	}
+	t.ctr.agedOut.Add(uint64(n))
+	return n
+}
+
+// entriesChunk is how many slots Entries reads before it looks up their
+// move histories under the lock and hands them to fn.
+const entriesChunk = 256
+
+// Entries calls fn for every entry, segment by segment in VNI order, until
+// fn returns false; entries that are aged but not yet reclaimed are skipped.
+// It reads the slots without the lock and takes it only briefly per chunk
+// for move histories, never while fn runs, so it stalls neither lookups nor
+// learning, and fn may call into the table. Entries added or removed during
+// the walk may or may not be seen; a table rebuilt during the walk may make
+// it see an entry twice or miss one.
+func (t *Table) Entries(fn func(Entry) bool) {
+	now := t.tick()
+	limit := now - t.age
+	var buf []Entry
+	for _, s := range t.idx.Load().list {
+		tb := s.tab.Load()
+		for start := 0; start < len(tb.slots); start += entriesChunk {
+			buf = buf[:0]
+			for i := start; i < min(start+entriesChunk, len(tb.slots)); i++ {
+				sl := &tb.slots[i]
+				k := sl.key.Load()
+				if k&macMask == 0 {
+					continue
+				}
+				seen := sl.seen.Load()
+				if sl.key.Load() != k || seen < limit {
+					continue
+				}
+				e := Entry{VNI: s.vni, MAC: bitsMAC(k & macMask), Port: Port(k >> portShift)}
+				if seen == staticSeen {
+					e.Static = true
+				} else {
+					e.Age = time.Duration(max(now-seen, 0))
+				}
+				buf = append(buf, e)
+			}
+			if len(buf) == 0 {
+				continue
+			}
+			s.mu.Lock()
+			for j := range buf {
+				if ms := s.moves[macBits(buf[j].MAC)]; ms != nil {
+					buf[j].Moves = ms.total
+					buf[j].Flapping = ms.flapping && now-ms.lastMove <= t.flapWindow
+				}
+			}
+			s.mu.Unlock()
+			for _, e := range buf {
+				if !fn(e) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Stats returns the table's counters.
+func (t *Table) Stats() Stats {
+	return Stats{
+		Segments:        len(t.idx.Load().list),
+		Learned:         int(t.total.Load()),
+		Static:          int(t.nstat.Load()),
+		New:             t.ctr.newEntries.Load(),
+		Moves:           t.ctr.moves.Load(),
+		Flaps:           t.ctr.flaps.Load(),
+		StaticConflicts: t.ctr.staticConflicts.Load(),
+		RefusedFull:     t.ctr.refusedFull.Load(),
+		AgedOut:         t.ctr.agedOut.Load(),
+		Flushed:         t.ctr.flushed.Load(),
+		Ignored:         t.ctr.ignored.Load(),
+		UnknownSegment:  t.ctr.unknownSegment.Load(),
+		BadPort:         t.ctr.badPort.Load(),
+		Rebuilds:        t.ctr.rebuilds.Load(),
+	}
+}
+
+// rateLimit lets one log line through per logInterval of table time and
+// counts the ones it holds back.
+type rateLimit struct {
+	last       int64
+	logged     bool
+	suppressed int
+}
+
+func (r *rateLimit) allow(now int64) (ok bool, suppressed int) {
+	if r.logged && now-r.last < int64(logInterval) {
+		r.suppressed++
+		return false, 0
+	}
+	r.last, r.logged = now, true
+	suppressed, r.suppressed = r.suppressed, 0
+	return true, suppressed
+}
+
+func (t *Table) logMove(vni encap.VNI, m uint64, ev *moveEvent) {
+	now := t.now.Load()
+	t.logMu.Lock()
+	okMove, supMove := t.moveLog.allow(now)
+	okFlap, supFlap := false, 0
+	if ev.startedFlaps {
+		okFlap, supFlap = t.flapLog.allow(now)
+	}
+	t.logMu.Unlock()
+	mac := encap.MAC(bitsMAC(m))
+	if okFlap {
+		t.log.Warn("fdb: MAC flapping between ports, a loop?", "vni", vni, "mac", mac,
+			"from", ev.from, "to", ev.to, "moves_in_window", ev.windowMoves, "suppressed", supFlap)
+	}
+	if okMove {
+		t.log.Info("fdb: MAC moved", "vni", vni, "mac", mac,
+			"from", ev.from, "to", ev.to, "moves", ev.moves, "suppressed", supMove)
+	}
+}
