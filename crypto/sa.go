@@ -1,0 +1,489 @@
+package crypto
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Clock tells the time for SA lifetimes; tests inject a manual one.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Lifetime limits an SA (RFC 4301 §4.4.2.1). A zero field is unlimited.
+// Reaching a soft limit makes NeedsRekey true; reaching a hard limit makes
+// Expired true and Seal/Open fail with ErrExpired. Packets and bytes count
+// payloads (inner packets) that were sealed or that opened successfully.
+// Under concurrent use a packet limit may be overshot by the number of
+// goroutines sealing or opening at that moment.
+type Lifetime struct {
+	SoftPackets, HardPackets uint64
+	SoftBytes, HardBytes     uint64
+	Soft, Hard               time.Duration // since the SA was created
+}
+
+// SAConfig describes one direction of an ESP SA.
+type SAConfig struct {
+	SPI   uint32
+	Suite Suite
+	// Keymat is key || salt, Suite.KeymatLen() bytes. The SA keeps its own
+	// copy; the caller should wipe its slice when done with it.
+	Keymat []byte
+	// ESN enables 64-bit extended sequence numbers (RFC 4303 §2.2.1).
+	ESN bool
+	// ReplayWindow is the anti-replay window in packets (inbound only);
+	// 0 means DefaultReplayWindow.
+	ReplayWindow int
+	Lifetime     Lifetime
+	Clock        Clock // nil: the system clock
+}
+
+// Stats is a snapshot of an SA's counters.
+type Stats struct {
+	Packets uint64 // sealed, or opened successfully
+	Bytes   uint64 // payload bytes of those packets
+
+	// Drops, one counter per error value.
+	Truncated    uint64 // ErrTruncated
+	UnknownSPI   uint64 // ErrUnknownSPI: the packet's SPI is not this SA's
+	Auth         uint64 // ErrAuth
+	BadPadding   uint64 // ErrBadPadding
+	Replay       uint64 // ErrReplay
+	TooOld       uint64 // ErrTooOld
+	SeqExhausted uint64 // ErrSeqExhausted
+	Expired      uint64 // ErrExpired
+	ShortBuffer  uint64 // ErrShortBuffer
+}
+
+type counters struct {
+	packets, bytes                                  atomic.Uint64
+	truncated, unknownSPI, auth, badPadding, replay atomic.Uint64
+	tooOld, seqExhausted, expired, shortBuffer      atomic.Uint64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		Packets: c.packets.Load(), Bytes: c.bytes.Load(),
+		Truncated: c.truncated.Load(), UnknownSPI: c.unknownSPI.Load(),
+		Auth: c.auth.Load(), BadPadding: c.badPadding.Load(),
+		Replay: c.replay.Load(), TooOld: c.tooOld.Load(),
+		SeqExhausted: c.seqExhausted.Load(), Expired: c.expired.Load(),
+		ShortBuffer: c.shortBuffer.Load(),
+	}
+}
+
+// count bumps the counter that belongs to err and returns err.
+func (c *counters) count(err error) error {
+	switch err {
+	case ErrTruncated:
+		c.truncated.Add(1)
+	case ErrUnknownSPI:
+		c.unknownSPI.Add(1)
+	case ErrAuth:
+		c.auth.Add(1)
+	case ErrBadPadding:
+		c.badPadding.Add(1)
+	case ErrReplay:
+		c.replay.Add(1)
+	case ErrTooOld:
+		c.tooOld.Add(1)
+	case ErrSeqExhausted:
+		c.seqExhausted.Add(1)
+	case ErrExpired:
+		c.expired.Add(1)
+	case ErrShortBuffer:
+		c.shortBuffer.Add(1)
+	}
+	return err
+}
+
+// scratch holds the nonce and AAD of one Seal or Open. Arrays passed to
+// the cipher.AEAD interface escape to the heap, so they come from a pool
+// (a few ns, no allocation after warm-up) instead of the stack.
+type scratch struct {
+	nonce [12]byte
+	aad   [12]byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// sa is the part shared by both directions.
+type sa struct {
+	spi   uint32
+	suite Suite
+	esn   bool
+	aead  cipher.AEAD
+	salt  atomic.Uint32 // atomic so that Zero does not race with Seal/Open
+	dead  atomic.Bool   // set by Zero
+	life  Lifetime
+	hard  bool // any hard limit set
+	clock Clock
+	born  time.Time
+	ctr   counters
+
+	keyMu  sync.Mutex
+	keymat []byte // key || salt, for WiresharkSA; wiped by Zero
+}
+
+func newAEAD(s Suite, key []byte) (cipher.AEAD, error) {
+	switch s {
+	case SuiteAES128GCM16, SuiteAES256GCM16:
+		b, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, err
+		}
+		return cipher.NewGCM(b)
+	case SuiteChaCha20Poly1305:
+		return chacha20poly1305.New(key)
+	}
+	return nil, fmt.Errorf("unknown suite %v", s)
+}
+
+func (s *sa) init(cfg *SAConfig) error {
+	if cfg.Suite.KeyLen() == 0 {
+		return fmt.Errorf("SA spi 0x%08x: unknown suite %v", cfg.SPI, cfg.Suite)
+	}
+	if len(cfg.Keymat) != cfg.Suite.KeymatLen() {
+		return fmt.Errorf("SA spi 0x%08x: %v keymat is %d bytes, want %d", cfg.SPI, cfg.Suite, len(cfg.Keymat), cfg.Suite.KeymatLen())
+	}
+	if cfg.SPI == 0 {
+		return fmt.Errorf("SA spi 0: SPI 0 is the non-ESP marker (RFC 3948)")
+	}
+	kl := cfg.Suite.KeyLen()
+	aead, err := newAEAD(cfg.Suite, cfg.Keymat[:kl])
+	if err != nil {
+		return fmt.Errorf("SA spi 0x%08x: %w", cfg.SPI, err)
+	}
+	s.init2(cfg, aead)
+	return nil
+}
+
+// init2 finishes init with a ready AEAD; tests use it for AES-192.
+func (s *sa) init2(cfg *SAConfig, aead cipher.AEAD) {
+	s.spi, s.suite, s.esn, s.aead = cfg.SPI, cfg.Suite, cfg.ESN, aead
+	kl := len(cfg.Keymat) - 4
+	s.salt.Store(binary.BigEndian.Uint32(cfg.Keymat[kl:]))
+	s.keymat = append([]byte(nil), cfg.Keymat...)
+	s.life = cfg.Lifetime
+	s.hard = s.life.HardPackets != 0 || s.life.HardBytes != 0 || s.life.Hard != 0
+	s.clock = cfg.Clock
+	if s.clock == nil {
+		s.clock = systemClock{}
+	}
+	s.born = s.clock.Now()
+}
+
+// expired reports whether a hard limit is reached or the SA was zeroed.
+func (s *sa) expired() bool {
+	if s.dead.Load() {
+		return true
+	}
+	if !s.hard {
+		return false
+	}
+	l := &s.life
+	return (l.HardPackets != 0 && s.ctr.packets.Load() >= l.HardPackets) ||
+		(l.HardBytes != 0 && s.ctr.bytes.Load() >= l.HardBytes) ||
+		(l.Hard != 0 && s.clock.Now().Sub(s.born) >= l.Hard)
+}
+
+func (s *sa) softReached() bool {
+	l := &s.life
+	return (l.SoftPackets != 0 && s.ctr.packets.Load() >= l.SoftPackets) ||
+		(l.SoftBytes != 0 && s.ctr.bytes.Load() >= l.SoftBytes) ||
+		(l.Soft != 0 && s.clock.Now().Sub(s.born) >= l.Soft)
+}
+
+// fill writes the nonce (salt || iv) and the AAD into sc and returns the AAD.
+func (s *sa) fill(sc *scratch, seq, iv uint64) []byte {
+	binary.BigEndian.PutUint32(sc.nonce[0:4], s.salt.Load())
+	binary.BigEndian.PutUint64(sc.nonce[4:12], iv)
+	binary.BigEndian.PutUint32(sc.aad[0:4], s.spi)
+	if s.esn {
+		binary.BigEndian.PutUint64(sc.aad[4:12], seq)
+		return sc.aad[:12]
+	}
+	binary.BigEndian.PutUint32(sc.aad[4:8], uint32(seq))
+	return sc.aad[:8]
+}
+
+// SPI returns the SA's SPI.
+func (s *sa) SPI() uint32 { return s.spi }
+
+// Suite returns the SA's cipher suite.
+func (s *sa) Suite() Suite { return s.suite }
+
+// ESN reports whether the SA uses extended sequence numbers.
+func (s *sa) ESN() bool { return s.esn }
+
+// Stats returns a snapshot of the SA's counters.
+func (s *sa) Stats() Stats { return s.ctr.snapshot() }
+
+// Expired reports whether the SA reached a hard lifetime or was zeroed; it
+// then refuses every packet with ErrExpired.
+func (s *sa) Expired() bool { return s.expired() }
+
+// Zero wipes the SA's key material and makes it refuse every packet with
+// ErrExpired. The expanded key schedule inside the cipher.AEAD cannot be
+// reached through crypto/cipher; Zero drops nothing else, so it stays until
+// the SA itself is garbage collected.
+func (s *sa) Zero() {
+	s.dead.Store(true)
+	s.salt.Store(0)
+	s.keyMu.Lock()
+	clear(s.keymat)
+	s.keyMu.Unlock()
+}
+
+// OutboundSA seals packets for one peer. Its methods are safe for
+// concurrent use: the sequence number is an atomic counter.
+type OutboundSA struct {
+	sa
+	seq    atomic.Uint64 // last reserved sequence number
+	maxSeq uint64        // 2^32-1, or 2^64-1 with ESN
+}
+
+// NewOutboundSA returns an SA that sends sequence numbers from 1.
+func NewOutboundSA(cfg SAConfig) (*OutboundSA, error) {
+	o := &OutboundSA{}
+	if err := o.init(&cfg); err != nil {
+		return nil, fmt.Errorf("outbound %w", err)
+	}
+	o.setMax()
+	return o, nil
+}
+
+func (o *OutboundSA) setMax() {
+	o.maxSeq = 1<<32 - 1
+	if o.esn {
+		o.maxSeq = 1<<64 - 1
+	}
+}
+
+// rekeyMargin is how close to the end of the sequence space NeedsRekey
+// turns true: 1/16 of it, 2^28 packets without ESN.
+func (o *OutboundSA) rekeySeq() uint64 { return o.maxSeq - o.maxSeq/16 }
+
+// NextSeq reserves the next sequence number, for pipelines that number
+// packets in order and seal them in parallel with SealSeq. It returns
+// ErrSeqExhausted once the counter reached 2^32-1 (2^64-1 with ESN): the
+// counter never wraps, so no nonce repeats under the key.
+func (o *OutboundSA) NextSeq() (uint64, error) {
+	for {
+		cur := o.seq.Load()
+		if cur >= o.maxSeq {
+			return 0, o.ctr.count(ErrSeqExhausted)
+		}
+		if o.seq.CompareAndSwap(cur, cur+1) {
+			return cur + 1, nil
+		}
+	}
+}
+
+// Seal turns the payload in pkt[HeaderLen:HeaderLen+payloadLen] (the inner
+// IP packet, already in place) into an ESP packet in place: it reserves a
+// sequence number, writes the header, pads, encrypts and appends the ICV.
+// cap(pkt) must be at least SealedLen(payloadLen), which HeaderLen +
+// payloadLen + MaxTrailerLen always is; the ESP packet (the UDP payload)
+// is pkt[:n]. nextHeader is NextHeaderIPv4 or NextHeaderIPv6 in tunnel
+// mode. Seal does not keep pkt and does not allocate.
+func (o *OutboundSA) Seal(pkt []byte, payloadLen int, nextHeader uint8) (n int, err error) {
+	seq, err := o.NextSeq()
+	if err != nil {
+		return 0, err
+	}
+	return o.SealSeq(pkt, payloadLen, nextHeader, seq)
+}
+
+// SealSeq is Seal with a sequence number reserved by NextSeq. Each number
+// must be sealed at most once: a repeat reuses a nonce.
+func (o *OutboundSA) SealSeq(pkt []byte, payloadLen int, nextHeader uint8, seq uint64) (int, error) {
+	if seq == 0 || seq > o.maxSeq {
+		return 0, o.ctr.count(ErrSeqExhausted)
+	}
+	if o.hard || o.dead.Load() {
+		if o.expired() {
+			return 0, o.ctr.count(ErrExpired)
+		}
+	}
+	n, err := o.seal(pkt, payloadLen, nextHeader, seq, seq)
+	if err != nil {
+		return 0, o.ctr.count(err)
+	}
+	o.ctr.packets.Add(1)
+	o.ctr.bytes.Add(uint64(payloadLen))
+	return n, nil
+}
+
+// seal frames and encrypts with an explicit IV; the published vectors use
+// IVs other than the sequence number.
+func (o *OutboundSA) seal(pkt []byte, payloadLen int, nextHeader uint8, seq, iv uint64) (int, error) {
+	if payloadLen < 0 {
+		return 0, ErrShortBuffer
+	}
+	pad := PadLen(payloadLen)
+	ptLen := payloadLen + pad + 2
+	total := HeaderLen + ptLen + ICVLen
+	if cap(pkt) < total {
+		return 0, ErrShortBuffer
+	}
+	pkt = pkt[:total]
+	binary.BigEndian.PutUint32(pkt[0:4], o.spi)
+	binary.BigEndian.PutUint32(pkt[4:8], uint32(seq))
+	binary.BigEndian.PutUint64(pkt[8:16], iv)
+	tr := pkt[HeaderLen+payloadLen : HeaderLen+ptLen]
+	for i := 0; i < pad; i++ {
+		tr[i] = byte(i + 1) // RFC 4303 §2.4 default padding 1, 2, 3
+	}
+	tr[pad] = byte(pad)
+	tr[pad+1] = nextHeader
+
+	sc := scratchPool.Get().(*scratch)
+	aad := o.fill(sc, seq, iv)
+	pt := pkt[HeaderLen : HeaderLen+ptLen]
+	o.aead.Seal(pt[:0], sc.nonce[:], pt, aad)
+	scratchPool.Put(sc)
+	return total, nil
+}
+
+// NeedsRekey reports whether a soft lifetime is reached, the sequence
+// numbers are near exhaustion (the last 1/16 of their space), or the SA
+// expired: time to negotiate a new SA.
+func (o *OutboundSA) NeedsRekey() bool {
+	return o.softReached() || o.seq.Load() >= o.rekeySeq() || o.expired()
+}
+
+// Seq returns the last sequence number reserved (0 before the first).
+func (o *OutboundSA) Seq() uint64 { return o.seq.Load() }
+
+// InboundSA opens packets from one peer. Open is safe for concurrent use:
+// decryption runs in parallel, the replay window has its own small lock.
+type InboundSA struct {
+	sa
+	mu     sync.Mutex
+	replay replayWindow
+}
+
+// NewInboundSA returns an SA with an empty replay window of
+// cfg.ReplayWindow packets.
+func NewInboundSA(cfg SAConfig) (*InboundSA, error) {
+	in := &InboundSA{}
+	if err := in.init(&cfg); err != nil {
+		return nil, fmt.Errorf("inbound %w", err)
+	}
+	w, err := newReplayWindow(cfg.ReplayWindow)
+	if err != nil {
+		return nil, fmt.Errorf("inbound SA spi 0x%08x: %w", cfg.SPI, err)
+	}
+	in.replay = w
+	in.replay.markZero()
+	return in, nil
+}
+
+// Open authenticates and decrypts the ESP packet pkt (the UDP payload
+// without a marker) in place and returns the payload (the inner packet, a
+// subslice of pkt) and the next header value. The anti-replay window is
+// checked before decryption and advanced only after the ICV verified and
+// the padding checked (RFC 4303 §3.4.3), so forged, broken and replayed
+// packets never move it. On error the content of pkt is undefined (a
+// failed GCM Open clears it). Open does not keep pkt and does not allocate.
+//
+// A payload with next header NextHeaderNoNext is a dummy packet that the
+// caller drops.
+func (in *InboundSA) Open(pkt []byte) (payload []byte, nextHeader uint8, err error) {
+	payload, nextHeader, err = in.open(pkt)
+	if err != nil {
+		return nil, 0, in.ctr.count(err)
+	}
+	in.ctr.packets.Add(1)
+	in.ctr.bytes.Add(uint64(len(payload)))
+	return payload, nextHeader, nil
+}
+
+func (in *InboundSA) open(pkt []byte) ([]byte, uint8, error) {
+	if len(pkt) < MinPacketLen {
+		return nil, 0, ErrTruncated
+	}
+	if binary.BigEndian.Uint32(pkt[0:4]) != in.spi {
+		return nil, 0, ErrUnknownSPI
+	}
+	if in.hard || in.dead.Load() {
+		if in.expired() {
+			return nil, 0, ErrExpired
+		}
+	}
+	lo := binary.BigEndian.Uint32(pkt[4:8])
+
+	in.mu.Lock()
+	seq, ok := uint64(lo), true
+	if in.esn {
+		seq, ok = in.replay.infer(lo)
+	}
+	err := ErrTooOld
+	if ok {
+		err = in.replay.check(seq)
+	}
+	in.mu.Unlock()
+	if err != nil {
+		return nil, 0, err
+	}
+
+	sc := scratchPool.Get().(*scratch)
+	aad := in.fill(sc, seq, binary.BigEndian.Uint64(pkt[8:16]))
+	ct := pkt[HeaderLen:]
+	pt, err := in.aead.Open(ct[:0], sc.nonce[:], ct, aad)
+	scratchPool.Put(sc)
+	if err != nil {
+		return nil, 0, ErrAuth
+	}
+
+	n := len(pt)
+	pad := int(pt[n-2])
+	if pad+2 > n {
+		return nil, 0, ErrBadPadding
+	}
+	for i, b := range pt[n-2-pad : n-2] {
+		if b != byte(i+1) {
+			return nil, 0, ErrBadPadding
+		}
+	}
+
+	in.mu.Lock()
+	err = in.replay.update(seq)
+	in.mu.Unlock()
+	if err != nil {
+		return nil, 0, err
+	}
+	return pt[:n-2-pad], pt[n-1], nil
+}
+
+// NeedsRekey reports whether a soft lifetime is reached, the peer's
+// sequence numbers are near exhaustion, or the SA expired.
+func (in *InboundSA) NeedsRekey() bool {
+	in.mu.Lock()
+	last := in.replay.last
+	in.mu.Unlock()
+	lim := uint64(1<<32 - 1)
+	if in.esn {
+		lim = 1<<64 - 1
+	}
+	return in.softReached() || last >= lim-lim/16 || in.expired()
+}
+
+// HighestSeq returns the highest authenticated sequence number so far.
+func (in *InboundSA) HighestSeq() uint64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.replay.last
+}
