@@ -18,7 +18,7 @@ var vxlanPacket = []byte{
 }
 
 // testFrame returns an Ethernet/IPv4/UDP frame of n bytes (n >= 42) from
-// 10.0.0.1:sport to 10.0.0.2:53 with a patterned payload.
+// 10.0.0.1:sport to 10.0.0.2:9999 with a patterned payload.
 func testFrame(n int, sport uint16) []byte {
 	b := make([]byte, n)
 	eth := EthernetFields{Dst: MAC{2, 0, 0, 0, 0, 2}, Src: MAC{2, 0, 0, 0, 0, 1}, EtherType: EtherTypeIPv4}
@@ -29,7 +29,7 @@ func testFrame(n int, sport uint16) []byte {
 	for i := 42; i < n; i++ {
 		b[i] = byte(i * 7)
 	}
-	u := UDPFields{SrcPort: sport, DstPort: 53, Length: uint16(n - 34)}
+	u := UDPFields{SrcPort: sport, DstPort: 9999, Length: uint16(n - 34)}
 	u.Encode(b[34:])
 	UDP(b[34:]).SetChecksum(UDPChecksum(b[34:], b[26:30], b[30:34]))
 	return b
