@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"reflect"
+	"syscall"
+
+	"github.com/vxswitch/vxswitch/dataplane"
+)
+
+// siteSwitch is what `run` needs from the switch.
+type siteSwitch interface {
+	controlled
+	Run(ctx context.Context) error
+	Reload(peers []dataplane.PeerConfig) error
+}
+
+// newSwitch builds the switch of a site; tests replace it.
+var newSwitch = func(cfg dataplane.Config) (siteSwitch, error) {
+	sw, err := dataplane.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return switchAdapter{sw}, nil
+}
+
+func (c *cli) run(ctx context.Context, args []string) error {
+	fs := c.newFlags("run", "-c site.toml [-log-level debug|info|warn|error]")
+	path := fs.String("c", "", "configuration file")
+	var level slog.Level
+	fs.TextVar(&level, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if *path == "" {
+		return usagef("-c site.toml is required")
+	}
+	log := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log.With("site", cfg.Name)
+	sw, err := newSwitch(cfg.Config)
+	if err != nil {
+		return fmt.Errorf("start switch: %w", err)
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	// After the first SIGINT/SIGTERM the default action is back: a second
+	// one ends a shutdown that hangs.
+	context.AfterFunc(ctx, stop)
+
+	return serveSite(ctx, *path, cfg, sw, hup, log)
+}
+
+// serveSite runs the switch and its control socket until ctx is done or
+// the switch fails; every signal on hup reloads the peers from path.
+func serveSite(ctx context.Context, path string, cfg *siteConfig, sw siteSwitch, hup <-chan os.Signal, log *slog.Logger) error {
+	ctl, err := listenControl(cfg.Control, sw, log)
+	if err != nil {
+		return err
+	}
+	ctlDone := make(chan error, 1)
+	go func() { ctlDone <- ctl.Serve(ctx) }()
+	ctlRunning := true
+	defer func() {
+		ctl.Close()
+		if ctlRunning {
+			<-ctlDone
+		}
+	}()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runDone := make(chan error, 1)
+	go func() { runDone <- sw.Run(runCtx) }()
+	log.Info("vxswitch running", "site", cfg.Name, "version", version, "mode", cfg.Mode,
+		"listen", cfg.Listen, "port", cfg.Port, "segments", len(cfg.Segment), "peers", len(cfg.Peer), "control", cfg.Control)
+
+	for {
+		select {
+		case <-hup:
+			cfg = reloadPeers(path, cfg, sw, log)
+		case err := <-ctlDone:
+			ctlRunning = false
+			ctlDone = nil
+			if err != nil {
+				cancel()
+				<-runDone
+				return err
+			}
+		case err := <-runDone:
+			if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() != nil) {
+				return fmt.Errorf("switch: %w", err)
+			}
+			log.Info("vxswitch stopped", "site", cfg.Name)
+			return nil
+		}
+	}
+}
+
+// reloadPeers re-reads the configuration and hands the new peer list to the
+// switch. Anything but [[peer]] needs a restart: if the file is invalid or
+// changes anything else, the running configuration stays as it is. It
+// returns the configuration now in effect.
+func reloadPeers(path string, cur *siteConfig, sw siteSwitch, log *slog.Logger) *siteConfig {
+	next, err := loadConfig(path)
+	if err != nil {
+		log.Error("reload: invalid configuration, keeping the running one", "err", err)
+		return cur
+	}
+	if changed := restartChanges(cur, next); len(changed) > 0 {
+		log.Error("reload: only [[peer]] sections apply on SIGHUP; restart to apply the others, keeping the running configuration",
+			"changed", changed)
+		return cur
+	}
+	if err := sw.Reload(next.Peer); err != nil {
+		log.Error("reload: switch refused the new peers, keeping the old ones", "err", err)
+		return cur
+	}
+	log.Info("reload: peers replaced", "peers", len(next.Peer))
+	out := *cur
+	out.Peer = next.Peer
+	return &out
+}
+
+// restartChanges lists the sections that differ between a and b other than
+// [[peer]].
+func restartChanges(a, b *siteConfig) []string {
+	var out []string
+	if a.Name != b.Name || a.Listen != b.Listen || a.Port != b.Port || a.VTEP != b.VTEP || a.Control != b.Control {
+		out = append(out, "site")
+	}
+	if !reflect.DeepEqual(a.Segment, b.Segment) {
+		out = append(out, "segment")
+	}
+	if a.Mode != b.Mode || a.Suite != b.Suite || a.ReplayWindow != b.ReplayWindow || !reflect.DeepEqual(a.IKE, b.IKE) {
+		out = append(out, "security")
+	}
+	if a.MSSClamp != b.MSSClamp || a.AgeTime != b.AgeTime || a.Reassembly != b.Reassembly {
+		out = append(out, "switch")
+	}
+	return out
+}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vxswitch/vxswitch/dataplane"
+)
+
+// controlGlob finds the sockets of running switches when neither -S nor a
+// configuration is given.
+var controlGlob = filepath.Join(defaultControlDir, "*.sock")
+
+// resolveSocket picks the control socket: -S, else the configuration's
+// site.control, else the only socket in /run/vxswitch.
+func resolveSocket(socket, config string) (string, error) {
+	switch {
+	case socket != "" && config != "":
+		return "", usagef("give -S socket or a configuration file, not both")
+	case socket != "":
+		return socket, nil
+	case config != "":
+		return controlPath(config)
+	}
+	matches, _ := filepath.Glob(controlGlob)
+	switch len(matches) {
+	case 1:
+		return matches[0], nil
+	case 0:
+		return "", fmt.Errorf("no control socket matches %s: is vxswitch running? (or give -S socket or -c site.toml)", controlGlob)
+	}
+	return "", fmt.Errorf("several switches run here (%s): pick one with -S socket or -c site.toml", strings.Join(matches, ", "))
+}
+
+func (c *cli) show(args []string) error {
+	fs := c.newFlags("show", "fdb|peers|sas|stats [--json] [--wireshark] [-S socket | -c site.toml]")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	wireshark := fs.Bool("wireshark", false, "show sas: print the SAs as Wireshark/tshark esp_sa entries")
+	socket := fs.String("S", "", "control socket path")
+	config := fs.String("c", "", "configuration file, to find the control socket")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(pos) == 0:
+		return usagef("what to show? fdb, peers, sas or stats")
+	case len(pos) > 1:
+		return usagef("unexpected argument %q", pos[1])
+	}
+	what := pos[0]
+	switch what {
+	case "fdb", "peers", "sas", "stats":
+	default:
+		return usagef("cannot show %q: want fdb, peers, sas or stats", what)
+	}
+	if *wireshark && what != "sas" {
+		return usagef("--wireshark applies to show sas only")
+	}
+	if *wireshark && *asJSON {
+		return usagef("--wireshark and --json exclude each other")
+	}
+	path, err := resolveSocket(*socket, *config)
+	if err != nil {
+		return err
+	}
+
+	var table any
+	switch what {
+	case "fdb":
+		table = new([]dataplane.FDBEntry)
+	case "peers":
+		table = new([]dataplane.PeerStatus)
+	case "sas":
+		table = new([]dataplane.SAStatus)
+	case "stats":
+		table = new([]dataplane.Counter)
+	}
+	if err := show(path, what, table); err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(table)
+	}
+	switch t := table.(type) {
+	case *[]dataplane.FDBEntry:
+		return writeFDB(c.stdout, *t)
+	case *[]dataplane.PeerStatus:
+		return writePeers(c.stdout, *t)
+	case *[]dataplane.SAStatus:
+		if *wireshark {
+			return writeWireshark(c.stdout, *t)
+		}
+		return writeSAs(c.stdout, *t)
+	case *[]dataplane.Counter:
+		return writeStats(c.stdout, *t)
+	}
+	return nil
+}
+
+func newTable(w io.Writer, header ...string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	return tw
+}
+
+func writeFDB(w io.Writer, es []dataplane.FDBEntry) error {
+	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].VNI != es[j].VNI {
+			return es[i].VNI < es[j].VNI
+		}
+		return es[i].MAC < es[j].MAC
+	})
+	tw := newTable(w, "VNI", "MAC", "PORT", "TYPE", "AGE", "MOVES")
+	for _, e := range es {
+		kind, age := "learned", formatAge(e.Age)
+		if e.Static {
+			kind, age = "static", "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\n", e.VNI, e.MAC, e.Port, kind, age, e.Moves)
+	}
+	return tw.Flush()
+}
+
+func formatAge(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+func writePeers(w io.Writer, ps []dataplane.PeerStatus) error {
+	tw := newTable(w, "NAME", "ENDPOINT", "VTEP", "MTU", "STATE", "TX-PKTS", "TX-BYTES", "TX-FRAGS", "RX-PKTS", "RX-BYTES")
+	for _, p := range ps {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\n",
+			p.Name, p.Endpoint, p.VTEP, p.MTU, p.State, p.TxPackets, p.TxBytes, p.Fragments, p.RxPackets, p.RxBytes)
+	}
+	return tw.Flush()
+}
+
+func writeSAs(w io.Writer, sas []dataplane.SAStatus) error {
+	tw := newTable(w, "PEER", "DIR", "SPI", "SUITE", "ESN", "PACKETS", "BYTES")
+	for _, s := range sas {
+		esn := "no"
+		if s.ESN {
+			esn = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t0x%08x\t%s\t%s\t%d\t%d\n", s.Peer, s.Direction, s.SPI, s.Suite, esn, s.Packets, s.Bytes)
+	}
+	return tw.Flush()
+}
+
+// writeWireshark prints one esp_sa line per SA, ready for
+// ~/.config/wireshark/esp_sa or tshark -o "uat:esp_sa:...".
+func writeWireshark(w io.Writer, sas []dataplane.SAStatus) error {
+	for _, s := range sas {
+		if s.Wireshark == "" {
+			continue
+		}
+		if _, err := fmt.Fprintln(w, s.Wireshark); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeStats(w io.Writer, cs []dataplane.Counter) error {
+	tw := newTable(w, "SCOPE", "COUNTER", "VALUE")
+	for _, c := range cs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", c.Scope, c.Name, c.Value)
+	}
+	return tw.Flush()
+}
