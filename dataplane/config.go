@@ -84,4 +84,14 @@ type PeerConfig struct {
 	MTU      int            // path MTU to the peer, 0: 1500
 	RemoteID string         // IKE identity; default the endpoint address
 	Segments []encap.VNI    // segments this peer joins; empty: all
+	Initiate Initiate       // who starts IKE; default: the site with the lower VTEP
 }
+
+// Initiate says whether this site starts the IKE SA with a peer.
+type Initiate uint8
+
+const (
+	InitiateAuto Initiate = iota // the site with the lower VTEP address initiates
+	InitiateYes
+	InitiateNo
+)

@@ -3,50 +3,558 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/fdb"
 )
 
-// Switch is one running site. Create it with New, start it with Run.
+// Switch is one running site. Create it with New, start it with Run (or,
+// in benchmarks and tests without devices, Attach).
 type Switch struct {
-	cfg     Config
-	capture captureHub
+	cfg Config
+	log *slog.Logger
+
+	fdb      *fdb.Table
+	sadb     crypto.SADB
+	ids      *encap.IDGenerator
+	pool     *workerPool
+	capture  captureHub
+	segments map[encap.VNI]*segment // fixed once attached
+
+	peers    atomic.Pointer[peerTable]
+	spiPeers atomic.Pointer[map[uint32]*peer] // inbound SPI -> peer, copy-on-write
+	mu       sync.Mutex                       // serialises control-plane changes
+
+	under       Underlay
+	udp         *udpConn // nil when attached to an in-memory underlay
+	localAddr   netip.AddrPort
+	rx          *rxPath
+	pmtuPending atomic.Bool
+
+	ike        ikeBridge
+	ctr        counters
+	logLimiter rateLimiter
 }
 
-// New validates nothing beyond what the data path needs (the binary
-// validates the configuration with key names first) and prepares a Switch;
-// nothing is opened until Run.
+// segment is one VNI with its TAP port.
+type segment struct {
+	cfg         SegmentConfig
+	vni         encap.VNI
+	tap         *tapPort    // nil when attached to an in-memory writer
+	writer      FrameWriter // the TAP, or a stand-in
+	tx          *txPath
+	minFrameMTU atomic.Int64 // smallest peer frameMTU, for clamping floods
+	ctr         counters
+}
+
+// New prepares a Switch; nothing is opened until Run or Attach.
 func New(cfg Config) (*Switch, error) {
-	return &Switch{cfg: cfg}, nil
+	if len(cfg.Segment) == 0 {
+		return nil, errors.New("dataplane: no segment configured")
+	}
+	if cfg.Port == 0 {
+		cfg.Port = encap.PortIKENAT
+		if cfg.Mode == ModePlain {
+			cfg.Port = encap.PortVXLAN
+		}
+	}
+	if !cfg.VTEP.IsValid() {
+		cfg.VTEP = cfg.Listen
+	}
+	if cfg.Mode == ModeESP && !cfg.VTEP.IsValid() {
+		return nil, errors.New("dataplane: esp mode needs a vtep address (site.vtep or site.listen)")
+	}
+	if cfg.Suite == 0 {
+		cfg.Suite = crypto.SuiteAES128GCM16
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Switch{
+		cfg: cfg, log: log,
+		fdb:      fdb.New(fdb.Config{AgeTime: cfg.AgeTime, Logger: log}),
+		ids:      encap.NewIDGenerator(),
+		segments: make(map[encap.VNI]*segment),
+	}
+	empty := map[uint32]*peer{}
+	s.spiPeers.Store(&empty)
+	for _, sc := range cfg.Segment {
+		if sc.MTU == 0 {
+			sc.MTU = 1500
+		}
+		if err := s.fdb.AddSegment(sc.VNI); err != nil {
+			return nil, fmt.Errorf("segment %d: %w", sc.VNI, err)
+		}
+		s.segments[sc.VNI] = &segment{cfg: sc, vni: sc.VNI}
+	}
+	if err := s.setPeers(cfg.Peer); err != nil {
+		return nil, err
+	}
+	for _, seg := range s.segments {
+		for _, st := range seg.cfg.Static {
+			port := fdb.LocalPort
+			if st.Peer != "" {
+				p := s.peers.Load().byName[st.Peer]
+				if p == nil {
+					return nil, fmt.Errorf("segment %d: static %v: no peer %q", seg.vni, st.MAC, st.Peer)
+				}
+				port = p.port
+			}
+			if err := s.fdb.AddStatic(seg.vni, st.MAC, port); err != nil {
+				return nil, fmt.Errorf("segment %d: static %v: %w", seg.vni, st.MAC, err)
+			}
+		}
+	}
+	return s, nil
 }
 
 // Run opens the TAP ports and the underlay socket, runs the pipeline until
-// ctx is done, then closes everything it opened (TAP devices it created are
-// removed).
+// ctx is done, then closes everything it opened (TAP devices it created
+// disappear with it).
 func (s *Switch) Run(ctx context.Context) error {
-	return errors.New("dataplane: not implemented yet")
+	listen := netip.AddrPortFrom(s.cfg.Listen, s.cfg.Port)
+	if !s.cfg.Listen.IsValid() {
+		listen = netip.AddrPortFrom(netip.IPv4Unspecified(), s.cfg.Port)
+	}
+	udp, err := listenUDP(listen, s.cfg.Mode == ModeESP, batchSize)
+	if err != nil {
+		return err
+	}
+	defer udp.Close()
+	s.udp = udp
+	writers := make(map[encap.VNI]FrameWriter)
+	for vni, seg := range s.segments {
+		tap, err := openTAP(seg.cfg.TAP, seg.cfg.MTU, seg.cfg.Address)
+		if err != nil {
+			return fmt.Errorf("segment %d: %w", vni, err)
+		}
+		defer tap.Close()
+		seg.tap = tap
+		writers[vni] = tap
+	}
+	if err := s.Attach(udp, writers); err != nil {
+		return err
+	}
+	s.localAddr = udp.LocalAddr()
+	if s.cfg.Listen.IsValid() {
+		s.localAddr = netip.AddrPortFrom(s.cfg.Listen, s.localAddr.Port())
+	}
+	defer s.pool.Close()
+	s.log.Info("vxswitch running", "site", s.cfg.Name, "mode", s.cfg.Mode.String(), "listen", udp.LocalAddr(),
+		"segments", len(s.segments), "peers", len(s.cfg.Peer))
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(s.segments)+3)
+	run := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				errc <- err
+				cancel()
+			}
+		}()
+	}
+	for _, seg := range s.segments {
+		run(func(ctx context.Context) error { return s.tapLoop(ctx, seg) })
+	}
+	run(s.udpLoop)
+	run(s.housekeeping)
+	if s.cfg.Mode == ModeESP {
+		run(s.runIKE)
+	}
+	<-ctx.Done()
+	// Unblock the readers: closing the devices makes their reads fail.
+	udp.Close()
+	for _, seg := range s.segments {
+		seg.tap.Close()
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// Attach sets up the pipeline over an underlay and frame writers that the
+// caller provides (Run passes the UDP socket and the TAP ports; benchmarks
+// and tests pass in-memory ones and drive the pipeline with InjectFrames
+// and InjectUDP, without goroutines or system calls).
+func (s *Switch) Attach(u Underlay, writers map[encap.VNI]FrameWriter) error {
+	for vni, seg := range s.segments {
+		w, ok := writers[vni]
+		if !ok {
+			return fmt.Errorf("segment %d: no frame writer", vni)
+		}
+		seg.writer = w
+		seg.tx = newTxPath(s, seg)
+	}
+	s.under = u
+	if s.pool == nil {
+		s.pool = newWorkerPool(0)
+	}
+	s.rx = newRxPath(s)
+	s.updateFloodLists()
+	return nil
+}
+
+// InjectFrames runs frames through segment vni's transmit path as if read
+// from its TAP: frame i is frames[i][Headroom:][:sizes[i]], in a buffer of
+// BufferSize bytes (the path writes headers in place around it). Not safe
+// for concurrent use with itself or Run.
+func (s *Switch) InjectFrames(vni encap.VNI, frames [][]byte, sizes []int) {
+	seg := s.segments[vni]
+	for len(frames) > 0 {
+		n := min(len(frames), batchSize)
+		for i := 0; i < n; i++ {
+			seg.tx.bufs[i], frames[i] = frames[i], seg.tx.bufs[i]
+			seg.tx.sizes[i] = sizes[i]
+		}
+		seg.tx.process(n)
+		for i := 0; i < n; i++ {
+			seg.tx.bufs[i], frames[i] = frames[i], seg.tx.bufs[i]
+		}
+		frames, sizes = frames[n:], sizes[n:]
+	}
+}
+
+// InjectUDP runs datagrams through the receive path as if read from the
+// underlay socket: datagram i is pkts[i][:sizes[i]] from from[i]. The
+// path decrypts in place. Not safe for concurrent use with itself or Run.
+func (s *Switch) InjectUDP(pkts [][]byte, sizes []int, from []netip.AddrPort) {
+	r := s.rx
+	for len(pkts) > 0 {
+		n := min(len(pkts), batchSize)
+		for i := 0; i < n; i++ {
+			r.bufs[i], pkts[i] = pkts[i], r.bufs[i]
+			r.sizes[i], r.from[i] = sizes[i], from[i]
+		}
+		r.process(n)
+		for i := 0; i < n; i++ {
+			r.bufs[i], pkts[i] = pkts[i], r.bufs[i]
+		}
+		pkts, sizes, from = pkts[n:], sizes[n:], from[n:]
+	}
+}
+
+func (s *Switch) tapLoop(ctx context.Context, seg *segment) error {
+	t := seg.tx
+	for {
+		n, err := seg.tap.Read(t.bufs, Headroom, t.sizes)
+		if err != nil {
+			if errClosed(err) || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		t.process(n)
+	}
+}
+
+func (s *Switch) udpLoop(ctx context.Context) error {
+	r := s.rx
+	for {
+		n, err := s.udp.Read(r.bufs, r.sizes, r.from)
+		if err != nil {
+			if errClosed(err) || ctx.Err() != nil {
+				return nil
+			}
+			var pe *pendingError
+			if errors.As(err, &pe) {
+				s.pmtuPending.Store(true)
+				s.drainErrors()
+				continue
+			}
+			return err
+		}
+		r.process(n)
+		if s.pmtuPending.Load() {
+			s.drainErrors()
+		}
+	}
+}
+
+// drainErrors applies path MTUs the kernel reported for our peers.
+func (s *Switch) drainErrors() {
+	s.pmtuPending.Store(false)
+	pt := s.peers.Load()
+	s.udp.drainErrors(func(dst netip.Addr, mtu int) {
+		p := pt.byAddr[dst]
+		if p == nil || mtu < 576 || int32(mtu) >= p.mtu.Load() {
+			return
+		}
+		p.mtu.Store(int32(mtu))
+		s.log.Info("path MTU lowered", "peer", p.cfg.Name, "mtu", mtu)
+		s.updateFloodLists()
+	})
+}
+
+// housekeeping ages the FDB and expires reassembly once a second.
+func (s *Switch) housekeeping(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			s.fdb.Sweep()
+			s.rx.expire()
+		}
+	}
+}
+
+// setPeers builds a new peer table, keeping the state (port, SAs,
+// endpoint, path MTU) of peers whose configuration did not change.
+func (s *Switch) setPeers(cfgs []PeerConfig) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.peers.Load()
+	t := &peerTable{
+		byPort: []*peer{nil},
+		byName: make(map[string]*peer), byAddr: make(map[netip.Addr]*peer), byVTEP: make(map[netip.Addr]*peer),
+	}
+	if old != nil {
+		t.byPort = make([]*peer, len(old.byPort))
+	}
+	var added []*peer
+	for _, pc := range cfgs {
+		if pc.Endpoint.Port() == 0 {
+			pc.Endpoint = netip.AddrPortFrom(pc.Endpoint.Addr(), s.cfg.Port)
+		}
+		if !pc.VTEP.IsValid() {
+			pc.VTEP = pc.Endpoint.Addr()
+		}
+		if pc.MTU == 0 {
+			pc.MTU = 1500
+		}
+		if _, dup := t.byName[pc.Name]; dup {
+			return fmt.Errorf("peer %q: duplicate name", pc.Name)
+		}
+		var p *peer
+		if old != nil {
+			if op := old.byName[pc.Name]; op != nil && samePeer(op.cfg, pc) {
+				p = op
+			}
+		}
+		if p == nil {
+			p = &peer{cfg: pc, tunnel: encap.Tunnel{Src: s.cfg.VTEP, Dst: pc.VTEP}}
+			ep := pc.Endpoint
+			p.endpoint.Store(&ep)
+			p.mtu.Store(int32(pc.MTU))
+			if s.cfg.Mode == ModePlain {
+				p.state.Store(peerUp)
+			}
+			added = append(added, p)
+		}
+		t.byName[pc.Name] = p
+		t.byAddr[pc.Endpoint.Addr()] = p
+		t.byVTEP[pc.VTEP] = p
+	}
+	// Keep the ports of surviving peers; give new ones free ports.
+	for _, p := range t.byName {
+		if p.port != 0 {
+			t.byPort[p.port] = p
+		}
+	}
+	for _, p := range added {
+		port := slices.Index(t.byPort[1:], nil) + 1
+		if port == 0 {
+			port = len(t.byPort)
+			t.byPort = append(t.byPort, nil)
+		}
+		p.port = fdb.Port(port)
+		t.byPort[port] = p
+	}
+	s.peers.Store(t)
+	// Peers that went away: forget their MACs and SAs.
+	if old != nil {
+		for name, op := range old.byName {
+			if t.byName[name] != op {
+				s.fdb.FlushPort(op.port)
+				s.removePeerSAs(op)
+			}
+		}
+	}
+	if s.segments != nil {
+		s.updateFloodListsLocked()
+	}
+	return nil
+}
+
+func samePeer(a, b PeerConfig) bool {
+	return a.Name == b.Name && a.Endpoint == b.Endpoint && a.VTEP == b.VTEP && a.MTU == b.MTU &&
+		a.RemoteID == b.RemoteID && slices.Equal(a.Segments, b.Segments)
+}
+
+func (p *peer) inSegment(vni encap.VNI) bool {
+	return len(p.cfg.Segments) == 0 || slices.Contains(p.cfg.Segments, vni)
+}
+
+func (s *Switch) updateFloodLists() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.updateFloodListsLocked()
+}
+
+// updateFloodListsLocked sets each segment's flood list (its peers, in
+// port order) and the smallest frame MTU over them for MSS clamping.
+func (s *Switch) updateFloodListsLocked() {
+	pt := s.peers.Load()
+	for vni, seg := range s.segments {
+		var list []fdb.Port
+		minMTU := int64(0)
+		for _, p := range pt.byPort {
+			if p == nil || !p.inSegment(vni) {
+				continue
+			}
+			list = append(list, p.port)
+			if m := int64(p.frameMTU(s.cfg.Mode)); minMTU == 0 || m < minMTU {
+				minMTU = m
+			}
+		}
+		s.fdb.SetFloodList(vni, list)
+		seg.minFrameMTU.Store(minMTU)
+	}
 }
 
 // Reload replaces the peer list (SIGHUP) without disturbing the traffic of
-// peers that did not change.
+// peers whose configuration did not change.
 func (s *Switch) Reload(peers []PeerConfig) error {
-	return errors.New("dataplane: not implemented yet")
+	if err := s.setPeers(peers); err != nil {
+		return err
+	}
+	s.ike.updatePeers(s)
+	return nil
+}
+
+func (s *Switch) saPeer(spi uint32) *peer { return (*s.spiPeers.Load())[spi] }
+
+// emitUnderlay captures an underlay datagram with a synthesised outer IP
+// and UDP header, so a decoder sees ESP-in-UDP (or VXLAN) as on the wire.
+func (s *Switch) emitUnderlay(src, dst netip.AddrPort, payload []byte) {
+	var hdr [encap.IPv6HeaderLen + encap.UDPHeaderLen]byte
+	n := 0
+	if src.Addr().Is4() || src.Addr().Is4In6() {
+		ip := encap.IPv4Fields{TotalLen: uint16(encap.IPv4MinHeaderLen + encap.UDPHeaderLen + len(payload)), TTL: 64,
+			Protocol: encap.ProtoUDP, Src: src.Addr().Unmap(), Dst: dst.Addr().Unmap()}
+		ip.Encode(hdr[:])
+		n = encap.IPv4MinHeaderLen
+	} else {
+		ip := encap.IPv6Fields{PayloadLen: uint16(encap.UDPHeaderLen + len(payload)), NextHeader: encap.ProtoUDP,
+			HopLimit: 64, Src: src.Addr(), Dst: dst.Addr()}
+		ip.Encode(hdr[:])
+		n = encap.IPv6HeaderLen
+	}
+	u := encap.UDPFields{SrcPort: src.Port(), DstPort: dst.Port(), Length: uint16(encap.UDPHeaderLen + len(payload))}
+	u.Encode(hdr[n:])
+	s.capture.emit(CaptureUnderlay, 0, hdr[:n+encap.UDPHeaderLen], payload)
+}
+
+// logf logs a rate-limited warning about the data path.
+func (s *Switch) logf(msg string, args ...any) {
+	if s.logLimiter.allow() {
+		s.log.Warn(msg, args...)
+	}
+}
+
+// rateLimiter allows one event per second.
+type rateLimiter struct{ last atomic.Int64 }
+
+func (r *rateLimiter) allow() bool {
+	now := time.Now().UnixNano()
+	last := r.last.Load()
+	return now-last >= int64(time.Second) && r.last.CompareAndSwap(last, now)
 }
 
 // FDB returns the forwarding database.
-func (s *Switch) FDB() []FDBEntry { return nil }
+func (s *Switch) FDB() []FDBEntry {
+	pt := s.peers.Load()
+	var out []FDBEntry
+	s.fdb.Entries(func(e fdb.Entry) bool {
+		port := "local"
+		if e.Port != fdb.LocalPort {
+			port = fmt.Sprintf("port %d", e.Port)
+			if p := pt.get(e.Port); p != nil {
+				port = p.cfg.Name
+			}
+		}
+		out = append(out, FDBEntry{VNI: e.VNI, MAC: e.MAC.String(), Port: port, Age: e.Age, Static: e.Static, Moves: e.Moves})
+		return true
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].VNI != out[j].VNI {
+			return out[i].VNI < out[j].VNI
+		}
+		return out[i].MAC < out[j].MAC
+	})
+	return out
+}
 
 // Peers returns the status of every peer.
-func (s *Switch) Peers() []PeerStatus { return nil }
+func (s *Switch) Peers() []PeerStatus {
+	pt := s.peers.Load()
+	var out []PeerStatus
+	for _, p := range pt.byPort {
+		if p == nil {
+			continue
+		}
+		out = append(out, PeerStatus{
+			Name: p.cfg.Name, Endpoint: peerAddr(p.Endpoint()), VTEP: p.cfg.VTEP.String(),
+			MTU: int(p.mtu.Load()), State: stateName(p.state.Load()),
+			TxPackets: p.ctr[cTxPackets].Load(), TxBytes: p.ctr[cTxBytes].Load(),
+			RxPackets: p.ctr[cRxPackets].Load(), RxBytes: p.ctr[cRxBytes].Load(),
+			Fragments: p.ctr[cTxFragments].Load(),
+		})
+	}
+	return out
+}
 
-// SAs returns the installed ESP security associations.
-func (s *Switch) SAs() []SAStatus { return nil }
-
-// Stats returns every counter.
-func (s *Switch) Stats() []Counter { return nil }
-
-// Capture starts a capture session at point, for one segment (vni) or all
-// (vni 0), with a queue of the given length (0: 4096).
-func (s *Switch) Capture(point CapturePoint, vni encap.VNI, queue int) *CaptureSession {
-	return s.capture.add(point, vni, queue)
+// Stats returns every non-zero counter: the switch's, each segment's, each
+// peer's, the FDB's, the reassembler's and the SAs'.
+func (s *Switch) Stats() []Counter {
+	out := s.ctr.appendNonZero(nil, "switch")
+	vnis := make([]encap.VNI, 0, len(s.segments))
+	for vni := range s.segments {
+		vnis = append(vnis, vni)
+	}
+	slices.Sort(vnis)
+	for _, vni := range vnis {
+		out = s.segments[vni].ctr.appendNonZero(out, fmt.Sprintf("segment %d", vni))
+	}
+	for _, p := range s.peers.Load().byPort {
+		if p != nil {
+			out = p.ctr.appendNonZero(out, "peer "+p.cfg.Name)
+		}
+	}
+	fs := s.fdb.Stats()
+	for _, c := range []Counter{
+		{Name: "entries_learned", Value: uint64(fs.Learned)}, {Name: "entries_static", Value: uint64(fs.Static)},
+		{Name: "new", Value: fs.New}, {Name: "moves", Value: fs.Moves}, {Name: "flaps", Value: fs.Flaps},
+		{Name: "static_conflicts", Value: fs.StaticConflicts}, {Name: "refused_full", Value: fs.RefusedFull},
+		{Name: "aged_out", Value: fs.AgedOut}, {Name: "flushed", Value: fs.Flushed}, {Name: "ignored_src", Value: fs.Ignored},
+	} {
+		if c.Value != 0 {
+			c.Scope = "fdb"
+			out = append(out, c)
+		}
+	}
+	if s.rx != nil {
+		out = append(out, reassemblyCounters(s.rx.reassemblyStats())...)
+	}
+	return out
 }

@@ -1,0 +1,122 @@
+package dataplane
+
+import "sync/atomic"
+
+// counter indexes a counters array. Every drop has its own reason.
+type counter int
+
+const (
+	cTAPRxFrames counter = iota
+	cTAPRxBytes
+	cTAPTxFrames
+	cTAPTxBytes
+	cTAPWriteErrors
+	cDropRunt
+	cDropBadSrcMAC
+	cDropLocalDst
+	cDropTooBig
+	cDropNoSA
+	cDropSealError
+	cDropSeqExhausted
+	cDropFragment
+	cDropNoBuffer
+	cFloodFrames
+	cFloodCopies
+	cMSSClamped
+	cTxPackets
+	cTxBytes
+	cTxFragments
+	cTxErrors
+	cTxPathMTU
+	cRxPackets
+	cRxBytes
+	cRxKeepalive
+	cRxIKE
+	cRxDropInvalid
+	cRxDropTruncated
+	cRxDropUnknownSPI
+	cRxDropAuth
+	cRxDropBadPadding
+	cRxDropReplay
+	cRxDropTooOld
+	cRxDropExpired
+	cRxDropUnknownPeer
+	cRxDropVTEPMismatch
+	cRxDropNotVXLAN
+	cRxDropMalformed
+	cRxDropNoVNI
+	cRxDropUnknownSegment
+	cRxDropNextHeader
+	cRxDropDummy
+	cRxFragments
+	cRxReassembled
+	cRxDropReassembly
+	cRxEndpointMoved
+	numCounters
+)
+
+var counterNames = [numCounters]string{
+	cTAPRxFrames:          "tap_rx_frames",
+	cTAPRxBytes:           "tap_rx_bytes",
+	cTAPTxFrames:          "tap_tx_frames",
+	cTAPTxBytes:           "tap_tx_bytes",
+	cTAPWriteErrors:       "tap_write_errors",
+	cDropRunt:             "tx_drop_runt",
+	cDropBadSrcMAC:        "tx_drop_bad_src_mac",
+	cDropLocalDst:         "tx_drop_local_dst",
+	cDropTooBig:           "tx_drop_too_big",
+	cDropNoSA:             "tx_drop_no_sa",
+	cDropSealError:        "tx_drop_seal_error",
+	cDropSeqExhausted:     "tx_drop_seq_exhausted",
+	cDropFragment:         "tx_drop_fragment_error",
+	cDropNoBuffer:         "tx_drop_no_buffer",
+	cFloodFrames:          "flood_frames",
+	cFloodCopies:          "flood_copies",
+	cMSSClamped:           "mss_clamped",
+	cTxPackets:            "tx_packets",
+	cTxBytes:              "tx_bytes",
+	cTxFragments:          "tx_fragments",
+	cTxErrors:             "tx_errors",
+	cTxPathMTU:            "tx_path_mtu_errors",
+	cRxPackets:            "rx_packets",
+	cRxBytes:              "rx_bytes",
+	cRxKeepalive:          "rx_keepalive",
+	cRxIKE:                "rx_ike",
+	cRxDropInvalid:        "rx_drop_invalid",
+	cRxDropTruncated:      "rx_drop_truncated",
+	cRxDropUnknownSPI:     "rx_drop_unknown_spi",
+	cRxDropAuth:           "rx_drop_auth",
+	cRxDropBadPadding:     "rx_drop_bad_padding",
+	cRxDropReplay:         "rx_drop_replay",
+	cRxDropTooOld:         "rx_drop_too_old",
+	cRxDropExpired:        "rx_drop_expired",
+	cRxDropUnknownPeer:    "rx_drop_unknown_peer",
+	cRxDropVTEPMismatch:   "rx_drop_vtep_mismatch",
+	cRxDropNotVXLAN:       "rx_drop_not_vxlan",
+	cRxDropMalformed:      "rx_drop_malformed",
+	cRxDropNoVNI:          "rx_drop_no_vni",
+	cRxDropUnknownSegment: "rx_drop_unknown_segment",
+	cRxDropNextHeader:     "rx_drop_next_header",
+	cRxDropDummy:          "rx_dummy_packets",
+	cRxFragments:          "rx_fragments",
+	cRxReassembled:        "rx_reassembled",
+	cRxDropReassembly:     "rx_drop_reassembly",
+	cRxEndpointMoved:      "rx_endpoint_moved",
+}
+
+// counters is one scope's set (the switch, a segment or a peer); each is
+// an atomic so readers (show stats) never stop the data path.
+type counters [numCounters]atomic.Uint64
+
+func (c *counters) inc(k counter)           { c[k].Add(1) }
+func (c *counters) add(k counter, n uint64) { c[k].Add(n) }
+
+// appendNonZero appends the non-zero counters of c under scope.
+func (c *counters) appendNonZero(out []Counter, scope string) []Counter {
+	for i := range c {
+		if v := c[i].Load(); v != 0 {
+			out = append(out, Counter{Scope: scope, Name: counterNames[i], Value: v})
+		}
+	}
+	return out
+}

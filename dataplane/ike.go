@@ -1,0 +1,284 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/vxswitch/vxswitch/crypto"
+	"github.com/vxswitch/vxswitch/crypto/ike"
+	"github.com/vxswitch/vxswitch/encap"
+)
+
+// ikeBridge connects the IKEv2 daemon to the data plane: it shares the
+// ESP socket on port 4500 (non-ESP marker), owns a socket on port 500 for
+// peers that start there, and installs the Child SAs the daemon derives.
+type ikeBridge struct {
+	mu     sync.Mutex
+	daemon *ike.Daemon
+	udp500 *net.UDPConn
+}
+
+// saRecord is one installed Child SA pair, for show sas.
+type saRecord struct {
+	in  *crypto.InboundSA
+	out *crypto.OutboundSA
+}
+
+// runIKE starts the key exchange with every peer and serves it until ctx
+// is done.
+func (s *Switch) runIKE(ctx context.Context) error {
+	d, err := ike.New(s.ikeConfig(s.peers.Load()), ikeTransport{s}, s)
+	if err != nil {
+		return fmt.Errorf("ike: %w", err)
+	}
+	s.ike.mu.Lock()
+	s.ike.daemon = d
+	s.ike.mu.Unlock()
+
+	// Port 500, for peers (strongSwan and other gateways) that start there.
+	addr := &net.UDPAddr{IP: net.IP(s.localAddr.Addr().AsSlice()), Port: int(encap.PortIKE)}
+	if u, err := net.ListenUDP("udp", addr); err != nil {
+		s.log.Warn("ike: port 500 unavailable, IKE on port 4500 only", "err", err)
+	} else {
+		s.ike.udp500 = u
+		defer u.Close()
+		local := netip.AddrPortFrom(s.localAddr.Addr(), encap.PortIKE)
+		go func() {
+			buf := make([]byte, 65536)
+			for {
+				n, from, err := u.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					return
+				}
+				s.ctr.inc(cRxIKE)
+				d.HandleMessage(local, unmapAddrPort(from), buf[:n])
+			}
+		}()
+	}
+	return d.Run(ctx)
+}
+
+func unmapAddrPort(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+func (s *Switch) ikeConfig(pt *peerTable) ike.Config {
+	c := s.cfg.IKE
+	cfg := ike.Config{
+		PSK: c.PSK, Suite: s.cfg.Suite, IKESuite: c.Proposal, Lifetime: c.Lifetime,
+		ChildLifetime: c.ChildLifetime, DPDInterval: c.DPDInterval, Logger: s.log.With("component", "ike"),
+	}
+	cfg.Peers = s.ikePeers(pt)
+	return cfg
+}
+
+func (s *Switch) ikePeers(pt *peerTable) []ike.PeerConfig {
+	var peers []ike.PeerConfig
+	for _, p := range pt.byPort {
+		if p == nil {
+			continue
+		}
+		peers = append(peers, ike.PeerConfig{
+			Name: p.cfg.Name, Endpoint: p.cfg.Endpoint, Local: s.localAddr,
+			LocalID: s.cfg.IKE.LocalID, RemoteID: p.cfg.RemoteID,
+			LocalVTEP: s.cfg.VTEP, RemoteVTEP: p.cfg.VTEP,
+			Initiate: p.initiates(s.cfg.VTEP),
+		})
+	}
+	return peers
+}
+
+// initiates decides who starts the IKE SA between two sites: the peer's
+// configuration if it says, else the site with the lower VTEP address, so
+// a mesh does not open every SA twice.
+func (p *peer) initiates(local netip.Addr) bool {
+	switch p.cfg.Initiate {
+	case InitiateYes:
+		return true
+	case InitiateNo:
+		return false
+	}
+	return local.Less(p.cfg.VTEP)
+}
+
+func (b *ikeBridge) updatePeers(s *Switch) {
+	b.mu.Lock()
+	d := b.daemon
+	b.mu.Unlock()
+	if d != nil {
+		d.UpdatePeers(s.ikePeers(s.peers.Load()))
+	}
+}
+
+// handleIKE passes an IKE message that arrived on the ESP socket to the
+// daemon. The daemon does not keep msg past the call.
+func (s *Switch) handleIKE(from netip.AddrPort, msg []byte) {
+	s.ike.mu.Lock()
+	d := s.ike.daemon
+	s.ike.mu.Unlock()
+	if d != nil {
+		d.HandleMessage(s.localAddr, from, msg)
+	}
+}
+
+// ikeTransport sends IKE messages: from port 500 on the port-500 socket,
+// otherwise on the ESP socket behind the non-ESP marker.
+type ikeTransport struct{ s *Switch }
+
+func (t ikeTransport) Send(from, to netip.AddrPort, msg []byte) error {
+	if from.Port() == encap.PortIKE && t.s.ike.udp500 != nil {
+		_, err := t.s.ike.udp500.WriteToUDPAddrPort(msg, to)
+		return err
+	}
+	b := make([]byte, crypto.NonESPMarkerLen+len(msg))
+	copy(b[crypto.NonESPMarkerLen:], msg)
+	return t.s.udp.WriteOne(b, to)
+}
+
+// InstallChildSA installs an ESP SA pair for a peer: inbound first, then
+// outbound traffic switches to the new SA (make-before-break). It is the
+// IKE daemon's ike.Handler; tests and benchmarks call it directly.
+func (s *Switch) InstallChildSA(c ike.ChildSA) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.peers.Load().byName[c.Peer]
+	if p == nil {
+		return fmt.Errorf("install child SA: no peer %q", c.Peer)
+	}
+	in, err := crypto.NewInboundSA(crypto.SAConfig{SPI: c.InSPI, Suite: c.Suite, Keymat: c.InKeymat, ESN: c.ESN, ReplayWindow: s.cfg.ReplayWindow})
+	if err != nil {
+		return fmt.Errorf("install child SA for %s: inbound: %w", c.Peer, err)
+	}
+	out, err := crypto.NewOutboundSA(crypto.SAConfig{SPI: c.OutSPI, Suite: c.Suite, Keymat: c.OutKeymat, ESN: c.ESN})
+	if err != nil {
+		in.Zero()
+		return fmt.Errorf("install child SA for %s: outbound: %w", c.Peer, err)
+	}
+	if err := s.sadb.Add(in); err != nil {
+		in.Zero()
+		out.Zero()
+		return fmt.Errorf("install child SA for %s: %w", c.Peer, err)
+	}
+	m := make(map[uint32]*peer, len(*s.spiPeers.Load())+1)
+	for k, v := range *s.spiPeers.Load() {
+		m[k] = v
+	}
+	m[c.InSPI] = p
+	s.spiPeers.Store(&m)
+	if c.Remote.IsValid() {
+		ep := unmapAddrPort(c.Remote)
+		p.endpoint.Store(&ep)
+	}
+	p.outSA.Store(out)
+	p.sas = append(p.sas, saRecord{in: in, out: out})
+	p.state.Store(peerUp)
+	s.log.Info("child SA installed", "peer", c.Peer, "suite", c.Suite.String(), "esn", c.ESN,
+		"spi_in", fmt.Sprintf("%08x", c.InSPI), "spi_out", fmt.Sprintf("%08x", c.OutSPI))
+	return nil
+}
+
+// DeleteChildSA removes an SA pair (rekeyed or deleted by the peer).
+func (s *Switch) DeleteChildSA(peerName string, inSPI, outSPI uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.peers.Load().byName[peerName]
+	s.deleteSALocked(p, inSPI, outSPI)
+}
+
+func (s *Switch) deleteSALocked(p *peer, inSPI, outSPI uint32) {
+	s.sadb.Remove(inSPI)
+	m := make(map[uint32]*peer, len(*s.spiPeers.Load()))
+	for k, v := range *s.spiPeers.Load() {
+		if k != inSPI {
+			m[k] = v
+		}
+	}
+	s.spiPeers.Store(&m)
+	if p == nil {
+		return
+	}
+	if out := p.outSA.Load(); out != nil && out.SPI() == outSPI {
+		p.outSA.Store(nil)
+	}
+	kept := p.sas[:0]
+	for _, r := range p.sas {
+		if r.in.SPI() == inSPI {
+			r.out.Zero()
+			continue
+		}
+		kept = append(kept, r)
+	}
+	p.sas = kept
+}
+
+// removePeerSAs drops every SA of a peer; s.mu is held.
+func (s *Switch) removePeerSAs(p *peer) {
+	for len(p.sas) > 0 {
+		r := p.sas[0]
+		s.deleteSALocked(p, r.in.SPI(), r.out.SPI())
+	}
+	p.outSA.Store(nil)
+}
+
+// PeerUp marks a peer up (its IKE SA is established).
+func (s *Switch) PeerUp(name string) {
+	if p := s.peers.Load().byName[name]; p != nil {
+		p.state.Store(peerUp)
+		s.log.Info("peer up", "peer", name)
+	}
+}
+
+// PeerDown marks a peer down after its liveness checks failed or its IKE
+// SA was deleted: its MACs are flushed, so traffic to them floods to the
+// live sites, and its SAs are removed.
+func (s *Switch) PeerDown(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.peers.Load().byName[name]
+	if p == nil {
+		return
+	}
+	p.state.Store(peerDown)
+	n := s.fdb.FlushPort(p.port)
+	s.removePeerSAs(p)
+	s.log.Warn("peer down", "peer", name, "fdb_flushed", n)
+}
+
+// SAs returns the installed ESP security associations.
+func (s *Switch) SAs() []SAStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []SAStatus
+	local := s.localAddr.Addr()
+	for _, p := range s.peers.Load().byPort {
+		if p == nil {
+			continue
+		}
+		remote := p.Endpoint().Addr()
+		for _, r := range p.sas {
+			is, os := r.in.Stats(), r.out.Stats()
+			out = append(out,
+				SAStatus{Peer: p.cfg.Name, Direction: "in", SPI: r.in.SPI(), Suite: r.in.Suite().String(), ESN: r.in.ESN(),
+					Packets: is.Packets, Bytes: is.Bytes, Wireshark: r.in.WiresharkSA(remote, local)},
+				SAStatus{Peer: p.cfg.Name, Direction: "out", SPI: r.out.SPI(), Suite: r.out.Suite().String(), ESN: r.out.ESN(),
+					Packets: os.Packets, Bytes: os.Bytes, Wireshark: r.out.WiresharkSA(local, remote)})
+		}
+	}
+	return out
+}
+
+// IKESAs returns the IKE SAs of the key exchange.
+func (s *Switch) IKESAs() []ike.IKESAInfo {
+	s.ike.mu.Lock()
+	d := s.ike.daemon
+	s.ike.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	return d.SAs()
+}
+
+var _ ike.Handler = (*Switch)(nil)

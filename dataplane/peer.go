@@ -1,0 +1,88 @@
+package dataplane
+
+import (
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/vxswitch/vxswitch/crypto"
+	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/fdb"
+)
+
+// Peer states.
+const (
+	peerConnecting int32 = iota
+	peerUp
+	peerDown
+)
+
+// peer is a remote site. Its mutable state is atomic: the data path reads
+// it without locks while the control plane (IKE, PMTU, reload) writes.
+type peer struct {
+	cfg    PeerConfig
+	port   fdb.Port
+	tunnel encap.Tunnel // tunnel-inner addresses: our VTEP -> the peer's
+
+	endpoint atomic.Pointer[netip.AddrPort] // underlay address; follows NAT rebinding
+	mtu      atomic.Int32                   // path MTU to the peer
+	outSA    atomic.Pointer[crypto.OutboundSA]
+	state    atomic.Int32
+
+	ctr counters
+	sas []saRecord // installed Child SAs, guarded by Switch.mu
+}
+
+func (p *peer) Endpoint() netip.AddrPort { return *p.endpoint.Load() }
+
+// outerOverhead is what the underlay adds around an ESP or VXLAN payload:
+// outer IP and UDP.
+func outerOverhead(ap netip.AddrPort) int {
+	if ap.Addr().Is4() || ap.Addr().Is4In6() {
+		return encap.IPv4MinHeaderLen + encap.UDPHeaderLen
+	}
+	return encap.IPv6HeaderLen + encap.UDPHeaderLen
+}
+
+// maxInner is the largest tunnel-inner IP packet that, sealed in ESP and
+// wrapped in the outer headers, fits the peer's path MTU: room left after
+// the outer headers, the ESP header and ICV, rounded down to the 4-byte
+// ESP alignment, less the pad-length and next-header bytes.
+func (p *peer) maxInner() int {
+	room := int(p.mtu.Load()) - outerOverhead(p.Endpoint()) - crypto.HeaderLen - 16
+	return room&^3 - 2
+}
+
+// frameMTU is the IP MTU an overlay host may use towards this peer
+// without fragmentation in the tunnel: what MSS clamping aims at.
+func (p *peer) frameMTU(mode Mode) int {
+	if mode == ModePlain {
+		return int(p.mtu.Load()) - outerOverhead(p.Endpoint()) - encap.VXLANHeaderLen - encap.EthernetHeaderLen
+	}
+	return p.maxInner() - p.tunnel.Overhead() - encap.EthernetHeaderLen
+}
+
+func stateName(s int32) string {
+	switch s {
+	case peerUp:
+		return "up"
+	case peerDown:
+		return "down"
+	}
+	return "connecting"
+}
+
+// peerTable is an immutable snapshot of the peers, replaced as a whole on
+// reload so the data path reads it with one atomic load.
+type peerTable struct {
+	byPort []*peer // index: fdb port; nil holes for removed peers
+	byName map[string]*peer
+	byAddr map[netip.Addr]*peer // underlay address
+	byVTEP map[netip.Addr]*peer // tunnel-inner address
+}
+
+func (t *peerTable) get(port fdb.Port) *peer {
+	if int(port) < len(t.byPort) {
+		return t.byPort[port]
+	}
+	return nil
+}

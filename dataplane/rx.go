@@ -1,0 +1,300 @@
+package dataplane
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+
+	"github.com/vxswitch/vxswitch/crypto"
+	"github.com/vxswitch/vxswitch/encap"
+)
+
+// FrameWriter is what the receive path delivers frames to: a segment's
+// TAP, or an in-memory stand-in in benchmarks. Write must not keep frame.
+type FrameWriter interface {
+	Write(frame []byte) error
+}
+
+// openJob is one ESP packet of a receive batch, opened by the crypto
+// workers: the inner packet and the SA it authenticated under.
+type openJob struct {
+	pkt     []byte
+	payload []byte
+	nh      uint8
+	sa      *crypto.InboundSA
+	err     error
+}
+
+// rxPath is the receive pipeline of the underlay socket, owned by its
+// reader goroutine (or a benchmark).
+type rxPath struct {
+	s       *Switch
+	bufs    [][]byte
+	sizes   []int
+	from    []netip.AddrPort
+	jobs    []openJob
+	reasmMu sync.Mutex // the reassembler is single-goroutine; Stats and Expire come from others
+	reasm   *encap.Reassembler
+	decap   encap.Decap
+
+	wg     sync.WaitGroup
+	openFn rangeFunc
+}
+
+func newRxPath(s *Switch) *rxPath {
+	r := &rxPath{
+		s: s, bufs: makeBuffers(batchSize), sizes: make([]int, batchSize),
+		from: make([]netip.AddrPort, batchSize), jobs: make([]openJob, batchSize),
+		reasm: encap.NewReassembler(encap.ReassemblyConfig{
+			Timeout:      s.cfg.Reassembly.Timeout,
+			MaxDatagrams: s.cfg.Reassembly.MaxDatagrams,
+		}),
+	}
+	r.openFn = r.openRange
+	return r
+}
+
+// process handles datagrams bufs[i][:sizes[i]] from from[i], i < n.
+func (r *rxPath) process(n int) {
+	s := r.s
+	pt := s.peers.Load()
+	if s.capture.active(CaptureUnderlay) {
+		for i := 0; i < n; i++ {
+			s.emitUnderlay(r.from[i], s.localAddr, r.bufs[i][:r.sizes[i]])
+		}
+	}
+	if s.cfg.Mode == ModePlain {
+		for i := 0; i < n; i++ {
+			r.plain(pt, r.bufs[i][:r.sizes[i]], r.from[i])
+		}
+		return
+	}
+	// Classify; ESP packets are opened in parallel, then handled in order.
+	weight := 0
+	for i := 0; i < n; i++ {
+		pkt := r.bufs[i][:r.sizes[i]]
+		j := &r.jobs[i]
+		j.pkt, j.payload, j.sa, j.err = nil, nil, nil, nil
+		switch crypto.Classify(pkt) {
+		case crypto.KindESP:
+			j.pkt = pkt
+			weight += len(pkt)
+		case crypto.KindIKE:
+			s.ctr.inc(cRxIKE)
+			s.handleIKE(r.from[i], pkt[crypto.NonESPMarkerLen:])
+		case crypto.KindKeepalive:
+			s.ctr.inc(cRxKeepalive)
+		default:
+			s.ctr.inc(cRxDropInvalid)
+		}
+	}
+	s.pool.Run(n, weight, &r.wg, r.openFn)
+	for i := 0; i < n; i++ {
+		if r.jobs[i].pkt != nil {
+			r.esp(pt, &r.jobs[i], r.from[i])
+		}
+	}
+}
+
+func (r *rxPath) openRange(lo, hi int) {
+	db := &r.s.sadb
+	for i := lo; i < hi; i++ {
+		j := &r.jobs[i]
+		if j.pkt == nil {
+			continue
+		}
+		j.payload, j.nh, j.sa, j.err = db.Open(j.pkt)
+	}
+}
+
+// esp handles one opened ESP packet: counts a failure, or checks the
+// inner packet, reassembles it and delivers the frame.
+func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
+	s := r.s
+	if j.err != nil {
+		s.ctr.inc(espDropCounter(j.err))
+		return
+	}
+	p := s.saPeer(j.sa.SPI())
+	if p == nil {
+		s.ctr.inc(cRxDropUnknownPeer)
+		return
+	}
+	p.ctr.inc(cRxPackets)
+	p.ctr.add(cRxBytes, uint64(len(j.pkt)))
+	// An authenticated packet from a new address: the peer's NAT rebound.
+	if from != p.Endpoint() {
+		ep := from
+		p.endpoint.Store(&ep)
+		p.ctr.inc(cRxEndpointMoved)
+	}
+	inner := j.payload
+	switch j.nh {
+	case crypto.NextHeaderIPv4, crypto.NextHeaderIPv6:
+	case encap.ProtoNoNext: // dummy packet (RFC 4303 §2.6)
+		p.ctr.inc(cRxDropDummy)
+		return
+	default:
+		p.ctr.inc(cRxDropNextHeader)
+		return
+	}
+	if isFragment(inner) {
+		p.ctr.inc(cRxFragments)
+		r.reasmMu.Lock()
+		d, err := r.reasm.Add(inner)
+		r.reasmMu.Unlock()
+		if err != nil {
+			p.ctr.inc(cRxDropReassembly)
+			return
+		}
+		if d == nil {
+			return
+		}
+		p.ctr.inc(cRxReassembled)
+		inner = d
+	}
+	if s.capture.active(CaptureInner) {
+		s.capture.emit(CaptureInner, 0, inner)
+	}
+	if err := encap.DecapIP(inner, &r.decap); err != nil {
+		p.ctr.inc(decapDropCounter(err))
+		return
+	}
+	if r.decap.Src != p.tunnel.Dst {
+		p.ctr.inc(cRxDropVTEPMismatch)
+		return
+	}
+	r.deliver(p, r.decap.VNI, r.decap.Frame)
+}
+
+// isFragment reports whether the inner IP packet is a fragment.
+func isFragment(pkt []byte) bool {
+	if len(pkt) == 0 {
+		return false
+	}
+	switch pkt[0] >> 4 {
+	case encap.IPv4Version:
+		ip := encap.IPv4(pkt)
+		return ip.IsValid() && ip.IsFragment()
+	case encap.IPv6Version:
+		ip := encap.IPv6(pkt)
+		return ip.IsValid() && ip.NextHeader() == encap.ProtoIPv6Frag
+	}
+	return false
+}
+
+// plain handles one RFC 7348 VXLAN datagram.
+func (r *rxPath) plain(pt *peerTable, pkt []byte, from netip.AddrPort) {
+	s := r.s
+	p := pt.byAddr[from.Addr()]
+	if p == nil {
+		s.ctr.inc(cRxDropUnknownPeer)
+		return
+	}
+	p.ctr.inc(cRxPackets)
+	p.ctr.add(cRxBytes, uint64(len(pkt)))
+	vni, frame, err := encap.DecapVXLAN(pkt)
+	if err != nil {
+		p.ctr.inc(decapDropCounter(err))
+		return
+	}
+	r.deliver(p, vni, frame)
+}
+
+// deliver learns the source of a frame from p and writes it to the
+// segment's TAP. Split horizon: frames from a peer never go to another peer.
+func (r *rxPath) deliver(p *peer, vni encap.VNI, frame []byte) {
+	s := r.s
+	seg := s.segments[vni]
+	if seg == nil || !p.inSegment(vni) {
+		p.ctr.inc(cRxDropUnknownSegment)
+		return
+	}
+	eth := encap.Ethernet(frame)
+	if !eth.IsValid() {
+		p.ctr.inc(cRxDropMalformed)
+		return
+	}
+	src := eth.Src()
+	if src.IsMulticast() || src.IsZero() {
+		p.ctr.inc(cRxDropMalformed)
+		return
+	}
+	s.fdb.Learn(vni, src, p.port)
+	if s.cfg.MSSClamp && clampFrame(frame, p.frameMTU(s.cfg.Mode)) {
+		seg.ctr.inc(cMSSClamped)
+	}
+	if s.capture.active(CaptureTAP) {
+		s.capture.emit(CaptureTAP, vni, frame)
+	}
+	if err := seg.writer.Write(frame); err != nil {
+		seg.ctr.inc(cTAPWriteErrors)
+		return
+	}
+	seg.ctr.inc(cTAPTxFrames)
+	seg.ctr.add(cTAPTxBytes, uint64(len(frame)))
+}
+
+func espDropCounter(err error) counter {
+	switch {
+	case errors.Is(err, crypto.ErrTruncated):
+		return cRxDropTruncated
+	case errors.Is(err, crypto.ErrUnknownSPI):
+		return cRxDropUnknownSPI
+	case errors.Is(err, crypto.ErrAuth):
+		return cRxDropAuth
+	case errors.Is(err, crypto.ErrBadPadding):
+		return cRxDropBadPadding
+	case errors.Is(err, crypto.ErrReplay):
+		return cRxDropReplay
+	case errors.Is(err, crypto.ErrTooOld):
+		return cRxDropTooOld
+	case errors.Is(err, crypto.ErrExpired):
+		return cRxDropExpired
+	}
+	return cRxDropInvalid
+}
+
+func decapDropCounter(err error) counter {
+	switch {
+	case errors.Is(err, encap.ErrTruncated):
+		return cRxDropTruncated
+	case errors.Is(err, encap.ErrNotVXLAN):
+		return cRxDropNotVXLAN
+	case errors.Is(err, encap.ErrNoVNI):
+		return cRxDropNoVNI
+	}
+	return cRxDropMalformed
+}
+
+// reassemblyStats reads the reassembler's counters.
+func (r *rxPath) reassemblyStats() encap.ReassemblyStats {
+	r.reasmMu.Lock()
+	defer r.reasmMu.Unlock()
+	return r.reasm.Stats()
+}
+
+// expire releases timed-out partial datagrams when no fragments arrive.
+func (r *rxPath) expire() {
+	r.reasmMu.Lock()
+	defer r.reasmMu.Unlock()
+	r.reasm.Expire()
+}
+
+func reassemblyCounters(st encap.ReassemblyStats) []Counter {
+	var out []Counter
+	for _, c := range []Counter{
+		{Name: "fragments", Value: st.Fragments}, {Name: "completed", Value: st.Completed},
+		{Name: "duplicates", Value: st.Duplicates}, {Name: "drop_timeout", Value: st.Timeout},
+		{Name: "drop_overlap", Value: st.Overlap}, {Name: "drop_too_big", Value: st.TooBig},
+		{Name: "drop_too_many_fragments", Value: st.TooManyFragments}, {Name: "drop_no_memory", Value: st.NoMemory},
+		{Name: "drop_malformed", Value: st.Malformed}, {Name: "drop_tiny_first_fragment", Value: st.TinyFirstFragment},
+		{Name: "in_progress", Value: uint64(st.InProgress)}, {Name: "memory_in_use", Value: uint64(st.MemoryInUse)},
+	} {
+		if c.Value != 0 {
+			c.Scope = "reassembly"
+			out = append(out, c)
+		}
+	}
+	return out
+}

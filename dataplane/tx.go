@@ -1,0 +1,380 @@
+package dataplane
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+	"syscall"
+
+	"github.com/vxswitch/vxswitch/crypto"
+	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/fdb"
+)
+
+// Buffer layout. Every buffer is BufferSize bytes; a frame is read at
+// Headroom so that the tunnel-inner IP, UDP and VXLAN headers and the ESP
+// header are written in front of it in place, and the ESP trailer after it.
+const (
+	// Headroom is where a frame starts in its buffer.
+	Headroom = 128
+	// MaxFrame is the largest Ethernet frame: a 9000-byte MTU, the
+	// Ethernet header and one 802.1Q tag.
+	MaxFrame = 9000 + encap.EthernetHeaderLen + encap.VLANTagLen
+	// BufferSize is the size of every packet buffer.
+	BufferSize = Headroom + MaxFrame + 128
+
+	batchSize = 64  // frames or datagrams read per wake-up
+	outSize   = 256 // messages and spare buffers per send batch
+)
+
+// Underlay is what the transmit path sends through: the UDP socket, or an
+// in-memory stand-in in benchmarks. Write sends bufs[i] to to[i] in order
+// and reports per-message failures; it must not keep the slices.
+type Underlay interface {
+	Write(bufs [][]byte, to []netip.AddrPort, failed func(i int, err syscall.Errno)) error
+}
+
+// sealJob is one ESP packet to seal: pkt[crypto.HeaderLen:][:payloadLen]
+// holds the inner IP packet, cap(pkt) has room for the trailer.
+type sealJob struct {
+	sa         *crypto.OutboundSA
+	pkt        []byte
+	payloadLen int
+	nextHeader uint8
+	seq        uint64
+	peer       *peer
+}
+
+// txPath is one segment's transmit pipeline. It is owned by the segment's
+// reader goroutine (or a benchmark); nothing in it is shared.
+type txPath struct {
+	s   *Switch
+	seg *segment
+
+	bufs  [][]byte // frames read from the TAP, at Headroom
+	sizes []int
+
+	spare     [][]byte // buffers for flood copies and fragments
+	spareUsed int
+
+	out     [][]byte // messages to send, in order
+	outTo   []netip.AddrPort
+	outPeer []*peer
+	jobs    []sealJob // ESP mode: out[i] is sealed from jobs[i]
+
+	fragBufs  [][]byte // views into spare buffers handed to FragmentIPv4/6
+	fragSizes []int
+
+	wg     sync.WaitGroup
+	sealFn rangeFunc
+	failFn func(int, syscall.Errno)
+}
+
+func newTxPath(s *Switch, seg *segment) *txPath {
+	t := &txPath{
+		s: s, seg: seg,
+		bufs: makeBuffers(batchSize), sizes: make([]int, batchSize),
+		spare: makeBuffers(outSize),
+		out:   make([][]byte, 0, outSize), outTo: make([]netip.AddrPort, 0, outSize),
+		outPeer: make([]*peer, 0, outSize), jobs: make([]sealJob, 0, outSize),
+		fragBufs: make([][]byte, outSize), fragSizes: make([]int, outSize),
+	}
+	t.sealFn = t.sealRange
+	t.failFn = t.sendFailed
+	return t
+}
+
+func makeBuffers(n int) [][]byte {
+	backing := make([]byte, n*BufferSize)
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = backing[i*BufferSize : (i+1)*BufferSize : (i+1)*BufferSize]
+	}
+	return bufs
+}
+
+// process forwards frames bufs[i][Headroom:][:sizes[i]] for i < n and
+// sends what they produce.
+func (t *txPath) process(n int) {
+	pt := t.s.peers.Load()
+	for i := 0; i < n; i++ {
+		t.frame(pt, t.bufs[i], t.sizes[i])
+	}
+	t.flush()
+}
+
+// frame forwards one frame read from the TAP.
+func (t *txPath) frame(pt *peerTable, buf []byte, n int) {
+	s, seg := t.s, t.seg
+	seg.ctr.inc(cTAPRxFrames)
+	seg.ctr.add(cTAPRxBytes, uint64(n))
+	frame := buf[Headroom : Headroom+n]
+	eth := encap.Ethernet(frame)
+	if !eth.IsValid() {
+		seg.ctr.inc(cDropRunt)
+		return
+	}
+	if s.capture.active(CaptureTAP) {
+		s.capture.emit(CaptureTAP, seg.vni, frame)
+	}
+	src := eth.Src()
+	if src.IsMulticast() || src.IsZero() {
+		seg.ctr.inc(cDropBadSrcMAC)
+		return
+	}
+	s.fdb.Learn(seg.vni, src, fdb.LocalPort)
+
+	dst := eth.Dst()
+	if !dst.IsMulticast() {
+		if port, ok := s.fdb.Lookup(seg.vni, dst); ok {
+			if port == fdb.LocalPort {
+				seg.ctr.inc(cDropLocalDst)
+				return
+			}
+			if p := pt.get(port); p != nil {
+				t.clampMSS(frame, p)
+				t.toPeer(p, buf, n, true)
+				return
+			}
+		}
+	}
+	// Broadcast, multicast and unknown unicast: head-end replication to
+	// every peer of the segment; the last copy is made in place.
+	list := s.fdb.FloodList(seg.vni)
+	if len(list) == 0 {
+		return
+	}
+	seg.ctr.inc(cFloodFrames)
+	if s.cfg.MSSClamp {
+		t.clampMSS(frame, nil)
+	}
+	if s.cfg.Mode == ModePlain {
+		t.plainFlood(pt, list, buf, n)
+		return
+	}
+	for j, port := range list {
+		p := pt.get(port)
+		if p == nil {
+			continue
+		}
+		if j < len(list)-1 {
+			seg.ctr.inc(cFloodCopies)
+		}
+		t.toPeer(p, buf, n, j == len(list)-1)
+	}
+}
+
+// clampMSS lowers the MSS of TCP SYNs to what fits the path to p without
+// fragmentation (for a flood, p is nil: the smallest over the segment).
+func (t *txPath) clampMSS(frame []byte, p *peer) {
+	if !t.s.cfg.MSSClamp {
+		return
+	}
+	mtu := 0
+	if p != nil {
+		mtu = p.frameMTU(t.s.cfg.Mode)
+	} else {
+		mtu = int(t.seg.minFrameMTU.Load())
+	}
+	if clampFrame(frame, mtu) {
+		t.seg.ctr.inc(cMSSClamped)
+	}
+}
+
+// clampFrame clamps the MSS of a SYN in frame for an IP MTU of mtu.
+func clampFrame(frame []byte, mtu int) bool {
+	if mtu <= 0 {
+		return false
+	}
+	eth := encap.Ethernet(frame)
+	mtu -= eth.HeaderLen() - encap.EthernetHeaderLen // a tag takes from the MTU too
+	return encap.ClampMSS(frame, encap.MSSForMTU(mtu, eth.EtherType() == encap.EtherTypeIPv6))
+}
+
+// plainFlood sends one VXLAN packet, built once in place, to every peer.
+func (t *txPath) plainFlood(pt *peerTable, list []fdb.Port, buf []byte, n int) {
+	start, _ := encap.EncapVXLAN(buf, Headroom, t.seg.vni)
+	pkt := buf[start : Headroom+n]
+	for _, port := range list {
+		if p := pt.get(port); p != nil {
+			if len(t.out) == cap(t.out) {
+				t.flush()
+			}
+			t.queue(pkt, p)
+		}
+	}
+}
+
+func (t *txPath) queue(pkt []byte, p *peer) {
+	t.out = append(t.out, pkt)
+	t.outTo = append(t.outTo, p.Endpoint())
+	t.outPeer = append(t.outPeer, p)
+}
+
+// toPeer encapsulates the frame at buf[Headroom:][:n] for p. inPlace says
+// the frame's own buffer may be used; otherwise it is copied first.
+func (t *txPath) toPeer(p *peer, buf []byte, n int, inPlace bool) {
+	s, seg := t.s, t.seg
+	if s.cfg.Mode == ModePlain {
+		if len(t.out) == cap(t.out) {
+			t.flush()
+		}
+		start, _ := encap.EncapVXLAN(buf, Headroom, seg.vni)
+		t.queue(buf[start:Headroom+n], p)
+		return
+	}
+	sa := p.outSA.Load()
+	if sa == nil {
+		p.ctr.inc(cDropNoSA)
+		return
+	}
+	// Worst case this frame needs one spare per fragment plus a copy.
+	maxInner := p.maxInner()
+	need := (n+p.tunnel.Overhead())/(maxInner&^7-encap.IPv6HeaderLen-encap.IPv6FragmentHeaderLen) + 2
+	if len(t.out)+need > cap(t.out) || t.spareUsed+need > len(t.spare) {
+		t.flush()
+	}
+	if !inPlace {
+		if t.spareUsed == len(t.spare) {
+			seg.ctr.inc(cDropNoBuffer)
+			return
+		}
+		c := t.spare[t.spareUsed]
+		t.spareUsed++
+		copy(c[Headroom:], buf[Headroom:Headroom+n])
+		buf = c
+	}
+	id := uint16(0)
+	if p.tunnel.Src.Is4() {
+		id = uint16(s.ids.Next(p.tunnel.Dst))
+	}
+	start, err := encap.EncapIP(buf, Headroom, n, seg.vni, &p.tunnel, id)
+	if err != nil {
+		seg.ctr.inc(cDropTooBig)
+		return
+	}
+	inner := buf[start : Headroom+n]
+	if s.capture.active(CaptureInner) {
+		s.capture.emit(CaptureInner, seg.vni, inner)
+	}
+	nh := crypto.NextHeaderIPv4
+	if !p.tunnel.Src.Is4() {
+		nh = crypto.NextHeaderIPv6
+	}
+	if len(inner) <= maxInner {
+		t.seal(sa, p, buf[start-crypto.HeaderLen:], len(inner), nh)
+		return
+	}
+	t.fragment(sa, p, inner, maxInner, nh)
+}
+
+// fragment splits the inner packet into spare buffers, each fragment at
+// Headroom so its ESP header fits in front, and seals each.
+func (t *txPath) fragment(sa *crypto.OutboundSA, p *peer, inner []byte, mtu int, nh uint8) {
+	free := len(t.spare) - t.spareUsed
+	views := t.fragBufs[:free]
+	for i := range views {
+		views[i] = t.spare[t.spareUsed+i][Headroom:]
+	}
+	var nf int
+	var err error
+	if nh == crypto.NextHeaderIPv4 {
+		nf, err = encap.FragmentIPv4(inner, mtu, encap.IPv4(inner).ID(), views, t.fragSizes[:free])
+	} else {
+		nf, err = encap.FragmentIPv6(inner, mtu, t.s.ids.Next(p.tunnel.Dst), views, t.fragSizes[:free])
+	}
+	if err != nil {
+		if errors.Is(err, encap.ErrFragmentBuffers) {
+			t.seg.ctr.inc(cDropNoBuffer)
+		} else {
+			t.seg.ctr.inc(cDropFragment)
+		}
+		return
+	}
+	p.ctr.add(cTxFragments, uint64(nf))
+	for i := 0; i < nf; i++ {
+		b := t.spare[t.spareUsed+i]
+		t.seal(sa, p, b[Headroom-crypto.HeaderLen:], t.fragSizes[i], nh)
+	}
+	t.spareUsed += nf
+}
+
+// seal reserves the next sequence number of sa, in send order, and queues
+// the packet; the sealing itself happens in flush, in parallel.
+func (t *txPath) seal(sa *crypto.OutboundSA, p *peer, pkt []byte, payloadLen int, nh uint8) {
+	seq, err := sa.NextSeq()
+	if err != nil {
+		p.ctr.inc(cDropSeqExhausted)
+		return
+	}
+	t.jobs = append(t.jobs, sealJob{sa: sa, pkt: pkt, payloadLen: payloadLen, nextHeader: nh, seq: seq, peer: p})
+	t.queue(pkt, p)
+}
+
+// sealRange seals jobs [lo, hi); a failed job leaves a nil message.
+func (t *txPath) sealRange(lo, hi int) {
+	for i := lo; i < hi; i++ {
+		j := &t.jobs[i]
+		n, err := j.sa.SealSeq(j.pkt, j.payloadLen, j.nextHeader, j.seq)
+		if err != nil {
+			t.out[i] = nil
+			continue
+		}
+		t.out[i] = j.pkt[:n]
+	}
+}
+
+// flush seals (ESP mode) and sends every queued message in order, then
+// recycles the spare buffers.
+func (t *txPath) flush() {
+	if len(t.out) == 0 {
+		t.spareUsed = 0
+		return
+	}
+	s := t.s
+	if s.cfg.Mode == ModeESP {
+		weight := 0
+		for i := range t.jobs {
+			weight += t.jobs[i].payloadLen
+		}
+		s.pool.Run(len(t.jobs), weight, &t.wg, t.sealFn)
+		// Drop the messages that failed to seal, keeping order.
+		k := 0
+		for i := range t.out {
+			if t.out[i] == nil {
+				t.outPeer[i].ctr.inc(cDropSealError)
+				continue
+			}
+			t.out[k], t.outTo[k], t.outPeer[k] = t.out[i], t.outTo[i], t.outPeer[i]
+			k++
+		}
+		t.out, t.outTo, t.outPeer = t.out[:k], t.outTo[:k], t.outPeer[:k]
+	}
+	capture := s.capture.active(CaptureUnderlay)
+	for i, b := range t.out {
+		p := t.outPeer[i]
+		p.ctr.inc(cTxPackets)
+		p.ctr.add(cTxBytes, uint64(len(b)))
+		if capture {
+			s.emitUnderlay(s.localAddr, t.outTo[i], b)
+		}
+	}
+	if err := s.under.Write(t.out, t.outTo, t.failFn); err != nil && !errClosed(err) {
+		s.ctr.inc(cTxErrors)
+		s.logf("underlay send failed", "err", err)
+	}
+	t.out, t.outTo, t.outPeer, t.jobs = t.out[:0], t.outTo[:0], t.outPeer[:0], t.jobs[:0]
+	t.spareUsed = 0
+}
+
+// sendFailed counts a message the kernel refused; EMSGSIZE means the path
+// MTU shrank: the socket's error queue says to what.
+func (t *txPath) sendFailed(i int, errno syscall.Errno) {
+	p := t.outPeer[i]
+	if errno == syscall.EMSGSIZE {
+		p.ctr.inc(cTxPathMTU)
+		t.s.pmtuPending.Store(true)
+		return
+	}
+	p.ctr.inc(cTxErrors)
+}

@@ -1,0 +1,283 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// udpConn is the underlay socket with batched I/O: recvmmsg and sendmmsg
+// on the Go runtime's poller, so a batch costs one system call and the
+// goroutine parks only when the socket is empty (or full).
+type udpConn struct {
+	conn *net.UDPConn
+	rc   syscall.RawConn
+	v6   bool
+
+	rmsgs  []unix.Mmsghdr
+	riovs  []unix.Iovec
+	rnames []unix.RawSockaddrInet6
+
+	wmsgs  []unix.Mmsghdr
+	wiovs  []unix.Iovec
+	wnames []unix.RawSockaddrInet6
+}
+
+// listenUDP binds the underlay socket. With dontFragment the kernel sets
+// DF on every packet and reports a too-small path as EMSGSIZE (ESP mode,
+// where the switch fragments inside the tunnel); without it the kernel
+// fragments the outer packet, as a kernel VTEP does (plain mode).
+func listenUDP(addr netip.AddrPort, dontFragment bool, batch int) (*udpConn, error) {
+	network := "udp4"
+	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
+		network = "udp6"
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = setUnderlayOptions(int(fd), network == "udp6", dontFragment)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), network, addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("listen on %v: %w", addr, err)
+	}
+	conn := pc.(*net.UDPConn)
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("listen on %v: %w", addr, err)
+	}
+	u := &udpConn{
+		conn: conn, rc: rc, v6: network == "udp6",
+		rmsgs: make([]unix.Mmsghdr, batch), riovs: make([]unix.Iovec, batch), rnames: make([]unix.RawSockaddrInet6, batch),
+		wmsgs: make([]unix.Mmsghdr, batch), wiovs: make([]unix.Iovec, batch), wnames: make([]unix.RawSockaddrInet6, batch),
+	}
+	for i := range batch {
+		u.rmsgs[i].Hdr.Iov = &u.riovs[i]
+		u.rmsgs[i].Hdr.Iovlen = 1
+		u.rmsgs[i].Hdr.Name = (*byte)(unsafe.Pointer(&u.rnames[i]))
+		u.wmsgs[i].Hdr.Iov = &u.wiovs[i]
+		u.wmsgs[i].Hdr.Iovlen = 1
+		u.wmsgs[i].Hdr.Name = (*byte)(unsafe.Pointer(&u.wnames[i]))
+	}
+	return u, nil
+}
+
+func setUnderlayOptions(fd int, v6, dontFragment bool) error {
+	// Large buffers absorb bursts; as root, force them past rmem_max.
+	for _, o := range []struct{ force, plain int }{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, o.force, 8<<20) != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, o.plain, 8<<20)
+		}
+	}
+	pmtu := unix.IP_PMTUDISC_DONT
+	if dontFragment {
+		pmtu = unix.IP_PMTUDISC_DO
+	}
+	if v6 {
+		pmtu6 := unix.IPV6_PMTUDISC_DONT
+		if dontFragment {
+			pmtu6 = unix.IPV6_PMTUDISC_DO
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, pmtu6); err != nil {
+			return fmt.Errorf("IPV6_MTU_DISCOVER: %w", err)
+		}
+		return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1)
+	}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, pmtu); err != nil {
+		return fmt.Errorf("IP_MTU_DISCOVER: %w", err)
+	}
+	return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1)
+}
+
+// LocalAddr is the bound address.
+func (u *udpConn) LocalAddr() netip.AddrPort {
+	return u.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// Close closes the socket; a blocked Read returns net.ErrClosed.
+func (u *udpConn) Close() error { return u.conn.Close() }
+
+// Read fills bufs[i][:sizes[i]] and from[i] for up to len(bufs) datagrams
+// and returns how many. It blocks until at least one arrives. A socket
+// error reported by IP_RECVERR (an ICMP error for an earlier send) comes
+// back as errPending so the caller can drain the error queue and go on.
+func (u *udpConn) Read(bufs [][]byte, sizes []int, from []netip.AddrPort) (int, error) {
+	n := min(len(bufs), len(u.rmsgs))
+	for i := 0; i < n; i++ {
+		u.riovs[i].Base = &bufs[i][0]
+		u.riovs[i].SetLen(len(bufs[i]))
+		u.rmsgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+		u.rmsgs[i].Hdr.Flags = 0
+	}
+	var got int
+	var errno syscall.Errno
+	err := u.rc.Read(func(fd uintptr) bool {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&u.rmsgs[0])), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
+		if e == unix.EAGAIN || e == unix.EINTR {
+			return false
+		}
+		got, errno = int(r), e
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	if errno != 0 {
+		return 0, &pendingError{errno}
+	}
+	for i := 0; i < got; i++ {
+		sizes[i] = int(u.rmsgs[i].Len)
+		from[i] = sockaddrToAddrPort(&u.rnames[i])
+	}
+	return got, nil
+}
+
+// pendingError is an asynchronous socket error (IP_RECVERR): the details
+// wait in the error queue.
+type pendingError struct{ errno syscall.Errno }
+
+func (e *pendingError) Error() string { return "underlay socket error: " + e.errno.Error() }
+func (e *pendingError) Unwrap() error { return e.errno }
+
+// Write sends bufs[i] to to[i] for every i, in order, with as few sendmmsg
+// calls as the kernel allows. A message the kernel refuses with EMSGSIZE
+// (path MTU) or another per-destination error is skipped and reported in
+// failed (index and errno) so the caller can count it and adjust; the
+// rest of the batch still goes out.
+func (u *udpConn) Write(bufs [][]byte, to []netip.AddrPort, failed func(i int, err syscall.Errno)) error {
+	for start := 0; start < len(bufs); {
+		n := min(len(bufs)-start, len(u.wmsgs))
+		for i := 0; i < n; i++ {
+			b := bufs[start+i]
+			u.wiovs[i].Base = &b[0]
+			u.wiovs[i].SetLen(len(b))
+			u.wmsgs[i].Hdr.Namelen = addrPortToSockaddr(to[start+i], &u.wnames[i], u.v6)
+		}
+		var sent int
+		var errno syscall.Errno
+		err := u.rc.Write(func(fd uintptr) bool {
+			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&u.wmsgs[0])), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
+			if e == unix.EAGAIN || e == unix.EINTR {
+				return false
+			}
+			sent, errno = int(r), e
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		if errno != 0 {
+			// sendmmsg fails only when the first message fails: skip it.
+			if failed != nil {
+				failed(start, errno)
+			}
+			start++
+			continue
+		}
+		start += sent
+	}
+	return nil
+}
+
+// WriteOne sends one datagram (control traffic: IKE, keepalives).
+func (u *udpConn) WriteOne(b []byte, to netip.AddrPort) error {
+	_, err := u.conn.WriteToUDPAddrPort(b, to)
+	return err
+}
+
+// drainErrors reads the socket error queue and reports every path MTU
+// the kernel learnt (from a local EMSGSIZE or an ICMP "fragmentation
+// needed" / "packet too big"), by original destination.
+func (u *udpConn) drainErrors(report func(dst netip.Addr, mtu int)) {
+	var buf [256]byte
+	var oob [512]byte
+	_ = u.rc.Read(func(fd uintptr) bool {
+		for i := 0; i < 64; i++ {
+			_, oobn, _, from, err := unix.Recvmsg(int(fd), buf[:], oob[:], unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+			if err != nil {
+				return true
+			}
+			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+			if err != nil {
+				continue
+			}
+			for _, m := range msgs {
+				if !(m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_RECVERR) &&
+					!(m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_RECVERR) {
+					continue
+				}
+				if len(m.Data) < int(unsafe.Sizeof(unix.SockExtendedErr{})) {
+					continue
+				}
+				ee := (*unix.SockExtendedErr)(unsafe.Pointer(&m.Data[0]))
+				if syscall.Errno(ee.Errno) != unix.EMSGSIZE || ee.Info == 0 {
+					continue
+				}
+				if dst, ok := sockaddrAddr(from); ok {
+					report(dst, int(ee.Info))
+				}
+			}
+		}
+		return true
+	})
+}
+
+func sockaddrAddr(sa unix.Sockaddr) (netip.Addr, bool) {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(a.Addr), true
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(a.Addr).Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+func sockaddrToAddrPort(rsa *unix.RawSockaddrInet6) netip.AddrPort {
+	switch rsa.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+	case unix.AF_INET6:
+		p := (*[2]byte)(unsafe.Pointer(&rsa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom16(rsa.Addr).Unmap(), uint16(p[0])<<8|uint16(p[1]))
+	}
+	return netip.AddrPort{}
+}
+
+func addrPortToSockaddr(ap netip.AddrPort, rsa *unix.RawSockaddrInet6, v6 bool) uint32 {
+	port := ap.Port()
+	if !v6 {
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		sa.Family = unix.AF_INET
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		p[0], p[1] = byte(port>>8), byte(port)
+		sa.Addr = ap.Addr().Unmap().As4()
+		return unix.SizeofSockaddrInet4
+	}
+	rsa.Family = unix.AF_INET6
+	p := (*[2]byte)(unsafe.Pointer(&rsa.Port))
+	p[0], p[1] = byte(port>>8), byte(port)
+	rsa.Flowinfo = 0
+	rsa.Addr = ap.Addr().As16()
+	rsa.Scope_id = 0
+	return unix.SizeofSockaddrInet6
+}
+
+// errClosed reports whether err means the socket or device was closed.
+func errClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed)
+}
