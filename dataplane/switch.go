@@ -558,3 +558,9 @@ func (s *Switch) Stats() []Counter {
 	}
 	return out
 }
+
+// Capture starts a capture session at point, for one segment (vni) or all
+// (vni 0), with a queue of the given length (0: 4096). Close it when done.
+func (s *Switch) Capture(point CapturePoint, vni encap.VNI, queue int) *CaptureSession {
+	return s.capture.add(point, vni, queue)
+}
