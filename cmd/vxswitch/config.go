@@ -155,11 +155,19 @@ func decodeConfig(data []byte, fc *fileConfig) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	if und := md.Undecoded(); len(und) > 0 {
-		var errs []error
-		for _, k := range und {
-			errs = append(errs, fmt.Errorf("%s: unknown key", k))
+	var errs []error
+	unknown := map[string]bool{}
+	for _, k := range md.Undecoded() {
+		unknown[k.String()] = true
+		errs = append(errs, fmt.Errorf("%s: unknown key", k))
+	}
+	// The decoder matches keys case-insensitively; the format does not.
+	for _, k := range md.Keys() {
+		if s := k.String(); s != strings.ToLower(s) && !unknown[s] {
+			errs = append(errs, fmt.Errorf("%s: keys are lower-case (%s)", s, strings.ToLower(s)))
 		}
+	}
+	if len(errs) > 0 {
 		return fmt.Errorf("%w:\n%w", ErrInvalidConfig, errors.Join(errs...))
 	}
 	return nil
