@@ -1,0 +1,508 @@
+package ike
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/vxswitch/vxswitch/crypto"
+)
+
+// Clock tells the daemon the time; tests inject a manual one.
+type Clock interface{ Now() time.Time }
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// PeerConfig describes one peer site.
+type PeerConfig struct {
+	Name string
+	// Endpoint is the peer's IKE address: port 4500 (IKE with the non-ESP
+	// marker from the first message, RFC 7296 §2.23) or 500 (IKE_SA_INIT on
+	// 500, then 4500).
+	Endpoint netip.AddrPort
+	// Local is our underlay address and port towards the peer; the zero
+	// value lets the transport choose (address unspecified, port of Endpoint).
+	Local netip.AddrPort
+	// LocalID and RemoteID are identities: an IP address, an FQDN (optional
+	// leading '@') or user@fqdn. LocalID defaults to Local's address, else
+	// LocalVTEP; an empty RemoteID accepts any identity from the Endpoint's
+	// address (the PSK authenticates).
+	LocalID, RemoteID string
+	// LocalVTEP and RemoteVTEP are the tunnel-inner addresses; the Child SA
+	// carries UDP between them (all ports: VXLAN source ports are a flow hash).
+	LocalVTEP, RemoteVTEP netip.Addr
+	// Initiate makes this side start (and restart) the IKE SA.
+	Initiate bool
+}
+
+// Config configures a Daemon.
+type Config struct {
+	PSK []byte
+	// Suite is the ESP suite offered and accepted for Child SAs.
+	Suite crypto.Suite
+	// IKESuite lists the IKE SA algorithms as strongSwan writes them, e.g.
+	// "aes128gcm16-prfsha256-x25519"; empty means DefaultIKESuite.
+	IKESuite string
+	// Lifetime and ChildLifetime are hard lifetimes; rekeying starts at 90%
+	// minus a random jitter of up to 5%. Defaults 4h and 1h.
+	Lifetime, ChildLifetime time.Duration
+	// DPDInterval: an empty INFORMATIONAL is sent when nothing was heard
+	// from the peer for this long. Default 30s; negative disables.
+	DPDInterval time.Duration
+	Peers       []PeerConfig
+	Logger      *slog.Logger
+	Clock       Clock
+
+	// RetransmitTimeout is the first retransmission timeout (default 1s);
+	// it doubles with every try up to RetransmitTries tries (default 5).
+	RetransmitTimeout time.Duration
+	RetransmitTries   int
+	// RetryInterval is the wait before initiating again after a failure
+	// or a lost peer (default 5s).
+	RetryInterval time.Duration
+	// CookieThreshold is the number of half-open SAs above which the
+	// responder demands a COOKIE (RFC 7296 §2.6); default 64, negative
+	// means always.
+	CookieThreshold int
+}
+
+// ChildSA is an ESP SA pair handed to the data plane.
+type ChildSA struct {
+	Peer   string
+	Suite  crypto.Suite
+	ESN    bool
+	InSPI  uint32
+	OutSPI uint32
+	// InKeymat and OutKeymat are key||salt of Suite.KeymatLen() bytes each.
+	InKeymat, OutKeymat []byte
+	// Local and Remote are the underlay UDP endpoints of the ESP packets.
+	Local, Remote netip.AddrPort
+	Lifetime      time.Duration
+}
+
+// Handler receives the daemon's results. Calls are made without the
+// daemon's lock held, in the order the events happened, from one goroutine
+// at a time; a handler must not call HandleMessage from inside a call.
+type Handler interface {
+	// InstallChildSA installs the inbound SA first, then switches outbound
+	// traffic to the new SA (make-before-break). The previous SA of the peer
+	// stays until DeleteChildSA.
+	InstallChildSA(sa ChildSA) error
+	DeleteChildSA(peer string, inSPI, outSPI uint32)
+	PeerUp(peer string)
+	// PeerDown is called when the peer's last IKE SA is gone (liveness check
+	// failed, deleted, or configuration removed).
+	PeerDown(peer string)
+}
+
+// Transport sends IKE messages. For any local port but 500 the transport
+// prepends the 4-byte non-ESP marker; msg is the IKE message only.
+type Transport interface {
+	Send(from netip.AddrPort, to netip.AddrPort, msg []byte) error
+}
+
+// IKESAInfo describes one IKE SA for `vxswitch show sas`.
+type IKESAInfo struct {
+	Peer        string
+	State       string
+	Initiator   bool
+	SPIi, SPIr  uint64
+	Local       netip.AddrPort
+	Remote      netip.AddrPort
+	Algorithms  string
+	Established time.Time
+	Children    []ChildSAInfo
+}
+
+// ChildSAInfo describes one Child SA.
+type ChildSAInfo struct {
+	Suite       crypto.Suite
+	ESN         bool
+	InSPI       uint32
+	OutSPI      uint32
+	State       string
+	Established time.Time
+}
+
+// ErrConfig is wrapped by New for invalid configurations.
+var ErrConfig = errors.New("ike: invalid configuration")
+
+// Daemon runs IKEv2 for a set of peers. It is safe for concurrent use.
+type Daemon struct {
+	cfg   Config
+	algs  ikeAlgs
+	tr    Transport
+	h     Handler
+	log   *slog.Logger
+	clock Clock
+
+	outMu sync.Mutex // serializes handler calls and sends, in event order
+
+	mu           sync.Mutex
+	peers        map[string]*peer
+	sas          map[uint64]*ikeSA // by our SPI
+	inSPIs       map[uint32]*childSA
+	halfOpen     map[halfOpenKey]*ikeSA
+	cookieSecret [32]byte
+	out          []func()
+	wake         chan struct{}
+	stateless    struct {
+		second time.Time
+		n      int
+	}
+}
+
+type halfOpenKey struct {
+	spii   uint64
+	remote netip.AddrPort
+}
+
+type peer struct {
+	cfg         PeerConfig
+	localID     ID
+	remoteID    *ID // nil: any
+	up          bool
+	contacted   bool // sent INITIAL_CONTACT already
+	nextAttempt time.Time
+	keGroup     uint16 // group to use in the next IKE_SA_INIT
+}
+
+// New checks cfg and returns a daemon; Run starts its timers. tr may be
+// nil when ListenUDP (or SetTransport) provides it later.
+func New(cfg Config, tr Transport, h Handler) (*Daemon, error) {
+	if len(cfg.PSK) == 0 {
+		return nil, fmt.Errorf("empty PSK: %w", ErrConfig)
+	}
+	if cfg.Suite.KeyLen() == 0 {
+		return nil, fmt.Errorf("suite %v: %w", cfg.Suite, ErrConfig)
+	}
+	algs, err := parseIKESuite(cfg.IKESuite)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if cfg.Lifetime <= 0 {
+		cfg.Lifetime = 4 * time.Hour
+	}
+	if cfg.ChildLifetime <= 0 {
+		cfg.ChildLifetime = time.Hour
+	}
+	if cfg.DPDInterval == 0 {
+		cfg.DPDInterval = 30 * time.Second
+	}
+	if cfg.RetransmitTimeout <= 0 {
+		cfg.RetransmitTimeout = time.Second
+	}
+	if cfg.RetransmitTries <= 0 {
+		cfg.RetransmitTries = 5
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = 5 * time.Second
+	}
+	if cfg.CookieThreshold == 0 {
+		cfg.CookieThreshold = 64
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	if h == nil {
+		return nil, fmt.Errorf("nil handler: %w", ErrConfig)
+	}
+	d := &Daemon{
+		cfg: cfg, algs: algs, tr: tr, h: h, log: cfg.Logger, clock: cfg.Clock,
+		peers:    map[string]*peer{},
+		sas:      map[uint64]*ikeSA{},
+		inSPIs:   map[uint32]*childSA{},
+		halfOpen: map[halfOpenKey]*ikeSA{},
+		wake:     make(chan struct{}, 1),
+	}
+	if _, err := rand.Read(d.cookieSecret[:]); err != nil {
+		return nil, fmt.Errorf("cookie secret: %w", err)
+	}
+	for _, pc := range cfg.Peers {
+		p, err := newPeer(pc)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := d.peers[pc.Name]; dup {
+			return nil, fmt.Errorf("peer %q twice: %w", pc.Name, ErrConfig)
+		}
+		d.peers[pc.Name] = p
+	}
+	return d, nil
+}
+
+func newPeer(pc PeerConfig) (*peer, error) {
+	if pc.Name == "" || !pc.Endpoint.IsValid() {
+		return nil, fmt.Errorf("peer %q: name and endpoint required: %w", pc.Name, ErrConfig)
+	}
+	if !pc.LocalVTEP.IsValid() || !pc.RemoteVTEP.IsValid() || pc.LocalVTEP.Is4() != pc.RemoteVTEP.Is4() {
+		return nil, fmt.Errorf("peer %q: VTEP addresses %v %v: %w", pc.Name, pc.LocalVTEP, pc.RemoteVTEP, ErrConfig)
+	}
+	p := &peer{cfg: pc}
+	lid := pc.LocalID
+	if lid == "" {
+		if pc.Local.Addr().IsValid() && !pc.Local.Addr().IsUnspecified() {
+			lid = pc.Local.Addr().String()
+		} else {
+			lid = pc.LocalVTEP.String()
+		}
+	}
+	var err error
+	if p.localID, err = ParseIdentity(lid); err != nil {
+		return nil, fmt.Errorf("peer %q local id: %w: %w", pc.Name, ErrConfig, err)
+	}
+	if pc.RemoteID != "" {
+		rid, err := ParseIdentity(pc.RemoteID)
+		if err != nil {
+			return nil, fmt.Errorf("peer %q remote id: %w: %w", pc.Name, ErrConfig, err)
+		}
+		p.remoteID = &rid
+	}
+	return p, nil
+}
+
+// emit queues f to run after the lock is released; d.mu must be held.
+func (d *Daemon) emit(f func()) { d.out = append(d.out, f) }
+
+// unlock releases d.mu and runs the queued handler calls and sends in order.
+func (d *Daemon) unlock() {
+	out := d.out
+	d.out = nil
+	d.outMu.Lock()
+	d.mu.Unlock()
+	for _, f := range out {
+		f()
+	}
+	d.outMu.Unlock()
+}
+
+// SetTransport sets the transport when New was given nil (ListenUDP does
+// this itself).
+func (d *Daemon) SetTransport(tr Transport) {
+	d.mu.Lock()
+	d.tr = tr
+	d.mu.Unlock()
+}
+
+func (d *Daemon) send(from, to netip.AddrPort, msg []byte) {
+	tr := d.tr
+	if tr == nil {
+		return
+	}
+	d.emit(func() {
+		if err := tr.Send(from, to, msg); err != nil {
+			d.log.Debug("ike send failed", "to", to, "err", err)
+		}
+	})
+}
+
+// Run drives timers until ctx is done: initiations, retransmissions,
+// rekeying, liveness checks and expiry.
+func (d *Daemon) Run(ctx context.Context) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	d.Tick()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		case <-d.wake:
+		}
+		d.Tick()
+	}
+}
+
+// Tick runs every timer that is due at Clock.Now(). Run calls it; tests
+// with a manual clock may call it directly.
+func (d *Daemon) Tick() {
+	d.mu.Lock()
+	d.tick(d.clock.Now())
+	d.unlock()
+}
+
+// UpdatePeers replaces the peer list (configuration reload). Peers that
+// are gone or changed lose their SAs; new and changed ones start again.
+func (d *Daemon) UpdatePeers(peers []PeerConfig) {
+	d.mu.Lock()
+	seen := map[string]bool{}
+	for _, pc := range peers {
+		seen[pc.Name] = true
+		old, ok := d.peers[pc.Name]
+		if ok && old.cfg == pc {
+			continue
+		}
+		np, err := newPeer(pc)
+		if err != nil {
+			d.log.Error("ike: ignoring peer", "peer", pc.Name, "err", err)
+			continue
+		}
+		if ok {
+			d.removePeerSAs(old, "reconfigured")
+		}
+		d.peers[pc.Name] = np
+	}
+	for name, p := range d.peers {
+		if !seen[name] {
+			d.removePeerSAs(p, "removed from configuration")
+			delete(d.peers, name)
+		}
+	}
+	d.unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Daemon) removePeerSAs(p *peer, why string) {
+	for _, sa := range d.sas {
+		if sa.peer == p {
+			if sa.state == stEstablished {
+				sa.sendDeleteIKE() // best effort, the SA goes away now
+			}
+			d.destroy(sa, why, d.clock.Now())
+		}
+	}
+}
+
+// SAs lists the IKE SAs and their Child SAs.
+func (d *Daemon) SAs() []IKESAInfo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []IKESAInfo
+	for _, sa := range d.sas {
+		info := IKESAInfo{
+			State: sa.state.String(), Initiator: sa.initiator, SPIi: sa.spiI, SPIr: sa.spiR,
+			Local: sa.local, Remote: sa.remote, Established: sa.established,
+		}
+		if sa.peer != nil {
+			info.Peer = sa.peer.cfg.Name
+		}
+		if sa.keys.d != nil {
+			info.Algorithms = sa.algs.String()
+		}
+		for _, c := range sa.children {
+			info.Children = append(info.Children, ChildSAInfo{
+				Suite: c.suite, ESN: c.esn, InSPI: c.inSPI, OutSPI: c.outSPI,
+				State: c.state.String(), Established: c.created,
+			})
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// allowStateless rate-limits unauthenticated error replies (COOKIE,
+// INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN) to 50 per second.
+func (d *Daemon) allowStateless(now time.Time) bool {
+	if now.Sub(d.stateless.second) >= time.Second {
+		d.stateless.second, d.stateless.n = now, 0
+	}
+	d.stateless.n++
+	return d.stateless.n <= 50
+}
+
+func randUint64() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return binary.BigEndian.Uint64(b[:])
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// newSPI returns an unused local IKE SPI.
+func (d *Daemon) newSPI() uint64 {
+	for {
+		s := randUint64()
+		if _, used := d.sas[s]; s != 0 && !used {
+			return s
+		}
+	}
+}
+
+// newESPSPI returns an unused inbound ESP SPI (1-255 are reserved).
+func (d *Daemon) newESPSPI() uint32 {
+	for {
+		s := uint32(randUint64())
+		if _, used := d.inSPIs[s]; s >= 256 && !used {
+			return s
+		}
+	}
+}
+
+func (d *Daemon) jitter(life time.Duration) time.Duration {
+	j := life / 20
+	if j <= 0 {
+		return life * 9 / 10
+	}
+	return life*9/10 - time.Duration(randUint64()%uint64(j))
+}
+
+// peerByName etc.
+func (d *Daemon) findPeerForAuth(id ID, remote netip.AddrPort) *peer {
+	s := id.String()
+	for _, p := range d.peers {
+		if p.remoteID != nil && p.remoteID.Type == id.Type && string(p.remoteID.Data) == string(id.Data) {
+			return p
+		}
+		_ = s
+	}
+	for _, p := range d.peers {
+		if p.remoteID == nil && p.cfg.Endpoint.Addr() == remote.Addr() {
+			return p
+		}
+	}
+	return nil
+}
+
+// establishedSAs counts the peer's established IKE SAs other than except.
+func (d *Daemon) establishedSAs(p *peer, except *ikeSA) int {
+	n := 0
+	for _, sa := range d.sas {
+		if sa.peer == p && sa != except && (sa.state == stEstablished) {
+			n++
+		}
+	}
+	return n
+}
+
+// peerBusy reports whether p has an IKE SA being set up or established.
+func (d *Daemon) peerBusy(p *peer) bool {
+	for _, sa := range d.sas {
+		if sa.peer == p && (sa.state == stEstablished || sa.state == stInitSent || sa.state == stAuthSent) {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Daemon) tick(now time.Time) {
+	for _, p := range d.peers {
+		if p.cfg.Initiate && !now.Before(p.nextAttempt) && !d.peerBusy(p) {
+			d.initiate(p, now)
+		}
+	}
+	for _, sa := range d.sas {
+		sa.tick(now)
+	}
+}

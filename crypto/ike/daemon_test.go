@@ -1,0 +1,469 @@
+package ike
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vxswitch/vxswitch/crypto"
+)
+
+// manualClock is a Clock the test moves by hand.
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *manualClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// packet is one datagram on the fake network.
+type packet struct {
+	from, to netip.AddrPort
+	msg      []byte
+}
+
+// fakeNet connects daemons by address; Pump delivers queued datagrams.
+type fakeNet struct {
+	mu    sync.Mutex
+	q     []packet
+	nodes map[netip.Addr]*Daemon
+	drop  func(p packet) bool
+	log   []packet
+}
+
+type fakeTransport struct {
+	n    *fakeNet
+	self netip.Addr
+}
+
+func (t *fakeTransport) Send(from, to netip.AddrPort, msg []byte) error {
+	if from.Addr().IsUnspecified() {
+		from = netip.AddrPortFrom(t.self, from.Port())
+	}
+	t.n.mu.Lock()
+	defer t.n.mu.Unlock()
+	p := packet{from, to, bytes.Clone(msg)}
+	t.n.log = append(t.n.log, p)
+	if t.n.drop != nil && t.n.drop(p) {
+		return nil
+	}
+	t.n.q = append(t.n.q, p)
+	return nil
+}
+
+// Pump delivers datagrams until the network is quiet.
+func (n *fakeNet) Pump() {
+	for i := 0; i < 1000; i++ {
+		n.mu.Lock()
+		if len(n.q) == 0 {
+			n.mu.Unlock()
+			return
+		}
+		p := n.q[0]
+		n.q = n.q[1:]
+		d := n.nodes[p.to.Addr()]
+		n.mu.Unlock()
+		if d != nil {
+			d.HandleMessage(p.to, p.from, p.msg)
+		}
+	}
+	panic("fakeNet: message storm")
+}
+
+// recorder is a Handler that remembers what it was told.
+type recorder struct {
+	mu        sync.Mutex
+	installed []ChildSA
+	deleted   [][2]uint32
+	up, down  int
+}
+
+func (r *recorder) InstallChildSA(sa ChildSA) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.installed = append(r.installed, sa)
+	return nil
+}
+func (r *recorder) DeleteChildSA(peer string, in, out uint32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.deleted = append(r.deleted, [2]uint32{in, out})
+}
+func (r *recorder) PeerUp(string)   { r.mu.Lock(); r.up++; r.mu.Unlock() }
+func (r *recorder) PeerDown(string) { r.mu.Lock(); r.down++; r.mu.Unlock() }
+
+// live returns the installed SAs not deleted since.
+func (r *recorder) live() []ChildSA {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []ChildSA
+next:
+	for _, s := range r.installed {
+		for _, d := range r.deleted {
+			if d[0] == s.InSPI {
+				continue next
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+type pair struct {
+	t      *testing.T
+	clock  *manualClock
+	net    *fakeNet
+	a, b   *Daemon
+	ra, rb *recorder
+}
+
+var (
+	addrA = netip.MustParseAddr("192.0.2.1")
+	addrB = netip.MustParseAddr("192.0.2.2")
+	vtepA = netip.MustParseAddr("172.31.0.1")
+	vtepB = netip.MustParseAddr("172.31.0.2")
+)
+
+// newPair builds initiator a and responder b; mod may change their configs.
+func newPair(t *testing.T, mod func(a, b *Config)) *pair {
+	t.Helper()
+	p := &pair{t: t, clock: &manualClock{t: time.Unix(1700000000, 0)}, ra: &recorder{}, rb: &recorder{}}
+	p.net = &fakeNet{nodes: map[netip.Addr]*Daemon{}}
+	ca := Config{PSK: []byte("mesh secret"), Suite: crypto.SuiteAES128GCM16, Clock: p.clock,
+		Peers: []PeerConfig{{Name: "b", Endpoint: netip.AddrPortFrom(addrB, 4500), LocalVTEP: vtepA, RemoteVTEP: vtepB, Initiate: true}}}
+	cb := ca
+	cb.Peers = []PeerConfig{{Name: "a", Endpoint: netip.AddrPortFrom(addrA, 4500), LocalVTEP: vtepB, RemoteVTEP: vtepA}}
+	if testing.Verbose() {
+		ca.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", "a")
+		cb.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", "b")
+	}
+	if mod != nil {
+		mod(&ca, &cb)
+	}
+	var err error
+	if p.a, err = New(ca, &fakeTransport{p.net, addrA}, p.ra); err != nil {
+		t.Fatal(err)
+	}
+	if p.b, err = New(cb, &fakeTransport{p.net, addrB}, p.rb); err != nil {
+		t.Fatal(err)
+	}
+	p.net.nodes[addrA], p.net.nodes[addrB] = p.a, p.b
+	return p
+}
+
+// step advances the clock, runs both daemons' timers and delivers.
+func (p *pair) step(d time.Duration) {
+	p.clock.Advance(d)
+	p.a.Tick()
+	p.b.Tick()
+	p.net.Pump()
+}
+
+// checkMatched asserts that both sides have exactly one live Child SA and
+// that its SPIs and keys mirror each other.
+func (p *pair) checkMatched(wantSuite crypto.Suite) {
+	t := p.t
+	t.Helper()
+	la, lb := p.ra.live(), p.rb.live()
+	if len(la) != 1 || len(lb) != 1 {
+		t.Fatalf("live child SAs: got %d and %d, want 1 and 1", len(la), len(lb))
+	}
+	a, b := la[0], lb[0]
+	if a.InSPI != b.OutSPI || a.OutSPI != b.InSPI {
+		t.Errorf("SPIs: a in/out %08x/%08x, b in/out %08x/%08x", a.InSPI, a.OutSPI, b.InSPI, b.OutSPI)
+	}
+	if !bytes.Equal(a.InKeymat, b.OutKeymat) || !bytes.Equal(a.OutKeymat, b.InKeymat) {
+		t.Errorf("key material does not mirror")
+	}
+	if bytes.Equal(a.InKeymat, a.OutKeymat) {
+		t.Errorf("inbound and outbound keys are equal")
+	}
+	if a.Suite != wantSuite || b.Suite != wantSuite || len(a.InKeymat) != wantSuite.KeymatLen() {
+		t.Errorf("suite: got %v/%v with %d bytes, want %v", a.Suite, b.Suite, len(a.InKeymat), wantSuite)
+	}
+	if a.Remote != netip.AddrPortFrom(addrB, 4500) || b.Remote != netip.AddrPortFrom(addrA, 4500) {
+		t.Errorf("ESP endpoints: got %v and %v", a.Remote, b.Remote)
+	}
+}
+
+func TestEstablish(t *testing.T) {
+	for _, ike := range []string{"aes128gcm16-prfsha256-x25519", "aes256gcm16-prfsha384-ecp256", "chacha20poly1305-prfsha512-ecp384", ""} {
+		for _, s := range crypto.Suites {
+			t.Run(fmt.Sprintf("%s/%s", ike, s), func(t *testing.T) {
+				p := newPair(t, func(a, b *Config) { a.IKESuite, b.IKESuite, a.Suite, b.Suite = ike, ike, s, s })
+				p.step(0)
+				p.checkMatched(s)
+				if p.ra.up != 1 || p.rb.up != 1 {
+					t.Errorf("PeerUp: got %d and %d, want 1 and 1", p.ra.up, p.rb.up)
+				}
+				if !p.ra.live()[0].ESN {
+					t.Errorf("ESN: got false, want true (offered and accepted)")
+				}
+				sas := p.a.SAs()
+				if len(sas) != 1 || sas[0].State != "established" || len(sas[0].Children) != 1 {
+					t.Errorf("SAs(): got %+v", sas)
+				}
+			})
+		}
+	}
+}
+
+func TestEstablishFromPort500(t *testing.T) {
+	p := newPair(t, func(a, b *Config) { a.Peers[0].Endpoint = netip.AddrPortFrom(addrB, 500) })
+	p.step(0)
+	p.checkMatched(crypto.SuiteAES128GCM16)
+	if len(p.net.log) < 4 {
+		t.Fatalf("got %d messages, want 4", len(p.net.log))
+	}
+	for i, m := range p.net.log {
+		want := uint16(4500)
+		if i < 2 {
+			want = 500
+		}
+		if m.from.Port() != want || m.to.Port() != want {
+			t.Errorf("message %d: %v -> %v, want port %d", i, m.from, m.to, want)
+		}
+	}
+}
+
+func TestAuthFailure(t *testing.T) {
+	p := newPair(t, func(a, b *Config) { b.PSK = []byte("other secret") })
+	p.step(0)
+	if len(p.ra.installed)+len(p.rb.installed) != 0 {
+		t.Fatalf("installed SAs with a wrong PSK")
+	}
+	if n := len(p.a.SAs()) + len(p.b.SAs()); n != 0 {
+		t.Errorf("IKE SAs left after auth failure: got %d, want 0", n)
+	}
+}
+
+func TestIdentityMismatch(t *testing.T) {
+	p := newPair(t, func(a, b *Config) {
+		a.Peers[0].LocalID = "a.example"
+		b.Peers[0].RemoteID = "other.example"
+	})
+	p.step(0)
+	if len(p.rb.installed) != 0 {
+		t.Fatalf("responder accepted the wrong identity")
+	}
+	p2 := newPair(t, func(a, b *Config) {
+		a.Peers[0].LocalID = "a.example"
+		b.Peers[0].RemoteID = "@a.example"
+		b.Peers[0].LocalID = "b@example"
+		a.Peers[0].RemoteID = "b@example"
+	})
+	p2.step(0)
+	p2.checkMatched(crypto.SuiteAES128GCM16)
+}
+
+func TestInvalidKE(t *testing.T) {
+	p := newPair(t, func(a, b *Config) {
+		a.IKESuite = "aes128gcm16-prfsha256-x25519-ecp256"
+		b.IKESuite = "aes128gcm16-prfsha256-ecp256"
+	})
+	p.step(0)
+	p.checkMatched(crypto.SuiteAES128GCM16)
+	if got := p.a.SAs()[0].Algorithms; got != "aes128gcm16-prfsha256-ecp256" {
+		t.Errorf("algorithms: got %s, want aes128gcm16-prfsha256-ecp256", got)
+	}
+}
+
+func TestNoProposalChosen(t *testing.T) {
+	p := newPair(t, func(a, b *Config) { b.Suite = crypto.SuiteChaCha20Poly1305 })
+	p.step(0)
+	if len(p.ra.live())+len(p.rb.live()) != 0 {
+		t.Fatalf("child SA with mismatched suites")
+	}
+	p = newPair(t, func(a, b *Config) { b.IKESuite = "aes256gcm16-prfsha512-ecp384"; a.IKESuite = "aes128gcm16-prfsha256-x25519" })
+	p.step(0)
+	if len(p.a.SAs()) != 0 {
+		t.Fatalf("IKE SA with disjoint proposals")
+	}
+}
+
+func TestCookie(t *testing.T) {
+	p := newPair(t, func(a, b *Config) { b.CookieThreshold = -1 })
+	p.step(0)
+	p.checkMatched(crypto.SuiteAES128GCM16)
+	if len(p.net.log) != 6 {
+		t.Errorf("messages: got %d, want 6 (init, cookie, init, init, auth, auth)", len(p.net.log))
+	}
+}
+
+func TestRetransmit(t *testing.T) {
+	p := newPair(t, nil)
+	dropped := 0
+	p.net.drop = func(pk packet) bool {
+		h, _ := DecodeHeader(pk.msg)
+		if h.Exchange == ExchIKEAuth && dropped < 2 {
+			dropped++
+			return true
+		}
+		return false
+	}
+	p.step(0)
+	if len(p.ra.live()) != 0 {
+		t.Fatal("established although IKE_AUTH was dropped")
+	}
+	p.step(time.Second) // first retransmission: request reaches b, response dropped
+	p.step(2 * time.Second)
+	p.checkMatched(crypto.SuiteAES128GCM16)
+}
+
+func TestChildRekey(t *testing.T) {
+	p := newPair(t, func(a, b *Config) {
+		a.ChildLifetime, b.ChildLifetime = time.Hour, 2*time.Hour // a rekeys
+		a.DPDInterval, b.DPDInterval = -1, -1
+	})
+	p.step(0)
+	first := p.ra.live()[0]
+	p.step(55 * time.Minute)
+	p.checkMatched(crypto.SuiteAES128GCM16)
+	second := p.ra.live()[0]
+	if second.InSPI == first.InSPI || bytes.Equal(second.InKeymat, first.InKeymat) {
+		t.Errorf("rekey did not make a new SA")
+	}
+	if len(p.ra.installed) != 2 || len(p.rb.installed) != 2 || len(p.ra.deleted) != 1 || len(p.rb.deleted) != 1 {
+		t.Errorf("installs %d/%d deletes %d/%d, want 2/2 1/1", len(p.ra.installed), len(p.rb.installed), len(p.ra.deleted), len(p.rb.deleted))
+	}
+	if p.ra.down+p.rb.down != 0 {
+		t.Errorf("PeerDown during rekey")
+	}
+}
+
+func TestChildRekeyCollision(t *testing.T) {
+	for i := 0; i < 8; i++ {
+		p := newPair(t, func(a, b *Config) { a.DPDInterval, b.DPDInterval = -1, -1 })
+		p.step(0)
+		// both sides start rekeying the same Child SA before either hears the other
+		p.clock.Advance(59 * time.Minute)
+		p.a.Tick()
+		p.b.Tick()
+		p.net.Pump()
+		p.step(time.Second)
+		p.checkMatched(crypto.SuiteAES128GCM16)
+		if len(p.ra.installed) != 3 || len(p.rb.installed) != 3 {
+			t.Errorf("installs: got %d and %d, want 3 and 3", len(p.ra.installed), len(p.rb.installed))
+		}
+	}
+}
+
+func TestIKERekey(t *testing.T) {
+	p := newPair(t, func(a, b *Config) {
+		a.Lifetime, b.Lifetime = time.Hour, 3*time.Hour
+		a.ChildLifetime, b.ChildLifetime = 2*time.Hour, 2*time.Hour
+		a.DPDInterval, b.DPDInterval = -1, -1
+	})
+	p.step(0)
+	old := p.a.SAs()[0]
+	p.step(55 * time.Minute)
+	sa, sb := p.a.SAs(), p.b.SAs()
+	if len(sa) != 1 || len(sb) != 1 {
+		t.Fatalf("IKE SAs after rekey: got %d and %d, want 1 and 1", len(sa), len(sb))
+	}
+	if sa[0].SPIi == old.SPIi || sa[0].SPIi != sb[0].SPIi || sa[0].SPIr != sb[0].SPIr {
+		t.Errorf("SPIs after rekey: a %x/%x b %x/%x old %x", sa[0].SPIi, sa[0].SPIr, sb[0].SPIi, sb[0].SPIr, old.SPIi)
+	}
+	if len(sa[0].Children) != 1 || len(sb[0].Children) != 1 {
+		t.Errorf("children did not move to the new IKE SA")
+	}
+	// the new IKE SA works (same SK_d on both sides): rekey the child over it
+	for i := 0; i < 240; i++ {
+		p.step(30 * time.Second)
+	}
+	p.checkMatched(crypto.SuiteAES128GCM16)
+	if len(p.ra.installed) < 2 {
+		t.Errorf("child installs: got %d, want 2", len(p.ra.installed))
+	}
+	if p.ra.down+p.rb.down != 0 {
+		t.Errorf("PeerDown during IKE rekey")
+	}
+}
+
+func TestDPDPeerDown(t *testing.T) {
+	p := newPair(t, func(a, b *Config) { a.DPDInterval = 10 * time.Second; b.DPDInterval = -1 })
+	p.step(0)
+	p.net.drop = func(pk packet) bool { return pk.from.Addr() == addrB }
+	p.step(11 * time.Second)
+	for i := 0; i < 80 && p.ra.down == 0; i++ {
+		p.step(time.Second)
+	}
+	if p.ra.down != 1 {
+		t.Fatalf("PeerDown: got %d, want 1", p.ra.down)
+	}
+	if len(p.ra.live()) != 0 {
+		t.Errorf("child SAs left after peer down")
+	}
+	// the peer comes back: a initiates again; b sees INITIAL_CONTACT? (a
+	// already contacted it) - b replaces via the new SA anyway
+	p.net.drop = nil
+	p.step(10 * time.Second)
+	if len(p.ra.live()) != 1 || p.ra.up != 2 {
+		t.Errorf("after recovery: live %d, up %d; want 1, 2", len(p.ra.live()), p.ra.up)
+	}
+}
+
+func TestRestartInitialContact(t *testing.T) {
+	p := newPair(t, nil)
+	p.step(0)
+	// a restarts: a fresh daemon with the same config
+	ca := p.a.cfg
+	ra := &recorder{}
+	a2, err := New(ca, &fakeTransport{p.net, addrA}, ra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.net.nodes[addrA] = a2
+	a2.Tick()
+	p.net.Pump()
+	if len(ra.live()) != 1 || len(p.rb.live()) != 1 {
+		t.Fatalf("live: got %d and %d, want 1 and 1", len(ra.live()), len(p.rb.live()))
+	}
+	if len(p.b.SAs()) != 1 {
+		t.Errorf("b kept the stale IKE SA: %d SAs", len(p.b.SAs()))
+	}
+	if ra.live()[0].InSPI != p.rb.live()[0].OutSPI {
+		t.Errorf("SPIs do not match after restart")
+	}
+}
+
+func TestDeleteOnReconfigure(t *testing.T) {
+	p := newPair(t, nil)
+	p.step(0)
+	p.b.UpdatePeers(nil)
+	p.net.Pump()
+	if p.ra.down != 1 || p.rb.down != 1 {
+		t.Errorf("PeerDown: got %d and %d, want 1 and 1", p.ra.down, p.rb.down)
+	}
+	if len(p.ra.live()) != 0 || len(p.rb.live()) != 0 {
+		t.Errorf("child SAs left")
+	}
+}
+
+func TestSimultaneousInitiation(t *testing.T) {
+	p := newPair(t, func(a, b *Config) { b.Peers[0].Initiate = true })
+	p.step(0)
+	la, lb := p.ra.live(), p.rb.live()
+	if len(la) == 0 || len(la) != len(lb) {
+		t.Fatalf("live: got %d and %d", len(la), len(lb))
+	}
+	for _, x := range la {
+		found := false
+		for _, y := range lb {
+			found = found || x.InSPI == y.OutSPI && bytes.Equal(x.InKeymat, y.OutKeymat)
+		}
+		if !found {
+			t.Errorf("child %08x of a has no partner in b", x.InSPI)
+		}
+	}
+}
