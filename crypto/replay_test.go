@@ -198,7 +198,7 @@ func TestReplayInferESN(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w.last = tc.last
+			w.last.Store(tc.last)
 			got, ok := w.infer(tc.lo)
 			if ok != tc.wantOK || (ok && got != tc.want) {
 				t.Errorf("infer(0x%x) with last 0x%x: got 0x%x, %v; want 0x%x, %v", tc.lo, tc.last, got, ok, tc.want, tc.wantOK)
@@ -216,8 +216,8 @@ func TestReplayCheckDoesNotMove(t *testing.T) {
 			t.Fatalf("check(%d): %v", s, err)
 		}
 	}
-	if w.last != 0 {
-		t.Errorf("last: got %d, want 0", w.last)
+	if w.last.Load() != 0 {
+		t.Errorf("last: got %d, want 0", w.last.Load())
 	}
 	if err := w.check(0); err != ErrReplay {
 		t.Errorf("check(0): got %v, want %v", err, ErrReplay)

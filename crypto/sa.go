@@ -368,11 +368,12 @@ func (o *OutboundSA) NeedsRekey() bool {
 func (o *OutboundSA) Seq() uint64 { return o.seq.Load() }
 
 // InboundSA opens packets from one peer. Open is safe for concurrent use:
-// decryption runs in parallel, the replay window has its own small lock.
+// decryption runs in parallel; the replay check before decryption reads
+// the window without a lock, and the update after it takes a small mutex.
 type InboundSA struct {
 	sa
-	mu     sync.Mutex
-	replay replayWindow
+	mu     sync.Mutex // serialises replay window updates
+	replay *replayWindow
 }
 
 // NewInboundSA returns an SA with an empty replay window of
@@ -425,17 +426,15 @@ func (in *InboundSA) open(pkt []byte) ([]byte, uint8, error) {
 	}
 	lo := binary.BigEndian.Uint32(pkt[4:8])
 
-	in.mu.Lock()
+	// Lock-free pre-check; update below checks again under the lock.
 	seq, ok := uint64(lo), true
 	if in.esn {
 		seq, ok = in.replay.infer(lo)
 	}
-	err := ErrTooOld
-	if ok {
-		err = in.replay.check(seq)
+	if !ok {
+		return nil, 0, ErrTooOld
 	}
-	in.mu.Unlock()
-	if err != nil {
+	if err := in.replay.check(seq); err != nil {
 		return nil, 0, err
 	}
 
@@ -471,9 +470,7 @@ func (in *InboundSA) open(pkt []byte) ([]byte, uint8, error) {
 // NeedsRekey reports whether a soft lifetime is reached, the peer's
 // sequence numbers are near exhaustion, or the SA expired.
 func (in *InboundSA) NeedsRekey() bool {
-	in.mu.Lock()
-	last := in.replay.last
-	in.mu.Unlock()
+	last := in.replay.last.Load()
 	lim := uint64(1<<32 - 1)
 	if in.esn {
 		lim = 1<<64 - 1
@@ -483,7 +480,5 @@ func (in *InboundSA) NeedsRekey() bool {
 
 // HighestSeq returns the highest authenticated sequence number so far.
 func (in *InboundSA) HighestSeq() uint64 {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.replay.last
+	return in.replay.last.Load()
 }

@@ -361,7 +361,7 @@ func TestSeqExhaustion(t *testing.T) {
 			if !o.NeedsRekey() {
 				t.Error("NeedsRekey false near exhaustion")
 			}
-			in.replay.last = tc.last - 3
+			in.replay.last.Store(tc.last - 3)
 			for _, want := range []uint64{tc.last - 1, tc.last} {
 				p := sealed(t, o, []byte("x"))
 				if h, _ := ParseHeader(p); h.IV != want {
@@ -398,7 +398,7 @@ func TestSeqExhaustion(t *testing.T) {
 func TestESNAcrossBoundary(t *testing.T) {
 	o, in := pair(t, SAConfig{Suite: SuiteAES128GCM16, ESN: true})
 	o.seq.Store(1<<32 - 2000)
-	in.replay.last = 1<<32 - 2000
+	in.replay.last.Store(1<<32 - 2000)
 	var pkts [][]byte
 	for range 4000 { // seqs 2^32-1999 .. 2^32+2000
 		pkts = append(pkts, sealed(t, o, []byte("across")))

@@ -179,7 +179,7 @@ func TestVectors(t *testing.T) {
 			// Open: put the window just below seq so the ESN high half is
 			// inferred from the low 32 bits on the wire.
 			if in.esn {
-				in.replay.last = seq - 1
+				in.replay.last.Store(seq - 1)
 			}
 			pkt := append([]byte(nil), v.pk...)
 			pl, gotNH, err := in.Open(pkt)
@@ -199,7 +199,7 @@ func TestVectors(t *testing.T) {
 			for _, i := range []int{7, 9, HeaderLen, len(v.pk) - 1} {
 				_, in := v.sas(t)
 				if in.esn {
-					in.replay.last = seq - 1
+					in.replay.last.Store(seq - 1)
 				}
 				pkt = append(pkt[:0], v.pk...)
 				pkt[i] ^= 0x04
