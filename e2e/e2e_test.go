@@ -167,3 +167,21 @@ func pingAll(t *testing.T, n *nstest.Net, a, b *site) {
 		t.Logf("a stats:\n%s\nb stats:\n%s", a.stats(t), b.stats(t))
 	}
 }
+
+func TestTwoSitesESP(t *testing.T) {
+	for _, suite := range []string{"aes128gcm16", "aes256gcm16", "chacha20poly1305"} {
+		t.Run(suite, func(t *testing.T) {
+			n := nstest.New(t, nstest.SiteSpec{Name: "a", MTU: 1400}, nstest.SiteSpec{Name: "b", MTU: 1400})
+			sites := startSites(t, n, options{mode: "esp", suite: suite, peerMTU: func(_, _ *nstest.Site) int { return 1400 }})
+			a, b := sites[0], sites[1]
+			pingAll(t, n, a, b)
+			if !strings.Contains(a.stats(t), "tx_fragments") {
+				t.Errorf("a's stats show no tx_fragments after 8000-byte pings:\n%s", a.stats(t))
+			}
+			sas := a.show(t, "sas")
+			if !strings.Contains(sas, suite) {
+				t.Errorf("show sas lacks %s:\n%s", suite, sas)
+			}
+		})
+	}
+}
