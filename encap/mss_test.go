@@ -229,6 +229,22 @@ func TestClampMSSGarbage(t *testing.T) {
 	}
 }
 
+// TestClampMSSLinkPadding: bytes after the IP packet (Ethernet padding of
+// a short frame) are not part of the segment and stay as they are.
+func TestClampMSSLinkPadding(t *testing.T) {
+	frame := append(synFrame(synSpec{opts: optMSS1460}), 0xee, 0xee, 0xee)
+	if !ClampMSS(frame, 1000) {
+		t.Fatal("ClampMSS() = false, want true")
+	}
+	seg := IPv4(Ethernet(frame).Payload()).Payload()
+	if got, want := TCP(seg).Checksum(), TCPChecksum(seg, testSrc4.AsSlice(), testDst4.AsSlice()); got != want {
+		t.Errorf("checksum %#04x, recomputed %#04x", got, want)
+	}
+	if got := frame[len(frame)-3:]; !bytes.Equal(got, []byte{0xee, 0xee, 0xee}) {
+		t.Errorf("padding = % x, want ee ee ee", got)
+	}
+}
+
 // TestClampMSSExtensionHeaderLoop checks that a chain of more extension
 // headers than ClampMSS walks is left alone rather than walked forever.
 func TestClampMSSExtensionHeaderLoop(t *testing.T) {
