@@ -770,12 +770,14 @@ func (t *Table) Sweep() int {
 						break chunks
 					}
 				}
-				// A racing refresh wins: it changed seen.
+				// A racing refresh wins: it changed seen. Any
+				// change of the key changes seen too, so k is
+				// still the slot's key when the swap succeeds.
 				if !sl.seen.CompareAndSwap(seen, deadSeen) {
 					continue
 				}
 				tb.remove(uint64(i))
-				t.forget(s, sl.key.Load()&macMask, false)
+				t.forget(s, k&macMask, false)
 				n++
 			}
 			if locked {

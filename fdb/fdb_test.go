@@ -410,8 +410,8 @@ func TestMovesAndFlaps(t *testing.T) {
 		want  LearnResult
 	}{
 		{1, 0, LearnNew},
-		{2, time.Second, LearnMoved},   // migration: 1 move in window
-		{1, time.Second, LearnMoved},   // 2
+		{2, time.Second, LearnMoved},    // migration: 1 move in window
+		{1, time.Second, LearnMoved},    // 2
 		{2, time.Second, LearnFlapping}, // 3 in 10s: flapping
 		{1, time.Second, LearnFlapping}, // still
 		{1, time.Second, LearnRefreshed},
