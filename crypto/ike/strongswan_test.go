@@ -1,0 +1,663 @@
+package ike
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+	"golang.org/x/sys/unix"
+
+	"github.com/vxswitch/vxswitch/crypto"
+)
+
+// These tests run strongSwan's charon (with kernel-libipsec: ESP in
+// userspace over UDP) in a network namespace and vxswitch's IKE daemon in
+// another, joined by a veth pair. They need root, ip, unshare, charon and
+// swanctl. They skip without them, unless VXSWITCH_REQUIRE_ALL is set.
+
+const (
+	nsOurs   = "vxike-a"
+	nsSwan   = "vxike-b"
+	charon   = "/usr/lib/ipsec/charon"
+	testPSK  = "vxswitch interop secret"
+	vethOurs = "vxike-va"
+	vethSwan = "vxike-vb"
+)
+
+var (
+	underOurs = netip.MustParseAddr("10.99.7.1")
+	underSwan = netip.MustParseAddr("10.99.7.2")
+	vtepOurs  = netip.MustParseAddr("172.31.7.1")
+	vtepSwan  = netip.MustParseAddr("172.31.7.2")
+)
+
+func requireTools(t *testing.T) {
+	t.Helper()
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root")
+	}
+	for _, tool := range []string{"ip", "unshare", charon, "swanctl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		missing = append(missing, "/dev/net/tun")
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if os.Getenv("VXSWITCH_REQUIRE_ALL") != "" {
+		t.Fatalf("strongSwan interop needs %v (VXSWITCH_REQUIRE_ALL is set)", missing)
+	}
+	t.Skipf("strongSwan interop needs %v (install strongswan-charon strongswan-swanctl libcharon-extra-plugins; run as root)", missing)
+}
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// setupNetns creates both namespaces with the veth link and the VTEP
+// addresses on lo (there are no dummy interfaces on these machines).
+func setupNetns(t *testing.T) {
+	t.Helper()
+	for _, ns := range []string{nsOurs, nsSwan} {
+		exec.Command("ip", "netns", "del", ns).Run() // leftovers of a killed run
+	}
+	t.Cleanup(func() {
+		for _, ns := range []string{nsOurs, nsSwan} {
+			exec.Command("ip", "netns", "del", ns).Run()
+		}
+	})
+	run(t, "ip", "netns", "add", nsOurs)
+	run(t, "ip", "netns", "add", nsSwan)
+	run(t, "ip", "link", "add", vethOurs, "netns", nsOurs, "type", "veth", "peer", "name", vethSwan, "netns", nsSwan)
+	for _, c := range []struct {
+		ns, dev string
+		under   netip.Addr
+		vtep    netip.Addr
+	}{{nsOurs, vethOurs, underOurs, vtepOurs}, {nsSwan, vethSwan, underSwan, vtepSwan}} {
+		run(t, "ip", "-n", c.ns, "addr", "add", c.under.String()+"/24", "dev", c.dev)
+		run(t, "ip", "-n", c.ns, "link", "set", c.dev, "up")
+		run(t, "ip", "-n", c.ns, "link", "set", "lo", "up")
+		run(t, "ip", "-n", c.ns, "addr", "add", c.vtep.String()+"/32", "dev", "lo")
+	}
+}
+
+// inNetns runs f on an OS thread switched into namespace ns; sockets f
+// creates stay in ns.
+func inNetns(t *testing.T, ns string, f func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	target, err := os.Open("/run/netns/" + ns)
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			panic(err) // leave the thread locked: it dies with the goroutine
+		}
+		runtime.UnlockOSThread()
+	}()
+	f()
+}
+
+// swan is a running charon.
+type swan struct {
+	t   *testing.T
+	dir string
+	uri string
+	log string
+}
+
+const strongswanConf = `charon {
+	load_modular = no
+	load = random nonce openssl aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici
+	install_virtual_ip = no
+	plugins {
+		vici {
+			socket = unix://%[1]s/charon.vici
+		}
+	}
+	filelog {
+		charon {
+			path = %[1]s/charon.log
+			default = 1
+			ike = 4
+			chd = 4
+			knl = 2
+			cfg = 2
+			flush_line = yes
+		}
+	}
+}
+swanctl {
+	load = random nonce openssl pem pkcs1 x509 pubkey
+	socket = unix://%[1]s/charon.vici
+}
+`
+
+// startSwan starts charon in its namespace and mount namespace (the pid
+// file path is compiled in, so it gets a private /run).
+func startSwan(t *testing.T, swanctlConf string) *swan {
+	t.Helper()
+	dir := t.TempDir()
+	s := &swan{t: t, dir: dir, uri: "unix://" + dir + "/charon.vici", log: filepath.Join(dir, "charon.log")}
+	conf := filepath.Join(dir, "strongswan.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(strongswanConf, dir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "swanctl.conf"), []byte(swanctlConf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", nsSwan, "unshare", "--mount", "--propagation", "private",
+		"sh", "-c", "mount -t tmpfs tmpfs /run && exec "+charon)
+	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+conf)
+	stderr, _ := os.Create(filepath.Join(dir, "charon.stderr"))
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(unix.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(s.log)
+			lines := strings.Split(string(b), "\n")
+			if len(lines) > 150 {
+				lines = lines[len(lines)-150:]
+			}
+			t.Logf("charon log tail (keys are test keys):\n%s", strings.Join(lines, "\n"))
+		}
+	})
+	for i := 0; ; i++ {
+		if _, err := os.Stat(filepath.Join(dir, "charon.vici")); err == nil {
+			break
+		}
+		if i > 100 {
+			b, _ := os.ReadFile(filepath.Join(dir, "charon.stderr"))
+			t.Fatalf("charon did not start: %s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.swanctl("--load-all", "--file", filepath.Join(dir, "swanctl.conf"))
+	return s
+}
+
+func (s *swan) swanctl(args ...string) string {
+	s.t.Helper()
+	cmd := exec.Command("swanctl", append(args, "--uri", s.uri)...)
+	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(s.dir, "strongswan.conf"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("swanctl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func swanctlConf(ikeProposal, espProposal string, swanInitiates bool) string {
+	start := "none"
+	if swanInitiates {
+		start = "none" // the test initiates with swanctl --initiate
+	}
+	return fmt.Sprintf(`connections {
+	vx {
+		version = 2
+		local_addrs = %[1]s
+		remote_addrs = %[2]s
+		proposals = %[5]s
+		encap = yes
+		mobike = no
+		dpd_delay = 5s
+		rekey_time = 0
+		local {
+			auth = psk
+			id = %[1]s
+		}
+		remote {
+			auth = psk
+			id = %[2]s
+		}
+		children {
+			vx {
+				local_ts = %[3]s/32[udp]
+				remote_ts = %[4]s/32[udp]
+				esp_proposals = %[6]s
+				mode = tunnel
+				rekey_time = 0
+				start_action = %[7]s
+			}
+		}
+	}
+}
+secrets {
+	ike-vx {
+		id-1 = %[1]s
+		id-2 = %[2]s
+		secret = "%[8]s"
+	}
+}
+`, underSwan, underOurs, vtepSwan, vtepOurs, ikeProposal, espProposal, start, testPSK)
+}
+
+// chanHandler forwards Child SA events to the test.
+type chanHandler struct {
+	mu        sync.Mutex
+	installed chan ChildSA
+	deleted   chan [2]uint32
+	up, down  chan string
+}
+
+func newChanHandler() *chanHandler {
+	return &chanHandler{installed: make(chan ChildSA, 16), deleted: make(chan [2]uint32, 16), up: make(chan string, 4), down: make(chan string, 4)}
+}
+func (h *chanHandler) InstallChildSA(sa ChildSA) error { h.installed <- sa; return nil }
+func (h *chanHandler) DeleteChildSA(_ string, in, out uint32) {
+	h.deleted <- [2]uint32{in, out}
+}
+func (h *chanHandler) PeerUp(p string)   { h.up <- p }
+func (h *chanHandler) PeerDown(p string) { h.down <- p }
+
+func waitFor[T any](t *testing.T, ch chan T, what string, d time.Duration) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("timeout waiting for %s", what)
+	}
+	panic("unreachable")
+}
+
+// ours is our daemon inside nsOurs.
+type ours struct {
+	d   *Daemon
+	tr  *UDPTransport
+	h   *chanHandler
+	esp chan []byte
+}
+
+func startOurs(t *testing.T, suite crypto.Suite, ikeSuite string, initiate bool, endpointPort uint16, mod func(*Config)) *ours {
+	t.Helper()
+	o := &ours{h: newChanHandler(), esp: make(chan []byte, 64)}
+	cfg := Config{
+		PSK: []byte(testPSK), Suite: suite, IKESuite: ikeSuite,
+		Peers: []PeerConfig{{Name: "swan", Endpoint: netip.AddrPortFrom(underSwan, endpointPort),
+			Local: netip.AddrPortFrom(underOurs, 0), LocalVTEP: vtepOurs, RemoteVTEP: vtepSwan, Initiate: initiate}},
+		DPDInterval:       -1,
+		RetransmitTimeout: 500 * time.Millisecond,
+	}
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	var err error
+	if o.d, err = New(cfg, nil, o.h); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	inNetns(t, nsOurs, func() {
+		var tr Transport
+		tr, err = ListenUDP(ctx, o.d, netip.AddrPortFrom(underOurs, 500), netip.AddrPortFrom(underOurs, 4500))
+		if err == nil {
+			o.tr = tr.(*UDPTransport)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.tr.SetESP(func(_, _ netip.AddrPort, pkt []byte) {
+		select {
+		case o.esp <- append([]byte(nil), pkt...):
+		default:
+		}
+	})
+	go o.d.Run(ctx)
+	return o
+}
+
+var spiLine = regexp.MustCompile(`(?m)^\s+(in|out)\s+([0-9a-f]{8})`)
+
+// checkSwanSA checks swanctl --list-sas against our Child SA.
+func checkSwanSA(t *testing.T, s *swan, c ChildSA, wantAlg string) {
+	t.Helper()
+	out := s.swanctl("--list-sas")
+	t.Logf("swanctl --list-sas:\n%s", out)
+	if !strings.Contains(out, "TUNNEL-in-UDP") {
+		t.Errorf("child SA is not TUNNEL-in-UDP")
+	}
+	if !strings.Contains(out, wantAlg) {
+		t.Errorf("child SA algorithm: want %s", wantAlg)
+	}
+	want := map[string]string{"in": fmt.Sprintf("%08x", c.OutSPI), "out": fmt.Sprintf("%08x", c.InSPI)}
+	found := map[string]bool{}
+	for _, m := range spiLine.FindAllStringSubmatch(out, -1) {
+		if m[2] == want[m[1]] {
+			found[m[1]] = true
+		}
+	}
+	if !found["in"] || !found["out"] {
+		t.Errorf("strongSwan SPIs do not mirror ours (our in %08x, out %08x)", c.InSPI, c.OutSPI)
+	}
+}
+
+// espTunnel is a test-side ESP implementation (RFC 4303 tunnel mode, RFC
+// 4106/7634 AEAD, 32-bit sequence numbers) used to check that both sides
+// derived the same keys, independently of package crypto.
+type espTunnel struct {
+	out, in cipher.AEAD
+	outSalt []byte
+	inSalt  []byte
+	seq     uint32
+	sa      ChildSA
+}
+
+func newESPTunnel(t *testing.T, c ChildSA) *espTunnel {
+	t.Helper()
+	mk := func(km []byte) cipher.AEAD {
+		key := km[:c.Suite.KeyLen()]
+		if c.Suite == crypto.SuiteChaCha20Poly1305 {
+			a, err := chacha20poly1305.New(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}
+		b, err := aes.NewCipher(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := cipher.NewGCM(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	return &espTunnel{out: mk(c.OutKeymat), in: mk(c.InKeymat), outSalt: c.OutKeymat[c.Suite.KeyLen():],
+		inSalt: c.InKeymat[c.Suite.KeyLen():], sa: c}
+}
+
+func (e *espTunnel) seal(inner []byte) []byte {
+	e.seq++
+	pt := append([]byte(nil), inner...)
+	padLen := (4 - (len(pt)+2)%4) % 4
+	for i := 1; i <= padLen; i++ {
+		pt = append(pt, byte(i))
+	}
+	pt = append(pt, byte(padLen), 4) // next header: IPv4
+	hdr := make([]byte, 16)
+	binary.BigEndian.PutUint32(hdr[0:4], e.sa.OutSPI)
+	binary.BigEndian.PutUint32(hdr[4:8], e.seq)
+	binary.BigEndian.PutUint64(hdr[8:16], uint64(e.seq))
+	nonce := append(append([]byte(nil), e.outSalt...), hdr[8:16]...)
+	return e.out.Seal(hdr, nonce, pt, hdr[:8])
+}
+
+func (e *espTunnel) open(pkt []byte) ([]byte, error) {
+	if len(pkt) < 16+16 || binary.BigEndian.Uint32(pkt[0:4]) != e.sa.InSPI {
+		return nil, errors.New("not our SPI")
+	}
+	nonce := append(append([]byte(nil), e.inSalt...), pkt[8:16]...)
+	pt, err := e.in.Open(nil, nonce, pkt[16:], pkt[:8])
+	if err != nil {
+		return nil, err
+	}
+	padLen := int(pt[len(pt)-2])
+	if pt[len(pt)-1] != 4 || padLen+2 > len(pt) {
+		return nil, errors.New("bad ESP trailer")
+	}
+	return pt[:len(pt)-2-padLen], nil
+}
+
+// innerUDP builds an IPv4/UDP packet.
+func innerUDP(src, dst netip.Addr, sport, dport uint16, payload []byte) []byte {
+	b := make([]byte, 28+len(payload))
+	b[0] = 0x45
+	binary.BigEndian.PutUint16(b[2:4], uint16(len(b)))
+	b[8] = 64
+	b[9] = 17
+	copy(b[12:16], src.AsSlice())
+	copy(b[16:20], dst.AsSlice())
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(b[10:12], ^uint16(sum))
+	binary.BigEndian.PutUint16(b[20:22], sport)
+	binary.BigEndian.PutUint16(b[22:24], dport)
+	binary.BigEndian.PutUint16(b[24:26], uint16(8+len(payload)))
+	copy(b[28:], payload)
+	return b
+}
+
+// checkTraffic sends ESP both ways through strongSwan's libipsec: one
+// packet we seal to a UDP socket in strongSwan's namespace, one packet from
+// that socket back to our VTEP, which libipsec seals and we open.
+func checkTraffic(t *testing.T, o *ours, c ChildSA, tag string) {
+	t.Helper()
+	var conn *net.UDPConn
+	var err error
+	inNetns(t, nsSwan, func() {
+		conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(vtepSwan, 4789)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	e := newESPTunnel(t, c)
+	want := "to strongSwan " + tag
+	pkt := e.seal(innerUDP(vtepOurs, vtepSwan, 40000, 4789, []byte(want)))
+	if err := o.tr.SendESP(c.Local, c.Remote, pkt); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2000)
+	n, from, err := conn.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("strongSwan did not deliver our ESP packet (keys or SPIs differ): %v", err)
+	}
+	if string(buf[:n]) != want || from.Addr() != vtepOurs {
+		t.Errorf("strongSwan delivered %q from %v, want %q from %v", buf[:n], from, want, vtepOurs)
+	}
+	// and back: libipsec encrypts with its outbound keys, we open
+	for len(o.esp) > 0 {
+		<-o.esp
+	}
+	back := "from strongSwan " + tag
+	if _, err := conn.WriteToUDPAddrPort([]byte(back), netip.AddrPortFrom(vtepOurs, 4789)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case p := <-o.esp:
+			inner, err := e.open(p)
+			if err != nil {
+				continue // e.g. a packet of an older SA
+			}
+			if len(inner) < 28 || string(inner[28:]) != back || netip.AddrFrom4([4]byte(inner[12:16])) != vtepSwan {
+				t.Fatalf("opened ESP from strongSwan: got %x", inner)
+			}
+			return
+		case <-deadline:
+			t.Fatalf("no ESP packet from strongSwan that our keys open")
+		}
+	}
+}
+
+func swanAlg(s crypto.Suite) string {
+	switch s {
+	case crypto.SuiteAES128GCM16:
+		return "AES_GCM_16-128"
+	case crypto.SuiteAES256GCM16:
+		return "AES_GCM_16-256"
+	}
+	return "CHACHA20_POLY1305"
+}
+
+// forceChildRekey makes our daemon rekey its Child SA now.
+func forceChildRekey(d *Daemon) {
+	d.mu.Lock()
+	for _, sa := range d.sas {
+		for _, c := range sa.children {
+			if c.state == childInstalled {
+				c.rekeyAt = time.Time{}
+			}
+		}
+	}
+	d.mu.Unlock()
+}
+
+func forceIKERekey(d *Daemon) {
+	d.mu.Lock()
+	for _, sa := range d.sas {
+		if sa.state == stEstablished {
+			sa.rekeyAt = time.Time{}
+		}
+	}
+	d.mu.Unlock()
+}
+
+// waitRekeyed waits for a new Child SA and the delete of the old one.
+func waitRekeyed(t *testing.T, o *ours, old ChildSA) ChildSA {
+	t.Helper()
+	c := waitFor(t, o.h.installed, "rekeyed child SA", 15*time.Second)
+	del := waitFor(t, o.h.deleted, "delete of the old child SA", 15*time.Second)
+	if del[0] != old.InSPI {
+		t.Errorf("deleted SA %08x, want the old %08x", del[0], old.InSPI)
+	}
+	if c.InSPI == old.InSPI {
+		t.Errorf("rekey kept the SPI")
+	}
+	return c
+}
+
+func TestStrongSwanInterop(t *testing.T) {
+	requireTools(t)
+	cases := []struct {
+		name      string
+		ike       string
+		suite     crypto.Suite
+		weInit    bool
+		port      uint16
+		swanRekey bool
+	}{
+		{"we-initiate/aes128gcm16/x25519", "aes128gcm16-prfsha256-x25519", crypto.SuiteAES128GCM16, true, 4500, false},
+		{"we-initiate/chacha20poly1305/ecp256-port500", "aes128gcm16-prfsha256-ecp256", crypto.SuiteChaCha20Poly1305, true, 500, false},
+		{"swan-initiates/aes128gcm16/x25519", "aes128gcm16-prfsha256-x25519", crypto.SuiteAES128GCM16, false, 4500, true},
+		{"swan-initiates/chacha20poly1305/ecp256", "aes128gcm16-prfsha256-ecp256", crypto.SuiteChaCha20Poly1305, false, 4500, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			setupNetns(t)
+			group := tc.ike[strings.LastIndex(tc.ike, "-")+1:]
+			s := startSwan(t, swanctlConf(tc.ike, tc.suite.String()+"-"+group+","+tc.suite.String(), !tc.weInit))
+			o := startOurs(t, tc.suite, tc.ike, tc.weInit, tc.port, nil)
+			if !tc.weInit {
+				s.swanctl("--initiate", "--child", "vx", "--timeout", "10")
+			}
+			c := waitFor(t, o.h.installed, "child SA", 15*time.Second)
+			waitFor(t, o.h.up, "PeerUp", time.Second)
+			if c.ESN {
+				t.Errorf("ESN negotiated with libipsec, which has none")
+			}
+			checkSwanSA(t, s, c, swanAlg(tc.suite))
+			checkTraffic(t, o, c, "first")
+
+			// our Child SA rekey (PFS), then strongSwan's
+			forceChildRekey(o.d)
+			c = waitRekeyed(t, o, c)
+			checkSwanSA(t, s, c, swanAlg(tc.suite))
+			checkTraffic(t, o, c, "after our child rekey")
+			if tc.swanRekey {
+				s.swanctl("--rekey", "--child", "vx")
+				c = waitRekeyed(t, o, c)
+				checkSwanSA(t, s, c, swanAlg(tc.suite))
+				checkTraffic(t, o, c, "after strongSwan's child rekey")
+			}
+
+			// IKE SA rekeys: ours, then strongSwan's; a Child rekey over the
+			// new IKE SA proves both derived the same SK_d
+			before := o.d.SAs()[0]
+			forceIKERekey(o.d)
+			waitIKERekeyed(t, o, before)
+			if tc.swanRekey {
+				before = o.d.SAs()[0]
+				s.swanctl("--rekey", "--ike", "vx")
+				waitIKERekeyed(t, o, before)
+			}
+			forceChildRekey(o.d)
+			c = waitRekeyed(t, o, c)
+			checkSwanSA(t, s, c, swanAlg(tc.suite))
+			checkTraffic(t, o, c, "after IKE rekey")
+			select {
+			case p := <-o.h.down:
+				t.Errorf("PeerDown(%s) during rekeys", p)
+			default:
+			}
+
+			// strongSwan closes the IKE SA: we see PeerDown
+			s.swanctl("--terminate", "--ike", "vx", "--timeout", "5")
+			waitFor(t, o.h.down, "PeerDown after terminate", 10*time.Second)
+		})
+	}
+}
+
+func waitIKERekeyed(t *testing.T, o *ours, before IKESAInfo) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		sas := o.d.SAs()
+		if len(sas) == 1 && sas[0].State == "established" && sas[0].SPIi != before.SPIi && len(sas[0].Children) == 1 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("IKE SA not rekeyed: %+v", o.d.SAs())
+}
