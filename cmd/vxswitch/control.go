@@ -262,6 +262,10 @@ func (s *controlServer) handle(c *net.UnixConn) {
 			msg = fmt.Sprintf("%v: %v", ErrPermissionDenied, err)
 		}
 		s.log.Warn("control connection refused", "uid", uid, "err", err)
+		// Answer the first request, so the client reads the refusal
+		// rather than a broken pipe.
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		readLine(bufio.NewReaderSize(c, 4096))
 		writeResponse(c, controlResponse{Error: msg})
 		return
 	}
@@ -287,8 +291,10 @@ func (s *controlServer) handle(c *net.UnixConn) {
 		}
 		c.SetReadDeadline(time.Time{})
 		if req.Cmd == "capture" {
-			s.capture(c, r, req)
-			return
+			if s.capture(c, r, req) {
+				return // the connection carried a pcap stream
+			}
+			continue
 		}
 		if err := writeResponse(c, s.do(req)); err != nil {
 			return
@@ -359,23 +365,22 @@ func writeResponse(w io.Writer, resp controlResponse) error {
 }
 
 // capture streams a pcap of the session over c; see the protocol comment.
-func (s *controlServer) capture(c *net.UnixConn, r *bufio.Reader, req controlRequest) {
+// It reports whether it started (and ended) a stream; a refused request
+// leaves the connection usable.
+func (s *controlServer) capture(c *net.UnixConn, r *bufio.Reader, req controlRequest) bool {
 	point, ok := dataplane.ParseCapturePoint(req.Point)
 	switch {
 	case !ok:
-		writeResponse(c, controlResponse{Error: fmt.Sprintf("capture: unknown point %q (want tap, underlay or inner)", req.Point)})
-		return
+		return writeResponse(c, controlResponse{Error: fmt.Sprintf("capture: unknown point %q (want tap, underlay or inner)", req.Point)}) != nil
 	case !encap.VNI(req.VNI).Valid():
-		writeResponse(c, controlResponse{Error: fmt.Sprintf("capture: vni %d is out of range (0..%d)", req.VNI, encap.MaxVNI)})
-		return
+		return writeResponse(c, controlResponse{Error: fmt.Sprintf("capture: vni %d is out of range (0..%d)", req.VNI, encap.MaxVNI)}) != nil
 	case req.Count < 0:
-		writeResponse(c, controlResponse{Error: fmt.Sprintf("capture: count %d is negative", req.Count)})
-		return
+		return writeResponse(c, controlResponse{Error: fmt.Sprintf("capture: count %d is negative", req.Count)}) != nil
 	}
 	sess := s.sw.Capture(point, encap.VNI(req.VNI))
 	defer sess.Close()
 	if err := writeResponse(c, controlResponse{OK: true}); err != nil {
-		return
+		return true
 	}
 
 	// The client sends nothing more: EOF or an error means it is gone or
@@ -401,19 +406,19 @@ func (s *controlServer) capture(c *net.UnixConn, r *bufio.Reader, req controlReq
 		s.log.Info("capture ended", "point", point, "vni", req.VNI, "packets", n, "dropped", sess.Dropped(), "err", err)
 	}()
 	if err = w.WriteFileHeader(captureSnapLen, point.LinkType()); err != nil {
-		return
+		return true
 	}
 	if err = bw.Flush(); err != nil {
-		return
+		return true
 	}
 	s.log.Info("capture started", "point", point, "vni", req.VNI, "count", req.Count)
 	pkts := sess.Packets()
 	for req.Count == 0 || n < req.Count {
 		select {
 		case <-s.done:
-			return
+			return true
 		case <-gone:
-			return
+			return true
 		case p := <-pkts:
 			data := p.Data
 			if len(data) > captureSnapLen {
@@ -421,16 +426,17 @@ func (s *controlServer) capture(c *net.UnixConn, r *bufio.Reader, req controlReq
 			}
 			ci := gopacket.CaptureInfo{Timestamp: p.Time, CaptureLength: len(data), Length: len(p.Data)}
 			if err = w.WritePacket(ci, data); err != nil {
-				return
+				return true
 			}
 			n++
 			if len(pkts) == 0 {
 				if err = bw.Flush(); err != nil {
-					return
+					return true
 				}
 			}
 		}
 	}
+	return true
 }
 
 // dialControl connects to the control socket at path.
