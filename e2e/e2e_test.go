@@ -6,11 +6,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -183,5 +185,116 @@ func TestTwoSitesESP(t *testing.T) {
 				t.Errorf("show sas lacks %s:\n%s", suite, sas)
 			}
 		})
+	}
+}
+
+// seedSites are the six sites of the original inter-cloud demo.
+var seedSites = []string{"makuhari", "sakura", "idcf", "bitisle", "rise", "starbed"}
+
+func TestSixSitesESP(t *testing.T) {
+	specs := make([]nstest.SiteSpec, len(seedSites))
+	for i, name := range seedSites {
+		specs[i] = nstest.SiteSpec{Name: name}
+	}
+	specs[4].MTU = 1400 // rise sits behind a smaller path
+	n := nstest.New(t, specs...)
+	mtu := func(from, to *nstest.Site) int { return min(from.MTU, to.MTU) }
+	sites := startSites(t, n, options{mode: "esp", peerMTU: mtu})
+	target := func(s *nstest.Site) string { return overlayAddr(s).String() }
+	// Keys are negotiated at start; give the mesh a moment, then every pair.
+	if err := nstest.WaitFor(20*time.Second, func() error { return n.PingMesh(target, 56, 1, false) }); err != nil {
+		t.Fatalf("six-site mesh: %v\n%s", err, sites[0].show(t, "peers"))
+	}
+	if err := n.PingMesh(target, 1472, 2, true); err != nil {
+		t.Errorf("six-site mesh, 1472 bytes with DF: %v", err)
+	}
+
+	// A broadcast from makuhari reaches each other site exactly once.
+	conns := make([]interface {
+		ReadFrom([]byte) (int, net.Addr, error)
+		SetReadDeadline(time.Time) error
+		Close() error
+	}, len(sites))
+	for i, s := range sites[1:] {
+		pc, err := s.ListenPacket("udp4", "0.0.0.0:9999")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		conns[i+1] = pc
+	}
+	err := sites[0].Do(func() error {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 11, 129, 1)})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		rc, _ := c.SyscallConn()
+		rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1) })
+		_, err = c.WriteToUDP([]byte("vxswitch-broadcast-once"), &net.UDPAddr{IP: net.IPv4(10, 11, 129, 255), Port: 9999})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("broadcast: %v", err)
+	}
+	for i, s := range sites[1:] {
+		pc := conns[i+1]
+		got := 0
+		buf := make([]byte, 256)
+		pc.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				break
+			}
+			if string(buf[:n]) == "vxswitch-broadcast-once" {
+				got++
+			}
+		}
+		if got != 1 {
+			t.Errorf("site %s received the broadcast %d times, want 1", s.Name, got)
+		}
+	}
+}
+
+func TestKernelVXLANInterop(t *testing.T) {
+	n := nstest.New(t, nstest.SiteSpec{Name: "vx", MTU: 1400}, nstest.SiteSpec{Name: "kernel", MTU: 1400})
+	only := func(from, to *nstest.Site) bool { return from.Name == "vx" }
+	sites := startSites(t, &nstest.Net{Core: n.Core, Sites: n.Sites[:1]}, options{mode: "plain", only: only,
+		extraPeers: fmt.Sprintf("[[peer]]\nname = \"kernel\"\nendpoint = %q\nvtep = %q\nmtu = 1400\n", n.Sites[1].Addr, n.Sites[1].Addr)})
+	k := n.Sites[1]
+	err := k.KernelVXLAN(nstest.VXLAN{Dev: "vx129", VNI: 129, Remotes: []netip.Addr{n.Sites[0].Addr}, MTU: 1500,
+		Address: netip.PrefixFrom(overlayAddr(k), 24)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kernel leaves the inner TCP checksum to offload (CHECKSUM_PARTIAL)
+	// and veth carries it unfinished to our socket; a NIC would finish it on
+	// the wire. Make the kernel VTEP finish it in software, as on a real link.
+	if err := k.Exec("ethtool", "-K", "vx129", "tx", "off"); err != nil {
+		t.Fatal(err)
+	}
+	vx := sites[0]
+	if err := nstest.WaitFor(10*time.Second, func() error { return vx.Ping(overlayAddr(k).String(), 56, 1, false) }); err != nil {
+		t.Fatalf("vxswitch -> kernel vxlan: %v\n%s", err, vx.stats(t))
+	}
+	for _, c := range []struct {
+		from *nstest.Site
+		to   netip.Addr
+		size int
+		df   bool
+	}{
+		// The kernel VTEP answers an inner DF packet bigger than its path
+		// with ICMP itself (vxlan PMTU check), so its 1472 goes without DF.
+		{vx.Site, overlayAddr(k), 1472, true}, {k, overlayAddr(vx.Site), 1472, false}, {vx.Site, overlayAddr(k), 8000, false}, {k, overlayAddr(vx.Site), 8000, false}} {
+		if err := c.from.Ping(c.to.String(), c.size, 3, c.df); err != nil {
+			t.Errorf("ping %s -> %v size %d: %v", c.from.Name, c.to, c.size, err)
+		}
+	}
+	if _, err := n.Transfer(k, vx.Site, overlayAddr(vx.Site), 10<<20, 30*time.Second); err != nil {
+		t.Errorf("TCP kernel -> vxswitch: %v", err)
+	}
+	if t.Failed() {
+		t.Logf("vxswitch stats:\n%s", vx.stats(t))
 	}
 }
