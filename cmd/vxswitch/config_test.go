@@ -610,11 +610,11 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	f.Add([]byte(conf{security: "[security]\nmode = \"plain\"\n"}.String()))                                   // plain mode
+	f.Add([]byte(conf{security: "[security]\nmode = \"plain\"\n"}.String()))                                         // plain mode
 	f.Add([]byte("[site]\nname = \"v6\"\nlisten = \"::\"\nvtep = \"fd00::1\"\n[[segment]]\nvni = 1\ntap = \"t\"\n")) // wildcard v6
-	f.Add([]byte("[[peer]]\nendpoint = \"[::1]:1\"\n[[peer.x]]\n"))                                             // sub-table of an array
-	f.Add([]byte("site = 1\nsegment = [1, 2]\n"))                                                               // wrong shapes
-	f.Add([]byte{0xff, 0xfe, '[', 0})                                                                           // not UTF-8
+	f.Add([]byte("[[peer]]\nendpoint = \"[::1]:1\"\n[[peer.x]]\n"))                                                  // sub-table of an array
+	f.Add([]byte("site = 1\nsegment = [1, 2]\n"))                                                                    // wrong shapes
+	f.Add([]byte{0xff, 0xfe, '[', 0})                                                                                // not UTF-8
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := parseConfig(data, "/base", fakeReadPSK)
 		if err != nil {

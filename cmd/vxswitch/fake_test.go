@@ -124,7 +124,9 @@ func nextSession(t *testing.T, f *fakeSwitch) *fakeSession {
 	}
 }
 
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func discardLogger() *slog.Logger { return slogTo(io.Discard) }
+
+func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
 
 // checkGoroutines fails the test if goroutines started during it are
 // still running after its cleanups.
