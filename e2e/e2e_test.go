@@ -5,12 +5,16 @@ package e2e
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -296,5 +300,185 @@ func TestKernelVXLANInterop(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("vxswitch stats:\n%s", vx.stats(t))
+	}
+}
+
+// TestMACMove moves a host (same IP, same MAC) from one site to another,
+// as a VM migrating between clouds; traffic follows at once.
+func TestMACMove(t *testing.T) {
+	n := nstest.New(t, nstest.Sites("a", "b", "c")...)
+	sites := startSites(t, n, options{mode: "esp"})
+	a, b, c := sites[0], sites[1], sites[2]
+	target := func(s *nstest.Site) string { return overlayAddr(s).String() }
+	if err := nstest.WaitFor(20*time.Second, func() error { return n.PingMesh(target, 56, 1, false) }); err != nil {
+		t.Fatalf("mesh: %v", err)
+	}
+	const vmMAC, vmIP = "02:00:5e:00:01:64", "10.11.129.100"
+	up := func(s *site) {
+		t.Helper()
+		for _, args := range [][]string{
+			{"ip", "link", "add", "vm0", "link", "vx129", "address", vmMAC, "type", "macvlan", "mode", "bridge"},
+			{"ip", "addr", "add", vmIP + "/24", "dev", "vm0"},
+			{"ip", "link", "set", "vm0", "up"},
+		} {
+			if err := s.Exec(args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	up(b)
+	if err := nstest.WaitFor(5*time.Second, func() error { return a.Ping(vmIP, 56, 1, false) }); err != nil {
+		t.Fatalf("a -> vm on b: %v", err)
+	}
+	// Migrate: the VM disappears from b and comes up on c, announcing
+	// itself with one packet (as a gratuitous ARP would).
+	if err := b.Exec("ip", "link", "del", "vm0"); err != nil {
+		t.Fatal(err)
+	}
+	up(c)
+	if err := c.Exec("ping", "-c", "1", "-W", "1", "-I", "vm0", overlayAddr(a.Site).String()); err != nil {
+		t.Fatalf("vm on c -> a: %v", err)
+	}
+	start := time.Now()
+	if err := nstest.WaitFor(time.Second, func() error { return a.Ping(vmIP, 56, 1, false) }); err != nil {
+		t.Fatalf("traffic did not follow the move within a second: %v\n%s", err, a.show(t, "fdb"))
+	}
+	t.Logf("traffic followed the move in %v", time.Since(start).Round(time.Millisecond))
+	fdb := a.show(t, "fdb")
+	if !strings.Contains(fdb, vmMAC) || !regexp.MustCompile(vmMAC+`\s+c\b`).MatchString(fdb) {
+		t.Errorf("a's fdb does not show %s on c:\n%s", vmMAC, fdb)
+	}
+}
+
+// TestBadUnderlayInput floods a site's underlay socket with garbage,
+// truncated and forged ESP while real traffic runs: everything bad is
+// counted and dropped, the switch keeps forwarding.
+func TestBadUnderlayInput(t *testing.T) {
+	n := nstest.New(t, nstest.Sites("a", "b", "x")...)
+	sites := startSites(t, &nstest.Net{Core: n.Core, Sites: n.Sites[:2]}, options{mode: "esp"})
+	a, b := sites[0], sites[1]
+	attacker := n.Sites[2]
+	if err := nstest.WaitFor(20*time.Second, func() error { return a.Ping(overlayAddr(b.Site).String(), 56, 1, false) }); err != nil {
+		t.Fatalf("a -> b: %v", err)
+	}
+	spi := findOutSPI(t, a)
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.Transfer(a.Site, b.Site, overlayAddr(b.Site), 50<<20, 60*time.Second)
+		done <- err
+	}()
+	err := attacker.Do(func() error {
+		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: b.Addr.AsSlice(), Port: 4500})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		rng := mrand.New(mrand.NewPCG(1, 2))
+		pkt := make([]byte, 2000)
+		for i := 0; i < 20000; i++ {
+			size := 1 + rng.IntN(1500)
+			for j := range pkt[:size] {
+				pkt[j] = byte(rng.Uint32())
+			}
+			switch i % 4 {
+			case 0: // forged ESP on the live SPI: must fail authentication
+				if size < 40 {
+					size = 40
+				}
+				binary.BigEndian.PutUint32(pkt, spi)
+				binary.BigEndian.PutUint32(pkt[4:], uint32(1e6+i))
+			case 1: // truncated ESP
+				binary.BigEndian.PutUint32(pkt, spi)
+				size = 1 + rng.IntN(20)
+			case 2: // IKE garbage behind the non-ESP marker
+				binary.BigEndian.PutUint32(pkt, 0)
+			}
+			c.Write(pkt[:size])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("transfer during the flood: %v", err)
+	}
+	if err := a.Ping(overlayAddr(b.Site).String(), 56, 3, false); err != nil {
+		t.Errorf("ping after the flood: %v", err)
+	}
+	stats := b.stats(t)
+	for _, c := range []string{"rx_drop_auth", "rx_drop_unknown_spi"} {
+		if !strings.Contains(stats, c) {
+			t.Errorf("b's stats lack %s:\n%s", c, stats)
+		}
+	}
+	t.Logf("b's stats after the flood:\n%s", stats)
+}
+
+// findOutSPI returns a's outbound SPI (b's inbound) from show sas --json.
+func findOutSPI(t *testing.T, a *site) uint32 {
+	var sas []struct {
+		Direction string `json:"direction"`
+		SPI       uint32 `json:"spi"`
+	}
+	if err := json.Unmarshal([]byte(a.show(t, "sas", "--json")), &sas); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sas {
+		if s.Direction == "out" {
+			return s.SPI
+		}
+	}
+	t.Fatal("no outbound SA")
+	return 0
+}
+
+// TestCaptureInner captures the decrypted, reassembled tunnel-inner
+// packets inside a running switch and has tshark decode them.
+func TestCaptureInner(t *testing.T) {
+	tshark := nstest.RequireTool(t, "tshark")
+	n := nstest.New(t, nstest.SiteSpec{Name: "a", MTU: 1400}, nstest.SiteSpec{Name: "b", MTU: 1400})
+	sites := startSites(t, n, options{mode: "esp", peerMTU: func(_, _ *nstest.Site) int { return 1400 }})
+	a, b := sites[0], sites[1]
+	if err := nstest.WaitFor(20*time.Second, func() error { return a.Ping(overlayAddr(b.Site).String(), 56, 1, false) }); err != nil {
+		t.Fatalf("a -> b: %v", err)
+	}
+	pcap := filepath.Join(t.TempDir(), "inner.pcap")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	capture := exec.CommandContext(ctx, vxswitchBin, "capture", "-S", b.control, "-p", "inner", "-c", "6", "-w", pcap)
+	capOut := &strings.Builder{}
+	capture.Stdout, capture.Stderr = capOut, capOut
+	if err := capture.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := a.Ping(overlayAddr(b.Site).String(), 3000, 3, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := capture.Wait(); err != nil {
+		t.Fatalf("capture: %v\n%s", err, capOut)
+	}
+	out, err := exec.Command(tshark, "-r", pcap, "-T", "fields", "-e", "ip.src", "-e", "vxlan.vni", "-e", "eth.src", "-e", "icmp.type").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("tshark decoded %d packets, want 6:\n%s", len(lines), out)
+	}
+	icmp := 0
+	for _, l := range lines {
+		f := strings.Split(l, "\t")
+		if len(f) < 3 || !strings.HasPrefix(f[1], "129") {
+			t.Errorf("packet without VXLAN VNI 129: %q", l)
+			continue
+		}
+		if len(f) == 4 && strings.Contains(f[0], "172.31.0.1") && f[3] == "8" {
+			icmp++
+		}
+	}
+	if icmp == 0 {
+		t.Errorf("no reassembled 3000-byte ICMP echo from a's VTEP in the inner capture:\n%s", out)
 	}
 }
