@@ -329,7 +329,7 @@ func (o *OutboundSA) SealSeq(pkt []byte, payloadLen int, nextHeader uint8, seq u
 // seal frames and encrypts with an explicit IV; the published vectors use
 // IVs other than the sequence number.
 func (o *OutboundSA) seal(pkt []byte, payloadLen int, nextHeader uint8, seq, iv uint64) (int, error) {
-	if payloadLen < 0 {
+	if payloadLen < 0 || payloadLen > cap(pkt) { // also keeps total from overflowing
 		return 0, ErrShortBuffer
 	}
 	pad := PadLen(payloadLen)

@@ -324,6 +324,7 @@ func TestSealShortBuffer(t *testing.T) {
 		{100, SealedLen(100), nil},
 		{100, SealedLen(100) - 1, ErrShortBuffer},
 		{-1, 100, ErrShortBuffer},
+		{int(^uint(0) >> 1), 100, ErrShortBuffer}, // total would overflow
 		{0, SealedLen(0), nil},
 	} {
 		buf := make([]byte, 0, tc.cap)
@@ -332,8 +333,8 @@ func TestSealShortBuffer(t *testing.T) {
 			t.Errorf("payload %d cap %d: got %v, want %v", tc.payload, tc.cap, err, tc.want)
 		}
 	}
-	if got := o.Stats().ShortBuffer; got != 2 {
-		t.Errorf("ShortBuffer counter: got %d, want 2", got)
+	if got := o.Stats().ShortBuffer; got != 3 {
+		t.Errorf("ShortBuffer counter: got %d, want 3", got)
 	}
 }
 
