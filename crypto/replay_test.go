@@ -2,6 +2,7 @@ package crypto
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -234,5 +235,47 @@ func TestReplayCheckDoesNotMove(t *testing.T) {
 		if got := w.check(tc.seq); got != tc.want {
 			t.Errorf("check(%d) after 5000: got %v, want %v", tc.seq, got, tc.want)
 		}
+	}
+}
+
+// TestReplayAgainstModel compares the ring with a plain set of seen
+// numbers over random walks with jumps, reorders and duplicates.
+func TestReplayAgainstModel(t *testing.T) {
+	for _, size := range []int{4096, 4096 + 100, 10000} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			w, _ := newReplayWindow(size)
+			r := rand.New(rand.NewPCG(uint64(size), 7))
+			seen := map[uint64]bool{}
+			var last uint64
+			for i := 0; i < 200000; i++ {
+				var s uint64
+				switch r.IntN(10) {
+				case 0: // jump ahead
+					s = last + 1 + r.Uint64N(3*uint64(size))
+				case 1: // far behind
+					s = last - min(last, r.Uint64N(3*uint64(size)))
+				default: // near the top, both sides
+					s = last + r.Uint64N(200) - min(last, r.Uint64N(uint64(size)+10))
+				}
+				want := error(nil)
+				switch {
+				case s > last:
+				case last-s >= uint64(size):
+					want = ErrTooOld
+				case seen[s]:
+					want = ErrReplay
+				}
+				if got := w.check(s); got != want {
+					t.Fatalf("step %d: check(%d) with last %d: got %v, want %v", i, s, last, got, want)
+				}
+				if got := w.update(s); got != want {
+					t.Fatalf("step %d: update(%d) with last %d: got %v, want %v", i, s, last, got, want)
+				}
+				if want == nil {
+					seen[s] = true
+					last = max(last, s)
+				}
+			}
+		})
 	}
 }
