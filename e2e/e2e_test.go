@@ -482,3 +482,33 @@ func TestCaptureInner(t *testing.T) {
 		t.Errorf("no reassembled 3000-byte ICMP echo from a's VTEP in the inner capture:\n%s", out)
 	}
 }
+
+// TestPathMTUFollowsKernel configures a peer MTU larger than the real path:
+// once the kernel reports the smaller path (EMSGSIZE locally, ICMP
+// "fragmentation needed" from the router), the peer's MTU follows it and
+// full-size overlay packets get through, fragmented inside the tunnel.
+func TestPathMTUFollowsKernel(t *testing.T) {
+	// a's own link is 1400 (local EMSGSIZE); b's link is 1500 but the path
+	// to a is 1400 (the router answers with ICMP).
+	n := nstest.New(t, nstest.SiteSpec{Name: "a", MTU: 1400}, nstest.SiteSpec{Name: "b", MTU: 1500})
+	sites := startSites(t, n, options{mode: "esp"}) // peer mtu 1500 both ways: wrong for this path
+	a, b := sites[0], sites[1]
+	if err := nstest.WaitFor(20*time.Second, func() error { return a.Ping(overlayAddr(b.Site).String(), 56, 1, false) }); err != nil {
+		t.Fatalf("a -> b: %v", err)
+	}
+	for _, c := range []struct{ from, to *site }{{a, b}, {b, a}} {
+		err := nstest.WaitFor(10*time.Second, func() error {
+			return c.from.Ping(overlayAddr(c.to.Site).String(), 1472, 1, true)
+		})
+		if err != nil {
+			t.Errorf("%s -> %s 1472 DF never got through: %v\n%s", c.from.Name, c.to.Name, err, c.from.show(t, "peers"))
+			continue
+		}
+		if err := c.from.Ping(overlayAddr(c.to.Site).String(), 1472, 5, true); err != nil {
+			t.Errorf("%s -> %s 1472 DF after the path MTU was learnt: %v", c.from.Name, c.to.Name, err)
+		}
+		if peers := c.from.show(t, "peers"); !strings.Contains(peers, "1400") {
+			t.Errorf("%s's peer table does not show the 1400 path MTU:\n%s", c.from.Name, peers)
+		}
+	}
+}
