@@ -1,38 +1,63 @@
 package encap
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // Checksum returns the RFC 1071 one's-complement sum of b folded to 16
 // bits and added to initial (a partial sum, e.g. a pseudo-header). It is not
-// complemented: the checksum field value is ^Checksum(...).
+// complemented: the checksum field value is ^Checksum(...). An odd final
+// byte is padded with zero on the right, so only the last piece of data
+// summed in parts may have an odd length.
+//
+// It adds 64-bit big-endian words with end-around carry: since
+// 2^16 = 1 in one's-complement arithmetic, that equals the 16-bit sum
+// once folded (RFC 1071 §2(B), "parallel summation").
 func Checksum(b []byte, initial uint16) uint16 {
-	sum := uint64(initial)
+	sum, carry := uint64(initial), uint64(0)
 	for len(b) >= 32 {
-		sum += uint64(binary.BigEndian.Uint32(b[0:]))
-		sum += uint64(binary.BigEndian.Uint32(b[4:]))
-		sum += uint64(binary.BigEndian.Uint32(b[8:]))
-		sum += uint64(binary.BigEndian.Uint32(b[12:]))
-		sum += uint64(binary.BigEndian.Uint32(b[16:]))
-		sum += uint64(binary.BigEndian.Uint32(b[20:]))
-		sum += uint64(binary.BigEndian.Uint32(b[24:]))
-		sum += uint64(binary.BigEndian.Uint32(b[28:]))
+		sum, carry = bits.Add64(sum, binary.BigEndian.Uint64(b[0:]), carry)
+		sum, carry = bits.Add64(sum, binary.BigEndian.Uint64(b[8:]), carry)
+		sum, carry = bits.Add64(sum, binary.BigEndian.Uint64(b[16:]), carry)
+		sum, carry = bits.Add64(sum, binary.BigEndian.Uint64(b[24:]), carry)
 		b = b[32:]
 	}
-	for len(b) >= 4 {
-		sum += uint64(binary.BigEndian.Uint32(b))
-		b = b[4:]
+	for len(b) >= 8 {
+		sum, carry = bits.Add64(sum, binary.BigEndian.Uint64(b), carry)
+		b = b[8:]
 	}
-	if len(b) >= 2 {
-		sum += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
+	var tail uint64
+	switch len(b) {
+	case 7:
+		tail |= uint64(b[6]) << 8
+		fallthrough
+	case 6:
+		tail |= uint64(b[5]) << 16
+		fallthrough
+	case 5:
+		tail |= uint64(b[4]) << 24
+		fallthrough
+	case 4:
+		tail |= uint64(binary.BigEndian.Uint32(b)) << 32
+	case 3:
+		tail |= uint64(b[2]) << 40
+		fallthrough
+	case 2:
+		tail |= uint64(b[1]) << 48
+		fallthrough
+	case 1:
+		tail |= uint64(b[0]) << 56
 	}
-	if len(b) == 1 {
-		sum += uint64(b[0]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = (sum & 0xffff) + sum>>16
-	}
-	return uint16(sum)
+	sum, carry = bits.Add64(sum, tail, carry)
+	sum, carry = bits.Add64(sum, 0, carry)
+	sum += carry // cannot overflow again: sum is at most 2^64-2 here
+	// Fold 64 -> 32 -> 16 bits with end-around carry.
+	s := (sum >> 32) + (sum & 0xffffffff)
+	s = (s >> 16) + (s & 0xffff)
+	s = (s >> 16) + (s & 0xffff)
+	s = (s >> 16) + (s & 0xffff)
+	return uint16(s)
 }
 
 // ChecksumCombine adds two partial one's-complement sums.

@@ -1,6 +1,9 @@
 package encap
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // IPv6 extension headers ClampMSS walks past to find TCP.
 const (
@@ -48,29 +51,53 @@ func ClampMSS(frame []byte, mss uint16) bool {
 	if !t.IsValid() || t.Flags()&TCPFlagSYN == 0 {
 		return false
 	}
+	// The option walk of TCPOptionIter, inlined: this runs per SYN.
 	changed := false
-	it := t.OptionIter()
-	for opt, ok := it.Next(); ok; opt, ok = it.Next() {
-		if opt.Kind != TCPOptMSS || len(opt.Data) != TCPOptMSSLen-2 {
+	opts := t.Options()
+	for i := 0; i < len(opts); {
+		kind := opts[i]
+		if kind == TCPOptEnd {
+			break
+		}
+		if kind == TCPOptNOP {
+			i++
 			continue
 		}
-		old := binary.BigEndian.Uint16(opt.Data)
-		if old <= mss {
-			continue
+		if i+1 >= len(opts) {
+			break
 		}
-		binary.BigEndian.PutUint16(opt.Data, mss)
-		// The value sits at TCP offset 20+opt.Offset+2. At an odd offset
-		// its bytes straddle two 16-bit words of the checksummed data;
-		// in one's-complement arithmetic (2^16 = 1) that contributes the
-		// byte-swapped value, so update with the swapped words.
-		o, n := old, mss
-		if opt.Offset&1 != 0 {
-			o, n = o>>8|o<<8, n>>8|n<<8
+		n := int(opts[i+1])
+		if n < 2 || n > len(opts)-i {
+			break
 		}
-		t.SetChecksum(ChecksumUpdate(t.Checksum(), o, n))
-		changed = true
+		if kind == TCPOptMSS && n == TCPOptMSSLen {
+			if clampOne(t, opts[i+2:i+4], i, mss) {
+				changed = true
+			}
+		}
+		i += n
 	}
 	return changed
+}
+
+// clampOne lowers the MSS value v (2 bytes of t's options, the option at
+// offset off in them) to mss and fixes the checksum.
+func clampOne(t TCP, v []byte, off int, mss uint16) bool {
+	old := binary.BigEndian.Uint16(v)
+	if old <= mss {
+		return false
+	}
+	binary.BigEndian.PutUint16(v, mss)
+	// The value sits at TCP offset 20+off+2. At an odd offset its bytes
+	// straddle two 16-bit words of the checksummed data; in one's-complement
+	// arithmetic (2^16 = 1) that contributes the byte-swapped value, so
+	// update with the swapped words.
+	o, n := old, mss
+	if off&1 != 0 {
+		o, n = bits.ReverseBytes16(o), bits.ReverseBytes16(n)
+	}
+	t.SetChecksum(ChecksumUpdate(t.Checksum(), o, n))
+	return true
 }
 
 // ipv6TCP returns the TCP segment of an IPv6 packet, walking the extension

@@ -227,50 +227,69 @@ func DecapIP(pkt []byte, d *Decap) error {
 
 // FlowHash hashes the flow identity of an Ethernet frame: the MAC addresses,
 // the EtherType and, for IPv4 and IPv6, the addresses, the protocol and the
-// TCP/UDP ports of unfragmented packets. Frames of one flow hash alike.
+// TCP/UDP ports of unfragmented packets. Frames of one flow hash alike. The
+// value is not stable across versions; do not store it.
 func FlowHash(frame []byte) uint32 {
-	const prime = 16777619
-	h := uint32(2166136261)
-	mix := func(b []byte) {
-		for _, c := range b {
-			h = (h ^ uint32(c)) * prime
-		}
-	}
 	e := Ethernet(frame)
 	if !e.IsValid() {
-		mix(frame)
-		return h
+		h := uint64(len(frame))
+		for _, c := range frame {
+			h = flowMix(h, uint64(c))
+		}
+		return flowFinish(h)
 	}
-	mix(frame[:12])
+	h := flowMix(0, binary.BigEndian.Uint64(frame[0:]))
+	h = flowMix(h, uint64(binary.BigEndian.Uint32(frame[8:])))
 	et := e.EtherType()
 	p := e.Payload()
-	var ports []byte
 	switch et {
 	case EtherTypeIPv4:
 		ip := IPv4(p)
 		if !ip.IsValid() {
 			break
 		}
-		mix(p[ipv4Src : ipv4Dst+4])
-		h = (h ^ uint32(ip.Protocol())) * prime
-		if !ip.IsFragment() && (ip.Protocol() == ProtoTCP || ip.Protocol() == ProtoUDP) && len(ip.Payload()) >= 4 {
-			ports = ip.Payload()[:4]
+		proto := ip.Protocol()
+		h = flowMix(h, binary.BigEndian.Uint64(p[ipv4Src:]))
+		l4 := uint64(proto) << 32
+		if pl := ip.Payload(); !ip.IsFragment() && (proto == ProtoTCP || proto == ProtoUDP) && len(pl) >= 4 {
+			l4 |= uint64(binary.BigEndian.Uint32(pl))
 		}
+		h = flowMix(h, l4)
 	case EtherTypeIPv6:
 		ip := IPv6(p)
 		if !ip.IsValid() {
 			break
 		}
-		mix(p[ipv6Src : ipv6Dst+16])
-		h = (h ^ uint32(ip.NextHeader())) * prime
-		if (ip.NextHeader() == ProtoTCP || ip.NextHeader() == ProtoUDP) && len(ip.Payload()) >= 4 {
-			ports = ip.Payload()[:4]
+		nh := ip.NextHeader()
+		h = flowMix(h, binary.BigEndian.Uint64(p[ipv6Src:]))
+		h = flowMix(h, binary.BigEndian.Uint64(p[ipv6Src+8:]))
+		h = flowMix(h, binary.BigEndian.Uint64(p[ipv6Dst:]))
+		h = flowMix(h, binary.BigEndian.Uint64(p[ipv6Dst+8:]))
+		l4 := uint64(nh) << 32
+		if pl := ip.Payload(); (nh == ProtoTCP || nh == ProtoUDP) && len(pl) >= 4 {
+			l4 |= uint64(binary.BigEndian.Uint32(pl))
 		}
+		h = flowMix(h, l4)
 	default:
-		h = (h ^ uint32(et)) * prime
+		h = flowMix(h, uint64(et))
 	}
-	mix(ports)
-	return h
+	return flowFinish(h)
+}
+
+// flowMix folds v into the running flow hash h.
+func flowMix(h, v uint64) uint64 {
+	h = (h ^ v) * 0x9e3779b97f4a7c15
+	return h ^ h>>29
+}
+
+// flowFinish is MurmurHash3's fmix64 finaliser, folded to 32 bits.
+func flowFinish(h uint64) uint32 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return uint32(h ^ h>>32)
 }
 
 // SourcePort maps a flow hash into the dynamic port range 49152-65535, as
