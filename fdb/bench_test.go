@@ -72,6 +72,7 @@ func BenchmarkLookup(b *testing.B) {
 			f := fixture(b, n)
 			b.ReportAllocs()
 			b.ResetTimer()
+			c := startCPU()
 			var sum Port
 			j := 0
 			for range b.N {
@@ -85,6 +86,7 @@ func BenchmarkLookup(b *testing.B) {
 				}
 			}
 			sinkPort = sum
+			c.stop(b)
 		})
 	}
 }
@@ -96,6 +98,7 @@ func BenchmarkLookupMiss(b *testing.B) {
 			f := fixture(b, n)
 			b.ReportAllocs()
 			b.ResetTimer()
+			c := startCPU()
 			for i := range b.N {
 				m := f.macs[i%n]
 				m[0] &^= 0x02 // fixture MACs all have this bit set: a miss
@@ -103,6 +106,7 @@ func BenchmarkLookupMiss(b *testing.B) {
 					b.Fatal("hit")
 				}
 			}
+			c.stop(b)
 		})
 	}
 }
@@ -141,6 +145,7 @@ func BenchmarkLearnRefresh(b *testing.B) {
 			f := fixture(b, n)
 			b.ReportAllocs()
 			b.ResetTimer()
+			c := startCPU()
 			j := 0
 			for range b.N {
 				if r := f.tbl.Learn(vniA, f.macs[j], Port(j%8)); r != LearnRefreshed {
@@ -150,6 +155,7 @@ func BenchmarkLearnRefresh(b *testing.B) {
 					j = 0
 				}
 			}
+			c.stop(b)
 		})
 	}
 }
@@ -162,6 +168,7 @@ func BenchmarkLearnRefreshTicking(b *testing.B) {
 			f := fixture(b, n)
 			b.ReportAllocs()
 			b.ResetTimer()
+			c := startCPU()
 			j := 0
 			for i := range b.N {
 				if i%128 == 0 {
@@ -175,6 +182,7 @@ func BenchmarkLearnRefreshTicking(b *testing.B) {
 					j = 0
 				}
 			}
+			c.stop(b)
 		})
 	}
 }
@@ -205,9 +213,11 @@ func BenchmarkLearnNew(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	c := startCPU()
 	for i := range b.N {
 		tbl.Learn(vniA, mac(i), 1)
 	}
+	c.stop(b)
 }
 
 // BenchmarkSweep scans 1M entries of which none has aged: the cost the
@@ -216,11 +226,13 @@ func BenchmarkSweep(b *testing.B) {
 	f := fixture(b, 1_000_000)
 	b.ReportAllocs()
 	b.ResetTimer()
+	c := startCPU()
 	for range b.N {
 		if n := f.tbl.Sweep(); n != 0 {
 			b.Fatal(n)
 		}
 	}
+	c.stop(b)
 }
 
 func BenchmarkFloodList(b *testing.B) {
@@ -228,9 +240,11 @@ func BenchmarkFloodList(b *testing.B) {
 	f.tbl.SetFloodList(vniA, []Port{1, 2, 3, 4, 5})
 	b.ReportAllocs()
 	b.ResetTimer()
+	c := startCPU()
 	n := 0
 	for range b.N {
 		n += len(f.tbl.FloodList(vniA))
 	}
 	sinkPort = Port(n)
+	c.stop(b)
 }

@@ -400,19 +400,22 @@ func (t *Table) Lookup(vni encap.VNI, mac encap.MAC) (Port, bool) {
 		return 0, false
 	}
 	m := macBits(mac)
-	if m == 0 {
-		return 0, false
-	}
+	// This is table.find, inlined and arranged so that a hit in the home
+	// slot runs the fewest instructions: at a million entries every lookup
+	// misses the caches, and how many lookups the CPU can overlap depends
+	// on how many instructions each one takes.
 	tb := s.tab.Load()
-	limit := t.now.Load() - t.age
 	for i := tb.home(m); ; i = (i + 1) & tb.mask {
 		sl := &tb.slots[i]
 		k := sl.key.Load()
-		if k == 0 {
-			return 0, false
-		}
 		if k&macMask != m {
+			if k == 0 {
+				return 0, false
+			}
 			continue
+		}
+		if m == 0 { // empty and deleted slots have zero MAC bits
+			return 0, false
 		}
 		seen := sl.seen.Load()
 		if sl.key.Load() != k {
@@ -421,7 +424,7 @@ func (t *Table) Lookup(vni encap.VNI, mac encap.MAC) (Port, bool) {
 			i = (i - 1) & tb.mask
 			continue
 		}
-		if seen < limit {
+		if seen < t.now.Load()-t.age {
 			return 0, false
 		}
 		return Port(k >> portShift), true

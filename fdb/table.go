@@ -1,6 +1,7 @@
 package fdb
 
 import (
+	"encoding/binary"
 	"math"
 	"math/bits"
 	"math/rand/v2"
@@ -47,6 +48,7 @@ type slot struct {
 type table struct {
 	slots []slot
 	mask  uint64
+	shift uint8 // 64 - log2(len(slots))
 	seed  uint64
 	used  int // live entries + tombstones; guarded by segment.mu
 	live  int // learned + static entries; guarded by segment.mu
@@ -57,41 +59,43 @@ func newTable(minEntries int) *table {
 	if want := 2 * minEntries; want > n {
 		n = 1 << bits.Len(uint(want-1))
 	}
-	return &table{slots: make([]slot, n), mask: uint64(n - 1), seed: rand.Uint64()}
+	return &table{
+		slots: make([]slot, n),
+		mask:  uint64(n - 1),
+		shift: uint8(64 - bits.TrailingZeros(uint(n))),
+		seed:  rand.Uint64(),
+	}
 }
 
 // limit is the number of used slots above which the table must be rebuilt.
 func (tb *table) limit() int { return len(tb.slots) / maxLoadDen * maxLoadNum }
 
+// macBits packs a MAC into the low 48 bits of a word. The byte order is the
+// machine's cheapest (two loads), not the wire's: the word is only compared
+// and hashed, and bitsMAC undoes it.
 func macBits(m [6]byte) uint64 {
-	return uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 |
-		uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5])
+	return uint64(binary.LittleEndian.Uint32(m[0:4])) | uint64(binary.LittleEndian.Uint16(m[4:6]))<<32
 }
 
 func bitsMAC(k uint64) (m [6]byte) {
-	m[0], m[1], m[2] = byte(k>>40), byte(k>>32), byte(k>>24)
-	m[3], m[4], m[5] = byte(k>>16), byte(k>>8), byte(k)
+	binary.LittleEndian.PutUint32(m[0:4], uint32(k))
+	binary.LittleEndian.PutUint16(m[4:6], uint16(k>>32))
 	return m
 }
 
 func makeKey(m uint64, p Port) uint64 { return m | uint64(p)<<portShift }
 
-// home is the first slot probed for m: the MurmurHash3 finalizer over the MAC
+// home is the first slot probed for m: Fibonacci hashing (the top bits of a multiplication by 2^64/phi) of the MAC
 // mixed with a random per-table seed, so that hosts on the segment cannot
-// choose source MACs that collide (a hash-flooding attack on the probe chains).
+// choose source MACs that collide and lengthen the probe chains.
 func (tb *table) home(m uint64) uint64 {
-	h := m ^ tb.seed
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h & tb.mask
+	return (m ^ tb.seed) * 0x9e3779b97f4a7c15 >> (tb.shift & 63)
 }
 
 // find is the lock-free probe. It returns the slot holding m and the key word
 // it held, or nil. m must not be zero. The probe ends at an empty slot, and
-// the table always has one since its load is bounded.
+// the table always has one since its load is bounded. Lookup has its own
+// copy of this loop, tuned.
 func (tb *table) find(m uint64) (*slot, uint64) {
 	for i := tb.home(m); ; i = (i + 1) & tb.mask {
 		s := &tb.slots[i]
