@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
-	"os"
 	"net/netip"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -120,7 +120,7 @@ next:
 }
 
 type pair struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *manualClock
 	net    *fakeNet
 	a, b   *Daemon
@@ -135,7 +135,7 @@ var (
 )
 
 // newPair builds initiator a and responder b; mod may change their configs.
-func newPair(t *testing.T, mod func(a, b *Config)) *pair {
+func newPair(t testing.TB, mod func(a, b *Config)) *pair {
 	t.Helper()
 	p := &pair{t: t, clock: &manualClock{t: time.Unix(1700000000, 0)}, ra: &recorder{}, rb: &recorder{}}
 	p.net = &fakeNet{nodes: map[netip.Addr]*Daemon{}}
@@ -284,7 +284,10 @@ func TestNoProposalChosen(t *testing.T) {
 	if len(p.ra.live())+len(p.rb.live()) != 0 {
 		t.Fatalf("child SA with mismatched suites")
 	}
-	p = newPair(t, func(a, b *Config) { b.IKESuite = "aes256gcm16-prfsha512-ecp384"; a.IKESuite = "aes128gcm16-prfsha256-x25519" })
+	p = newPair(t, func(a, b *Config) {
+		b.IKESuite = "aes256gcm16-prfsha512-ecp384"
+		a.IKESuite = "aes128gcm16-prfsha256-x25519"
+	})
 	p.step(0)
 	if len(p.a.SAs()) != 0 {
 		t.Fatalf("IKE SA with disjoint proposals")

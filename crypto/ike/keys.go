@@ -6,6 +6,7 @@ import (
 	"crypto/ecdh"
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"fmt"
@@ -20,8 +21,14 @@ import (
 // (RFC 4868). Its output length is also its preferred key length.
 type prf uint16
 
+// prfHMACSHA1 is only used to check prf+ against published SHA-1 test
+// data; it is never offered or accepted.
+const prfHMACSHA1 prf = 2
+
 func (p prf) newHash() func() hash.Hash {
 	switch uint16(p) {
+	case uint16(prfHMACSHA1):
+		return sha1.New
 	case PRFHMACSHA384:
 		return sha512.New384
 	case PRFHMACSHA512:
@@ -32,16 +39,14 @@ func (p prf) newHash() func() hash.Hash {
 
 func (p prf) size() int {
 	switch uint16(p) {
+	case uint16(prfHMACSHA1):
+		return 20
 	case PRFHMACSHA384:
 		return 48
 	case PRFHMACSHA512:
 		return 64
 	}
 	return 32
-}
-
-func (p prf) valid() bool {
-	return uint16(p) == PRFHMACSHA256 || uint16(p) == PRFHMACSHA384 || uint16(p) == PRFHMACSHA512
 }
 
 func (p prf) String() string {

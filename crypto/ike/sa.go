@@ -599,15 +599,6 @@ func (sa *ikeSA) childByOut(spi uint32) *childSA {
 	return nil
 }
 
-func (sa *ikeSA) childByIn(spi uint32) *childSA {
-	for _, c := range sa.children {
-		if c.inSPI == spi {
-			return c
-		}
-	}
-	return nil
-}
-
 // installChild hands c to the data plane.
 func (sa *ikeSA) installChild(c *childSA, now time.Time) {
 	d := sa.d

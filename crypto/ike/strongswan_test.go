@@ -16,7 +16,6 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -283,7 +282,6 @@ secrets {
 
 // chanHandler forwards Child SA events to the test.
 type chanHandler struct {
-	mu        sync.Mutex
 	installed chan ChildSA
 	deleted   chan [2]uint32
 	up, down  chan string
