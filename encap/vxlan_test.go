@@ -382,3 +382,29 @@ func TestEncapDecapNoAllocs(t *testing.T) {
 		t.Errorf("FlowHash allocs = %v, want 0", n)
 	}
 }
+
+func TestFlowHashIPv6(t *testing.T) {
+	base := synFrame(synSpec{ipv6: true, opts: optLinux})
+	mod := func(f func(b []byte)) []byte { b := append([]byte(nil), base...); f(b); return b }
+	const ip, l4 = 14, 14 + 40
+	if got, want := FlowHash(mod(func(b []byte) { b[l4+4] ^= 1; b[ip+7] = 1 })), FlowHash(base); got != want {
+		t.Errorf("FlowHash() = %#x, want %#x (seq and hop limit are not flow identity)", got, want)
+	}
+	for _, tt := range []struct {
+		name string
+		b    []byte
+	}{
+		{"source port", mod(func(b []byte) { b[l4+1] ^= 1 })},
+		{"destination port", mod(func(b []byte) { b[l4+3] ^= 1 })},
+		{"source address", mod(func(b []byte) { b[ip+23] ^= 1 })},
+		{"destination address, high half", mod(func(b []byte) { b[ip+24] ^= 1 })},
+		{"destination address, low half", mod(func(b []byte) { b[ip+39] ^= 1 })},
+		{"next header", mod(func(b []byte) { b[ip+6] = ProtoUDP })},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if FlowHash(tt.b) == FlowHash(base) {
+				t.Errorf("FlowHash() equal for a different %s", tt.name)
+			}
+		})
+	}
+}
