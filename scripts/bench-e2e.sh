@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# bench-e2e.sh BIN — TCP throughput (iperf3) between two hosts on an L2
+# overlay in two network namespaces, through:
+#   kernel vxlan (the reference), vxswitch plain, vxswitch ESP for each suite,
+#   and, where they install here, tinc 1.0 in switch mode and wireguard-go;
+# first over a 1500-byte underlay, then with the overlay MTU 1500 over a
+# 1400-byte underlay (fragmentation). Prints Gbit/s and the ratio to kernel
+# vxlan over the same underlay in the same run, then removes everything.
+#
+# The underlay is one veth pair between the two namespaces (192.0.2.1/24 and
+# 192.0.2.2/24); the overlay hosts are 10.11.129.1 and 10.11.129.2. Both sites,
+# iperf3 and the tunnel share the machine's cores, so the numbers are the
+# whole system's, and noisy when anything else runs.
+#
+# Environment:
+#   BENCH_TIME=8          seconds per iperf3 run
+#   BENCH_ONLY=regex      run only the tunnels whose label matches (kernel is always run)
+#   BENCH_MTUS="1500 1400" underlay MTUs
+#   BENCH_DEADLINE=285    seconds after which remaining runs are skipped
+set -euo pipefail
+
+BIN=${1:-bin/vxswitch}
+[ -x "$BIN" ] || { echo "usage: $0 path/to/vxswitch (not executable: $BIN)" >&2; exit 2; }
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+cd "$(dirname "$0")"
+# shellcheck source=scripts/lib-netns.sh
+source ./lib-netns.sh
+
+T=${BENCH_TIME:-8}
+ONLY=${BENCH_ONLY:-.}
+MTUS=${BENCH_MTUS:-"1500 1400"}
+DEADLINE=${BENCH_DEADLINE:-285}
+SUITES=(aes128gcm16 aes256gcm16 chacha20poly1305)
+for tool in iperf3 jq ping; do
+  command -v "$tool" >/dev/null || { echo "error: $tool not installed (make deps)" >&2; exit 1; }
+done
+
+nsl_init vxbench
+PSK=$NSL_TMP/bench.psk
+(umask 077; head -c 32 /dev/urandom | base64 >"$PSK")
+
+# --- optional references -----------------------------------------------------
+TINCD=$(command -v tincd || true)
+WGGO="" WGNOTE=""
+if command -v go >/dev/null && command -v wg >/dev/null; then
+  echo "== building wireguard-go (go install into a temporary GOBIN)"
+  if GOBIN=$NSL_TMP/gobin GOFLAGS= timeout 120 go install golang.zx2c4.com/wireguard-go@latest >"$NSL_TMP/wg-build.log" 2>&1; then
+    WGGO=$NSL_TMP/gobin/wireguard-go
+  else
+    WGNOTE="go install failed: $(grep -m1 -oE '[0-9]{3} [A-Za-z ]+|no such host|timeout' "$NSL_TMP/wg-build.log" || tail -c 80 "$NSL_TMP/wg-build.log")"
+    echo "   $WGNOTE"
+  fi
+else
+  WGNOTE="go or wireguard-tools (wg) not installed"
+fi
+
+# --- tunnel set-ups: each makes 10.11.129.1 (a) reach 10.11.129.2 (b) --------
+RUN_PIDS=()
+bg() { nsl_bg "$@"; RUN_PIDS+=("$NSL_LAST_PID"); }
+peer_of() { [ "$1" = a ] && echo b || echo a; }
+num_of() { [ "$1" = a ] && echo 1 || echo 2; }
+
+setup_kernel() { # UMTU
+  local n
+  for n in a b; do
+    nsl_kernel_vxlan "$n" vx129 129 "192.0.2.$(num_of "$n")" "10.11.129.$(num_of "$n")/24" 1500 "192.0.2.$(num_of "$(peer_of "$n")")"
+  done
+}
+
+setup_vxswitch() { # UMTU MODE [SUITE]
+  local umtu=$1 mode=$2 suite=${3:-aes128gcm16} n p cfg
+  for n in a b; do
+    p=$(peer_of "$n")
+    cfg=$NSL_TMP/vx-$n.toml
+    {
+      printf '[site]\nname = "%s"\nlisten = "192.0.2.%s"\ncontrol = "%s"\n\n' "$n" "$(num_of "$n")" "$NSL_TMP/vx-$n.sock"
+      printf '[[segment]]\nvni = 129\ntap = "vx129"\nmtu = 1500\naddress = "10.11.129.%s/24"\n\n' "$(num_of "$n")"
+      printf '[security]\nmode = "%s"\n' "$mode"
+      [ "$mode" = esp ] && printf 'suite = "%s"\npsk_file = "%s"\n' "$suite" "$PSK"
+      printf '\n[[peer]]\nname = "%s"\nendpoint = "192.0.2.%s"\nmtu = %s\n' "$p" "$(num_of "$p")" "$umtu"
+    } >"$cfg"
+    chmod 600 "$cfg"
+    bg "$n" "$NSL_TMP/run-$n.log" "$BIN" run -c "$cfg"
+  done
+}
+
+setup_tinc() { # UMTU
+  local n d
+  for n in a b; do
+    d=$NSL_TMP/tinc-$n
+    rm -rf "$d"
+    mkdir -p "$d/hosts"
+    {
+      echo "Name = $n"
+      echo "Mode = switch"
+      echo "DeviceType = tap"
+      echo "Interface = tinc0"
+      echo "AddressFamily = ipv4"
+      echo "BindToAddress = 192.0.2.$(num_of "$n")"
+      [ "$n" = a ] && echo "ConnectTo = b"
+    } >"$d/tinc.conf"
+    printf 'Address = 192.0.2.%s\nPort = 655\n' "$(num_of "$n")" >"$d/hosts/$n"
+    printf '#!/bin/sh\nip link set "$INTERFACE" mtu 1500 up\nip addr add 10.11.129.%s/24 dev "$INTERFACE"\n' "$(num_of "$n")" >"$d/tinc-up"
+    chmod 755 "$d/tinc-up"
+    tincd -c "$d" -K2048 </dev/null >/dev/null 2>&1
+  done
+  cp "$NSL_TMP/tinc-a/hosts/a" "$NSL_TMP/tinc-b/hosts/a"
+  cp "$NSL_TMP/tinc-b/hosts/b" "$NSL_TMP/tinc-a/hosts/b"
+  for n in a b; do
+    d=$NSL_TMP/tinc-$n
+    bg "$n" "$NSL_TMP/run-$n.log" "$TINCD" -c "$d" -D -d1 --pidfile="$d/pid"
+  done
+}
+
+setup_wg() { # UMTU: wireguard-go's natural MTU 1420 over 1500; overlay 1500 over a smaller underlay
+  local umtu=$1 n p mtu=1420
+  [ "$umtu" -lt 1500 ] && mtu=1500
+  for n in a b; do
+    [ -f "$NSL_TMP/wg-$n.key" ] || { (umask 077; wg genkey >"$NSL_TMP/wg-$n.key"); wg pubkey <"$NSL_TMP/wg-$n.key" >"$NSL_TMP/wg-$n.pub"; }
+  done
+  for n in a b; do
+    p=$(peer_of "$n")
+    bg "$n" "$NSL_TMP/run-$n.log" env WG_PROCESS_FOREGROUND=1 "$WGGO" -f wg0
+    nsl_wait 5 nsx "$n" ip link show wg0 || return 1
+    nsx "$n" wg set wg0 private-key "$NSL_TMP/wg-$n.key" listen-port 51820 \
+      peer "$(cat "$NSL_TMP/wg-$p.pub")" allowed-ips "10.11.129.$(num_of "$p")/32" endpoint "192.0.2.$(num_of "$p"):51820"
+    nsx "$n" ip addr add "10.11.129.$(num_of "$n")/24" dev wg0
+    nsx "$n" ip link set wg0 mtu "$mtu" up
+  done
+}
+
+# --- one measurement -----------------------------------------------------------
+declare -A GBPS RETR NOTE
+LABELS=()
+
+# run_case LABEL UMTU SETUP ARGS...: fresh namespaces, tunnel up, iperf3 a -> b.
+run_case() {
+  local label=$1 umtu=$2 fn=$3; shift 3
+  local key="$label|$umtu" out rc=0
+  [[ " ${LABELS[*]} " == *" $label "* ]] || LABELS+=("$label")
+  if [ "$label" != kernel-vxlan ] && ! [[ $label =~ $ONLY ]]; then NOTE[$key]="-"; return; fi
+  if [ $((SECONDS + T + 15)) -gt "$DEADLINE" ]; then NOTE[$key]="skipped (time)"; return; fi
+  printf '   %-30s underlay %s ... ' "$label" "$umtu"
+  nsl_pair a b "$umtu"
+  RUN_PIDS=()
+  if ! "$fn" "$umtu" "$@" >"$NSL_TMP/setup.log" 2>&1; then
+    NOTE[$key]="setup failed"; echo "setup failed: $(tail -n 2 "$NSL_TMP/setup.log" | tr '\n' ' ')"
+  elif ! nsl_wait 20 nsx a ping -n -q -c 1 -W 1 10.11.129.2; then
+    NOTE[$key]="no link"; echo "no link after 20 s"; tail -n 3 "$NSL_TMP/run-a.log" 2>/dev/null | sed 's/^/      /'
+  else
+    bg b "$NSL_TMP/iperf3-server.log" iperf3 -s -1 -B 10.11.129.2
+    nsl_wait 5 sh -c "ip netns exec $(nsl_ns b) ss -Hltn 'sport = :5201' | grep -q 5201" || true
+    out=$NSL_TMP/iperf3-$label-$umtu.json
+    timeout $((T + 20)) ip netns exec "$(nsl_ns a)" iperf3 -c 10.11.129.2 -t "$T" -O 1 -J --connect-timeout 3000 >"$out" 2>/dev/null || rc=$?
+    if [ -s "$out" ] && [ "$(jq -r '.error // empty' "$out")" = "" ] && [ "$rc" = 0 ]; then
+      GBPS[$key]=$(jq -r '.end.sum_received.bits_per_second / 1e9' "$out")
+      RETR[$key]=$(jq -r '.end.sum_sent.retransmits // 0' "$out")
+      printf '%6.2f Gbit/s\n' "${GBPS[$key]}"
+    else
+      NOTE[$key]="iperf3 failed"
+      echo "iperf3 failed (rc $rc): $(jq -r '.error // empty' "$out" 2>/dev/null | head -c 120)"
+    fi
+  fi
+  local pid
+  for pid in "${RUN_PIDS[@]}"; do nsl_stop "$pid"; done
+  nsl_remove_prefixed
+}
+
+echo "== iperf3 TCP, ${T}s per run (after 1s omitted), a -> b over the overlay; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+for umtu in $MTUS; do
+  run_case kernel-vxlan "$umtu" setup_kernel
+  run_case vxswitch-plain "$umtu" setup_vxswitch plain
+  for s in "${SUITES[@]}"; do
+    run_case "vxswitch-esp-$s" "$umtu" setup_vxswitch esp "$s"
+  done
+done
+for umtu in $MTUS; do
+  if [ -n "$TINCD" ]; then run_case tinc-switch "$umtu" setup_tinc; else LABELS+=(tinc-switch); NOTE["tinc-switch|$umtu"]="not installed"; fi
+done
+for umtu in $MTUS; do
+  if [ -n "$WGGO" ]; then run_case wireguard-go "$umtu" setup_wg; else [[ " ${LABELS[*]} " == *" wireguard-go "* ]] || LABELS+=(wireguard-go); NOTE["wireguard-go|$umtu"]="n/a"; fi
+done
+
+# --- table ---------------------------------------------------------------------
+echo
+echo "== TCP throughput, overlay MTU 1500 (ratio: to kernel vxlan over the same underlay, this run)"
+printf '%-30s' "tunnel"
+for umtu in $MTUS; do printf ' | %-27s' "underlay $umtu: Gbit/s ratio retr"; done
+echo
+for label in "${LABELS[@]}"; do
+  printf '%-30s' "$label"
+  for umtu in $MTUS; do
+    key="$label|$umtu"
+    if [ -n "${GBPS[$key]:-}" ]; then
+      ref=${GBPS["kernel-vxlan|$umtu"]:-}
+      ratio="   -"
+      [ -n "$ref" ] && ratio=$(awk -v g="${GBPS[$key]}" -v r="$ref" 'BEGIN{ if (r > 0) printf "%4.2f", g / r; else print "   -" }')
+      printf ' | %7.2f %6s %11s' "${GBPS[$key]}" "$ratio" "${RETR[$key]}"
+    else
+      printf ' | %-27s' "${NOTE[$key]:-}"
+    fi
+  done
+  echo
+done
+[ -n "$WGNOTE" ] && echo "wireguard-go: $WGNOTE"
+echo "wireguard-go runs with its own MTU 1420 over a 1500 underlay and MTU 1500 over a smaller one; it is an L3 tunnel, shown for reference."
+echo "done in ${SECONDS}s; cleaning up"
