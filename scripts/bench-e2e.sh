@@ -44,7 +44,7 @@ TINCD=$(command -v tincd || true)
 WGGO="" WGNOTE=""
 if command -v go >/dev/null && command -v wg >/dev/null; then
   echo "== building wireguard-go (go install into a temporary GOBIN)"
-  if GOBIN=$NSL_TMP/gobin GOFLAGS= timeout 120 go install golang.zx2c4.com/wireguard-go@latest >"$NSL_TMP/wg-build.log" 2>&1; then
+  if GOBIN=$NSL_TMP/gobin GOFLAGS="" timeout 120 go install golang.zx2c4.com/wireguard-go@latest >"$NSL_TMP/wg-build.log" 2>&1; then
     WGGO=$NSL_TMP/gobin/wireguard-go
   else
     WGNOTE="go install failed: $(grep -m1 -oE '[0-9]{3} [A-Za-z ]+|no such host|timeout' "$NSL_TMP/wg-build.log" || tail -c 80 "$NSL_TMP/wg-build.log")"
@@ -100,6 +100,7 @@ setup_tinc() { # UMTU
       [ "$n" = a ] && echo "ConnectTo = b"
     } >"$d/tinc.conf"
     printf 'Address = 192.0.2.%s\nPort = 655\n' "$(num_of "$n")" >"$d/hosts/$n"
+    # shellcheck disable=SC2016 # $INTERFACE is tinc's, expanded by tinc-up
     printf '#!/bin/sh\nip link set "$INTERFACE" mtu 1500 up\nip addr add 10.11.129.%s/24 dev "$INTERFACE"\n' "$(num_of "$n")" >"$d/tinc-up"
     chmod 755 "$d/tinc-up"
     tincd -c "$d" -K2048 </dev/null >/dev/null 2>&1

@@ -105,6 +105,7 @@ start_mesh() {
   done
 }
 
+# shellcheck disable=SC2317 # called through nsl_wait
 site_up() {
   kill -0 "${PID[$1]}" 2>/dev/null || return 1
   nsx "$1" ip -br addr show vx129 | grep -q "10.11.129.$(idx "$1")/24"
@@ -132,8 +133,8 @@ echo "   up: $(for s in "${SITES[@]}"; do printf '%s(pid %s) ' "$s" "${PID[$s]}"
 
 # ping_cell FILE COUNT: "ok 0.42ms", "loss 1/3" or "FAIL" from a ping summary.
 ping_cell() {
-  local f=$1 count=$2 sent recv rtt
-  read -r sent recv < <(sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\1 \2/p' "$f")
+  local f=$1 count=$2 recv rtt
+  read -r _ recv < <(sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\1 \2/p' "$f")
   rtt=$(sed -n 's|^rtt [^=]*= [0-9.]*/\([0-9.]*\)/.*|\1|p' "$f")
   if [ -z "${recv:-}" ] || [ "$recv" = 0 ]; then echo "FAIL"
   elif [ "$recv" -lt "$count" ]; then echo "loss $((count - recv))/$count"
@@ -178,7 +179,7 @@ done
 echo
 echo "== from makuhari: 1472 bytes with DF (full 1500-byte frames) and 8000 bytes (fragments inside the tunnel)"
 for b in "${SITES[@]:1}"; do
-  pings makuhari "$b" 1472 do df &
+  pings makuhari "$b" 1472 "do" df &
   PING_PIDS+=($!)
   pings makuhari "$b" 8000 dont big &
   PING_PIDS+=($!)
