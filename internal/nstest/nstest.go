@@ -128,8 +128,9 @@ func N(n int) []SiteSpec {
 // Net is a set of site namespaces on one routed underlay.
 type Net struct {
 	t     testing.TB
-	Core  string  // name of the core (router) namespace
-	Sites []*Site // in the order given to New
+	Core   string  // name of the core (router) namespace
+	Router *Site   // the core namespace as a Site (Exec, Start, e.g. tcpdump -i s1); Index -1
+	Sites  []*Site // in the order given to New
 
 	mu    sync.Mutex
 	procs []*Proc
@@ -148,6 +149,7 @@ func New(t testing.TB, specs ...SiteSpec) *Net {
 	removeStale(t)
 	base := fmt.Sprintf("%s%d-%d-", Prefix, os.Getpid(), seq.Add(1))
 	n := &Net{t: t, Core: base + "core"}
+	n.Router = &Site{Name: "core", NS: n.Core, Index: -1, Addr: RouterAddr, Addr6: RouterAddr6, MTU: 1500, t: t, net: n}
 	seen := map[string]bool{}
 	for i, sp := range specs {
 		if sp.Name == "" || sp.Name == "core" || seen[sp.Name] || strings.ContainsAny(sp.Name, "/ \t") {
