@@ -1,6 +1,7 @@
 package encap
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -185,20 +186,35 @@ func FragmentIPv4(pkt []byte, mtu int, id uint16, out [][]byte, sizes []int) (n 
 	baseOff := ip.FragmentOffset()
 	lastMF := ip.Flags() & IPv4FlagMF
 	flags := ip.Flags() &^ IPv4FlagMF // DF is clear here; keep the reserved bit as it was
+
+	// Header templates with total length, flags/offset and checksum zero,
+	// and their partial sums: each fragment's checksum is the template's
+	// sum plus its length and flags/offset (the same value
+	// IPv4.CalculateChecksum gives, without summing the header again).
+	var first, rest [IPv4MaxHeaderLen]byte
+	copy(first[:], pkt[:p.firstHdr])
+	IPv4(first[:]).SetTotalLen(0)
+	IPv4(first[:]).SetFlagsOffset(0, 0)
+	IPv4(first[:]).SetChecksum(0)
+	IPv4(first[:]).SetID(id)
+	copy(rest[:], first[:IPv4MinHeaderLen])
+	if p.firstHdr > IPv4MinHeaderLen {
+		ipv4CopiedOptions(ip.Options(), rest[IPv4MinHeaderLen:])
+		rest[ipv4VersIHL] = IPv4Version<<4 | byte(p.restHdr/4)
+	}
+	firstSum := Checksum(first[:p.firstHdr], 0)
+	restSum := Checksum(rest[:p.restHdr], 0)
+
 	payload := pkt[p.firstHdr:]
 	off := 0
 	for i := 0; i < p.n; i++ {
 		f := out[i]
-		var hl, dl int
+		hl, dl, sum := p.restHdr, p.restData, restSum
 		if i == 0 {
-			hl, dl = p.firstHdr, p.firstData
-			copy(f, pkt[:hl])
+			hl, dl, sum = p.firstHdr, p.firstData, firstSum
+			copy(f, first[:hl])
 		} else {
-			hl, dl = p.restHdr, p.restData
-			copy(f, pkt[:IPv4MinHeaderLen])
-			c, _ := ipv4CopiedOptions(ip.Options(), f[IPv4MinHeaderLen:])
-			clear(f[IPv4MinHeaderLen+c : hl])
-			f[ipv4VersIHL] = IPv4Version<<4 | byte(hl/4)
+			copy(f, rest[:hl])
 		}
 		mf := IPv4FlagMF
 		if i == p.n-1 {
@@ -206,11 +222,11 @@ func FragmentIPv4(pkt []byte, mtu int, id uint16, out [][]byte, sizes []int) (n 
 			mf = lastMF
 		}
 		copy(f[hl:], payload[off:off+dl])
-		h := IPv4(f)
-		h.SetTotalLen(uint16(hl + dl))
-		h.SetID(id)
-		h.SetFlagsOffset(flags|mf, baseOff+off)
-		h.SetChecksum(h.CalculateChecksum())
+		tl := uint16(hl + dl)
+		fo := flags | mf | uint16((baseOff+off)/8)&ipv4OffMask
+		binary.BigEndian.PutUint16(f[ipv4TotalLen:], tl)
+		binary.BigEndian.PutUint16(f[ipv4FlagsOff:], fo)
+		binary.BigEndian.PutUint16(f[ipv4Checksum:], ^ChecksumCombine(ChecksumCombine(sum, tl), fo))
 		sizes[i] = hl + dl
 		off += dl
 	}

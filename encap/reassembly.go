@@ -172,6 +172,7 @@ type reasmSlot struct {
 	created time.Time
 	// prev and next link the slots in use by age, oldest at Reassembler.head.
 	prev, next int32
+	used       bool
 	v6         bool
 	nh         uint8 // IPv6: the fragmentable part's first header
 	nhOff      int32 // IPv6: offset of the Next Header field to patch
@@ -207,7 +208,9 @@ type Reassembler struct {
 	mask    uint64
 	seed    maphash.Seed
 	mem     int
-	scratch []byte // output for IPv6 atomic fragments
+	scratch []byte    // output for IPv6 atomic fragments
+	now     time.Time // the clock's last reading
+	hot     int32     // the slot the last fragment went to, -1 if none
 	stats   ReassemblyStats
 }
 
@@ -224,6 +227,8 @@ func NewReassembler(cfg ReassemblyConfig) *Reassembler {
 		tail:    -1,
 		seed:    maphash.MakeSeed(),
 		scratch: make([]byte, cfg.MaxDatagram),
+		now:     cfg.Clock.Now(),
+		hot:     -1,
 	}
 	bufSize := reasmHeadroom + cfg.MaxDatagram
 	store := make([]byte, cfg.MaxDatagrams*bufSize)
@@ -257,12 +262,17 @@ func (r *Reassembler) Stats() ReassemblyStats {
 	return s
 }
 
-// Expire drops the datagrams whose Timeout has passed. Add does the same on
-// every call; call Expire when no fragments arrive, to release memory.
-func (r *Reassembler) Expire() { r.expire(r.clock.Now()) }
+// Expire reads the clock and drops the datagrams whose Timeout has passed.
+// Add does the same whenever a fragment starts a new datagram; call Expire
+// as well once per receive batch or timer tick, so that datagrams time out
+// when no new ones start.
+func (r *Reassembler) Expire() {
+	r.now = r.clock.Now()
+	r.expire()
+}
 
-func (r *Reassembler) expire(now time.Time) {
-	for r.head >= 0 && now.Sub(r.slots[r.head].created) >= r.cfg.Timeout {
+func (r *Reassembler) expire() {
+	for r.head >= 0 && r.now.Sub(r.slots[r.head].created) >= r.cfg.Timeout {
 		r.drop(r.head)
 		r.stats.Timeout++
 	}
@@ -285,26 +295,31 @@ func (r *Reassembler) expire(now time.Time) {
 // fragment (offset 0, M clear; RFC 6946) is returned at once with its
 // fragment header removed.
 //
-// Add copies what it keeps; it does not keep pkt. It first expires
-// datagrams whose timeout has passed.
+// Add copies what it keeps; it does not keep pkt.
+//
+// Time: reading a clock costs as much as copying a few kilobytes, so Add
+// reads it only when a fragment starts a new datagram, to stamp it and to
+// expire the datagrams whose Timeout has passed. A fragment of a datagram
+// already in progress joins it without a clock reading, so a datagram is
+// dropped at the first Expire or new datagram after its deadline, not at
+// the deadline itself; call Expire regularly (once per receive batch is
+// cheap) to keep that close.
 func (r *Reassembler) Add(pkt []byte) (datagram []byte, err error) {
-	now := r.clock.Now()
-	r.expire(now)
 	if len(pkt) == 0 {
 		r.stats.Malformed++
 		return nil, ErrMalformed
 	}
 	switch pkt[0] >> 4 {
 	case IPv4Version:
-		return r.add4(pkt, now)
+		return r.add4(pkt)
 	case IPv6Version:
-		return r.add6(pkt, now)
+		return r.add6(pkt)
 	}
 	r.stats.Malformed++
 	return nil, ErrMalformed
 }
 
-func (r *Reassembler) add4(pkt []byte, now time.Time) ([]byte, error) {
+func (r *Reassembler) add4(pkt []byte) ([]byte, error) {
 	ip := IPv4(pkt)
 	if !ip.IsValid() || !ip.ChecksumValid() {
 		r.stats.Malformed++
@@ -321,15 +336,15 @@ func (r *Reassembler) add4(pkt []byte, now time.Time) ([]byte, error) {
 	k[36] = ip.Protocol()
 	k[37] = IPv4Version
 	hl := ip.HeaderLen()
-	return r.insert(&k, frag{
+	return r.insert(&k, &frag{
 		off:  ip.FragmentOffset(),
 		more: ip.More(),
 		data: pkt[hl:],
 		hdr:  pkt[:hl],
-	}, now)
+	})
 }
 
-func (r *Reassembler) add6(pkt []byte, now time.Time) ([]byte, error) {
+func (r *Reassembler) add6(pkt []byte) ([]byte, error) {
 	ip := IPv6(pkt)
 	if !ip.IsValid() {
 		r.stats.Malformed++
@@ -370,7 +385,7 @@ func (r *Reassembler) add6(pkt []byte, now time.Time) ([]byte, error) {
 	copy(k[16:], ip.DstBytes())
 	copy(k[32:], fh[4:8])
 	k[37] = IPv6Version
-	return r.insert(&k, frag{
+	return r.insert(&k, &frag{
 		off:   fh.FragmentOffset(),
 		more:  fh.More(),
 		data:  data,
@@ -378,7 +393,7 @@ func (r *Reassembler) add6(pkt []byte, now time.Time) ([]byte, error) {
 		v6:    true,
 		nh:    fh.NextHeader(),
 		nhOff: nhOff,
-	}, now)
+	})
 }
 
 // frag is one parsed fragment.
@@ -401,7 +416,7 @@ func (f *frag) maxPayload(hl int) int {
 	return 0xffff - hl
 }
 
-func (r *Reassembler) insert(k *fragKey, f frag, now time.Time) ([]byte, error) {
+func (r *Reassembler) insert(k *fragKey, f *frag) ([]byte, error) {
 	if !f.v6 {
 		r.stats.Fragments++
 	}
@@ -410,8 +425,14 @@ func (r *Reassembler) insert(k *fragKey, f frag, now time.Time) ([]byte, error) 
 		r.stats.Malformed++
 		return nil, ErrMalformed
 	}
-	h := r.hash(k)
-	pos, si := r.lookup(k, h)
+	// Consecutive fragments mostly belong to the same datagram: try the
+	// slot of the last one before hashing.
+	var h uint64
+	si := r.hot
+	if si < 0 || !r.slots[si].used || r.slots[si].key != *k {
+		h = r.hash(k)
+		_, si = r.lookup(k, h)
+	}
 	if f.off == 0 && f.more && len(f.data) < r.cfg.MinFirstFragment {
 		r.stats.TinyFirstFragment++
 		r.dropIf(si)
@@ -427,8 +448,9 @@ func (r *Reassembler) insert(k *fragKey, f frag, now time.Time) ([]byte, error) 
 		return nil, ErrFragmentTooBig
 	}
 	if si < 0 {
-		si = r.alloc(k, h, pos, now)
+		si = r.alloc(k, h)
 	}
+	r.hot = si
 	s := &r.slots[si]
 
 	// The end of the datagram, once known, is fixed.
@@ -542,19 +564,21 @@ func (r *Reassembler) lookup(k *fragKey, h uint64) (pos uint64, si int32) {
 	}
 }
 
-// alloc takes a free slot for k (evicting the oldest datagram if there is
-// none), puts it at table position pos (found by lookup) and at the young
-// end of the age list.
-func (r *Reassembler) alloc(k *fragKey, h uint64, pos uint64, now time.Time) int32 {
+// alloc reads the clock and expires timed-out datagrams, then takes a free
+// slot for k with hash h (evicting the oldest datagram if there is none),
+// and puts it in the table and at the young end of the age list.
+func (r *Reassembler) alloc(k *fragKey, h uint64) int32 {
+	r.now = r.clock.Now()
+	r.expire()
 	if len(r.free) == 0 {
 		r.drop(r.head)
 		r.stats.NoMemory++
-		pos, _ = r.lookup(k, h) // the drop may have moved table entries
 	}
+	pos, _ := r.lookup(k, h) // after the drops, which may move table entries
 	si := r.free[len(r.free)-1]
 	r.free = r.free[:len(r.free)-1]
 	s := &r.slots[si]
-	s.key, s.hash, s.created = *k, h, now
+	s.key, s.hash, s.created, s.used = *k, h, r.now, true
 	s.hdrLen, s.total, s.maxEnd, s.recvd = 0, -1, 0, 0
 	s.frags = s.frags[:0]
 	s.prev, s.next = r.tail, -1
@@ -606,6 +630,7 @@ func (r *Reassembler) drop(si int32) {
 	}
 	r.mem -= int(s.recvd)
 	s.recvd = 0
+	s.used = false
 	s.frags = s.frags[:0]
 	r.free = append(r.free, si)
 }

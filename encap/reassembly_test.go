@@ -242,22 +242,37 @@ func TestReassemblerEvents(t *testing.T) {
 			{pkt: v4frag(1, 16, 8, true)}, // a duplicate is not a fourth
 			{pkt: v4frag(1, 24, 8, false), wantErr: ErrTooManyFragments},
 		}, ReassemblyStats{Fragments: 5, Duplicates: 1, TooManyFragments: 1}},
-		{"timeout is exact", base, []reasmStep{
+		{"timeout is exact (Expire)", base, []reasmStep{
 			{pkt: v4frag(1, 0, 16, true)},
-			{advance: 100*time.Millisecond - 1, pkt: v4frag(1, 16, 16, true)},
-			{advance: 1, pkt: v4frag(1, 32, 8, false)},
+			{advance: 100*time.Millisecond - 1, expire: true},
+			{pkt: v4frag(1, 16, 16, true)},
+			{advance: 1, expire: true},
+			{pkt: v4frag(1, 32, 8, false)},
 		}, ReassemblyStats{Fragments: 3, Timeout: 1, InProgress: 1, MemoryInUse: 8}},
+		{"timeout is exact (a new datagram starts)", base, []reasmStep{
+			{pkt: v4frag(1, 0, 16, true)},
+			{advance: 100*time.Millisecond - 1, pkt: v4frag(2, 0, 16, true)},
+			{advance: 1, pkt: v4frag(3, 0, 16, true)},
+			{pkt: v4frag(1, 16, 8, false)},
+			{pkt: v4frag(2, 16, 8, false), wantID: 2, wantLen: 44},
+		}, ReassemblyStats{Fragments: 5, Timeout: 1, Completed: 1, InProgress: 2, MemoryInUse: 24}},
 		{"just in time", base, []reasmStep{
 			{pkt: v4frag(1, 0, 16, true)},
-			{advance: 100*time.Millisecond - 1, pkt: v4frag(1, 16, 8, false), wantID: 1, wantLen: 44},
+			{advance: 100*time.Millisecond - 1, expire: true},
+			{pkt: v4frag(1, 16, 8, false), wantID: 1, wantLen: 44},
 		}, ReassemblyStats{Fragments: 2, Completed: 1}},
-		{"timeout counts from the first fragment; Expire", base, []reasmStep{
+		{"no clock reading for a datagram in progress: late but not yet expired", base, []reasmStep{
+			{pkt: v4frag(1, 0, 16, true)},
+			{advance: time.Second, pkt: v4frag(1, 16, 8, false), wantID: 1, wantLen: 44},
+		}, ReassemblyStats{Fragments: 2, Completed: 1}},
+		{"timeout counts from the first fragment", base, []reasmStep{
 			{pkt: v4frag(1, 0, 16, true)},
 			{advance: 60 * time.Millisecond, pkt: v4frag(2, 0, 16, true)},
+			{pkt: v4frag(1, 16, 8, true)},
 			{advance: 40*time.Millisecond - 1, expire: true},
 			{advance: 1, expire: true},
 			{pkt: v4frag(2, 16, 8, false), wantID: 2, wantLen: 44},
-		}, ReassemblyStats{Fragments: 3, Timeout: 1, Completed: 1}},
+		}, ReassemblyStats{Fragments: 4, Timeout: 1, Completed: 1}},
 		{"oldest evicted for a new datagram", with(func(c *ReassemblyConfig) { c.MaxDatagrams = 2 }), []reasmStep{
 			{pkt: v4frag(1, 0, 16, true)},
 			{pkt: v4frag(2, 0, 16, true)},
