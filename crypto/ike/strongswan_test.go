@@ -581,23 +581,37 @@ func TestStrongSwanInterop(t *testing.T) {
 	requireTools(t)
 	cases := []struct {
 		name      string
-		ike       string
+		ike       string // our IKE proposal
+		swanIKE   string // strongSwan's, when different
+		wantIKE   string // the negotiated IKE algorithms, when not ike
 		suite     crypto.Suite
 		weInit    bool
 		port      uint16
 		swanRekey bool
+		cookie    bool
 	}{
-		{"we-initiate/aes128gcm16/x25519", "aes128gcm16-prfsha256-x25519", crypto.SuiteAES128GCM16, true, 4500, false},
-		{"we-initiate/chacha20poly1305/ecp256-port500", "aes128gcm16-prfsha256-ecp256", crypto.SuiteChaCha20Poly1305, true, 500, false},
-		{"swan-initiates/aes128gcm16/x25519", "aes128gcm16-prfsha256-x25519", crypto.SuiteAES128GCM16, false, 4500, true},
-		{"swan-initiates/chacha20poly1305/ecp256", "aes128gcm16-prfsha256-ecp256", crypto.SuiteChaCha20Poly1305, false, 4500, true},
+		{name: "we-initiate/aes128gcm16/x25519", ike: "aes128gcm16-prfsha256-x25519", suite: crypto.SuiteAES128GCM16, weInit: true, port: 4500},
+		{name: "we-initiate/chacha20poly1305/ecp256-port500", ike: "aes128gcm16-prfsha256-ecp256", suite: crypto.SuiteChaCha20Poly1305, weInit: true, port: 500},
+		{name: "we-initiate/aes256gcm16/chacha-ike-ecp384", ike: "chacha20poly1305-prfsha384-ecp384", suite: crypto.SuiteAES256GCM16, weInit: true, port: 4500},
+		{name: "we-initiate/invalid-ke", ike: "aes256gcm16-prfsha512-x25519-ecp256", swanIKE: "aes256gcm16-prfsha512-ecp256", wantIKE: "aes256gcm16-prfsha512-ecp256", suite: crypto.SuiteAES128GCM16, weInit: true, port: 4500},
+		{name: "swan-initiates/aes128gcm16/x25519", ike: "aes128gcm16-prfsha256-x25519", suite: crypto.SuiteAES128GCM16, port: 4500, swanRekey: true},
+		{name: "swan-initiates/chacha20poly1305/ecp256", ike: "aes128gcm16-prfsha256-ecp256", suite: crypto.SuiteChaCha20Poly1305, port: 4500, swanRekey: true},
+		{name: "swan-initiates/invalid-ke+cookie", ike: "aes128gcm16-prfsha256-ecp256", swanIKE: "aes128gcm16-prfsha256-x25519-ecp256", wantIKE: "aes128gcm16-prfsha256-ecp256", suite: crypto.SuiteAES128GCM16, port: 4500, cookie: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			setupNetns(t)
-			group := tc.ike[strings.LastIndex(tc.ike, "-")+1:]
-			s := startSwan(t, swanctlConf(tc.ike, tc.suite.String()+"-"+group+","+tc.suite.String(), !tc.weInit))
-			o := startOurs(t, tc.suite, tc.ike, tc.weInit, tc.port, nil)
+			swanIKE := tc.swanIKE
+			if swanIKE == "" {
+				swanIKE = tc.ike
+			}
+			group := swanIKE[strings.LastIndex(swanIKE, "-")+1:]
+			s := startSwan(t, swanctlConf(swanIKE, tc.suite.String()+"-"+group+","+tc.suite.String(), !tc.weInit))
+			o := startOurs(t, tc.suite, tc.ike, tc.weInit, tc.port, func(c *Config) {
+				if tc.cookie {
+					c.CookieThreshold = -1
+				}
+			})
 			if !tc.weInit {
 				s.swanctl("--initiate", "--child", "vx", "--timeout", "10")
 			}
@@ -606,8 +620,22 @@ func TestStrongSwanInterop(t *testing.T) {
 			if c.ESN {
 				t.Errorf("ESN negotiated with libipsec, which has none")
 			}
+			wantIKE := tc.wantIKE
+			if wantIKE == "" {
+				wantIKE = tc.ike
+			}
+			if got := o.d.SAs()[0].Algorithms; got != wantIKE {
+				t.Errorf("IKE algorithms: got %s, want %s", got, wantIKE)
+			}
 			checkSwanSA(t, s, c, swanAlg(tc.suite))
 			checkTraffic(t, o, c, "first")
+			logText, _ := os.ReadFile(s.log)
+			if tc.cookie && !strings.Contains(string(logText), "IKE_SA_INIT response 0 [ N(COOKIE) ]") {
+				t.Errorf("charon log shows no COOKIE challenge")
+			}
+			if tc.swanIKE != "" && !strings.Contains(string(logText), "N(INVAL_KE)") {
+				t.Errorf("charon log shows no INVALID_KE_PAYLOAD")
+			}
 
 			// our Child SA rekey (PFS), then strongSwan's
 			forceChildRekey(o.d)
@@ -646,6 +674,32 @@ func TestStrongSwanInterop(t *testing.T) {
 			waitFor(t, o.h.down, "PeerDown after terminate", 10*time.Second)
 		})
 	}
+}
+
+// TestStrongSwanDPD: strongSwan vanishes (its link goes down); our
+// liveness check declares the peer down; when it returns we reconnect.
+func TestStrongSwanDPD(t *testing.T) {
+	requireTools(t)
+	setupNetns(t)
+	s := startSwan(t, swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16", false))
+	o := startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", true, 4500, func(c *Config) {
+		c.DPDInterval = time.Second
+		c.RetransmitTries = 2
+		c.RetryInterval = time.Second
+	})
+	c := waitFor(t, o.h.installed, "child SA", 15*time.Second)
+	waitFor(t, o.h.up, "PeerUp", time.Second)
+	checkTraffic(t, o, c, "before")
+	run(t, "ip", "-n", nsSwan, "link", "set", vethSwan, "down")
+	waitFor(t, o.h.down, "PeerDown after failed liveness checks", 20*time.Second)
+	if del := waitFor(t, o.h.deleted, "child SA delete", time.Second); del[0] != c.InSPI {
+		t.Errorf("deleted %08x, want %08x", del[0], c.InSPI)
+	}
+	run(t, "ip", "-n", nsSwan, "link", "set", vethSwan, "up")
+	c = waitFor(t, o.h.installed, "child SA after the peer returned", 30*time.Second)
+	waitFor(t, o.h.up, "PeerUp again", time.Second)
+	checkSwanSA(t, s, c, swanAlg(crypto.SuiteAES128GCM16))
+	checkTraffic(t, o, c, "after")
 }
 
 func waitIKERekeyed(t *testing.T, o *ours, before IKESAInfo) {
