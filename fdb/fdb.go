@@ -399,12 +399,39 @@ func (t *Table) Lookup(vni encap.VNI, mac encap.MAC) (Port, bool) {
 	if s == nil {
 		return 0, false
 	}
+	// lookupIn, inlined by hand: the call costs a measurable share of a
+	// lookup that misses the caches.
 	m := macBits(mac)
-	// This is table.find, inlined and arranged so that a hit in the home
-	// slot runs the fewest instructions: at a million entries every lookup
-	// misses the caches, and how many lookups the CPU can overlap depends
-	// on how many instructions each one takes.
 	tb := s.tab.Load()
+	for i := tb.home(m); ; i = (i + 1) & tb.mask {
+		sl := &tb.slots[i]
+		k := sl.key.Load()
+		if k&macMask != m {
+			if k == 0 {
+				return 0, false
+			}
+			continue
+		}
+		if m == 0 {
+			return 0, false
+		}
+		seen := sl.seen.Load()
+		if sl.key.Load() != k {
+			i = (i - 1) & tb.mask
+			continue
+		}
+		if seen < t.now.Load()-t.age {
+			return 0, false
+		}
+		return Port(k >> portShift), true
+	}
+}
+
+// lookupIn is table.find, arranged so that a hit in the home slot runs the
+// fewest instructions (at a million entries every lookup misses the caches,
+// and how many lookups the CPU overlaps depends on how many instructions
+// each takes), plus the checks of a consistent, live entry.
+func (t *Table) lookupIn(tb *table, m uint64) (Port, bool) {
 	for i := tb.home(m); ; i = (i + 1) & tb.mask {
 		sl := &tb.slots[i]
 		k := sl.key.Load()
@@ -428,6 +455,42 @@ func (t *Table) Lookup(vni encap.VNI, mac encap.MAC) (Port, bool) {
 			return 0, false
 		}
 		return Port(k >> portShift), true
+	}
+}
+
+// lookupBatchTouch is how many home slots LookupBatch loads ahead: enough
+// to keep the memory system busy, few enough to stay in L1.
+const lookupBatchTouch = 32
+
+// LookupBatch looks up every MAC of macs in vni's segment, as Lookup does,
+// storing each port in ports and whether it was found in found (both at
+// least len(macs) long, or it panics). For a batch of frames it is faster
+// than one Lookup per frame when the table is larger than the CPU caches: it
+// first loads the home slot of every MAC, so that their cache misses
+// overlap, then looks them up in cache. It takes no lock and does not
+// allocate.
+func (t *Table) LookupBatch(vni encap.VNI, macs []encap.MAC, ports []Port, found []bool) {
+	if len(ports) < len(macs) || len(found) < len(macs) {
+		panic("fdb: LookupBatch: output slices shorter than macs")
+	}
+	ports, found = ports[:len(macs)], found[:len(macs)]
+	s := t.idx.Load().get(vni)
+	if s == nil {
+		clear(ports)
+		clear(found)
+		return
+	}
+	tb := s.tab.Load()
+	for start := 0; start < len(macs); start += lookupBatchTouch {
+		end := min(start+lookupBatchTouch, len(macs))
+		var touch uint64
+		for _, mac := range macs[start:end] {
+			touch += tb.slots[tb.home(macBits(mac))].key.Load()
+		}
+		_ = touch
+		for i := start; i < end; i++ {
+			ports[i], found[i] = t.lookupIn(tb, macBits(macs[i]))
+		}
 	}
 }
 

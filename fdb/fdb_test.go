@@ -733,3 +733,50 @@ func TestNoAllocs(t *testing.T) {
 	}
 	_ = sink
 }
+
+func TestLookupBatch(t *testing.T) {
+	tbl, clk := newTestTable(t, Config{AgeTime: 100 * time.Second})
+	for i := range 100 {
+		tbl.Learn(vniA, mac(i), Port(i%5))
+	}
+	advance(tbl, clk, 60*time.Second)
+	for i := range 50 { // the other 50 age out
+		tbl.Learn(vniA, mac(i), Port(i%5))
+	}
+	if err := tbl.AddStatic(vniA, mac(99), 7); err != nil {
+		t.Fatal(err)
+	}
+	advance(tbl, clk, 60*time.Second)
+	var macs []encap.MAC
+	for i := range 120 { // 70 more than a touch group; hits, aged, unknown
+		macs = append(macs, mac(i))
+	}
+	macs = append(macs, encap.BroadcastMAC, encap.MAC{})
+	for _, vni := range []encap.VNI{vniA, vniB, 7} {
+		ports := make([]Port, len(macs))
+		found := make([]bool, len(macs))
+		for i := range found {
+			found[i], ports[i] = true, 99 // must be overwritten
+		}
+		tbl.LookupBatch(vni, macs, ports, found)
+		for i, m := range macs {
+			p, ok := tbl.Lookup(vni, m)
+			if found[i] != ok || (ok && ports[i] != p) {
+				t.Errorf("vni %d mac %v: LookupBatch = %d, %v; Lookup = %d, %v", vni, m, ports[i], found[i], p, ok)
+			}
+		}
+	}
+	if got := testing.AllocsPerRun(100, func() {
+		var ports [122]Port
+		var found [122]bool
+		tbl.LookupBatch(vniA, macs, ports[:], found[:])
+	}); got != 0 {
+		t.Errorf("LookupBatch allocs = %v; want 0", got)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("LookupBatch with short outputs did not panic")
+		}
+	}()
+	tbl.LookupBatch(vniA, macs, make([]Port, 1, len(macs)), make([]bool, len(macs)))
+}

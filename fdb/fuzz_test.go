@@ -83,6 +83,12 @@ func runModel(t *testing.T, prog []byte) {
 				if ok != wantOK || (ok && p != e.port) {
 					t.Fatalf("pc %d: Lookup(%d, %v) = %d, %v; want %+v", pc, vni, m, p, ok, e)
 				}
+				var ports [1]Port
+				var found [1]bool
+				tbl.LookupBatch(vni, []encap.MAC{m}, ports[:], found[:])
+				if found[0] != ok || ports[0] != p {
+					t.Fatalf("pc %d: LookupBatch(%d, %v) = %d, %v; Lookup %d, %v", pc, vni, m, ports[0], found[0], p, ok)
+				}
 			case 2: // time passes
 				d := time.Duration(arg) * time.Second
 				now += d
