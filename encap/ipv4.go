@@ -147,6 +147,18 @@ func (b IPv4) SetChecksum(c uint16) { binary.BigEndian.PutUint16(b[ipv4Checksum:
 // with the checksum field taken as zero.
 func (b IPv4) CalculateChecksum() uint16 {
 	hl := b.HeaderLen()
+	if hl == IPv4MinHeaderLen {
+		// The common case, unrolled: nine 16-bit words.
+		_ = b[19]
+		s := uint32(binary.BigEndian.Uint16(b[0:])) + uint32(binary.BigEndian.Uint16(b[2:])) +
+			uint32(binary.BigEndian.Uint16(b[4:])) + uint32(binary.BigEndian.Uint16(b[6:])) +
+			uint32(binary.BigEndian.Uint16(b[8:])) + uint32(binary.BigEndian.Uint16(b[12:])) +
+			uint32(binary.BigEndian.Uint16(b[14:])) + uint32(binary.BigEndian.Uint16(b[16:])) +
+			uint32(binary.BigEndian.Uint16(b[18:]))
+		s = s&0xffff + s>>16
+		s = s&0xffff + s>>16
+		return ^uint16(s)
+	}
 	s := Checksum(b[:ipv4Checksum], 0)
 	s = Checksum(b[ipv4Checksum+2:hl], s)
 	return ^s
