@@ -90,7 +90,7 @@ type ChildSA struct {
 
 // Handler receives the daemon's results. Calls are made without the
 // daemon's lock held, in the order the events happened, from one goroutine
-// at a time; a handler must not call HandleMessage from inside a call.
+// at a time; a handler may call back into the Daemon.
 type Handler interface {
 	// InstallChildSA installs the inbound SA first, then switches outbound
 	// traffic to the new SA (make-before-break). The previous SA of the peer
@@ -144,15 +144,14 @@ type Daemon struct {
 	log   *slog.Logger
 	clock Clock
 
-	outMu sync.Mutex // serializes handler calls and sends, in event order
-
 	mu           sync.Mutex
 	peers        map[string]*peer
 	sas          map[uint64]*ikeSA // by our SPI
 	inSPIs       map[uint32]*childSA
 	halfOpen     map[halfOpenKey]*ikeSA
 	cookieSecret [32]byte
-	out          []func()
+	out          []func() // handler calls and sends waiting for unlock
+	draining     bool     // a goroutine is running out
 	wake         chan struct{}
 	stateless    struct {
 		second time.Time
@@ -275,16 +274,27 @@ func newPeer(pc PeerConfig) (*peer, error) {
 // emit queues f to run after the lock is released; d.mu must be held.
 func (d *Daemon) emit(f func()) { d.out = append(d.out, f) }
 
-// unlock releases d.mu and runs the queued handler calls and sends in order.
+// unlock releases d.mu and runs the queued handler calls and sends in
+// order. Only one goroutine drains at a time, so events keep their order
+// across goroutines, and d.mu is never held while a handler runs (a handler
+// may call SAs or UpdatePeers).
 func (d *Daemon) unlock() {
-	out := d.out
-	d.out = nil
-	d.outMu.Lock()
-	d.mu.Unlock()
-	for _, f := range out {
-		f()
+	if d.draining {
+		d.mu.Unlock()
+		return
 	}
-	d.outMu.Unlock()
+	d.draining = true
+	for len(d.out) > 0 {
+		out := d.out
+		d.out = nil
+		d.mu.Unlock()
+		for _, f := range out {
+			f()
+		}
+		d.mu.Lock()
+	}
+	d.draining = false
+	d.mu.Unlock()
 }
 
 // SetTransport sets the transport when New was given nil (ListenUDP does

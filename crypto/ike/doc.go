@@ -23,7 +23,8 @@
 //
 // Concurrency: a Daemon is safe for concurrent use; HandleMessage may be
 // called from several socket readers. Handler and Transport calls happen
-// outside the Daemon's lock, one at a time, in event order.
+// outside the Daemon's lock, one at a time, in event order (possibly on
+// another goroutine that is already delivering events).
 //
 // Secrets (PSK, keys, nonces) are never logged.
 package ike
