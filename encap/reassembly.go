@@ -336,6 +336,7 @@ func (r *Reassembler) add4(pkt []byte) ([]byte, error) {
 	k[36] = ip.Protocol()
 	k[37] = IPv4Version
 	hl := ip.HeaderLen()
+	r.stats.Fragments++
 	return r.insert(&k, &frag{
 		off:  ip.FragmentOffset(),
 		more: ip.More(),
@@ -417,9 +418,6 @@ func (f *frag) maxPayload(hl int) int {
 }
 
 func (r *Reassembler) insert(k *fragKey, f *frag) ([]byte, error) {
-	if !f.v6 {
-		r.stats.Fragments++
-	}
 	end := f.off + len(f.data)
 	if len(f.data) == 0 || f.more && len(f.data)%8 != 0 {
 		r.stats.Malformed++
