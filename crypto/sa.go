@@ -126,11 +126,13 @@ type sa struct {
 	aead  cipher.AEAD
 	salt  atomic.Uint32 // atomic so that Zero does not race with Seal/Open
 	dead  atomic.Bool   // set by Zero
-	life  Lifetime
-	hard  bool // any hard limit set
-	clock Clock
-	born  time.Time
-	ctr   counters
+	// timeUp latches a hard time limit once seen.
+	timeUp  atomic.Bool
+	life    Lifetime
+	hardVol bool // a hard packet or byte limit is set
+	clock   Clock
+	born    time.Time
+	ctr     counters
 
 	keyMu  sync.Mutex
 	keymat []byte // key || salt, for WiresharkSA; wiped by Zero
@@ -176,7 +178,7 @@ func (s *sa) init2(cfg *SAConfig, aead cipher.AEAD) {
 	s.salt.Store(binary.BigEndian.Uint32(cfg.Keymat[kl:]))
 	s.keymat = append([]byte(nil), cfg.Keymat...)
 	s.life = cfg.Lifetime
-	s.hard = s.life.HardPackets != 0 || s.life.HardBytes != 0 || s.life.Hard != 0
+	s.hardVol = s.life.HardPackets != 0 || s.life.HardBytes != 0
 	s.clock = cfg.Clock
 	if s.clock == nil {
 		s.clock = systemClock{}
@@ -184,24 +186,51 @@ func (s *sa) init2(cfg *SAConfig, aead cipher.AEAD) {
 	s.born = s.clock.Now()
 }
 
-// expired reports whether a hard limit is reached or the SA was zeroed.
-func (s *sa) expired() bool {
-	if s.dead.Load() {
+// timeExpired reports whether the SA was zeroed or its hard time limit
+// passed. It always reads the clock; a hard time limit it sees sticks in
+// timeUp.
+func (s *sa) timeExpired() bool {
+	if s.dead.Load() || s.timeUp.Load() {
 		return true
 	}
-	if !s.hard {
-		return false
+	if s.life.Hard != 0 && s.clock.Now().Sub(s.born) >= s.life.Hard {
+		s.timeUp.Store(true)
+		return true
 	}
-	l := &s.life
-	return (l.HardPackets != 0 && s.ctr.packets.Load() >= l.HardPackets) ||
-		(l.HardBytes != 0 && s.ctr.bytes.Load() >= l.HardBytes) ||
-		(l.Hard != 0 && s.clock.Now().Sub(s.born) >= l.Hard)
+	return false
 }
 
-func (s *sa) softReached() bool {
+// clockEvery is how often (in packets) Seal and Open read the clock for a
+// hard time limit: reading it costs as much as the rest of the per-packet
+// overhead together. Expired and NeedsRekey, which the control plane
+// polls, read it every time, so an SA past its hard time refuses packets
+// from the next poll or within clockEvery packets, whichever comes first.
+const clockEvery = 64
+
+// usable is the per-packet check of Zero and the hard time limit; tick
+// counts packets (the sequence number).
+func (s *sa) usable(tick uint64) bool {
+	if s.dead.Load() || s.timeUp.Load() {
+		return false
+	}
+	if s.life.Hard != 0 && tick%clockEvery == 0 && s.clock.Now().Sub(s.born) >= s.life.Hard {
+		s.timeUp.Store(true)
+		return false
+	}
+	return true
+}
+
+// hardVolume reports whether packets or bytes reached a hard limit.
+func (s *sa) hardVolume(packets, bytes uint64) bool {
 	l := &s.life
-	return (l.SoftPackets != 0 && s.ctr.packets.Load() >= l.SoftPackets) ||
-		(l.SoftBytes != 0 && s.ctr.bytes.Load() >= l.SoftBytes) ||
+	return (l.HardPackets != 0 && packets >= l.HardPackets) || (l.HardBytes != 0 && bytes >= l.HardBytes)
+}
+
+// softReached reports whether a soft limit is reached.
+func (s *sa) softReached(packets, bytes uint64) bool {
+	l := &s.life
+	return (l.SoftPackets != 0 && packets >= l.SoftPackets) ||
+		(l.SoftBytes != 0 && bytes >= l.SoftBytes) ||
 		(l.Soft != 0 && s.clock.Now().Sub(s.born) >= l.Soft)
 }
 
@@ -226,13 +255,6 @@ func (s *sa) Suite() Suite { return s.suite }
 
 // ESN reports whether the SA uses extended sequence numbers.
 func (s *sa) ESN() bool { return s.esn }
-
-// Stats returns a snapshot of the SA's counters.
-func (s *sa) Stats() Stats { return s.ctr.snapshot() }
-
-// Expired reports whether the SA reached a hard lifetime or was zeroed; it
-// then refuses every packet with ErrExpired.
-func (s *sa) Expired() bool { return s.expired() }
 
 // Zero wipes the SA's key material and makes it refuse every packet with
 // ErrExpired. The expanded key schedule inside the cipher.AEAD cannot be
@@ -312,10 +334,8 @@ func (o *OutboundSA) SealSeq(pkt []byte, payloadLen int, nextHeader uint8, seq u
 	if seq == 0 || seq > o.maxSeq {
 		return 0, o.ctr.count(ErrSeqExhausted)
 	}
-	if o.hard || o.dead.Load() {
-		if o.expired() {
-			return 0, o.ctr.count(ErrExpired)
-		}
+	if !o.usable(seq-1) || (o.hardVol && o.hardVolume(o.ctr.packets.Load(), o.ctr.bytes.Load())) {
+		return 0, o.ctr.count(ErrExpired)
 	}
 	n, err := o.seal(pkt, payloadLen, nextHeader, seq, seq)
 	if err != nil {
@@ -361,8 +381,17 @@ func (o *OutboundSA) seal(pkt []byte, payloadLen int, nextHeader uint8, seq, iv 
 // numbers are near exhaustion (the last 1/16 of their space), or the SA
 // expired: time to negotiate a new SA.
 func (o *OutboundSA) NeedsRekey() bool {
-	return o.softReached() || o.seq.Load() >= o.rekeySeq() || o.expired()
+	return o.Expired() || o.softReached(o.ctr.packets.Load(), o.ctr.bytes.Load()) || o.seq.Load() >= o.rekeySeq()
 }
+
+// Expired reports whether the SA reached a hard lifetime or was zeroed; it
+// then refuses every packet with ErrExpired.
+func (o *OutboundSA) Expired() bool {
+	return o.timeExpired() || o.hardVolume(o.ctr.packets.Load(), o.ctr.bytes.Load())
+}
+
+// Stats returns a snapshot of the SA's counters.
+func (o *OutboundSA) Stats() Stats { return o.ctr.snapshot() }
 
 // Seq returns the last sequence number reserved (0 before the first).
 func (o *OutboundSA) Seq() uint64 { return o.seq.Load() }
@@ -372,8 +401,11 @@ func (o *OutboundSA) Seq() uint64 { return o.seq.Load() }
 // the window without a lock, and the update after it takes a small mutex.
 type InboundSA struct {
 	sa
-	mu     sync.Mutex // serialises replay window updates
+	mu     sync.Mutex // serialises replay window updates, guards packets and bytes
 	replay *replayWindow
+	// packets and bytes count under mu, which Open takes anyway: cheaper
+	// than two more atomic adds, and it makes hard volume limits exact.
+	packets, bytes uint64
 }
 
 // NewInboundSA returns an SA with an empty replay window of
@@ -407,8 +439,6 @@ func (in *InboundSA) Open(pkt []byte) (payload []byte, nextHeader uint8, err err
 	if err != nil {
 		return nil, 0, in.ctr.count(err)
 	}
-	in.ctr.packets.Add(1)
-	in.ctr.bytes.Add(uint64(len(payload)))
 	return payload, nextHeader, nil
 }
 
@@ -419,12 +449,10 @@ func (in *InboundSA) open(pkt []byte) ([]byte, uint8, error) {
 	if binary.BigEndian.Uint32(pkt[0:4]) != in.spi {
 		return nil, 0, ErrUnknownSPI
 	}
-	if in.hard || in.dead.Load() {
-		if in.expired() {
-			return nil, 0, ErrExpired
-		}
-	}
 	lo := binary.BigEndian.Uint32(pkt[4:8])
+	if !in.usable(uint64(lo)) {
+		return nil, 0, ErrExpired
+	}
 
 	// Lock-free pre-check; update below checks again under the lock.
 	seq, ok := uint64(lo), true
@@ -458,13 +486,19 @@ func (in *InboundSA) open(pkt []byte) ([]byte, uint8, error) {
 		}
 	}
 
+	payload := pt[:n-2-pad]
 	in.mu.Lock()
-	err = in.replay.update(seq)
+	if in.hardVol && in.hardVolume(in.packets, in.bytes) {
+		err = ErrExpired
+	} else if err = in.replay.update(seq); err == nil {
+		in.packets++
+		in.bytes += uint64(len(payload))
+	}
 	in.mu.Unlock()
 	if err != nil {
 		return nil, 0, err
 	}
-	return pt[:n-2-pad], pt[n-1], nil
+	return payload, pt[n-1], nil
 }
 
 // NeedsRekey reports whether a soft lifetime is reached, the peer's
@@ -475,7 +509,27 @@ func (in *InboundSA) NeedsRekey() bool {
 	if in.esn {
 		lim = 1<<64 - 1
 	}
-	return in.softReached() || last >= lim-lim/16 || in.expired()
+	p, b := in.volume()
+	return in.Expired() || in.softReached(p, b) || last >= lim-lim/16
+}
+
+func (in *InboundSA) volume() (packets, bytes uint64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.packets, in.bytes
+}
+
+// Expired reports whether the SA reached a hard lifetime or was zeroed; it
+// then refuses every packet with ErrExpired.
+func (in *InboundSA) Expired() bool {
+	return in.timeExpired() || in.hardVolume(in.volume())
+}
+
+// Stats returns a snapshot of the SA's counters.
+func (in *InboundSA) Stats() Stats {
+	st := in.ctr.snapshot()
+	st.Packets, st.Bytes = in.volume()
+	return st
 }
 
 // HighestSeq returns the highest authenticated sequence number so far.

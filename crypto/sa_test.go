@@ -457,8 +457,13 @@ func TestLifetimes(t *testing.T) {
 				if got, want := in.NeedsRekey(), i >= tc.softAfter; got != want {
 					t.Errorf("after %d packets: inbound NeedsRekey got %v, want %v", i, got, want)
 				}
+				// The control plane polls Expired; that is what makes a hard
+				// time limit exact (TestHardTimeWithoutPolling for the rest).
 				if got, want := o.Expired(), i >= tc.hardAfter; got != want {
-					t.Errorf("after %d packets: Expired got %v, want %v", i, got, want)
+					t.Errorf("after %d packets: outbound Expired got %v, want %v", i, got, want)
+				}
+				if got, want := in.Expired(), i >= tc.hardAfter; got != want {
+					t.Errorf("after %d packets: inbound Expired got %v, want %v", i, got, want)
 				}
 				buf := make([]byte, HeaderLen+100+MaxTrailerLen)
 				n, err := o.Seal(buf, 100, NextHeaderIPv4)
@@ -488,6 +493,41 @@ func TestLifetimes(t *testing.T) {
 				t.Errorf("outbound Expired counter: got %d, want %d", got, tc.iterations-tc.hardAfter)
 			}
 		})
+	}
+}
+
+// TestHardTimeWithoutPolling: with nobody calling Expired, Seal and Open
+// still notice a hard time limit within clockEvery packets.
+func TestHardTimeWithoutPolling(t *testing.T) {
+	clk := &manualClock{now: time.Unix(1e9, 0)}
+	o, in := pair(t, SAConfig{Suite: SuiteAES128GCM16, Lifetime: Lifetime{Hard: time.Minute}, Clock: clk})
+	o2, _ := pair(t, SAConfig{Suite: SuiteAES128GCM16})
+	for range 10 {
+		if _, _, err := in.Open(sealed(t, o2, []byte("warm"))); err != nil {
+			t.Fatal(err)
+		}
+		sealed(t, o, []byte("warm"))
+	}
+	clk.Advance(time.Minute)
+	buf := make([]byte, 64)
+	var sealOK, openOK int
+	for range 2 * clockEvery {
+		if _, err := o.Seal(buf, 4, NextHeaderIPv4); err == nil {
+			sealOK++
+		} else if err != ErrExpired {
+			t.Fatalf("seal: got %v, want %v", err, ErrExpired)
+		}
+		if _, _, err := in.Open(sealed(t, o2, []byte("late"))); err == nil {
+			openOK++
+		} else if err != ErrExpired {
+			t.Fatalf("open: got %v, want %v", err, ErrExpired)
+		}
+	}
+	if sealOK >= clockEvery || openOK >= clockEvery {
+		t.Errorf("after the hard time: %d seals and %d opens went through, want < %d each", sealOK, openOK, clockEvery)
+	}
+	if !o.Expired() || !in.Expired() {
+		t.Error("Expired false after the hard time")
 	}
 }
 
