@@ -25,8 +25,11 @@ func (systemClock) Now() time.Time { return time.Now() }
 // Reaching a soft limit makes NeedsRekey true; reaching a hard limit makes
 // Expired true and Seal/Open fail with ErrExpired. Packets and bytes count
 // payloads (inner packets) that were sealed or that opened successfully.
-// Under concurrent use a packet limit may be overshot by the number of
-// goroutines sealing or opening at that moment.
+// Inbound volume limits are exact; outbound ones may be overshot by the
+// number of goroutines sealing at that moment. Seal and Open read the
+// clock only every clockEvery (64) packets, while Expired and NeedsRekey
+// read it on every call: poll them (the control plane does) for an exact
+// hard time limit.
 type Lifetime struct {
 	SoftPackets, HardPackets uint64
 	SoftBytes, HardBytes     uint64
@@ -258,8 +261,8 @@ func (s *sa) ESN() bool { return s.esn }
 
 // Zero wipes the SA's key material and makes it refuse every packet with
 // ErrExpired. The expanded key schedule inside the cipher.AEAD cannot be
-// reached through crypto/cipher; Zero drops nothing else, so it stays until
-// the SA itself is garbage collected.
+// reached through crypto/cipher: it stays in memory until the SA itself is
+// garbage collected, so drop every reference to a zeroed SA.
 func (s *sa) Zero() {
 	s.dead.Store(true)
 	s.salt.Store(0)
@@ -293,8 +296,8 @@ func (o *OutboundSA) setMax() {
 	}
 }
 
-// rekeyMargin is how close to the end of the sequence space NeedsRekey
-// turns true: 1/16 of it, 2^28 packets without ESN.
+// rekeySeq is where NeedsRekey turns true: 1/16 of the sequence space
+// before its end, 2^28 packets without ESN.
 func (o *OutboundSA) rekeySeq() uint64 { return o.maxSeq - o.maxSeq/16 }
 
 // NextSeq reserves the next sequence number, for pipelines that number
