@@ -134,7 +134,7 @@ type Stats struct {
 
 	New             uint64 // entries learned
 	Moves           uint64 // MAC moves between ports
-	Flaps           uint64 // times a MAC was flagged flapping
+	Flaps           uint64 // times a MAC was flagged flapping (again each FlapWindow it keeps flapping)
 	StaticConflicts uint64 // learned frames contradicting a static entry
 	RefusedFull     uint64 // new MACs refused: segment or table full
 	AgedOut         uint64 // learned entries reclaimed after AgeTime
