@@ -780,3 +780,39 @@ func TestLookupBatch(t *testing.T) {
 	}()
 	tbl.LookupBatch(vniA, macs, make([]Port, 1, len(macs)), make([]bool, len(macs)))
 }
+
+func TestConfigDefaults(t *testing.T) {
+	tbl := New(Config{})
+	for _, tt := range []struct {
+		name      string
+		got, want any
+	}{
+		{"age", time.Duration(tbl.age), DefaultAgeTime},
+		{"max per segment", tbl.maxPer, DefaultMaxPerSegment},
+		{"max total", tbl.maxTotal, DefaultMaxTotal},
+		{"flap window", time.Duration(tbl.flapWindow), DefaultFlapWindow},
+		{"flap moves", tbl.flapMoves, DefaultFlapMoves},
+		{"clock", tbl.clock, Clock(RealClock{})},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%s = %v; want %v", tt.name, tt.got, tt.want)
+		}
+	}
+	if err := tbl.AddSegment(1); err != nil {
+		t.Fatal(err)
+	}
+	wantLearn(t, tbl, 1, mac(1), 1, LearnNew) // real clock, discard logger
+	wantLookup(t, tbl, 1, mac(1), 1, true)
+}
+
+func TestTableTimeIsMonotonic(t *testing.T) {
+	tbl, clk := newTestTable(t, Config{AgeTime: 10 * time.Second})
+	tbl.Learn(vniA, mac(1), 1)
+	advance(tbl, clk, 20*time.Second)
+	clk.Set(t0) // the clock steps back; table time does not
+	tbl.Tick()
+	wantLookup(t, tbl, vniA, mac(1), 0, false)
+	if got := tbl.Sweep(); got != 1 {
+		t.Errorf("Sweep() = %d; want 1", got)
+	}
+}
