@@ -239,7 +239,9 @@ func FragmentIPv4(pkt []byte, mtu int, id uint16, out [][]byte, sizes []int) (n 
 // (ip6_find_1stfragopt): Hop-by-Hop and Routing headers, and Destination
 // Options headers before a Routing header (or with none after them), are
 // unfragmentable. found reports a fragment header at the returned length.
-func ipv6UnfragmentableLen(pkt []byte) (n, nhOff int, found, ok bool) {
+// With toFragment (for reassembly) the walk goes on through every
+// Hop-by-Hop, Routing and Destination Options header to a fragment header.
+func ipv6UnfragmentableLen(pkt []byte, toFragment bool) (n, nhOff int, found, ok bool) {
 	n, nhOff = IPv6HeaderLen, ipv6NextHeader
 	routing := false
 	for hops := 0; ; hops++ {
@@ -247,7 +249,7 @@ func ipv6UnfragmentableLen(pkt []byte) (n, nhOff int, found, ok bool) {
 		case ProtoIPv6Frag:
 			return n, nhOff, true, true
 		case 0, 43, 60: // Hop-by-Hop, Routing, Destination Options
-			if pkt[nhOff] == 60 && routing {
+			if pkt[nhOff] == 60 && routing && !toFragment {
 				return n, nhOff, false, true
 			}
 			if pkt[nhOff] == 43 {
@@ -283,7 +285,7 @@ func planIPv6(pkt []byte, mtu int) (fragPlan, int, int, error) {
 		return p, 0, 0, nil
 	}
 	pkt = pkt[:p.total]
-	u, nhOff, found, ok := ipv6UnfragmentableLen(pkt)
+	u, nhOff, found, ok := ipv6UnfragmentableLen(pkt, false)
 	if !ok || found || u > maxIPv6Unfragmentable {
 		return fragPlan{}, 0, 0, ErrNotFragmentable
 	}

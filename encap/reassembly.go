@@ -352,7 +352,7 @@ func (r *Reassembler) add6(pkt []byte) ([]byte, error) {
 		return nil, ErrMalformed
 	}
 	pkt = pkt[:IPv6HeaderLen+int(ip.PayloadLen())]
-	u, nhOff, found, ok := ipv6UnfragmentableLen(pkt)
+	u, nhOff, found, ok := ipv6UnfragmentableLen(pkt, true)
 	if !ok {
 		r.stats.Malformed++
 		return nil, ErrMalformed

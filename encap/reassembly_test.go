@@ -50,6 +50,19 @@ func v6frag(id uint32, off, n int, more bool) []byte {
 	return pkt
 }
 
+// manualFrag6 cuts a fragment out of the IPv6 packet whole by hand: its
+// first u bytes (with the Next Header field at nhOff set to 44), a fragment
+// header, and n bytes of whole at u+off.
+func manualFrag6(whole []byte, u, nhOff, off, n int, more bool, id uint32) []byte {
+	p := append([]byte(nil), whole[:u]...)
+	p[nhOff] = ProtoIPv6Frag
+	var fh [IPv6FragmentHeaderLen]byte
+	(&IPv6FragmentFields{NextHeader: whole[nhOff], Offset: off, More: more, ID: id}).Encode(fh[:])
+	p = append(append(p, fh[:]...), whole[u+off:u+off+n]...)
+	IPv6(p).SetPayloadLen(uint16(len(p) - IPv6HeaderLen))
+	return p
+}
+
 // checkDatagram verifies a reassembled datagram of test datagram id: a
 // valid, unfragmented header of the right length and the fragPattern
 // payload.
@@ -157,6 +170,7 @@ func TestReassemblerEvents(t *testing.T) {
 		t.Fatalf("FragmentIPv6: %d, %v", n, err)
 	}
 
+	rtDst := fragIPv6WithExt(24, 90, 43, 60) // Routing, then Destination Options, then UDP
 	tests := []struct {
 		name  string
 		cfg   ReassemblyConfig
@@ -318,6 +332,10 @@ func TestReassemblerEvents(t *testing.T) {
 			{pkt: hbhFrags[0][:hbhSizes[0]]},
 			{pkt: hbhFrags[1][:hbhSizes[1]], wantPkt: hbh},
 		}, ReassemblyStats{Fragments: 3, Completed: 1}},
+		{"IPv6 fragment header after routing and destination options", base, []reasmStep{
+			{pkt: manualFrag6(rtDst, 56, 48, 16, 8, false, 90)},
+			{pkt: manualFrag6(rtDst, 56, 48, 0, 16, true, 90), wantPkt: rtDst},
+		}, ReassemblyStats{Fragments: 2, Completed: 1}},
 		{"keys: protocol and IP version separate datagrams", base, []reasmStep{
 			{pkt: v4frag(1, 0, 16, true)},
 			{pkt: v4fragProto(1, ProtoTCP, 16, 8, false)},
