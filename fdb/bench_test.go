@@ -3,6 +3,7 @@ package fdb
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,6 +50,7 @@ func fixture(b *testing.B, n int) *benchFixture {
 	}
 	f := &benchFixture{tbl: tbl, clk: clk, macs: macs}
 	fixtures[n] = f
+	runtime.GC() // not during the measurement
 	return f
 }
 
