@@ -349,6 +349,7 @@ func (d *Daemon) HandleMessage(local, remote netip.AddrPort, msg []byte) {
 		return
 	}
 	msg = bytes.Clone(msg)
+	d.log.Debug("ike: received", "from", remote, "exchange", h.Exchange, "msgid", h.MessageID, "flags", h.Flags)
 	d.mu.Lock()
 	defer d.unlock()
 	now := d.clock.Now()
@@ -392,6 +393,7 @@ func (sa *ikeSA) decrypt(h Header, msg []byte) ([]Payload, error) {
 func (sa *ikeSA) handleResponse(local, remote netip.AddrPort, h Header, msg []byte, now time.Time) {
 	req := sa.req
 	if req == nil || req.msgID != h.MessageID || req.exch != h.Exchange {
+		sa.d.log.Debug("ike: unexpected response", append(sa.logAttrs(), "msgid", h.MessageID, "exchange", h.Exchange, "outstanding", req != nil)...)
 		return
 	}
 	if sa.spiR != 0 && h.SPIr != sa.spiR || h.SPIi != sa.spiI {
