@@ -253,7 +253,9 @@ func (sa *ikeSA) successor(initiator bool, spii, spir uint64, choice ikeChoice, 
 func (sa *ikeSA) respondRekeyIKE(p *parsed, now time.Time) []Payload {
 	d := sa.d
 	if sa.rekeying != nil {
-		// simultaneous IKE rekeys: both sides refuse and retry after a random delay
+		// simultaneous IKE rekeys: refuse; if the peer does the same, both
+		// retry after a random delay (RFC 7296 §2.25)
+		d.log.Info("ike: IKE SA rekey collision, refusing the peer's", sa.logAttrs()...)
 		return []Payload{notifyPayload(NotifyTemporaryFailure, nil)}
 	}
 	for _, c := range sa.children {

@@ -820,3 +820,43 @@ func TestStrongSwanRekeyCollision(t *testing.T) {
 		t.Logf("charon did not log a collision (timing); the exchange still ended consistent")
 	}
 }
+
+// TestStrongSwanIKERekeyCollision: both sides rekey the IKE SA at once.
+// vxswitch answers TEMPORARY_FAILURE to a rekey that collides with its own
+// (strongSwan then treats ours as the winner); one IKE SA remains and works.
+func TestStrongSwanIKERekeyCollision(t *testing.T) {
+	requireTools(t)
+	setupNetns(t)
+	s := startSwan(t, swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16-x25519,aes128gcm16", false))
+	o := startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", true, 4500, nil)
+	c := waitFor(t, o.h.installed, "child SA", 15*time.Second)
+	before := o.d.SAs()[0]
+	o.hold.mu.Lock()
+	o.hold.collide = true
+	o.hold.mu.Unlock()
+	forceIKERekey(o.d)
+	time.Sleep(300 * time.Millisecond)
+	s.swanctl("--rekey", "--ike", "vx")
+	waitIKERekeyed(t, o, before)
+	time.Sleep(time.Second)
+	if logText, _ := os.ReadFile(s.log); !strings.Contains(string(logText), "N(TEMP_FAIL)") {
+		t.Errorf("no TEMPORARY_FAILURE in charon's log: the rekeys did not collide")
+	}
+	out := s.swanctl("--list-sas")
+	if n := strings.Count(out, "ESTABLISHED, IKEv2"); n != 1 {
+		t.Errorf("strongSwan has %d IKE SAs, want 1:\n%s", n, out)
+	}
+	sas := o.d.SAs()
+	if len(sas) != 1 || !strings.Contains(out, fmt.Sprintf("%016x_i", sas[0].SPIi)) {
+		t.Errorf("our IKE SA %+v is not strongSwan's:\n%s", sas, out)
+	}
+	forceChildRekey(o.d)
+	c = waitRekeyed(t, o, c)
+	checkSwanSA(t, s, c, "AES_GCM_16-128")
+	checkTraffic(t, o, c, "after the IKE rekey collision")
+	select {
+	case p := <-o.h.down:
+		t.Errorf("PeerDown(%s)", p)
+	default:
+	}
+}
