@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sort"
 	"sync"
 	"time"
 
@@ -32,8 +33,9 @@ type PeerConfig struct {
 	// value lets the transport choose (address unspecified, port of Endpoint).
 	Local netip.AddrPort
 	// LocalID and RemoteID are identities: an IP address, an FQDN (optional
-	// leading '@') or user@fqdn. LocalID defaults to Local's address, else
-	// LocalVTEP; an empty RemoteID accepts any identity from the Endpoint's
+	// leading '@') or user@fqdn. LocalID defaults to the local underlay
+	// address the IKE SA runs on (Local's, or the one the packets arrive
+	// at); an empty RemoteID accepts any identity from the Endpoint's
 	// address (the PSK authenticates).
 	LocalID, RemoteID string
 	// LocalVTEP and RemoteVTEP are the tunnel-inner addresses; the Child SA
@@ -166,7 +168,7 @@ type halfOpenKey struct {
 
 type peer struct {
 	cfg         PeerConfig
-	localID     ID
+	localID     *ID // nil: the local underlay address of the IKE SA
 	remoteID    *ID // nil: any
 	up          bool
 	contacted   bool // sent INITIAL_CONTACT already
@@ -249,17 +251,12 @@ func newPeer(pc PeerConfig) (*peer, error) {
 		return nil, fmt.Errorf("peer %q: VTEP addresses %v %v: %w", pc.Name, pc.LocalVTEP, pc.RemoteVTEP, ErrConfig)
 	}
 	p := &peer{cfg: pc}
-	lid := pc.LocalID
-	if lid == "" {
-		if pc.Local.Addr().IsValid() && !pc.Local.Addr().IsUnspecified() {
-			lid = pc.Local.Addr().String()
-		} else {
-			lid = pc.LocalVTEP.String()
+	if pc.LocalID != "" {
+		id, err := ParseIdentity(pc.LocalID)
+		if err != nil {
+			return nil, fmt.Errorf("peer %q local id: %w: %w", pc.Name, ErrConfig, err)
 		}
-	}
-	var err error
-	if p.localID, err = ParseIdentity(lid); err != nil {
-		return nil, fmt.Errorf("peer %q local id: %w: %w", pc.Name, ErrConfig, err)
+		p.localID = &id
 	}
 	if pc.RemoteID != "" {
 		rid, err := ParseIdentity(pc.RemoteID)
@@ -411,6 +408,12 @@ func (d *Daemon) SAs() []IKESAInfo {
 		}
 		out = append(out, info)
 	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Peer != out[j].Peer {
+			return out[i].Peer < out[j].Peer
+		}
+		return out[i].Established.Before(out[j].Established)
+	})
 	return out
 }
 
@@ -470,12 +473,10 @@ func (d *Daemon) jitter(life time.Duration) time.Duration {
 
 // peerByName etc.
 func (d *Daemon) findPeerForAuth(id ID, remote netip.AddrPort) *peer {
-	s := id.String()
 	for _, p := range d.peers {
 		if p.remoteID != nil && p.remoteID.Type == id.Type && string(p.remoteID.Data) == string(id.Data) {
 			return p
 		}
-		_ = s
 	}
 	for _, p := range d.peers {
 		if p.remoteID == nil && p.cfg.Endpoint.Addr() == remote.Addr() {

@@ -123,6 +123,19 @@ type ikeSA struct {
 	rekeyGroup  uint16
 }
 
+// localID is the identity we authenticate as on this SA.
+func (sa *ikeSA) localID() ID {
+	if id := sa.peer.localID; id != nil {
+		return *id
+	}
+	a := sa.local.Addr()
+	if !a.IsValid() || a.IsUnspecified() {
+		a = sa.peer.cfg.LocalVTEP
+	}
+	id, _ := ParseIdentity(a.Unmap().String())
+	return id
+}
+
 func (sa *ikeSA) ourSPI() uint64 {
 	if sa.initiator {
 		return sa.spiI
@@ -798,7 +811,7 @@ func (sa *ikeSA) onInitReply(p *parsed, msg []byte, h Header, now time.Time) {
 
 func (sa *ikeSA) sendAuth(now time.Time) {
 	d, pe := sa.d, sa.peer
-	idBody := pe.localID.Encode()
+	idBody := sa.localID().Encode()
 	auth := pskAuth(sa.algs.prf, d.cfg.PSK, sa.initMsg, sa.nr, sa.keys.pi, idBody)
 	c := &childSA{state: childPending, suite: d.cfg.Suite, inSPI: d.newESPSPI()}
 	d.inSPIs[c.inSPI] = c
@@ -992,7 +1005,7 @@ func (sa *ikeSA) respondAuth(p *parsed, now time.Time) []Payload {
 	sa.established = now
 	sa.rekeyAt = now.Add(d.jitter(d.cfg.Lifetime))
 	d.log.Info("ike: IKE SA established", append(sa.logAttrs(), "algs", sa.algs.String(), "remote", sa.remote)...)
-	idBody := pe.localID.Encode()
+	idBody := sa.localID().Encode()
 	resp := []Payload{
 		{Type: PayloadIDr, Body: idBody},
 		{Type: PayloadAUTH, Body: Auth{Method: AuthSharedKeyMIC, Data: pskAuth(sa.algs.prf, d.cfg.PSK, sa.initMsg, sa.ni, sa.keys.pr, idBody)}.Encode()},

@@ -362,7 +362,7 @@ func startOurs(t *testing.T, suite crypto.Suite, ikeSuite string, initiate bool,
 	cfg := Config{
 		PSK: []byte(testPSK), Suite: suite, IKESuite: ikeSuite,
 		Peers: []PeerConfig{{Name: "swan", Endpoint: netip.AddrPortFrom(underSwan, endpointPort),
-			Local: netip.AddrPortFrom(underOurs, 0), LocalVTEP: vtepOurs, RemoteVTEP: vtepSwan, Initiate: initiate}},
+			LocalVTEP: vtepOurs, RemoteVTEP: vtepSwan, Initiate: initiate}},
 		DPDInterval:       -1,
 		RetransmitTimeout: 500 * time.Millisecond,
 	}
