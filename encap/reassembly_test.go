@@ -609,3 +609,50 @@ func TestReassemblyConfigDefaults(t *testing.T) {
 		t.Errorf("clamped: got MaxDatagram %d MaxMemory %d, want 65575 and 65575", c.MaxDatagram, c.MaxMemory)
 	}
 }
+
+// TestReassemblerFlood floods a small Reassembler with first fragments of
+// thousands of datagrams that never complete, interleaved with real
+// datagrams: memory and datagrams in progress stay within their bounds at
+// every step, the flood is evicted oldest first, and each real datagram
+// whose fragments arrive back to back still comes out whole.
+func TestReassemblerFlood(t *testing.T) {
+	clk := NewManualClock(reasmEpoch)
+	cfg := ReassemblyConfig{MaxDatagram: 4000, MaxDatagrams: 8, MaxMemory: 10000, MinFirstFragment: -1, Clock: clk}
+	r := NewReassembler(cfg)
+	real := fragMakeIPv4(3000, 0xffff)
+	out, sizes := fragBufs(4, 1500)
+	n, err := FragmentIPv4(real, 1500, 0xffff, out, sizes)
+	if err != nil || n != 3 {
+		t.Fatalf("FragmentIPv4: %d, %v", n, err)
+	}
+	completed := 0
+	for i := 0; i < 5000; i++ {
+		clk.Advance(time.Microsecond)
+		if _, err := r.Add(v4frag(uint16(i), 8*(i%50), 1480, true)); err != nil {
+			t.Fatalf("flood %d: %v", i, err)
+		}
+		if i%100 == 0 {
+			var d []byte
+			for j := 0; j < n; j++ {
+				if d, err = r.Add(out[j][:sizes[j]]); err != nil {
+					t.Fatalf("real datagram at %d: %v", i, err)
+				}
+			}
+			if !bytes.Equal(d, real) {
+				t.Fatalf("real datagram at %d: not reassembled whole", i)
+			}
+			completed++
+		}
+		s := r.Stats()
+		if s.InProgress > cfg.MaxDatagrams || s.MemoryInUse > cfg.MaxMemory {
+			t.Fatalf("step %d: %d datagrams, %d bytes, bounds %d, %d", i, s.InProgress, s.MemoryInUse, cfg.MaxDatagrams, cfg.MaxMemory)
+		}
+		if err := reasmCheckInvariants(r); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	s := r.Stats()
+	if s.Completed != uint64(completed) || s.NoMemory < 5000-uint64(cfg.MaxDatagrams) {
+		t.Errorf("got %+v, want %d completed and the flood evicted", s, completed)
+	}
+}
