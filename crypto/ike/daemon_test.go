@@ -2,10 +2,13 @@ package ike
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -467,6 +470,152 @@ func TestSimultaneousInitiation(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("child %08x of a has no partner in b", x.InSPI)
+		}
+	}
+}
+
+func TestMessageIDWindow(t *testing.T) {
+	p := newPair(t, nil)
+	p.step(0)
+	var authReq packet
+	for _, m := range p.net.log {
+		if h, _ := DecodeHeader(m.msg); h.Exchange == ExchIKEAuth && !h.IsResponse() {
+			authReq = m
+		}
+	}
+	n := len(p.net.log)
+	// a retransmitted request gets the cached response again, unprocessed
+	p.b.HandleMessage(authReq.to, authReq.from, authReq.msg)
+	p.net.Pump()
+	if len(p.net.log) != n+1 || !bytes.Equal(p.net.log[n].msg, p.net.log[n-1].msg) {
+		t.Fatalf("retransmitted IKE_AUTH: got %d new messages, want the cached response", len(p.net.log)-n)
+	}
+	if len(p.rb.installed) != 1 {
+		t.Errorf("retransmission processed again: %d installs", len(p.rb.installed))
+	}
+	// a request with a message ID outside the window is dropped
+	h, _ := DecodeHeader(authReq.msg)
+	bad := bytes.Clone(authReq.msg)
+	h.MessageID = 7
+	h.Encode(bad)
+	p.b.HandleMessage(authReq.to, authReq.from, bad)
+	p.net.Pump()
+	if len(p.net.log) != n+1 {
+		t.Errorf("message ID 7 answered")
+	}
+	// a response nobody asked for is dropped
+	resp := p.net.log[n].msg
+	p.a.HandleMessage(authReq.from, authReq.to, resp)
+	p.net.Pump()
+	if len(p.ra.installed) != 1 || len(p.net.log) != n+1 {
+		t.Errorf("stale response processed")
+	}
+}
+
+func TestIKERekeyCollisionInMemory(t *testing.T) {
+	p := newPair(t, func(a, b *Config) {
+		a.DPDInterval, b.DPDInterval = -1, -1
+		a.ChildLifetime, b.ChildLifetime = 10*time.Hour, 10*time.Hour
+	})
+	p.step(0)
+	// both rekey the IKE SA before hearing the other: both refuse, both
+	// retry after a random delay
+	for _, d := range []*Daemon{p.a, p.b} {
+		forceIKERekey(d)
+	}
+	p.a.Tick()
+	p.b.Tick()
+	p.net.Pump()
+	for i := 0; i < 40; i++ {
+		p.step(time.Second)
+	}
+	sa, sb := p.a.SAs(), p.b.SAs()
+	if len(sa) != 1 || len(sb) != 1 || sa[0].SPIi != sb[0].SPIi || sa[0].SPIr != sb[0].SPIr {
+		t.Fatalf("IKE SAs after the collision: a %+v b %+v", sa, sb)
+	}
+	p.checkMatched(crypto.SuiteAES128GCM16)
+	if p.ra.down+p.rb.down != 0 {
+		t.Errorf("PeerDown during the collision")
+	}
+}
+
+// TestListenUDP runs two daemons over loopback sockets with the non-ESP
+// marker, and checks that every goroutine ends with the context.
+func TestListenUDP(t *testing.T) {
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	lo := netip.MustParseAddr("127.0.0.1")
+	ha, hb := &recorder{}, &recorder{}
+	cfg := Config{PSK: []byte("k"), Suite: crypto.SuiteChaCha20Poly1305, DPDInterval: -1}
+	b, err := New(cfg, nil, hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trb, err := ListenUDP(ctx, b, netip.AddrPortFrom(lo, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bAddr := trb.(*UDPTransport).LocalAddrs()[0]
+	a, err := New(cfg, nil, ha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tra, err := ListenUDP(ctx, a, netip.AddrPortFrom(lo, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aAddr := tra.(*UDPTransport).LocalAddrs()[0]
+	a.UpdatePeers([]PeerConfig{{Name: "b", Endpoint: bAddr, Local: aAddr, LocalVTEP: vtepA, RemoteVTEP: vtepB, Initiate: true}})
+	b.UpdatePeers([]PeerConfig{{Name: "a", Endpoint: aAddr, Local: bAddr, LocalVTEP: vtepB, RemoteVTEP: vtepA, RemoteID: "127.0.0.1"}})
+	var wg sync.WaitGroup
+	for _, d := range []*Daemon{a, b} {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.Run(ctx) }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(ha.live()) == 0 || len(hb.live()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no child SA over loopback")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ca, cb := ha.live()[0], hb.live()[0]
+	if ca.InSPI != cb.OutSPI || !bytes.Equal(ca.InKeymat, cb.OutKeymat) || ca.Remote != bAddr || ca.Local != aAddr {
+		t.Errorf("child SAs do not match: %+v %+v", ca, cb)
+	}
+	if err := tra.Send(netip.AddrPortFrom(lo, 1), bAddr, []byte{1}); !errors.Is(err, ErrNoSocket) {
+		t.Errorf("send from an unbound port: got %v, want ErrNoSocket", err)
+	}
+	cancel()
+	wg.Wait()
+	for i := 0; runtime.NumGoroutine() > before && i < 100; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("goroutines: %d after, %d before", n, before)
+	}
+}
+
+func BenchmarkHandshake(b *testing.B) {
+	for _, ike := range []string{"aes128gcm16-prfsha256-x25519", "aes128gcm16-prfsha256-ecp256", "aes256gcm16-prfsha384-ecp384"} {
+		b.Run(ike, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				p := newPair(b, func(x, y *Config) { x.IKESuite, y.IKESuite = ike, ike })
+				p.step(0)
+				if len(p.ra.installed) != 1 {
+					b.Fatal("no child SA")
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkParseSA(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := ParseSA(strongSwanSA); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
