@@ -519,9 +519,13 @@ func (r *Reassembler) insert(k *fragKey, f *frag) ([]byte, error) {
 	}
 
 	copy(s.buf[reasmHeadroom+f.off:], f.data)
-	s.frags = s.frags[:len(s.frags)+1]
-	copy(s.frags[i+1:], s.frags[i:])
-	s.frags[i] = fragRange{int32(f.off), int32(end)}
+	if i == len(s.frags) {
+		s.frags = append(s.frags, fragRange{int32(f.off), int32(end)}) // within cap: no allocation
+	} else {
+		s.frags = s.frags[:len(s.frags)+1]
+		copy(s.frags[i+1:], s.frags[i:])
+		s.frags[i] = fragRange{int32(f.off), int32(end)}
+	}
 	s.recvd += int32(len(f.data))
 	r.mem += len(f.data)
 	s.maxEnd = max(s.maxEnd, int32(end))
