@@ -69,6 +69,14 @@ func (c batchClock) Now() time.Time { return c.t }
 // plain copy of the same 9050 bytes in the same run (x-copy, see
 // benchVsCopy). Fragmenting and reassembling each copy the bytes once, so
 // the round trip is measured against two copies.
+//
+// Where the time goes (shared 2-core VM, Nov 2026): fragment about 2.7x,
+// reassemble about 5.5x (4.7x with a batch clock), the round trip about
+// 4.5x of two copies. Seven copies of 1480-byte chunks alone cost about
+// 1.7x one 9050-byte copy (the runtime's memmove moves 16 bytes at a time
+// below 2 KiB and uses AVX above); the clock reading per datagram costs
+// about 0.8x on this VM (kvm-clock) and verifying each fragment's header
+// checksum about 0.45x.
 func BenchmarkFragmentReassemble(b *testing.B) {
 	const mtu = 1500
 	pkt := fragMakeIPv4(9014+InnerIPv4Overhead-IPv4MinHeaderLen, 1)
