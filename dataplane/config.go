@@ -39,6 +39,7 @@ type Config struct {
 	Peer    []PeerConfig
 
 	MSSClamp     bool          // clamp TCP MSS on SYNs to fit each peer's path MTU (default on)
+	NoOffload    bool          // read the TAP without TSO/checksum offloads (one frame per read)
 	AgeTime      time.Duration // FDB aging; 0: 300s
 	ReplayWindow int           // 0: 4096
 	Reassembly   ReassemblyConfig

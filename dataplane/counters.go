@@ -21,6 +21,8 @@ const (
 	cDropFragment
 	cDropNoBuffer
 	cFloodFrames
+	cTSOFrames
+	cDropOffload
 	cFloodCopies
 	cMSSClamped
 	cTxPackets
@@ -71,6 +73,8 @@ var counterNames = [numCounters]string{
 	cDropFragment:         "tx_drop_fragment_error",
 	cDropNoBuffer:         "tx_drop_no_buffer",
 	cFloodFrames:          "flood_frames",
+	cTSOFrames:            "tap_rx_super_frames",
+	cDropOffload:          "tx_drop_offload",
 	cFloodCopies:          "flood_copies",
 	cMSSClamped:           "mss_clamped",
 	cTxPackets:            "tx_packets",

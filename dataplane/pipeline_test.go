@@ -56,7 +56,7 @@ func newPair(t testing.TB, mode Mode, suite crypto.Suite, mtu int) *pair {
 		must(t, p.a.InstallChildSA(ike.ChildSA{Peer: "b", Suite: suite, ESN: true, InSPI: 0x1001, OutSPI: 0x2002, InKeymat: k1, OutKeymat: k2}))
 		must(t, p.b.InstallChildSA(ike.ChildSA{Peer: "a", Suite: suite, ESN: true, InSPI: 0x2002, OutSPI: 0x1001, InKeymat: k2, OutKeymat: k1}))
 	}
-	p.frameBuf = makeBuffers(1)
+	p.frameBuf = makeBuffers(1, BufferSize)
 	p.sizes = make([]int, 1)
 	t.Cleanup(func() { p.a.pool.Close(); p.b.pool.Close() })
 	return p
@@ -182,7 +182,7 @@ func TestPipelineDropsBadInput(t *testing.T) {
 		func() []byte { b := append([]byte(nil), fresh...); b[len(b)-1] ^= 1; return b }(), // bad ICV
 		make([]byte, 3), // garbage
 	}
-	bufs := makeBuffers(len(bad))
+	bufs := makeBuffers(len(bad), BufferSize)
 	sizes := make([]int, len(bad))
 	from := make([]netip.AddrPort, len(bad))
 	for i, b := range bad {

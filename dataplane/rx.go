@@ -43,7 +43,7 @@ type rxPath struct {
 
 func newRxPath(s *Switch) *rxPath {
 	r := &rxPath{
-		s: s, bufs: makeBuffers(batchSize), sizes: make([]int, batchSize),
+		s: s, bufs: makeBuffers(batchSize, BufferSize), sizes: make([]int, batchSize),
 		from: make([]netip.AddrPort, batchSize), jobs: make([]openJob, batchSize),
 		reasm: encap.NewReassembler(encap.ReassemblyConfig{
 			Timeout:      s.cfg.Reassembly.Timeout,
@@ -63,6 +63,7 @@ func (r *rxPath) process(n int) {
 			s.emitUnderlay(r.from[i], s.localAddr, r.bufs[i][:r.sizes[i]])
 		}
 	}
+	defer s.flushGRO()
 	if s.cfg.Mode == ModePlain {
 		for i := 0; i < n; i++ {
 			r.plain(pt, r.bufs[i][:r.sizes[i]], r.from[i])
@@ -227,7 +228,13 @@ func (r *rxPath) deliver(p *peer, vni encap.VNI, frame []byte) {
 	if s.capture.active(CaptureTAP) {
 		s.capture.emit(CaptureTAP, vni, frame)
 	}
-	if err := seg.writer.Write(frame); err != nil {
+	var err error
+	if seg.gro != nil {
+		err = seg.gro.add(frame)
+	} else {
+		err = seg.writer.Write(frame)
+	}
+	if err != nil {
 		seg.ctr.inc(cTAPWriteErrors)
 		return
 	}
@@ -297,4 +304,15 @@ func reassemblyCounters(st encap.ReassemblyStats) []Counter {
 		}
 	}
 	return out
+}
+
+// flushGRO writes every segment's pending super-frame: the end of a batch.
+func (s *Switch) flushGRO() {
+	for _, seg := range s.segments {
+		if seg.gro != nil {
+			if err := seg.gro.flush(); err != nil {
+				seg.ctr.inc(cTAPWriteErrors)
+			}
+		}
+	}
 }

@@ -52,6 +52,7 @@ type segment struct {
 	tap         *tapPort    // nil when attached to an in-memory writer
 	writer      FrameWriter // the TAP, or a stand-in
 	tx          *txPath
+	gro         *groState    // receive offload into the TAP; nil without offloads
 	minFrameMTU atomic.Int64 // smallest peer frameMTU, for clamping floods
 	ctr         counters
 }
@@ -134,7 +135,7 @@ func (s *Switch) Run(ctx context.Context) error {
 	s.udp = udp
 	writers := make(map[encap.VNI]FrameWriter)
 	for vni, seg := range s.segments {
-		tap, err := openTAP(seg.cfg.TAP, seg.cfg.MTU, seg.cfg.Address)
+		tap, err := openTAP(seg.cfg.TAP, seg.cfg.MTU, seg.cfg.Address, !s.cfg.NoOffload)
 		if err != nil {
 			return fmt.Errorf("segment %d: %w", vni, err)
 		}
@@ -144,6 +145,12 @@ func (s *Switch) Run(ctx context.Context) error {
 	}
 	if err := s.Attach(udp, writers); err != nil {
 		return err
+	}
+	for _, seg := range s.segments {
+		if seg.tap.vnet {
+			seg.tx.useOffloads()
+			seg.gro = newGRO(seg.tap)
+		}
 	}
 	s.localAddr = udp.LocalAddr()
 	if s.cfg.Listen.IsValid() {

@@ -7,47 +7,88 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"unsafe"
 
-	"github.com/songgao/water"
 	"golang.org/x/sys/unix"
 )
 
+// TUN offload flags (linux/if_tun.h).
+const (
+	tunFCSUM = 0x01
+	tunFTSO4 = 0x02
+	tunFTSO6 = 0x04
+)
+
 // tapPort is a segment's TAP device. Reads come in batches: one wake-up of
-// the poller drains every frame queued, up to the batch size.
+// the poller drains every frame queued, up to the batch size. With
+// offloads on (IFF_VNET_HDR, TSO), the kernel hands over TCP super-frames
+// of up to 64 KiB with a virtio-net header in front, so one read brings
+// dozens of segments; the transmit path segments them itself.
 type tapPort struct {
 	name    string
 	file    *os.File
 	rc      syscall.RawConn
 	fd      int
-	created bool // we created the device, so we remove it on close
+	vnet    bool // frames carry a virtio-net header
+	created bool
+
+	iov [2]unix.Iovec // Write's header and frame
+	hdr [virtioNetHdrLen]byte
 }
 
 // openTAP attaches to the TAP device name, creating it if it does not
-// exist, sets its MTU, brings it up and, if addr is valid, assigns it.
-func openTAP(name string, mtu int, addr netip.Prefix) (*tapPort, error) {
+// exist, turns on offloads if asked (falling back without them), sets its
+// MTU and transmit queue, brings it up and, if addr is valid, assigns it.
+// songgao/water cannot ask for IFF_VNET_HDR, so the device is opened here.
+func openTAP(name string, mtu int, addr netip.Prefix, offload bool) (*tapPort, error) {
 	_, statErr := net.InterfaceByName(name)
-	created := statErr != nil
-	ifce, err := water.New(water.Config{DeviceType: water.TAP, PlatformSpecificParams: water.PlatformSpecificParams{Name: name}})
+	t, err := openTUNFd(name, offload)
+	if err != nil && offload {
+		t, err = openTUNFd(name, false)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tap %s: %w", name, err)
 	}
-	file, ok := ifce.ReadWriteCloser.(*os.File)
-	if !ok {
-		ifce.Close()
-		return nil, fmt.Errorf("tap %s: unexpected device type %T", name, ifce.ReadWriteCloser)
-	}
-	rc, err := file.SyscallConn()
-	if err != nil {
-		file.Close()
-		return nil, fmt.Errorf("tap %s: %w", name, err)
-	}
-	t := &tapPort{name: ifce.Name(), file: file, rc: rc, created: created}
-	_ = rc.Control(func(fd uintptr) { t.fd = int(fd) })
+	t.created = statErr != nil
 	if err := t.configure(mtu, addr); err != nil {
 		t.Close()
 		return nil, err
 	}
 	return t, nil
+}
+
+func openTUNFd(name string, offload bool) (*tapPort, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /dev/net/tun: %w", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if offload {
+		flags |= unix.IFF_VNET_HDR
+	}
+	ifr.SetUint16(flags)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("TUNSETIFF: %w", err)
+	}
+	if offload {
+		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tunFCSUM|tunFTSO4|tunFTSO6); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("TUNSETOFFLOAD: %w", err)
+		}
+	}
+	file := os.NewFile(uintptr(fd), "/dev/net/tun")
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	return &tapPort{name: ifr.Name(), file: file, rc: rc, fd: fd, vnet: offload}, nil
 }
 
 func (t *tapPort) configure(mtu int, addr netip.Prefix) error {
@@ -64,6 +105,10 @@ func (t *tapPort) configure(mtu int, addr netip.Prefix) error {
 	if err := unix.IoctlIfreq(s, unix.SIOCSIFMTU, ifr); err != nil {
 		return fmt.Errorf("tap %s: set mtu %d: %w", t.name, mtu, err)
 	}
+	// A TAP drops what its queue cannot hold, and TCP reads every drop as
+	// congestion: give bursts room.
+	ifr.SetUint32(5000)
+	_ = unix.IoctlIfreq(s, unix.SIOCSIFTXQLEN, ifr)
 	if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("tap %s: get flags: %w", t.name, err)
 	}
@@ -83,14 +128,20 @@ func (t *tapPort) configure(mtu int, addr netip.Prefix) error {
 	return nil
 }
 
-// Read reads up to len(bufs) frames into bufs[i][off:], setting sizes[i],
-// and blocks until at least one is there.
+// Read reads up to len(bufs) frames so that frame i starts at bufs[i][off:]
+// (with offloads, its virtio-net header sits just in front, at
+// off-virtioNetHdrLen), sets sizes[i] to the frame's length, and blocks
+// until at least one frame is there.
 func (t *tapPort) Read(bufs [][]byte, off int, sizes []int) (int, error) {
+	start := off
+	if t.vnet {
+		start -= virtioNetHdrLen
+	}
 	n := 0
 	var rerr error
 	err := t.rc.Read(func(fd uintptr) bool {
 		for n < len(bufs) {
-			r, err := unix.Read(int(fd), bufs[n][off:])
+			r, err := unix.Read(int(fd), bufs[n][start:])
 			if err == unix.EINTR {
 				continue
 			}
@@ -101,7 +152,10 @@ func (t *tapPort) Read(bufs [][]byte, off int, sizes []int) (int, error) {
 				rerr = err
 				return true
 			}
-			sizes[n] = r
+			if r < off-start {
+				continue // no room for even the header: nothing to forward
+			}
+			sizes[n] = r - (off - start)
 			n++
 		}
 		return n > 0
@@ -115,11 +169,39 @@ func (t *tapPort) Read(bufs [][]byte, off int, sizes []int) (int, error) {
 	return n, nil
 }
 
-// Write writes one frame. The kernel accepts TAP writes without blocking;
-// a full device queue drops inside the kernel, counted there.
+// Write writes one frame (with a zero virtio-net header in front when
+// offloads are on: no checksum left to do, no segmentation). The kernel
+// accepts TAP writes without blocking. Write is called from one goroutine
+// (the receive path).
 func (t *tapPort) Write(frame []byte) error {
+	if len(frame) == 0 {
+		return nil
+	}
 	for {
-		_, err := unix.Write(t.fd, frame)
+		var err error
+		if t.vnet {
+			t.iov[0].Base, t.iov[0].Len = &t.hdr[0], virtioNetHdrLen
+			t.iov[1].Base = &frame[0]
+			t.iov[1].SetLen(len(frame))
+			_, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(t.fd), uintptr(unsafe.Pointer(&t.iov[0])), 2)
+			if e != 0 {
+				err = e
+			}
+		} else {
+			_, err = unix.Write(t.fd, frame)
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		return err
+	}
+}
+
+// WriteGSO writes a frame behind its own virtio-net header (a TCP
+// super-frame built by the receive path's GRO).
+func (t *tapPort) WriteGSO(hdrAndFrame []byte) error {
+	for {
+		_, err := unix.Write(t.fd, hdrAndFrame)
 		if err == unix.EINTR {
 			continue
 		}

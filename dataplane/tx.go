@@ -22,6 +22,9 @@ const (
 	MaxFrame = 9000 + encap.EthernetHeaderLen + encap.VLANTagLen
 	// BufferSize is the size of every packet buffer.
 	BufferSize = Headroom + MaxFrame + 128
+	// superBufferSize holds a TCP super-frame read from a TAP with
+	// offloads: up to 64 KiB after the virtio-net header.
+	superBufferSize = Headroom + 65536 + 128
 
 	batchSize = 64  // frames or datagrams read per wake-up
 	outSize   = 256 // messages and spare buffers per send batch
@@ -53,6 +56,10 @@ type txPath struct {
 
 	bufs  [][]byte // frames read from the TAP, at Headroom
 	sizes []int
+	vnet  bool // bufs hold a virtio-net header before each frame (TAP offloads)
+
+	segBufs [][]byte // frames cut from TCP super-frames
+	segUsed int
 
 	spare     [][]byte // buffers for flood copies and fragments
 	spareUsed int
@@ -73,9 +80,9 @@ type txPath struct {
 func newTxPath(s *Switch, seg *segment) *txPath {
 	t := &txPath{
 		s: s, seg: seg,
-		bufs: makeBuffers(batchSize), sizes: make([]int, batchSize),
-		spare: makeBuffers(outSize),
-		out:   make([][]byte, 0, outSize), outTo: make([]netip.AddrPort, 0, outSize),
+		bufs: makeBuffers(batchSize, BufferSize), sizes: make([]int, batchSize),
+		spare: makeBuffers(outSize, BufferSize), segBufs: makeBuffers(batchSize, BufferSize),
+		out: make([][]byte, 0, outSize), outTo: make([]netip.AddrPort, 0, outSize),
 		outPeer: make([]*peer, 0, outSize), jobs: make([]sealJob, 0, outSize),
 		fragBufs: make([][]byte, outSize), fragSizes: make([]int, outSize),
 	}
@@ -84,13 +91,20 @@ func newTxPath(s *Switch, seg *segment) *txPath {
 	return t
 }
 
-func makeBuffers(n int) [][]byte {
-	backing := make([]byte, n*BufferSize)
+func makeBuffers(n, size int) [][]byte {
+	backing := make([]byte, n*size)
 	bufs := make([][]byte, n)
 	for i := range bufs {
-		bufs[i] = backing[i*BufferSize : (i+1)*BufferSize : (i+1)*BufferSize]
+		bufs[i] = backing[i*size : (i+1)*size : (i+1)*size]
 	}
 	return bufs
+}
+
+// useOffloads switches the path to frames read with a virtio-net header,
+// in buffers large enough for TCP super-frames.
+func (t *txPath) useOffloads() {
+	t.vnet = true
+	t.bufs = makeBuffers(batchSize, superBufferSize)
 }
 
 // process forwards frames bufs[i][Headroom:][:sizes[i]] for i < n and
@@ -98,9 +112,47 @@ func makeBuffers(n int) [][]byte {
 func (t *txPath) process(n int) {
 	pt := t.s.peers.Load()
 	for i := 0; i < n; i++ {
+		if t.vnet {
+			t.offloaded(pt, t.bufs[i], t.sizes[i])
+			continue
+		}
 		t.frame(pt, t.bufs[i], t.sizes[i])
 	}
 	t.flush()
+	t.segUsed = 0
+}
+
+// offloaded handles a frame read with a virtio-net header: it finishes a
+// checksum left to offload, or cuts a TCP super-frame into MSS-sized
+// frames (software TSO) and forwards each.
+func (t *txPath) offloaded(pt *peerTable, buf []byte, n int) {
+	h := parseVnetHdr(buf[Headroom-virtioNetHdrLen:])
+	frame := buf[Headroom : Headroom+n]
+	if h.gsoType == virtioGSONone {
+		if n > MaxFrame || (h.flags&virtioFlagNeedsCsum != 0 && completeChecksum(frame, h) != nil) {
+			t.seg.ctr.inc(cDropOffload)
+			return
+		}
+		t.frame(pt, buf, n)
+		return
+	}
+	tso, err := parseTSO(frame, h)
+	if err != nil {
+		t.seg.ctr.inc(cDropOffload)
+		return
+	}
+	t.seg.ctr.inc(cTSOFrames)
+	for i := 0; i < tso.segs; i++ {
+		if t.segUsed == len(t.segBufs) {
+			// Between frames nothing is half-built: send what is queued
+			// and reuse the segment buffers.
+			t.flush()
+			t.segUsed = 0
+		}
+		b := t.segBufs[t.segUsed]
+		t.segUsed++
+		t.frame(pt, b, tso.segment(i, b[Headroom:]))
+	}
 }
 
 // frame forwards one frame read from the TAP.
