@@ -92,6 +92,7 @@ type peerSection struct {
 	MTU      *int64  `toml:"mtu"`
 	RemoteID string  `toml:"remote_id"`
 	Segments []int64 `toml:"segments"`
+	Initiate string  `toml:"initiate"`
 }
 
 type switchSection struct {
@@ -540,6 +541,16 @@ func (v *validator) peers(ps []peerSection, d *dataplane.Config, vnis map[encap.
 		pc.RemoteID = p.RemoteID
 		if pc.RemoteID == "" && epOK {
 			pc.RemoteID = pc.Endpoint.Addr().String()
+		}
+		switch p.Initiate {
+		case "", "auto":
+			pc.Initiate = dataplane.InitiateAuto
+		case "yes":
+			pc.Initiate = dataplane.InitiateYes
+		case "no":
+			pc.Initiate = dataplane.InitiateNo
+		default:
+			v.errorf(key+".initiate", "%q: want \"auto\" (the site with the lower VTEP starts IKE), \"yes\" or \"no\"", p.Initiate)
 		}
 		seen := map[int64]bool{}
 		for k, n := range p.Segments {

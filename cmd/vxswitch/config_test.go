@@ -202,6 +202,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "peer segment twice", conf: conf{peer: "[[peer]]\nname = \"x\"\nendpoint = \"192.0.2.9\"\nsegments = [129, 129]\n"}, want: "peer[0].segments[1]: 129 is listed twice"},
 		{name: "peer segment unknown", conf: conf{peer: "[[peer]]\nname = \"x\"\nendpoint = \"192.0.2.9\"\nsegments = [130]\n"}, want: "peer[0].segments[0]: 130 is not the vni of a [[segment]]"},
 
+		{name: "peer initiate", conf: conf{peer: "[[peer]]\nname = \"x\"\nendpoint = \"192.0.2.9\"\ninitiate = \"true\"\n"}, want: `peer[0].initiate: "true": want "auto"`},
+		{name: "peer initiate bool", conf: conf{peer: "[[peer]]\nname = \"x\"\nendpoint = \"192.0.2.9\"\ninitiate = true\n"}, want: "initiate"},
+
 		// [switch]
 		{name: "age_time", conf: conf{extra: "[switch]\nage_time = \"5 minutes\"\n"}, want: `switch.age_time: "5 minutes" is not a duration`},
 		{name: "reassembly_timeout", conf: conf{extra: "[switch]\nreassembly_timeout = \"-1s\"\n"}, want: `switch.reassembly_timeout: "-1s" must be positive`},
@@ -376,6 +379,12 @@ func TestParseConfigVariants(t *testing.T) {
 			}
 			if c.Segment[1].VNI != encap.MaxVNI || !reflect.DeepEqual(c.Peer[1].Segments, []encap.VNI{encap.MaxVNI}) {
 				t.Errorf("got %+v, %+v", c.Segment[1], c.Peer[1])
+			}
+		}},
+		{"initiate", conf{peer: "[[peer]]\nname = \"a\"\nendpoint = \"192.0.2.8\"\ninitiate = \"yes\"\n[[peer]]\nname = \"b\"\nendpoint = \"192.0.2.9\"\ninitiate = \"no\"\n[[peer]]\nname = \"c\"\nendpoint = \"192.0.2.10\"\ninitiate = \"auto\"\n"}, func(t *testing.T, c *siteConfig) {
+			got := []dataplane.Initiate{c.Peer[0].Initiate, c.Peer[1].Initiate, c.Peer[2].Initiate}
+			if want := []dataplane.Initiate{dataplane.InitiateYes, dataplane.InitiateNo, dataplane.InitiateAuto}; !reflect.DeepEqual(got, want) {
+				t.Errorf("got %v, want %v", got, want)
 			}
 		}},
 		{"no peers", conf{peer: "-"}, func(t *testing.T, c *siteConfig) {

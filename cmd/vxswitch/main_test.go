@@ -398,7 +398,7 @@ func TestRunCommand(t *testing.T) {
 	if _, err := os.Lstat(control); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("control socket after shutdown: got %v, want it removed", err)
 	}
-	if !strings.Contains(stderr.String(), "level=INFO msg=\"vxswitch running\"") {
+	if !strings.Contains(stderr.String(), "level=INFO msg=\"vxswitch starting\"") {
 		t.Errorf("got log %q, want the start line", stderr.String())
 	}
 

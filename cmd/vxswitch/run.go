@@ -50,7 +50,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.Logger = log.With("site", cfg.Name)
+	cfg.Logger = log
 	sw, err := newSwitch(cfg.Config)
 	if err != nil {
 		return fmt.Errorf("start switch: %w", err)
@@ -89,8 +89,7 @@ func serveSite(ctx context.Context, path string, cfg *siteConfig, sw siteSwitch,
 	defer cancel()
 	runDone := make(chan error, 1)
 	go func() { runDone <- sw.Run(runCtx) }()
-	log.Info("vxswitch running", "site", cfg.Name, "version", version, "mode", cfg.Mode,
-		"listen", cfg.Listen, "port", cfg.Port, "segments", len(cfg.Segment), "peers", len(cfg.Peer), "control", cfg.Control)
+	log.Info("vxswitch starting", "site", cfg.Name, "version", version, "config", path, "control", cfg.Control)
 
 	for {
 		select {
