@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -171,7 +172,6 @@ type peer struct {
 	localID     *ID // nil: the local underlay address of the IKE SA
 	remoteID    *ID // nil: any
 	up          bool
-	contacted   bool // sent INITIAL_CONTACT already
 	nextAttempt time.Time
 	keGroup     uint16 // group to use in the next IKE_SA_INIT
 }
@@ -495,6 +495,47 @@ func (d *Daemon) establishedSAs(p *peer, except *ikeSA) int {
 		}
 	}
 	return n
+}
+
+// liveSAs counts the peer's IKE SAs other than except that are
+// established or being set up by us.
+func (d *Daemon) liveSAs(p *peer, except *ikeSA) int {
+	n := 0
+	for _, sa := range d.sas {
+		if sa.peer == p && sa != except && (sa.state == stEstablished || sa.state == stInitSent || sa.state == stAuthSent) {
+			n++
+		}
+	}
+	return n
+}
+
+// dedup settles simultaneous initiation: when both sides initiate at once
+// each ends with two IKE SAs. Both know all four nonces, so, as for rekey
+// collisions (RFC 7296 §2.8.1), the SA holding the lowest nonce is
+// redundant and its initiator deletes it. Only SAs created within 30s of
+// each other count: a stale SA is removed by INITIAL_CONTACT instead.
+func (d *Daemon) dedup(p *peer, fresh *ikeSA, now time.Time) {
+	var cands []*ikeSA
+	for _, sa := range d.sas {
+		if sa.peer == p && sa.state == stEstablished && len(sa.children) > 0 &&
+			sa.created.Sub(fresh.created).Abs() < 30*time.Second {
+			cands = append(cands, sa)
+		}
+	}
+	if len(cands) < 2 {
+		return
+	}
+	red := cands[0]
+	for _, sa := range cands[1:] {
+		if bytes.Compare(minNonce(sa.ni, sa.nr), minNonce(red.ni, red.nr)) < 0 {
+			red = sa
+		}
+	}
+	if !red.initiator {
+		return // the peer deletes it
+	}
+	d.log.Info("ike: duplicate IKE SA from simultaneous initiation, deleting ours", red.logAttrs()...)
+	red.deleteIKE(now)
 }
 
 // peerBusy reports whether p has an IKE SA being set up or established.

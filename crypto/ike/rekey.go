@@ -223,13 +223,7 @@ func (sa *ikeSA) onIKERekeyReply(r *ikeRekey, p *parsed, now time.Time) {
 		return
 	}
 	d.sas[ns.spiI] = ns
-	// delete the old IKE SA; its children live on in ns
-	sa.state = stDeleting
-	sa.expireAt = now.Add(d.cfg.RetransmitTimeout << d.cfg.RetransmitTries)
-	ps := []Payload{{Type: PayloadDelete, Body: Delete{Protocol: ProtoIKE}.Encode()}}
-	sa.request(ExchInformational, ps, func(_ *parsed, _ []byte, _ Header, now time.Time) {
-		d.destroy(sa, "rekeyed", now)
-	}, func(now time.Time) { d.destroy(sa, "rekeyed", now) }, now)
+	sa.deleteIKE(now) // its children live on in ns
 }
 
 // successor builds the IKE SA that replaces sa and moves the children to it.

@@ -570,7 +570,7 @@ func (d *Daemon) destroy(sa *ikeSA, why string, now time.Time) {
 		return
 	}
 	d.log.Debug("ike: IKE SA removed", append(sa.logAttrs(), "reason", why)...)
-	if d.establishedSAs(p, sa) == 0 {
+	if d.liveSAs(p, sa) == 0 {
 		if p.up {
 			p.up = false
 			name := p.cfg.Name
@@ -663,6 +663,18 @@ func (sa *ikeSA) deleteChildren(cs []*childSA, now time.Time) {
 			sa.removeChild(c)
 		}
 	}, nil, now)
+}
+
+// deleteIKE deletes the IKE SA with an INFORMATIONAL exchange and removes
+// it when the peer answers (or does not).
+func (sa *ikeSA) deleteIKE(now time.Time) {
+	d := sa.d
+	sa.state = stDeleting
+	sa.expireAt = now.Add(d.cfg.RetransmitTimeout << d.cfg.RetransmitTries)
+	ps := []Payload{{Type: PayloadDelete, Body: Delete{Protocol: ProtoIKE}.Encode()}}
+	sa.request(ExchInformational, ps, func(_ *parsed, _ []byte, _ Header, now time.Time) {
+		d.destroy(sa, "deleted", now)
+	}, func(now time.Time) { d.destroy(sa, "deleted", now) }, now)
 }
 
 // sendDeleteIKE sends a single Delete of the IKE SA, without waiting for
@@ -821,7 +833,8 @@ func (sa *ikeSA) sendAuth(now time.Time) {
 		ps = append(ps, Payload{Type: PayloadIDr, Body: pe.remoteID.Encode()})
 	}
 	ps = append(ps, Payload{Type: PayloadAUTH, Body: Auth{Method: AuthSharedKeyMIC, Data: auth}.Encode()})
-	if !pe.contacted {
+	if d.establishedSAs(pe, sa) == 0 {
+		// RFC 7296 §2.4: this will be the only IKE SA with the peer
 		ps = append(ps, notifyPayload(NotifyInitialContact, nil))
 	}
 	ps = append(ps, Payload{Type: PayloadSA, Body: EncodeSA([]Proposal{espProposal(d.cfg.Suite, c.inSPI, DHNone)})})
@@ -851,7 +864,6 @@ func (sa *ikeSA) onAuthReply(p *parsed, msg []byte, h Header, now time.Time) {
 	sa.state = stEstablished
 	sa.established = now
 	sa.rekeyAt = now.Add(d.jitter(d.cfg.Lifetime))
-	pe.contacted = true
 	d.log.Info("ike: IKE SA established", append(sa.logAttrs(), "algs", sa.algs.String(), "remote", sa.remote)...)
 	c := sa.authChild
 	sa.authChild = nil
@@ -876,6 +888,7 @@ func (sa *ikeSA) onAuthReply(p *parsed, msg []byte, h Header, now time.Time) {
 	c.outSPI, c.esn = choice.peerSPI, choice.esn
 	c.out, c.in = childKeymat(sa.algs.prf, sa.keys.d, nil, sa.ni, sa.nr, c.suite.KeymatLen())
 	sa.installChild(c, now)
+	d.dedup(pe, sa, now)
 }
 
 // checkTS checks that the responder's selectors overlap ours.
@@ -1028,6 +1041,7 @@ func (sa *ikeSA) respondAuth(p *parsed, now time.Time) []Payload {
 			}
 		}
 	}
+	d.dedup(pe, sa, now)
 	return resp
 }
 
