@@ -30,8 +30,10 @@ type PeerConfig struct {
 	// marker from the first message, RFC 7296 §2.23) or 500 (IKE_SA_INIT on
 	// 500, then 4500).
 	Endpoint netip.AddrPort
-	// Local is our underlay address and port towards the peer; the zero
-	// value lets the transport choose (address unspecified, port of Endpoint).
+	// Local is our underlay address and NAT-T port (IKE behind the non-ESP
+	// marker, and ESP); port 0 means 4500. IKE_SA_INIT to an Endpoint on
+	// port 500 goes out from port 500 of the same address. An invalid
+	// address lets the transport choose.
 	Local netip.AddrPort
 	// LocalID and RemoteID are identities: an IP address, an FQDN (optional
 	// leading '@') or user@fqdn. LocalID defaults to the local underlay

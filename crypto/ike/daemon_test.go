@@ -222,7 +222,11 @@ func TestEstablish(t *testing.T) {
 }
 
 func TestEstablishFromPort500(t *testing.T) {
-	p := newPair(t, func(a, b *Config) { a.Peers[0].Endpoint = netip.AddrPortFrom(addrB, 500) })
+	// Local names the NAT-T port, as the data plane configures it
+	p := newPair(t, func(a, b *Config) {
+		a.Peers[0].Endpoint = netip.AddrPortFrom(addrB, 500)
+		a.Peers[0].Local = netip.AddrPortFrom(addrA, 4500)
+	})
 	p.step(0)
 	p.checkMatched(crypto.SuiteAES128GCM16)
 	if len(p.net.log) < 4 {

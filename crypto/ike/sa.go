@@ -123,6 +123,20 @@ type ikeSA struct {
 	rekeyGroup  uint16
 }
 
+// natTPort is our port for IKE with the non-ESP marker and for ESP:
+// Local's port unless it is 0 or 500, else 4500.
+func (sa *ikeSA) natTPort() uint16 {
+	if sa.peer != nil {
+		if p := sa.peer.cfg.Local.Port(); p != 0 && p != 500 {
+			return p
+		}
+	}
+	if p := sa.local.Port(); p != 0 && p != 500 {
+		return p
+	}
+	return 4500
+}
+
 // localID is the identity we authenticate as on this SA.
 func (sa *ikeSA) localID() ID {
 	if id := sa.peer.localID; id != nil {
@@ -625,7 +639,7 @@ func (sa *ikeSA) installChild(c *childSA, now time.Time) {
 	d.inSPIs[c.inSPI] = c
 	local, remote := sa.local, sa.remote
 	if local.Port() == 500 {
-		local = netip.AddrPortFrom(local.Addr(), 4500)
+		local = netip.AddrPortFrom(local.Addr(), sa.natTPort())
 	}
 	if remote.Port() == 500 {
 		remote = netip.AddrPortFrom(remote.Addr(), 4500)
@@ -695,17 +709,19 @@ func (sa *ikeSA) sendDeleteIKE() {
 func (d *Daemon) initiate(p *peer, now time.Time) {
 	sa := &ikeSA{d: d, peer: p, initiator: true, spiI: d.newSPI(), state: stInitSent, created: now, lastHeard: now}
 	sa.remote = p.cfg.Endpoint
-	sa.local = p.cfg.Local
-	if !sa.local.Addr().IsValid() {
-		un := netip.IPv4Unspecified()
+	la := p.cfg.Local.Addr()
+	if !la.IsValid() {
+		la = netip.IPv4Unspecified()
 		if !sa.remote.Addr().Is4() {
-			un = netip.IPv6Unspecified()
+			la = netip.IPv6Unspecified()
 		}
-		sa.local = netip.AddrPortFrom(un, sa.remote.Port())
 	}
-	if sa.local.Port() == 0 {
-		sa.local = netip.AddrPortFrom(sa.local.Addr(), sa.remote.Port())
+	// RFC 7296 §2.23: to port 500 from port 500, else from our NAT-T port
+	port := sa.natTPort()
+	if sa.remote.Port() == 500 {
+		port = 500
 	}
+	sa.local = netip.AddrPortFrom(la, port)
 	group := p.keGroup
 	if !containsGroup(d.algs.groups, group) {
 		group = d.algs.groups[0]
@@ -814,7 +830,7 @@ func (sa *ikeSA) onInitReply(p *parsed, msg []byte, h Header, now time.Time) {
 	if sa.remote.Port() == 500 {
 		sa.remote = netip.AddrPortFrom(sa.remote.Addr(), 4500)
 		if sa.local.Port() == 500 {
-			sa.local = netip.AddrPortFrom(sa.local.Addr(), 4500)
+			sa.local = netip.AddrPortFrom(sa.local.Addr(), sa.natTPort())
 		}
 	}
 	sa.state = stAuthSent
