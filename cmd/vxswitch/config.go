@@ -137,7 +137,8 @@ func readPSKFile(path string) ([]byte, fs.FileMode, error) {
 }
 
 // loadConfig reads and validates the configuration file at path. A
-// relative psk_file is taken relative to the file's directory.
+// relative psk_file or site.control is taken relative to the file's
+// directory.
 func loadConfig(path string) (*siteConfig, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -175,7 +176,7 @@ func decodeConfig(data []byte, fc *fileConfig) error {
 }
 
 // parseConfig decodes and validates a configuration; baseDir resolves a
-// relative psk_file and readPSK reads it.
+// relative psk_file or site.control, and readPSK reads the PSK.
 func parseConfig(data []byte, baseDir string, readPSK pskReader) (*siteConfig, error) {
 	var fc fileConfig
 	if err := decodeConfig(data, &fc); err != nil {
@@ -200,7 +201,7 @@ func controlPath(path string) (string, error) {
 	if err := decodeConfig(data, &fc); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	v := validator{}
+	v := validator{baseDir: filepath.Dir(path)}
 	p := v.control(&fc.Site)
 	if len(v.errs) > 0 {
 		return "", fmt.Errorf("%s: %w:\n%w", path, ErrInvalidConfig, errors.Join(v.errs...))
@@ -387,11 +388,13 @@ func (v *validator) control(s *siteSection) string {
 		v.errorf("site.name", "%v", err)
 	}
 	p := s.Control
-	if p == "" {
-		if s.Name == "" || checkSiteName(s.Name) != nil {
-			return ""
-		}
+	switch {
+	case p == "" && (s.Name == "" || checkSiteName(s.Name) != nil):
+		return ""
+	case p == "":
 		p = filepath.Join(defaultControlDir, s.Name+".sock")
+	case !filepath.IsAbs(p) && v.baseDir != "":
+		p = filepath.Join(v.baseDir, p)
 	}
 	if len(p) > maxSunPath {
 		v.errorf("site.control", "%q is longer than a unix socket path may be (%d bytes)", p, maxSunPath)
@@ -475,6 +478,10 @@ func (v *validator) peers(ps []peerSection, d *dataplane.Config, vnis map[encap.
 			v.errorf(key+".name", "required")
 		case checkSiteName(p.Name) != nil:
 			v.errorf(key+".name", "%v", checkSiteName(p.Name))
+		case p.Name == "local":
+			v.errorf(key+".name", "%q is reserved: show fdb calls this site's own TAP port so", p.Name)
+		case p.Name == d.Name:
+			v.errorf(key+".name", "%q is this site's own name (site.name)", p.Name)
 		default:
 			if j, dup := names[p.Name]; dup {
 				v.errorf(key+".name", "%q is already peer[%d].name", p.Name, j)

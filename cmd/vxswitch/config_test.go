@@ -179,6 +179,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "peer name missing", conf: conf{peer: "[[peer]]\nendpoint = \"198.51.100.2\"\n"}, want: "peer[0].name: required"},
 		{name: "peer name bad", conf: conf{peer: "[[peer]]\nname = \"sa kura\"\nendpoint = \"198.51.100.2\"\n"}, want: `peer[0].name: "sa kura": names are letters`},
 		{name: "peer name duplicate", conf: conf{peer: basePeers + "[[peer]]\nname = \"sakura\"\nendpoint = \"192.0.2.9\"\n"}, want: `peer[2].name: "sakura" is already peer[0].name`},
+		{name: "peer named local", conf: conf{peer: "[[peer]]\nname = \"local\"\nendpoint = \"192.0.2.9\"\n"}, want: `peer[0].name: "local" is reserved`},
+		{name: "peer named as the site", conf: conf{peer: "[[peer]]\nname = \"makuhari\"\nendpoint = \"192.0.2.9\"\n"}, want: `peer[0].name: "makuhari" is this site's own name (site.name)`},
 		{name: "endpoint missing", conf: conf{peer: "[[peer]]\nname = \"sakura\"\n"}, want: "peer[0].endpoint: required"},
 		{name: "endpoint bad", conf: conf{peer: "[[peer]]\nname = \"sakura\"\nendpoint = \"sakura.example:4500\"\n"}, want: `peer[0].endpoint: "sakura.example:4500" is not an address, address:port or [IPv6]:port`},
 		{name: "endpoint bare v6 with port", conf: conf{peer: "[[peer]]\nname = \"sakura\"\nendpoint = \"2001:db8::2:4500x\"\n"}, want: "peer[0].endpoint:"},
@@ -347,9 +349,12 @@ func TestParseConfigVariants(t *testing.T) {
 				t.Errorf("got psk %q, want 0123456789abcdef", c.IKE.PSK)
 			}
 		}},
-		{"relative psk_file", conf{security: "[security]\npsk_file = \"relative.psk\"\n"}, func(t *testing.T, c *siteConfig) {
-			if string(c.IKE.PSK) != "relative-psk-0123456789" {
-				t.Errorf("got psk %q", c.IKE.PSK)
+		{"relative psk_file and control", conf{
+			site:     "[site]\nname = \"x\"\nlisten = \"192.0.2.1\"\ncontrol = \"x.sock\"\n",
+			security: "[security]\npsk_file = \"relative.psk\"\n",
+		}, func(t *testing.T, c *siteConfig) {
+			if string(c.IKE.PSK) != "relative-psk-0123456789" || c.Control != "/base/x.sock" {
+				t.Errorf("got psk %q control %q, want both relative to /base", c.IKE.PSK, c.Control)
 			}
 		}},
 		{"security and switch settings", conf{
@@ -550,6 +555,7 @@ func TestControlPath(t *testing.T) {
 		{"explicit", "[site]\nname = \"a\"\ncontrol = \"/tmp/a.sock\"\n", "/tmp/a.sock", ""},
 		{"default", "[site]\nname = \"rise\"\n", "/run/vxswitch/rise.sock", ""},
 		// the rest of the file is not validated: show works without the PSK
+		{"relative", "[site]\nname = \"a\"\ncontrol = \"run/a.sock\"\n", filepath.Join(dir, "run/a.sock"), ""},
 		{"rest unchecked", "[site]\nname = \"a\"\n[security]\npsk_file = \"/nonexistent\"\n", "/run/vxswitch/a.sock", ""},
 		{"no name", "[site]\nlisten = \"192.0.2.1\"\n", "", "site.name: required"},
 		{"unknown key", "[site]\nname = \"a\"\nsock = \"x\"\n", "", "site.sock: unknown key"},
@@ -650,6 +656,37 @@ func FuzzParseConfig(f *testing.F) {
 				p.VTEP.Is4() != c.VTEP.Is4() || p.MTU < minMTU || p.MTU > maxPeerMTU {
 				t.Fatalf("accepted a bad peer: %+v (site %v, vtep %v)", p, c.Listen, c.VTEP)
 			}
+		}
+	})
+}
+
+// FuzzParseEndpoint checks that an accepted endpoint round-trips through
+// its string form and never has port 0 unless none was written.
+func FuzzParseEndpoint(f *testing.F) {
+	f.Add("198.51.100.2")         // bare IPv4: the mode's port
+	f.Add("198.51.100.2:4500")    // IPv4 with a port
+	f.Add("[2001:db8::2]:4500")   // IPv6 in brackets
+	f.Add("2001:db8::2")          // bare IPv6
+	f.Add("[::ffff:192.0.2.1]:1") // v4-mapped: becomes IPv4
+	f.Add("[fe80::1%eth0]:4500")  // zone
+	f.Add("198.51.100.2:0")       // port 0: refused
+	f.Fuzz(func(t *testing.T, s string) {
+		ap, err := parseEndpoint(s)
+		if err != nil {
+			return
+		}
+		if !ap.Addr().IsValid() || ap.Addr().Is4In6() {
+			t.Fatalf("%q: got %v", s, ap)
+		}
+		if ap.Port() == 0 {
+			if _, err := netip.ParseAddr(s); err != nil {
+				t.Fatalf("%q: port 0 from an address:port", s)
+			}
+			return
+		}
+		back, err := parseEndpoint(ap.String())
+		if err != nil || back != ap {
+			t.Fatalf("%q -> %v -> %v, %v", s, ap, back, err)
 		}
 	})
 }
