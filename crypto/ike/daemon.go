@@ -101,6 +101,11 @@ type Handler interface {
 	// traffic to the new SA (make-before-break). The previous SA of the peer
 	// stays until DeleteChildSA.
 	InstallChildSA(sa ChildSA) error
+	// DeleteChildSA removes an SA pair. It may be the pair outbound traffic
+	// uses now (the redundant SA of a rekey collision, RFC 7296 §2.8.1, or
+	// of a duplicate IKE SA after simultaneous initiation, is installed and
+	// then deleted): outbound traffic then moves to the most recently
+	// installed remaining pair of the peer.
 	DeleteChildSA(peer string, inSPI, outSPI uint32)
 	PeerUp(peer string)
 	// PeerDown is called when the peer's last IKE SA is gone (liveness check
