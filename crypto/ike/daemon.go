@@ -113,6 +113,14 @@ type Handler interface {
 	PeerDown(peer string)
 }
 
+// EndpointUpdater may be implemented by a Handler: UpdateEndpoints is
+// called when authenticated IKE messages of an established SA arrive from
+// a new address or port (a NAT rebinding), with the new underlay endpoints
+// for ESP.
+type EndpointUpdater interface {
+	UpdateEndpoints(peer string, local, remote netip.AddrPort)
+}
+
 // Transport sends IKE messages. For any local port but 500 the transport
 // prepends the 4-byte non-ESP marker; msg is the IKE message only.
 type Transport interface {

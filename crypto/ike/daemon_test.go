@@ -41,6 +41,7 @@ type fakeNet struct {
 	q     []packet
 	nodes map[netip.Addr]*Daemon
 	drop  func(p packet) bool
+	edit  func(p *packet)
 	log   []packet
 }
 
@@ -59,6 +60,9 @@ func (t *fakeTransport) Send(from, to netip.AddrPort, msg []byte) error {
 	t.n.log = append(t.n.log, p)
 	if t.n.drop != nil && t.n.drop(p) {
 		return nil
+	}
+	if t.n.edit != nil {
+		t.n.edit(&p)
 	}
 	t.n.q = append(t.n.q, p)
 	return nil
@@ -89,6 +93,13 @@ type recorder struct {
 	installed []ChildSA
 	deleted   [][2]uint32
 	up, down  int
+	moved     []netip.AddrPort
+}
+
+func (r *recorder) UpdateEndpoints(_ string, _, remote netip.AddrPort) {
+	r.mu.Lock()
+	r.moved = append(r.moved, remote)
+	r.mu.Unlock()
 }
 
 func (r *recorder) InstallChildSA(sa ChildSA) error {
@@ -645,5 +656,57 @@ func BenchmarkParseSA(b *testing.B) {
 		if _, err := ParseSA(strongSwanSA); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestIPv6(t *testing.T) {
+	clock := &manualClock{t: time.Unix(1700000000, 0)}
+	n := &fakeNet{nodes: map[netip.Addr]*Daemon{}}
+	a6, b6 := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
+	va, vb := netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2")
+	ra, rb := &recorder{}, &recorder{}
+	cfg := Config{PSK: []byte("k"), Suite: crypto.SuiteAES256GCM16, Clock: clock}
+	cfg.Peers = []PeerConfig{{Name: "b", Endpoint: netip.AddrPortFrom(b6, 4500), LocalVTEP: va, RemoteVTEP: vb, Initiate: true}}
+	a, err := New(cfg, &fakeTransport{n, a6}, ra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Peers = []PeerConfig{{Name: "a", Endpoint: netip.AddrPortFrom(a6, 4500), LocalVTEP: vb, RemoteVTEP: va}}
+	b, err := New(cfg, &fakeTransport{n, b6}, rb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.nodes[a6], n.nodes[b6] = a, b
+	a.Tick()
+	n.Pump()
+	la, lb := ra.live(), rb.live()
+	if len(la) != 1 || len(lb) != 1 || la[0].InSPI != lb[0].OutSPI || !bytes.Equal(la[0].InKeymat, lb[0].OutKeymat) {
+		t.Fatalf("IPv6: live %v %v", la, lb)
+	}
+	if la[0].Remote != netip.AddrPortFrom(b6, 4500) {
+		t.Errorf("remote: got %v", la[0].Remote)
+	}
+}
+
+func TestNATRebinding(t *testing.T) {
+	p := newPair(t, func(a, b *Config) { a.DPDInterval = time.Second; b.DPDInterval = -1 })
+	p.step(0)
+	// a's NAT now maps it to another port: b answers there, the fake
+	// network delivers it back to a
+	nat := netip.AddrPortFrom(addrA, 31000)
+	p.net.edit = func(pk *packet) {
+		if pk.from.Addr() == addrA {
+			pk.from = nat
+		}
+	}
+	p.step(2 * time.Second) // a's DPD request arrives from the new port
+	if len(p.rb.moved) != 1 || p.rb.moved[0] != nat {
+		t.Fatalf("UpdateEndpoints: got %v, want [%v]", p.rb.moved, nat)
+	}
+	if got := p.b.SAs()[0].Remote; got != nat {
+		t.Errorf("b's IKE SA remote: got %v, want %v", got, nat)
+	}
+	if len(p.ra.moved) != 0 {
+		t.Errorf("a moved: %v", p.ra.moved)
 	}
 }

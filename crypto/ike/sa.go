@@ -403,6 +403,23 @@ func (d *Daemon) HandleMessage(local, remote netip.AddrPort, msg []byte) {
 	}
 }
 
+// noteAddrs records where an authenticated message came from. When an
+// established SA's peer moves (a NAT rebinding), a Handler that implements
+// EndpointUpdater hears of it so ESP follows (RFC 7296 §2.23).
+func (sa *ikeSA) noteAddrs(local, remote netip.AddrPort) {
+	moved := sa.state == stEstablished && sa.remote != remote && remote.Port() != 500
+	sa.local, sa.remote = local, remote
+	if !moved || sa.peer == nil {
+		return
+	}
+	d := sa.d
+	d.log.Info("ike: peer moved", append(sa.logAttrs(), "remote", remote)...)
+	if u, ok := d.h.(EndpointUpdater); ok {
+		name := sa.peer.cfg.Name
+		d.emit(func() { u.UpdateEndpoints(name, local, remote) })
+	}
+}
+
 func (sa *ikeSA) decrypt(h Header, msg []byte) ([]Payload, error) {
 	ps, err := DecodePayloads(h.NextPayload, msg[HeaderLen:])
 	if err != nil {
@@ -442,7 +459,7 @@ func (sa *ikeSA) handleResponse(local, remote netip.AddrPort, h Header, msg []by
 			sa.local = netip.AddrPortFrom(local.Addr(), sa.local.Port())
 		}
 	} else {
-		sa.local, sa.remote = local, remote
+		sa.noteAddrs(local, remote)
 		sa.lastHeard = now
 	}
 	p, err := parsePayloads(ps)
@@ -473,7 +490,7 @@ func (sa *ikeSA) handleRequest(local, remote netip.AddrPort, h Header, msg []byt
 		sa.d.log.Debug("ike: dropping request", append(sa.logAttrs(), "err", err)...)
 		return
 	}
-	sa.local, sa.remote = local, remote
+	sa.noteAddrs(local, remote)
 	sa.lastHeard = now
 	p, err := parsePayloads(ps)
 	var resp []Payload
