@@ -240,6 +240,9 @@ func (sa *ikeSA) successor(initiator bool, spii, spir uint64, choice ikeChoice, 
 	}
 	ns.rekeyAt = now.Add(d.jitter(d.cfg.Lifetime))
 	ns.children, sa.children = sa.children, nil
+	for _, c := range ns.children {
+		c.owner = ns
+	}
 	d.log.Info("ike: IKE SA rekeyed", append(ns.logAttrs(), "algs", ns.algs.String(), "children", len(ns.children))...)
 	return ns
 }

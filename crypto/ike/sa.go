@@ -45,6 +45,7 @@ func (s childState) String() string {
 
 // childSA is one ESP SA pair of an IKE SA.
 type childSA struct {
+	owner          *ikeSA // the IKE SA it belongs to now (rekeys move it)
 	state          childState
 	suite          crypto.Suite
 	esn            bool
@@ -465,6 +466,9 @@ func (sa *ikeSA) handleResponse(local, remote netip.AddrPort, h Header, msg []by
 	p, err := parsePayloads(ps)
 	if err != nil {
 		sa.d.log.Info("ike: bad response", append(sa.logAttrs(), "err", err)...)
+		if h.Exchange == ExchIKESAInit {
+			return // unauthenticated: wait for the genuine response
+		}
 		sa.req = nil
 		sa.d.destroy(sa, "malformed response", now)
 		return
@@ -626,14 +630,15 @@ func (d *Daemon) dropChild(sa *ikeSA, c *childSA) {
 	d.emit(func() { d.h.DeleteChildSA(name, in, out) })
 }
 
+// removeChild drops c if it is still one of sa's children.
 func (sa *ikeSA) removeChild(c *childSA) {
 	for i, x := range sa.children {
 		if x == c {
 			sa.children = append(sa.children[:i], sa.children[i+1:]...)
-			break
+			sa.d.dropChild(sa, c)
+			return
 		}
 	}
-	sa.d.dropChild(sa, c)
 }
 
 func (sa *ikeSA) childByOut(spi uint32) *childSA {
@@ -649,6 +654,7 @@ func (sa *ikeSA) childByOut(spi uint32) *childSA {
 func (sa *ikeSA) installChild(c *childSA, now time.Time) {
 	d := sa.d
 	c.state = childInstalled
+	c.owner = sa
 	c.created = now
 	c.rekeyAt = now.Add(d.jitter(d.cfg.ChildLifetime))
 	c.expireAt = now.Add(d.cfg.ChildLifetime)
@@ -691,7 +697,7 @@ func (sa *ikeSA) deleteChildren(cs []*childSA, now time.Time) {
 	ps := []Payload{{Type: PayloadDelete, Body: Delete{Protocol: ProtoESP, SPIs: spis}.Encode()}}
 	sa.request(ExchInformational, ps, func(*parsed, []byte, Header, time.Time) {
 		for _, c := range cs {
-			sa.removeChild(c)
+			c.owner.removeChild(c) // an IKE rekey may have moved it meanwhile
 		}
 	}, nil, now)
 }
@@ -1040,11 +1046,11 @@ func (sa *ikeSA) respondAuth(p *parsed, now time.Time) []Payload {
 	if pe == nil {
 		return authFailed("no peer configured for identity " + p.idi.String())
 	}
-	sa.peer = pe
 	want := pskAuth(sa.algs.prf, d.cfg.PSK, sa.peerInitMsg, sa.nr, sa.keys.pi, p.idiBody)
 	if p.auth.Method != AuthSharedKeyMIC || !hmac.Equal(want, p.auth.Data) {
 		return authFailed("AUTH does not verify")
 	}
+	sa.peer = pe
 	delete(d.halfOpen, *sa.halfOpen)
 	sa.halfOpen = nil
 	sa.state = stEstablished
