@@ -392,6 +392,9 @@ func (d *Daemon) HandleMessage(local, remote netip.AddrPort, msg []byte) {
 	sa := d.sas[spi]
 	if sa == nil || sa.state == stDead {
 		d.log.Debug("ike: message for unknown SA", "from", remote, "spi", fmt.Sprintf("%016x", spi))
+		if !h.IsResponse() {
+			d.unknownSA(remote, now)
+		}
 		return
 	}
 	if h.IsInitiator() == sa.initiator {
@@ -728,6 +731,22 @@ func (sa *ikeSA) sendDeleteIKE() {
 }
 
 // ---- IKE_SA_INIT and IKE_AUTH, initiator ----
+
+// unknownSA handles a request for an IKE SA we do not know: a peer that
+// still holds an SA from before our restart (its liveness check or rekey).
+// If it is a configured peer with no SA, we initiate at once; our
+// INITIAL_CONTACT makes it drop the stale SA, instead of waiting for its
+// liveness checks to fail. The message itself proves nothing, so this only
+// starts what the retry timer would start anyway.
+func (d *Daemon) unknownSA(remote netip.AddrPort, now time.Time) {
+	for _, p := range d.peers {
+		if p.cfg.Endpoint.Addr() == remote.Addr() && !d.peerBusy(p) && !now.Before(p.nextAttempt) {
+			d.log.Info("ike: peer uses an IKE SA we do not have, initiating", "peer", p.cfg.Name)
+			d.initiate(p, now)
+			return
+		}
+	}
+}
 
 func (d *Daemon) initiate(p *peer, now time.Time) {
 	sa := &ikeSA{d: d, peer: p, initiator: true, spiI: d.newSPI(), state: stInitSent, created: now, lastHeard: now}
