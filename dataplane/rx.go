@@ -28,10 +28,14 @@ type openJob struct {
 // rxPath is the receive pipeline of the underlay socket, owned by its
 // reader goroutine (or a benchmark).
 type rxPath struct {
-	s       *Switch
-	bufs    [][]byte
-	sizes   []int
-	from    []netip.AddrPort
+	s        *Switch
+	bufs     [][]byte
+	sizes    []int
+	segSizes []int // UDP GRO: the datagram size within bufs[i], 0 for one datagram
+	from     []netip.AddrPort
+
+	pkts    [][]byte // the datagrams of a batch, GRO runs split
+	pktFrom []netip.AddrPort
 	jobs    []openJob
 	reasmMu sync.Mutex // the reassembler is single-goroutine; Stats and Expire come from others
 	reasm   *encap.Reassembler
@@ -43,8 +47,10 @@ type rxPath struct {
 
 func newRxPath(s *Switch) *rxPath {
 	r := &rxPath{
-		s: s, bufs: makeBuffers(batchSize, BufferSize), sizes: make([]int, batchSize),
-		from: make([]netip.AddrPort, batchSize), jobs: make([]openJob, batchSize),
+		s: s, bufs: makeBuffers(batchSize, BufferSize), sizes: make([]int, batchSize), segSizes: make([]int, batchSize),
+		from: make([]netip.AddrPort, batchSize),
+		pkts: make([][]byte, 0, batchSize), pktFrom: make([]netip.AddrPort, 0, batchSize),
+		jobs: make([]openJob, batchSize),
 		reasm: encap.NewReassembler(encap.ReassemblyConfig{
 			Timeout:      s.cfg.Reassembly.Timeout,
 			MaxDatagrams: s.cfg.Reassembly.MaxDatagrams,
@@ -54,26 +60,57 @@ func newRxPath(s *Switch) *rxPath {
 	return r
 }
 
-// process handles datagrams bufs[i][:sizes[i]] from from[i], i < n.
+// useGRO switches to buffers that hold a coalesced run of datagrams.
+func (r *rxPath) useGRO() {
+	r.bufs = makeBuffers(batchSize, 65536)
+	r.pkts = make([][]byte, 0, batchSize*gsoMaxSegments)
+	r.pktFrom = make([]netip.AddrPort, 0, batchSize*gsoMaxSegments)
+	r.jobs = make([]openJob, batchSize*gsoMaxSegments)
+}
+
+// split lists the datagrams of messages bufs[i][:sizes[i]], i < n,
+// cutting GRO runs into their datagrams.
+func (r *rxPath) split(n int) {
+	r.pkts, r.pktFrom = r.pkts[:0], r.pktFrom[:0]
+	for i := 0; i < n; i++ {
+		msg := r.bufs[i][:r.sizes[i]]
+		seg := r.segSizes[i]
+		if seg <= 0 || seg >= len(msg) {
+			r.pkts = append(r.pkts, msg)
+			r.pktFrom = append(r.pktFrom, r.from[i])
+			continue
+		}
+		for len(msg) > 0 && len(r.pkts) < cap(r.pkts) {
+			k := min(seg, len(msg))
+			r.pkts = append(r.pkts, msg[:k:k])
+			r.pktFrom = append(r.pktFrom, r.from[i])
+			msg = msg[k:]
+		}
+	}
+}
+
+// process handles the messages bufs[i][:sizes[i]] from from[i], i < n.
 func (r *rxPath) process(n int) {
 	s := r.s
+	r.split(n)
+	n = len(r.pkts)
 	pt := s.peers.Load()
 	if s.capture.active(CaptureUnderlay) {
 		for i := 0; i < n; i++ {
-			s.emitUnderlay(r.from[i], s.localAddr, r.bufs[i][:r.sizes[i]])
+			s.emitUnderlay(r.pktFrom[i], s.localAddr, r.pkts[i])
 		}
 	}
 	defer s.flushGRO()
 	if s.cfg.Mode == ModePlain {
 		for i := 0; i < n; i++ {
-			r.plain(pt, r.bufs[i][:r.sizes[i]], r.from[i])
+			r.plain(pt, r.pkts[i], r.pktFrom[i])
 		}
 		return
 	}
 	// Classify; ESP packets are opened in parallel, then handled in order.
 	weight := 0
 	for i := 0; i < n; i++ {
-		pkt := r.bufs[i][:r.sizes[i]]
+		pkt := r.pkts[i]
 		j := &r.jobs[i]
 		j.pkt, j.payload, j.sa, j.err = nil, nil, nil, nil
 		switch crypto.Classify(pkt) {
@@ -82,7 +119,7 @@ func (r *rxPath) process(n int) {
 			weight += len(pkt)
 		case crypto.KindIKE:
 			s.ctr.inc(cRxIKE)
-			s.handleIKE(r.from[i], pkt[crypto.NonESPMarkerLen:])
+			s.handleIKE(r.pktFrom[i], pkt[crypto.NonESPMarkerLen:])
 		case crypto.KindKeepalive:
 			s.ctr.inc(cRxKeepalive)
 		default:
@@ -92,7 +129,7 @@ func (r *rxPath) process(n int) {
 	s.pool.Run(n, weight, &r.wg, r.openFn)
 	for i := 0; i < n; i++ {
 		if r.jobs[i].pkt != nil {
-			r.esp(pt, &r.jobs[i], r.from[i])
+			r.esp(pt, &r.jobs[i], r.pktFrom[i])
 		}
 	}
 }
@@ -154,12 +191,12 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 		p.ctr.inc(cRxReassembled)
 		inner = d
 	}
-	if s.capture.active(CaptureInner) {
-		s.capture.emit(CaptureInner, 0, inner)
-	}
 	if err := encap.DecapIP(inner, &r.decap); err != nil {
 		p.ctr.inc(decapDropCounter(err))
 		return
+	}
+	if s.capture.active(CaptureInner) {
+		s.capture.emit(CaptureInner, r.decap.VNI, inner)
 	}
 	if r.decap.Src != p.tunnel.Dst {
 		p.ctr.inc(cRxDropVTEPMismatch)
@@ -198,6 +235,11 @@ func (r *rxPath) plain(pt *peerTable, pkt []byte, from netip.AddrPort) {
 	if err != nil {
 		p.ctr.inc(decapDropCounter(err))
 		return
+	}
+	if s.capture.active(CaptureInner) {
+		// Plain mode has no tunnel-inner IP: show the VXLAN packet as the
+		// kernel's socket received it.
+		s.emitSynth(CaptureInner, vni, from, s.localAddr, pkt)
 	}
 	r.deliver(p, vni, frame)
 }

@@ -146,6 +146,9 @@ func (s *Switch) Run(ctx context.Context) error {
 	if err := s.Attach(udp, writers); err != nil {
 		return err
 	}
+	if udp.gro {
+		s.rx.useGRO()
+	}
 	for _, seg := range s.segments {
 		if seg.tap.vnet {
 			seg.tx.useOffloads()
@@ -248,7 +251,7 @@ func (s *Switch) InjectUDP(pkts [][]byte, sizes []int, from []netip.AddrPort) {
 		n := min(len(pkts), batchSize)
 		for i := 0; i < n; i++ {
 			r.bufs[i], pkts[i] = pkts[i], r.bufs[i]
-			r.sizes[i], r.from[i] = sizes[i], from[i]
+			r.sizes[i], r.from[i], r.segSizes[i] = sizes[i], from[i], 0
 		}
 		r.process(n)
 		for i := 0; i < n; i++ {
@@ -275,7 +278,7 @@ func (s *Switch) tapLoop(ctx context.Context, seg *segment) error {
 func (s *Switch) udpLoop(ctx context.Context) error {
 	r := s.rx
 	for {
-		n, err := s.udp.Read(r.bufs, r.sizes, r.from)
+		n, err := s.udp.Read(r.bufs, r.sizes, r.segSizes, r.from)
 		if err != nil {
 			if errClosed(err) || ctx.Err() != nil {
 				return nil
@@ -356,6 +359,9 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 		if old != nil {
 			if op := old.byName[pc.Name]; op != nil && samePeer(op.cfg, pc) {
 				p = op
+				if pc.MTU != op.cfg.MTU {
+					p.mtu.Store(int32(pc.MTU)) // the SAs and learnt MACs stay
+				}
 			}
 		}
 		if p == nil {
@@ -403,8 +409,11 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 	return nil
 }
 
+// samePeer reports whether a reload keeps the peer (its SAs, learnt MACs
+// and counters): everything but the path MTU, which applies in place, is
+// the same.
 func samePeer(a, b PeerConfig) bool {
-	return a.Name == b.Name && a.Endpoint == b.Endpoint && a.VTEP == b.VTEP && a.MTU == b.MTU &&
+	return a.Name == b.Name && a.Endpoint == b.Endpoint && a.VTEP == b.VTEP && a.Initiate == b.Initiate &&
 		a.RemoteID == b.RemoteID && slices.Equal(a.Segments, b.Segments)
 }
 
@@ -454,6 +463,12 @@ func (s *Switch) saPeer(spi uint32) *peer { return (*s.spiPeers.Load())[spi] }
 // emitUnderlay captures an underlay datagram with a synthesised outer IP
 // and UDP header, so a decoder sees ESP-in-UDP (or VXLAN) as on the wire.
 func (s *Switch) emitUnderlay(src, dst netip.AddrPort, payload []byte) {
+	s.emitSynth(CaptureUnderlay, 0, src, dst, payload)
+}
+
+// emitSynth captures payload at point behind a synthesised IP and UDP
+// header from src to dst.
+func (s *Switch) emitSynth(point CapturePoint, vni encap.VNI, src, dst netip.AddrPort, payload []byte) {
 	var hdr [encap.IPv6HeaderLen + encap.UDPHeaderLen]byte
 	n := 0
 	if src.Addr().Is4() || src.Addr().Is4In6() {
@@ -469,7 +484,7 @@ func (s *Switch) emitUnderlay(src, dst netip.AddrPort, payload []byte) {
 	}
 	u := encap.UDPFields{SrcPort: src.Port(), DstPort: dst.Port(), Length: uint16(encap.UDPHeaderLen + len(payload))}
 	u.Encode(hdr[n:])
-	s.capture.emit(CaptureUnderlay, 0, hdr[:n+encap.UDPHeaderLen], payload)
+	s.capture.emit(point, vni, hdr[:n+encap.UDPHeaderLen], payload)
 }
 
 // logf logs a rate-limited warning about the data path.

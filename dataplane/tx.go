@@ -249,6 +249,9 @@ func (t *txPath) plainFlood(pt *peerTable, list []fdb.Port, buf []byte, n int) {
 	pkt := buf[start : Headroom+n]
 	for _, port := range list {
 		if p := pt.get(port); p != nil {
+			if t.s.capture.active(CaptureInner) {
+				t.s.emitSynth(CaptureInner, t.seg.vni, t.s.localAddr, p.Endpoint(), pkt)
+			}
 			if len(t.out) == cap(t.out) {
 				t.flush()
 			}
@@ -272,6 +275,9 @@ func (t *txPath) toPeer(p *peer, buf []byte, n int, inPlace bool) {
 			t.flush()
 		}
 		start, _ := encap.EncapVXLAN(buf, Headroom, seg.vni)
+		if s.capture.active(CaptureInner) {
+			s.emitSynth(CaptureInner, seg.vni, s.localAddr, p.Endpoint(), buf[start:Headroom+n])
+		}
 		t.queue(buf[start:Headroom+n], p)
 		return
 	}

@@ -28,7 +28,22 @@ type udpConn struct {
 	wmsgs  []unix.Mmsghdr
 	wiovs  []unix.Iovec
 	wnames []unix.RawSockaddrInet6
+
+	// UDP GSO (send) and GRO (receive): runs of equal-sized datagrams to
+	// one destination leave in one message that the kernel segments, and
+	// arrive coalesced, so the stack runs once per run, not per datagram.
+	gso      bool
+	gro      bool
+	gsoBufs  [][]byte // contiguous copies of the runs
+	wcmsgs   [][]byte // per message: UDP_SEGMENT control message
+	wfirst   []int    // per message: index of its first datagram in the batch
+	wend     []int    // per message: index after its last datagram
+	rcmsgs   [][]byte // per message: UDP_GRO control message
+	groSizes []int    // per message read: the segment size, 0 if not coalesced
 }
+
+// gsoMaxSegments bounds a GSO run (the kernel's UDP_MAX_SEGMENTS is 64).
+const gsoMaxSegments = 64
 
 // listenUDP binds the underlay socket. With dontFragment the kernel sets
 // DF on every packet and reports a too-small path as EMSGSIZE (ESP mode,
@@ -64,7 +79,23 @@ func listenUDP(addr netip.AddrPort, dontFragment bool, batch int) (*udpConn, err
 		rmsgs: make([]unix.Mmsghdr, batch), riovs: make([]unix.Iovec, batch), rnames: make([]unix.RawSockaddrInet6, batch),
 		wmsgs: make([]unix.Mmsghdr, batch), wiovs: make([]unix.Iovec, batch), wnames: make([]unix.RawSockaddrInet6, batch),
 	}
+	u.gso = unix.SetsockoptInt(u.fd(), unix.SOL_UDP, unix.UDP_SEGMENT, 0) == nil
+	u.gro = unix.SetsockoptInt(u.fd(), unix.SOL_UDP, unix.UDP_GRO, 1) == nil
+	u.gsoBufs = make([][]byte, batch)
+	u.wcmsgs = make([][]byte, batch)
+	u.rcmsgs = make([][]byte, batch)
+	u.wfirst = make([]int, batch)
+	u.wend = make([]int, batch)
+	u.groSizes = make([]int, batch)
 	for i := range batch {
+		if u.gso {
+			u.gsoBufs[i] = make([]byte, 65535)
+		}
+		u.wcmsgs[i] = make([]byte, unix.CmsgSpace(2))
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&u.wcmsgs[i][0]))
+		h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+		h.SetLen(unix.CmsgLen(2))
+		u.rcmsgs[i] = make([]byte, unix.CmsgSpace(4))
 		u.rmsgs[i].Hdr.Iov = &u.riovs[i]
 		u.rmsgs[i].Hdr.Iovlen = 1
 		u.rmsgs[i].Hdr.Name = (*byte)(unsafe.Pointer(&u.rnames[i]))
@@ -102,6 +133,12 @@ func setUnderlayOptions(fd int, v6, dontFragment bool) error {
 	return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1)
 }
 
+func (u *udpConn) fd() int {
+	var fd int
+	_ = u.rc.Control(func(f uintptr) { fd = int(f) })
+	return fd
+}
+
 // LocalAddr is the bound address.
 func (u *udpConn) LocalAddr() netip.AddrPort {
 	return u.conn.LocalAddr().(*net.UDPAddr).AddrPort()
@@ -110,17 +147,23 @@ func (u *udpConn) LocalAddr() netip.AddrPort {
 // Close closes the socket; a blocked Read returns net.ErrClosed.
 func (u *udpConn) Close() error { return u.conn.Close() }
 
-// Read fills bufs[i][:sizes[i]] and from[i] for up to len(bufs) datagrams
-// and returns how many. It blocks until at least one arrives. A socket
+// Read fills bufs[i][:sizes[i]] and from[i] for up to len(bufs) messages
+// and returns how many. It blocks until at least one arrives. With GRO a
+// message may hold several datagrams of segSizes[i] bytes each (the last
+// may be shorter); segSizes[i] is 0 for a single datagram. A socket
 // error reported by IP_RECVERR (an ICMP error for an earlier send) comes
 // back as errPending so the caller can drain the error queue and go on.
-func (u *udpConn) Read(bufs [][]byte, sizes []int, from []netip.AddrPort) (int, error) {
+func (u *udpConn) Read(bufs [][]byte, sizes, segSizes []int, from []netip.AddrPort) (int, error) {
 	n := min(len(bufs), len(u.rmsgs))
 	for i := 0; i < n; i++ {
 		u.riovs[i].Base = &bufs[i][0]
 		u.riovs[i].SetLen(len(bufs[i]))
 		u.rmsgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 		u.rmsgs[i].Hdr.Flags = 0
+		if u.gro {
+			u.rmsgs[i].Hdr.Control = &u.rcmsgs[i][0]
+			u.rmsgs[i].Hdr.SetControllen(len(u.rcmsgs[i]))
+		}
 	}
 	var got int
 	var errno syscall.Errno
@@ -141,6 +184,13 @@ func (u *udpConn) Read(bufs [][]byte, sizes []int, from []netip.AddrPort) (int, 
 	for i := 0; i < got; i++ {
 		sizes[i] = int(u.rmsgs[i].Len)
 		from[i] = sockaddrToAddrPort(&u.rnames[i])
+		segSizes[i] = 0
+		if u.gro && u.rmsgs[i].Hdr.Controllen >= uint64(unix.CmsgLen(4)) {
+			h := (*unix.Cmsghdr)(unsafe.Pointer(&u.rcmsgs[i][0]))
+			if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO {
+				segSizes[i] = int(*(*int32)(unsafe.Pointer(&u.rcmsgs[i][unix.CmsgLen(0)])))
+			}
+		}
 	}
 	return got, nil
 }
@@ -153,23 +203,73 @@ func (e *pendingError) Error() string { return "underlay socket error: " + e.err
 func (e *pendingError) Unwrap() error { return e.errno }
 
 // Write sends bufs[i] to to[i] for every i, in order, with as few sendmmsg
-// calls as the kernel allows. A message the kernel refuses with EMSGSIZE
-// (path MTU) or another per-destination error is skipped and reported in
-// failed (index and errno) so the caller can count it and adjust; the
-// rest of the batch still goes out.
+// calls as the kernel allows. With GSO, each run of datagrams to one
+// destination whose sizes are equal (the last may be shorter) leaves as one
+// message with a UDP_SEGMENT size. A message the kernel refuses with
+// EMSGSIZE (path MTU) or another per-destination error is skipped and
+// reported in failed (index of its first datagram, errno) so the caller
+// can count it and adjust; the rest of the batch still goes out.
 func (u *udpConn) Write(bufs [][]byte, to []netip.AddrPort, failed func(i int, err syscall.Errno)) error {
-	for start := 0; start < len(bufs); {
-		n := min(len(bufs)-start, len(u.wmsgs))
-		for i := 0; i < n; i++ {
-			b := bufs[start+i]
-			u.wiovs[i].Base = &b[0]
-			u.wiovs[i].SetLen(len(b))
-			u.wmsgs[i].Hdr.Namelen = addrPortToSockaddr(to[start+i], &u.wnames[i], u.v6)
+	m := 0
+	for i := 0; i < len(bufs); {
+		j := i + 1
+		if u.gso {
+			size, total := len(bufs[i]), len(bufs[i])
+			for j < len(bufs) && j-i < gsoMaxSegments && to[j] == to[i] && len(bufs[j]) <= size && total+len(bufs[j]) <= len(u.gsoBufs[m]) {
+				total += len(bufs[j])
+				j++
+				if len(bufs[j-1]) < size {
+					break
+				}
+			}
 		}
+		msg := &u.wmsgs[m]
+		if j-i == 1 {
+			b := bufs[i]
+			u.wiovs[m].Base = &b[0]
+			u.wiovs[m].SetLen(len(b))
+			msg.Hdr.Control = nil
+			msg.Hdr.SetControllen(0)
+		} else {
+			g := u.gsoBufs[m]
+			n := 0
+			for k := i; k < j; k++ {
+				n += copy(g[n:], bufs[k])
+			}
+			u.wiovs[m].Base = &g[0]
+			u.wiovs[m].SetLen(n)
+			c := u.wcmsgs[m]
+			*(*uint16)(unsafe.Pointer(&c[unix.CmsgLen(0)])) = uint16(len(bufs[i]))
+			msg.Hdr.Control = &c[0]
+			msg.Hdr.SetControllen(len(c))
+		}
+		msg.Hdr.Namelen = addrPortToSockaddr(to[i], &u.wnames[m], u.v6)
+		u.wfirst[m], u.wend[m] = i, j
+		m++
+		i = j
+		if m == len(u.wmsgs) {
+			if err := u.send(m, bufs, to, failed); err != nil {
+				return err
+			}
+			m = 0
+		}
+	}
+	if m > 0 {
+		return u.send(m, bufs, to, failed)
+	}
+	return nil
+}
+
+// send sends the first n prepared messages. A GSO message the kernel
+// refuses (EINVAL when its segments exceed the route's MTU) is sent again
+// datagram by datagram, so a too-big datagram fails on its own with
+// EMSGSIZE, the path MTU is learnt, and the others still go.
+func (u *udpConn) send(n int, bufs [][]byte, to []netip.AddrPort, failed func(i int, err syscall.Errno)) error {
+	for start := 0; start < n; {
 		var sent int
 		var errno syscall.Errno
 		err := u.rc.Write(func(fd uintptr) bool {
-			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&u.wmsgs[0])), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
+			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&u.wmsgs[start])), uintptr(n-start), unix.MSG_DONTWAIT, 0, 0)
 			if e == unix.EAGAIN || e == unix.EINTR {
 				return false
 			}
@@ -181,8 +281,18 @@ func (u *udpConn) Write(bufs [][]byte, to []netip.AddrPort, failed func(i int, e
 		}
 		if errno != 0 {
 			// sendmmsg fails only when the first message fails: skip it.
-			if failed != nil {
-				failed(start, errno)
+			first, end := u.wfirst[start], u.wend[start]
+			if end-first > 1 {
+				for k := first; k < end; k++ {
+					if _, err := u.conn.WriteToUDPAddrPort(bufs[k], to[k]); err != nil && failed != nil {
+						var e syscall.Errno
+						if errors.As(err, &e) {
+							failed(k, e)
+						}
+					}
+				}
+			} else if failed != nil {
+				failed(first, errno)
 			}
 			start++
 			continue
