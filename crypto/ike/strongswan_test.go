@@ -317,6 +317,7 @@ type ours struct {
 	hold *holdTransport
 	h    *chanHandler
 	esp  chan []byte
+	stop func() // ends the daemon and closes its sockets
 }
 
 // holdTransport passes messages to the UDP transport, except that while
@@ -378,6 +379,12 @@ func startOurs(t *testing.T, suite crypto.Suite, ikeSuite string, initiate bool,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	done := make(chan struct{})
+	o.stop = func() {
+		cancel()
+		<-done
+		o.tr.close()
+	}
 	inNetns(t, nsOurs, func() {
 		var tr Transport
 		tr, err = ListenUDP(ctx, o.d, netip.AddrPortFrom(underOurs, 500), netip.AddrPortFrom(underOurs, 4500))
@@ -395,7 +402,7 @@ func startOurs(t *testing.T, suite crypto.Suite, ikeSuite string, initiate bool,
 		default:
 		}
 	})
-	go o.d.Run(ctx)
+	go func() { o.d.Run(ctx); close(done) }()
 	return o
 }
 
@@ -859,4 +866,27 @@ func TestStrongSwanIKERekeyCollision(t *testing.T) {
 		t.Errorf("PeerDown(%s)", p)
 	default:
 	}
+}
+
+// TestStrongSwanRestart: vxswitch restarts while strongSwan holds the old
+// SAs. strongSwan's liveness check reaches the new daemon, which initiates
+// with INITIAL_CONTACT; strongSwan replaces its stale SAs and traffic flows.
+func TestStrongSwanRestart(t *testing.T) {
+	requireTools(t)
+	setupNetns(t)
+	s := startSwan(t, swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16", true))
+	o := startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", false, 4500, nil)
+	s.swanctl("--initiate", "--child", "vx", "--timeout", "10")
+	c := waitFor(t, o.h.installed, "child SA", 15*time.Second)
+	checkTraffic(t, o, c, "before the restart")
+	o.stop()
+	o2 := startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", false, 4500, nil)
+	c2 := waitFor(t, o2.h.installed, "child SA after the restart (strongSwan dpd_delay 5s)", 20*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	out := s.swanctl("--list-sas")
+	if n := strings.Count(out, "ESTABLISHED, IKEv2"); n != 1 {
+		t.Errorf("strongSwan has %d IKE SAs after our restart, want 1:\n%s", n, out)
+	}
+	checkSwanSA(t, s, c2, "AES_GCM_16-128")
+	checkTraffic(t, o2, c2, "after the restart")
 }
