@@ -127,7 +127,7 @@ func N(n int) []SiteSpec {
 
 // Net is a set of site namespaces on one routed underlay.
 type Net struct {
-	t     testing.TB
+	t      testing.TB
 	Core   string  // name of the core (router) namespace
 	Router *Site   // the core namespace as a Site (Exec, Start, e.g. tcpdump -i s1); Index -1
 	Sites  []*Site // in the order given to New
