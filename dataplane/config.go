@@ -68,6 +68,7 @@ type SegmentConfig struct {
 	TAP     string       // interface name; created if missing
 	MTU     int          // overlay MTU, 0: 1500; up to 9000
 	Address netip.Prefix // optional host address on the TAP
+	MAC     encap.MAC    // the TAP's MAC; zero: derived from the site name and VNI (stable across restarts)
 	Static  []StaticMAC  // static FDB entries
 }
 
@@ -85,14 +86,14 @@ type PeerConfig struct {
 	MTU      int            // path MTU to the peer, 0: 1500
 	RemoteID string         // IKE identity; default the endpoint address
 	Segments []encap.VNI    // segments this peer joins; empty: all
-	Initiate Initiate       // who starts IKE; default: the site with the lower VTEP
+	Initiate Initiate       // whether this site starts IKE with the peer; default yes
 }
 
 // Initiate says whether this site starts the IKE SA with a peer.
 type Initiate uint8
 
 const (
-	InitiateAuto Initiate = iota // the site with the lower VTEP address initiates
+	InitiateAuto Initiate = iota // initiate (both sites do; the duplicate is settled)
 	InitiateYes
 	InitiateNo
 )

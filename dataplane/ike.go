@@ -85,23 +85,20 @@ func (s *Switch) ikePeers(pt *peerTable) []ike.PeerConfig {
 			Name: p.cfg.Name, Endpoint: p.cfg.Endpoint, Local: s.localAddr,
 			LocalID: s.cfg.IKE.LocalID, RemoteID: p.cfg.RemoteID,
 			LocalVTEP: s.cfg.VTEP, RemoteVTEP: p.cfg.VTEP,
-			Initiate: p.initiates(s.cfg.VTEP),
+			Initiate: p.initiates(),
 		})
 	}
 	return peers
 }
 
-// initiates decides who starts the IKE SA between two sites: the peer's
-// configuration if it says, else the site with the lower VTEP address, so
-// a mesh does not open every SA twice.
-func (p *peer) initiates(local netip.Addr) bool {
-	switch p.cfg.Initiate {
-	case InitiateYes:
-		return true
-	case InitiateNo:
-		return false
-	}
-	return local.Less(p.cfg.VTEP)
+// initiates decides whether this site starts the IKE SA with a peer: yes
+// unless the configuration says no. Both sites of a pair initiating is
+// what makes a restarted site come back at once (its INITIAL_CONTACT
+// clears the stale SA at the other end, which would otherwise wait for
+// its liveness checks); the daemon settles the duplicate IKE SA that a
+// simultaneous start creates (RFC 7296 §2.8.1 style, lowest nonce loses).
+func (p *peer) initiates() bool {
+	return p.cfg.Initiate != InitiateNo
 }
 
 func (b *ikeBridge) updatePeers(s *Switch) {
@@ -200,9 +197,6 @@ func (s *Switch) deleteSALocked(p *peer, inSPI, outSPI uint32) {
 	if p == nil {
 		return
 	}
-	if out := p.outSA.Load(); out != nil && out.SPI() == outSPI {
-		p.outSA.Store(nil)
-	}
 	kept := p.sas[:0]
 	for _, r := range p.sas {
 		if r.in.SPI() == inSPI {
@@ -212,6 +206,15 @@ func (s *Switch) deleteSALocked(p *peer, inSPI, outSPI uint32) {
 		kept = append(kept, r)
 	}
 	p.sas = kept
+	// If the outbound SA went, send on the newest one left (a duplicate
+	// from simultaneous initiation, or the rekeyed one).
+	if out := p.outSA.Load(); out != nil && out.SPI() == outSPI {
+		var next *crypto.OutboundSA
+		if len(p.sas) > 0 {
+			next = p.sas[len(p.sas)-1].out
+		}
+		p.outSA.Store(next)
+	}
 }
 
 // removePeerSAs drops every SA of a peer; s.mu is held.

@@ -135,7 +135,11 @@ func (s *Switch) Run(ctx context.Context) error {
 	s.udp = udp
 	writers := make(map[encap.VNI]FrameWriter)
 	for vni, seg := range s.segments {
-		tap, err := openTAP(seg.cfg.TAP, seg.cfg.MTU, seg.cfg.Address, !s.cfg.NoOffload)
+		mac := seg.cfg.MAC
+		if mac.IsZero() {
+			mac = stableMAC(s.cfg.Name, vni)
+		}
+		tap, err := openTAP(seg.cfg.TAP, seg.cfg.MTU, seg.cfg.Address, mac, !s.cfg.NoOffload)
 		if err != nil {
 			return fmt.Errorf("segment %d: %w", vni, err)
 		}

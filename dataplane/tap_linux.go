@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vxswitch/vxswitch/encap"
 )
 
 // TUN offload flags (linux/if_tun.h).
@@ -40,7 +43,7 @@ type tapPort struct {
 // exist, turns on offloads if asked (falling back without them), sets its
 // MTU and transmit queue, brings it up and, if addr is valid, assigns it.
 // songgao/water cannot ask for IFF_VNET_HDR, so the device is opened here.
-func openTAP(name string, mtu int, addr netip.Prefix, offload bool) (*tapPort, error) {
+func openTAP(name string, mtu int, addr netip.Prefix, mac encap.MAC, offload bool) (*tapPort, error) {
 	_, statErr := net.InterfaceByName(name)
 	t, err := openTUNFd(name, offload)
 	if err != nil && offload {
@@ -50,7 +53,7 @@ func openTAP(name string, mtu int, addr netip.Prefix, offload bool) (*tapPort, e
 		return nil, fmt.Errorf("tap %s: %w", name, err)
 	}
 	t.created = statErr != nil
-	if err := t.configure(mtu, addr); err != nil {
+	if err := t.configure(mtu, addr, mac); err != nil {
 		t.Close()
 		return nil, err
 	}
@@ -91,7 +94,7 @@ func openTUNFd(name string, offload bool) (*tapPort, error) {
 	return &tapPort{name: ifr.Name(), file: file, rc: rc, fd: fd, vnet: offload}, nil
 }
 
-func (t *tapPort) configure(mtu int, addr netip.Prefix) error {
+func (t *tapPort) configure(mtu int, addr netip.Prefix, mac encap.MAC) error {
 	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("tap %s: control socket: %w", t.name, err)
@@ -100,6 +103,22 @@ func (t *tapPort) configure(mtu int, addr netip.Prefix) error {
 	ifr, err := unix.NewIfreq(t.name)
 	if err != nil {
 		return fmt.Errorf("tap %s: %w", t.name, err)
+	}
+	if !mac.IsZero() {
+		// A stable MAC: after a restart the other sites' ARP caches still
+		// point at this host, so traffic resumes as soon as the SAs are new.
+		var req struct {
+			name   [unix.IFNAMSIZ]byte
+			family uint16
+			data   [14]byte
+			_      [8]byte
+		}
+		copy(req.name[:], t.name)
+		req.family = unix.ARPHRD_ETHER
+		copy(req.data[:], mac[:])
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(s), unix.SIOCSIFHWADDR, uintptr(unsafe.Pointer(&req))); e != 0 {
+			return fmt.Errorf("tap %s: set MAC %v: %w", t.name, mac, e)
+		}
 	}
 	ifr.SetUint32(uint32(mtu))
 	if err := unix.IoctlIfreq(s, unix.SIOCSIFMTU, ifr); err != nil {
@@ -212,3 +231,13 @@ func (t *tapPort) WriteGSO(hdrAndFrame []byte) error {
 // Close closes the device; if we created it, it disappears with the
 // last file descriptor (it is not persistent).
 func (t *tapPort) Close() error { return t.file.Close() }
+
+// stableMAC derives a locally administered unicast MAC for a site's TAP
+// on a segment, the same at every start.
+func stableMAC(site string, vni encap.VNI) encap.MAC {
+	h := sha256.Sum256([]byte(fmt.Sprintf("vxswitch %s %d", site, vni)))
+	var m encap.MAC
+	copy(m[:], h[:6])
+	m[0] = m[0]&^0x01 | 0x02
+	return m
+}

@@ -512,3 +512,49 @@ func TestPathMTUFollowsKernel(t *testing.T) {
 		}
 	}
 }
+
+// TestSiteRestartAndKill: in a mesh, kill one site and the others keep
+// talking; restart it and traffic to it recovers with fresh SAs.
+func TestSiteRestartAndKill(t *testing.T) {
+	n := nstest.New(t, nstest.Sites("a", "b", "c")...)
+	sites := startSites(t, n, options{mode: "esp"})
+	a, b, c := sites[0], sites[1], sites[2]
+	target := func(s *nstest.Site) string { return overlayAddr(s).String() }
+	if err := nstest.WaitFor(20*time.Second, func() error { return n.PingMesh(target, 56, 1, false) }); err != nil {
+		t.Fatalf("mesh: %v", err)
+	}
+	oldSAs := a.show(t, "sas")
+
+	// Restart the site with the highest VTEP (a responder to both others).
+	if err := c.proc.Stop(); err != nil {
+		t.Logf("stop c: %v", err)
+	}
+	if err := a.Ping(overlayAddr(b.Site).String(), 56, 3, false); err != nil {
+		t.Errorf("a -> b with c down: %v", err)
+	}
+	c.proc = c.Start(vxswitchBin, "run", "-c", c.config)
+	start := time.Now()
+	for _, from := range []*site{a, b} {
+		err := nstest.WaitFor(5*time.Second, func() error { return from.Ping(overlayAddr(c.Site).String(), 56, 1, false) })
+		if err != nil {
+			t.Fatalf("%s -> restarted c: %v\n%s", from.Name, err, from.show(t, "peers"))
+		}
+	}
+	t.Logf("traffic to the restarted site recovered in %v", time.Since(start).Round(100*time.Millisecond))
+	if newSAs := a.show(t, "sas"); newSAs == oldSAs {
+		t.Errorf("a's SAs did not change across c's restart:\n%s", newSAs)
+	}
+
+	// Kill a site for good: the other two keep talking.
+	if err := b.proc.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := a.Ping(overlayAddr(c.Site).String(), 56, 2, false); err != nil {
+			t.Errorf("a -> c after b died: %v", err)
+		}
+		if err := c.Ping(overlayAddr(a.Site).String(), 56, 2, false); err != nil {
+			t.Errorf("c -> a after b died: %v", err)
+		}
+	}
+}
