@@ -557,7 +557,7 @@ func (v *validator) peers(ps []peerSection, d *dataplane.Config, vnis map[encap.
 		case "no":
 			pc.Initiate = dataplane.InitiateNo
 		default:
-			v.errorf(key+".initiate", "%q: want \"auto\" (the site with the lower VTEP starts IKE), \"yes\" or \"no\"", p.Initiate)
+			v.errorf(key+".initiate", "%q: want \"auto\" or \"yes\" (this site starts IKE too), or \"no\" (only answer)", p.Initiate)
 		}
 		seen := map[int64]bool{}
 		for k, n := range p.Segments {
