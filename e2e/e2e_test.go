@@ -65,6 +65,7 @@ type options struct {
 	overlayMTU int
 	peerMTU    func(from, to *nstest.Site) int
 	extraPeers string // raw TOML appended to every site's file
+	psk        string // the pre-shared key; default a fixed test key
 	only       func(from, to *nstest.Site) bool
 }
 
@@ -74,7 +75,10 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 	t.Helper()
 	dir := t.TempDir()
 	psk := filepath.Join(dir, "mesh.psk")
-	if err := os.WriteFile(psk, []byte("correct horse battery staple, e2e\n"), 0o600); err != nil {
+	if o.psk == "" {
+		o.psk = "correct horse battery staple, e2e"
+	}
+	if err := os.WriteFile(psk, []byte(o.psk+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if o.overlayMTU == 0 {

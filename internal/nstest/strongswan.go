@@ -1,0 +1,111 @@
+package nstest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// CharonPath is where Debian's strongswan-charon installs the IKE daemon.
+const CharonPath = "/usr/lib/ipsec/charon"
+
+// Charon is strongSwan's IKE daemon running in a site, with the
+// kernel-libipsec plugin (ESP in userspace over UDP, through a TUN device
+// ipsec0 and routing table 220), as a real IPsec peer for tests.
+type Charon struct {
+	site *Site
+	dir  string
+	uri  string
+	Proc *Proc
+}
+
+// charonConf loads an explicit plugin list with kernel-libipsec before
+// kernel-netlink (the first IPsec backend wins; the kernel's has no ESP
+// here) and gives the instance its own VICI socket and log.
+const charonConf = `charon {
+	load_modular = no
+	load = random nonce openssl aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici
+	install_virtual_ip = no
+	plugins {
+		vici {
+			socket = unix://%[1]s/charon.vici
+		}
+	}
+	filelog {
+		charon {
+			path = %[1]s/charon.log
+			default = 1
+			ike = 2
+			chd = 2
+			flush_line = yes
+		}
+	}
+}
+swanctl {
+	load = random nonce openssl pem pkcs1 x509 pubkey
+	socket = unix://%[1]s/charon.vici
+}
+`
+
+// StartCharon starts charon in the site with swanctlConf loaded. Charon's
+// pid file path is compiled in, so each instance runs in its own mount
+// namespace with a private /run. It is stopped at cleanup; its log is
+// shown if the test failed. Needs root and Debian's strongswan-charon,
+// strongswan-swanctl and libcharon-extra-plugins (see RequireTool).
+func (s *Site) StartCharon(swanctlConf string) *Charon {
+	t := s.t
+	t.Helper()
+	RequireTool(t, CharonPath)
+	RequireTool(t, "swanctl")
+	dir := t.TempDir()
+	c := &Charon{site: s, dir: dir, uri: "unix://" + dir + "/charon.vici"}
+	conf := filepath.Join(dir, "strongswan.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(charonConf, dir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "swanctl.conf"), []byte(swanctlConf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.Proc = s.Start("env", "STRONGSWAN_CONF="+conf, "unshare", "--mount", "--propagation", "private",
+		"sh", "-c", "mount -t tmpfs tmpfs /run && exec "+CharonPath)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("charon log of %s:\n%s", s.Name, c.Log())
+		}
+	})
+	err := WaitFor(10*time.Second, func() error {
+		if done, err := c.Proc.Exited(); done {
+			return fmt.Errorf("charon exited: %v\n%s", err, c.Proc.Output())
+		}
+		_, err := os.Stat(filepath.Join(dir, "charon.vici"))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("%s: charon did not start: %v", s.Name, err)
+	}
+	if out, err := c.Swanctl("--load-all", "--file", filepath.Join(dir, "swanctl.conf")); err != nil {
+		t.Fatalf("%s: swanctl --load-all: %v\n%s", s.Name, err, out)
+	}
+	return c
+}
+
+// Swanctl runs swanctl against this charon (its own VICI socket).
+func (c *Charon) Swanctl(args ...string) (string, error) {
+	cmd := exec.Command("swanctl", append(args, "--uri", c.uri)...)
+	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(c.dir, "strongswan.conf"))
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// Log returns charon's log so far.
+func (c *Charon) Log() string {
+	b, _ := os.ReadFile(filepath.Join(c.dir, "charon.log"))
+	lines := strings.Split(string(b), "\n")
+	if len(lines) > 200 {
+		lines = lines[len(lines)-200:]
+	}
+	return strings.Join(lines, "\n")
+}
