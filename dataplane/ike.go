@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/crypto/ike"
@@ -169,7 +170,11 @@ func (s *Switch) InstallChildSA(c ike.ChildSA) error {
 		ep := unmapAddrPort(c.Remote)
 		p.endpoint.Store(&ep)
 	}
-	p.outSA.Store(out)
+	if p.outSA.Load() == nil {
+		p.outSA.Store(out)
+	} else {
+		p.pending.Store(&pendingSA{in: in, out: out, deadline: time.Now().Add(time.Second)})
+	}
 	p.sas = append(p.sas, saRecord{in: in, out: out})
 	p.state.Store(peerUp)
 	s.log.Info("child SA installed", "peer", c.Peer, "suite", c.Suite.String(), "esn", c.ESN,
@@ -177,23 +182,32 @@ func (s *Switch) InstallChildSA(c ike.ChildSA) error {
 	return nil
 }
 
-// DeleteChildSA removes an SA pair (rekeyed or deleted by the peer).
+// DeleteChildSA removes an SA pair (rekeyed or deleted by the peer). The
+// outbound SA goes at once; the inbound one is kept for inboundGrace, so
+// packets sealed under it and still in flight (or reordered behind the
+// DELETE) are not lost.
 func (s *Switch) DeleteChildSA(peerName string, inSPI, outSPI uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.peers.Load().byName[peerName]
-	s.deleteSALocked(p, inSPI, outSPI)
+	s.deleteSALocked(p, inSPI, outSPI, inboundGrace)
 }
 
-func (s *Switch) deleteSALocked(p *peer, inSPI, outSPI uint32) {
-	s.sadb.Remove(inSPI)
-	m := make(map[uint32]*peer, len(*s.spiPeers.Load()))
-	for k, v := range *s.spiPeers.Load() {
-		if k != inSPI {
-			m[k] = v
-		}
+// inboundGrace is how long a deleted inbound SA still opens packets.
+const inboundGrace = 2 * time.Second
+
+// deleteSALocked removes an SA pair; s.mu is held. The inbound SA leaves
+// the SADB after grace (0: now).
+func (s *Switch) deleteSALocked(p *peer, inSPI, outSPI uint32, grace time.Duration) {
+	if grace > 0 {
+		time.AfterFunc(grace, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.removeInboundLocked(inSPI)
+		})
+	} else {
+		s.removeInboundLocked(inSPI)
 	}
-	s.spiPeers.Store(&m)
 	if p == nil {
 		return
 	}
@@ -206,8 +220,12 @@ func (s *Switch) deleteSALocked(p *peer, inSPI, outSPI uint32) {
 		kept = append(kept, r)
 	}
 	p.sas = kept
+	// The old SA is gone: a new one waiting to take over does now.
+	if pd := p.pending.Load(); pd != nil {
+		s.promote(p, pd)
+	}
 	// If the outbound SA went, send on the newest one left (a duplicate
-	// from simultaneous initiation, or the rekeyed one).
+	// from simultaneous initiation).
 	if out := p.outSA.Load(); out != nil && out.SPI() == outSPI {
 		var next *crypto.OutboundSA
 		if len(p.sas) > 0 {
@@ -217,11 +235,54 @@ func (s *Switch) deleteSALocked(p *peer, inSPI, outSPI uint32) {
 	}
 }
 
-// removePeerSAs drops every SA of a peer; s.mu is held.
+func (s *Switch) removeInboundLocked(inSPI uint32) {
+	s.sadb.Remove(inSPI)
+	m := make(map[uint32]*peer, len(*s.spiPeers.Load()))
+	for k, v := range *s.spiPeers.Load() {
+		if k != inSPI {
+			m[k] = v
+		}
+	}
+	s.spiPeers.Store(&m)
+}
+
+// pendingSA is a new SA pair whose outbound half waits to take over until
+// the peer shows it has the pair too: a packet arrives on the new inbound
+// SA, the old pair is deleted, or a second passes. Switching at once would
+// lose the packets the peer receives before it installs its inbound half
+// (the responder of a rekey sends its answer before the initiator
+// installs).
+type pendingSA struct {
+	in       *crypto.InboundSA
+	out      *crypto.OutboundSA
+	deadline time.Time
+}
+
+// promote makes a pending outbound SA the one the peer sends on.
+func (s *Switch) promote(p *peer, pd *pendingSA) {
+	if p.pending.CompareAndSwap(pd, nil) {
+		p.outSA.Store(pd.out)
+	}
+}
+
+// promoteExpired promotes pending SAs whose wait is over (housekeeping).
+func (s *Switch) promoteExpired(now time.Time) {
+	for _, p := range s.peers.Load().byPort {
+		if p == nil {
+			continue
+		}
+		if pd := p.pending.Load(); pd != nil && now.After(pd.deadline) {
+			s.promote(p, pd)
+		}
+	}
+}
+
+// removePeerSAs drops every SA of a peer at once; s.mu is held.
 func (s *Switch) removePeerSAs(p *peer) {
+	p.pending.Store(nil)
 	for len(p.sas) > 0 {
 		r := p.sas[0]
-		s.deleteSALocked(p, r.in.SPI(), r.out.SPI())
+		s.deleteSALocked(p, r.in.SPI(), r.out.SPI(), 0)
 	}
 	p.outSA.Store(nil)
 }

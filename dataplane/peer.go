@@ -26,6 +26,7 @@ type peer struct {
 	endpoint atomic.Pointer[netip.AddrPort] // underlay address; follows NAT rebinding
 	mtu      atomic.Int32                   // path MTU to the peer
 	outSA    atomic.Pointer[crypto.OutboundSA]
+	pending  atomic.Pointer[pendingSA] // a new SA pair waiting to take over
 	state    atomic.Int32
 
 	ctr counters

@@ -160,6 +160,10 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 	}
 	p.ctr.inc(cRxPackets)
 	p.ctr.add(cRxBytes, uint64(len(j.pkt)))
+	// The peer sends on the new SA pair: it has it, so we may too.
+	if pd := p.pending.Load(); pd != nil && pd.in == j.sa {
+		s.promote(p, pd)
+	}
 	// An authenticated packet from a new address: the peer's NAT rebound.
 	if from != p.Endpoint() {
 		ep := from

@@ -325,8 +325,9 @@ func (s *Switch) housekeeping(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case now := <-tick.C:
 			s.fdb.Sweep()
+			s.promoteExpired(now)
 			s.rx.expire()
 		}
 	}

@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"fmt"
-	"regexp"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
