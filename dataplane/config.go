@@ -38,12 +38,17 @@ type Config struct {
 	Segment []SegmentConfig
 	Peer    []PeerConfig
 
-	MSSClamp     bool          // clamp TCP MSS on SYNs to fit each peer's path MTU (default on)
-	NoOffload    bool          // read the TAP without TSO/checksum offloads (one frame per read)
-	AgeTime      time.Duration // FDB aging; 0: 300s
-	ReplayWindow int           // 0: 4096
-	Reassembly   ReassemblyConfig
-	Logger       *slog.Logger
+	MSSClamp  bool // clamp TCP MSS on SYNs to fit each peer's path MTU (default on)
+	NoOffload bool // no TAP offloads (TSO, GRO) and no UDP GSO/GRO: one frame per system call
+	// CryptoWorkers seals and opens each batch on this many cores (in
+	// order). 0: every core when there are at least 4, else 1: on smaller
+	// machines the kernel's network stack needs the other cores and waking
+	// a worker costs more than it saves.
+	CryptoWorkers int
+	AgeTime       time.Duration // FDB aging; 0: 300s
+	ReplayWindow  int           // 0: 4096
+	Reassembly    ReassemblyConfig
+	Logger        *slog.Logger
 }
 
 // IKEConfig is the key-exchange part of [security].

@@ -127,7 +127,7 @@ func (s *Switch) Run(ctx context.Context) error {
 	if !s.cfg.Listen.IsValid() {
 		listen = netip.AddrPortFrom(netip.IPv4Unspecified(), s.cfg.Port)
 	}
-	udp, err := listenUDP(listen, s.cfg.Mode == ModeESP, batchSize)
+	udp, err := listenUDP(listen, s.cfg.Mode == ModeESP, !s.cfg.NoOffload, batchSize)
 	if err != nil {
 		return err
 	}
@@ -219,7 +219,7 @@ func (s *Switch) Attach(u Underlay, writers map[encap.VNI]FrameWriter) error {
 	}
 	s.under = u
 	if s.pool == nil {
-		s.pool = newWorkerPool(0)
+		s.pool = newWorkerPool(s.cfg.CryptoWorkers)
 	}
 	s.rx = newRxPath(s)
 	s.updateFloodLists()

@@ -49,7 +49,7 @@ const gsoMaxSegments = 64
 // DF on every packet and reports a too-small path as EMSGSIZE (ESP mode,
 // where the switch fragments inside the tunnel); without it the kernel
 // fragments the outer packet, as a kernel VTEP does (plain mode).
-func listenUDP(addr netip.AddrPort, dontFragment bool, batch int) (*udpConn, error) {
+func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch int) (*udpConn, error) {
 	network := "udp4"
 	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
 		network = "udp6"
@@ -79,8 +79,10 @@ func listenUDP(addr netip.AddrPort, dontFragment bool, batch int) (*udpConn, err
 		rmsgs: make([]unix.Mmsghdr, batch), riovs: make([]unix.Iovec, batch), rnames: make([]unix.RawSockaddrInet6, batch),
 		wmsgs: make([]unix.Mmsghdr, batch), wiovs: make([]unix.Iovec, batch), wnames: make([]unix.RawSockaddrInet6, batch),
 	}
-	u.gso = unix.SetsockoptInt(u.fd(), unix.SOL_UDP, unix.UDP_SEGMENT, 0) == nil
-	u.gro = unix.SetsockoptInt(u.fd(), unix.SOL_UDP, unix.UDP_GRO, 1) == nil
+	if offload {
+		u.gso = unix.SetsockoptInt(u.fd(), unix.SOL_UDP, unix.UDP_SEGMENT, 0) == nil
+		u.gro = unix.SetsockoptInt(u.fd(), unix.SOL_UDP, unix.UDP_GRO, 1) == nil
+	}
 	u.gsoBufs = make([][]byte, batch)
 	u.wcmsgs = make([][]byte, batch)
 	u.rcmsgs = make([][]byte, batch)

@@ -28,6 +28,9 @@ type workerPool struct {
 func newWorkerPool(workers int) *workerPool {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
+		if workers < 4 {
+			workers = 1
+		}
 	}
 	p := &workerPool{jobs: make(chan job, 4*workers), workers: workers, stop: make(chan struct{})}
 	for i := 1; i < workers; i++ {

@@ -100,6 +100,8 @@ type switchSection struct {
 	AgeTime                string `toml:"age_time"`
 	ReassemblyTimeout      string `toml:"reassembly_timeout"`
 	ReassemblyMaxDatagrams *int64 `toml:"reassembly_max_datagrams"`
+	CryptoWorkers          *int64 `toml:"crypto_workers"`
+	Offload                *bool  `toml:"offload"`
 }
 
 // siteConfig is a validated configuration: what the data plane needs and
@@ -377,6 +379,14 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 			d.Reassembly.MaxDatagrams = int(*n)
 		}
 	}
+	if n := sw.CryptoWorkers; n != nil {
+		if *n < 1 || *n > 256 {
+			v.errorf("switch.crypto_workers", "%d is out of range (1..256)", *n)
+		} else {
+			d.CryptoWorkers = int(*n)
+		}
+	}
+	d.NoOffload = sw.Offload != nil && !*sw.Offload
 	return cfg
 }
 
