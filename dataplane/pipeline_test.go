@@ -253,3 +253,68 @@ func TestParallelCryptoKeepsOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestFragmentFloodFromPeer: an authenticated peer (or an attacker with
+// its keys) floods inner fragments that never complete, overlap or exceed
+// the limits. The reassembler stays within its bounds, counts every drop,
+// and whole datagrams still get through.
+func TestFragmentFloodFromPeer(t *testing.T) {
+	p := newPair(t, ModeESP, crypto.SuiteAES128GCM16, 1400)
+	f := testFrame(macB, macA, 4000)
+	p.send(f) // warm up: fragmented in the tunnel, reassembled at b
+	out := p.a.peers.Load().byName["b"].outSA.Load()
+	seal := func(inner []byte) []byte {
+		pkt := make([]byte, crypto.HeaderLen+len(inner)+crypto.MaxTrailerLen)
+		copy(pkt[crypto.HeaderLen:], inner)
+		n, err := out.Seal(pkt, len(inner), crypto.NextHeaderIPv4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pkt[:n]
+	}
+	frag := func(id uint16, off int, more bool, payload int) []byte {
+		b := make([]byte, encap.IPv4MinHeaderLen+payload)
+		flags := uint16(0)
+		if more {
+			flags = encap.IPv4FlagMF
+		}
+		ip := encap.IPv4Fields{TotalLen: uint16(len(b)), ID: id, Flags: flags, Offset: off, TTL: 64, Protocol: encap.ProtoUDP,
+			Src: netip.MustParseAddr("172.31.0.1"), Dst: netip.MustParseAddr("172.31.0.2")}
+		ip.Encode(b)
+		return b
+	}
+	var flood [][]byte
+	for id := 0; id < 2000; id++ {
+		switch id % 4 {
+		case 0: // first fragments that never complete
+			flood = append(flood, seal(frag(uint16(id), 0, true, 1024)))
+		case 1: // overlapping pair
+			flood = append(flood, seal(frag(uint16(id), 0, true, 1024)), seal(frag(uint16(id), 512, false, 1024)))
+		case 2: // beyond the largest datagram
+			flood = append(flood, seal(frag(uint16(id), 65000&^7, true, 256)))
+		case 3: // tiny first fragment
+			flood = append(flood, seal(frag(uint16(id), 0, true, 8)))
+		}
+	}
+	bufs := makeBuffers(len(flood), BufferSize)
+	sizes := make([]int, len(flood))
+	from := make([]netip.AddrPort, len(flood))
+	for i, b := range flood {
+		sizes[i] = copy(bufs[i], b)
+		from[i] = p.ab.From
+	}
+	p.b.InjectUDP(bufs, sizes, from)
+	st := p.b.rx.reassemblyStats()
+	if st.Overlap == 0 || st.TooBig == 0 || st.TinyFirstFragment == 0 || st.NoMemory == 0 {
+		t.Errorf("reassembly drops not all counted: %+v", st)
+	}
+	cfg := p.b.rx.reasm.Config()
+	if st.InProgress > cfg.MaxDatagrams || st.MemoryInUse > cfg.MaxMemory {
+		t.Errorf("reassembler over its bounds: %d datagrams (max %d), %d bytes (max %d)", st.InProgress, cfg.MaxDatagrams, st.MemoryInUse, cfg.MaxMemory)
+	}
+	before := p.tb.Frames
+	p.send(f)
+	if p.tb.Frames != before+1 || !bytes.Equal(p.tb.Last, f) {
+		t.Errorf("a whole 4000-byte frame did not get through after the flood")
+	}
+}

@@ -32,7 +32,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	vxswitchBin = filepath.Join(dir, "vxswitch")
-	out, err := exec.Command("go", "build", "-o", vxswitchBin, "../cmd/vxswitch").CombinedOutput()
+	args := append(append([]string{"build"}, raceFlags...), "-o", vxswitchBin, "../cmd/vxswitch")
+	out, err := exec.Command("go", args...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build vxswitch: %v\n%s", err, out)
 		os.Exit(1)
@@ -112,6 +113,11 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 		st := &site{Site: s, control: filepath.Join(dir, s.Name+".sock"), config: cfg}
 		st.proc = s.Start(vxswitchBin, "run", "-c", cfg, "-log-level", "debug")
 		sites = append(sites, st)
+		t.Cleanup(func() {
+			if out := st.proc.Output(); strings.Contains(out, "WARNING: DATA RACE") || strings.Contains(out, "panic:") {
+				t.Errorf("vxswitch on %s reported a race or panic:\n%s", st.Name, out)
+			}
+		})
 	}
 	for _, st := range sites {
 		err := nstest.WaitFor(10*time.Second, func() error {
