@@ -68,6 +68,7 @@ type options struct {
 	extraPeers    string // raw TOML appended to every site's file
 	psk           string // the pre-shared key; default a fixed test key
 	securityExtra string // raw TOML added to [security]
+	ipv6          bool   // IPv6 underlay (the sites' Addr6)
 	only          func(from, to *nstest.Site) bool
 }
 
@@ -90,9 +91,15 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 		o.suite = "aes128gcm16"
 	}
 	var sites []*site
+	under := func(s *nstest.Site) string {
+		if o.ipv6 {
+			return s.Addr6.String()
+		}
+		return s.Addr.String()
+	}
 	for _, s := range n.Sites {
 		var b strings.Builder
-		fmt.Fprintf(&b, "[site]\nname = %q\nlisten = %q\nvtep = %q\ncontrol = %q\n\n", s.Name, s.Addr, vtepAddr(s), filepath.Join(dir, s.Name+".sock"))
+		fmt.Fprintf(&b, "[site]\nname = %q\nlisten = %q\nvtep = %q\ncontrol = %q\n\n", s.Name, under(s), vtepAddr(s), filepath.Join(dir, s.Name+".sock"))
 		fmt.Fprintf(&b, "[[segment]]\nvni = 129\ntap = \"vx129\"\nmtu = %d\naddress = \"%s/24\"\n\n", o.overlayMTU, overlayAddr(s))
 		fmt.Fprintf(&b, "[security]\nmode = %q\nsuite = %q\npsk_file = %q\n%s\n", o.mode, o.suite, psk, o.securityExtra)
 		for _, p := range n.Sites {
@@ -103,7 +110,7 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 			if o.peerMTU != nil {
 				mtu = o.peerMTU(s, p)
 			}
-			fmt.Fprintf(&b, "[[peer]]\nname = %q\nendpoint = %q\nvtep = %q\nmtu = %d\n\n", p.Name, p.Addr, vtepAddr(p), mtu)
+			fmt.Fprintf(&b, "[[peer]]\nname = %q\nendpoint = %q\nvtep = %q\nmtu = %d\n\n", p.Name, under(p), vtepAddr(p), mtu)
 		}
 		b.WriteString(o.extraPeers)
 		cfg := filepath.Join(dir, s.Name+".toml")
@@ -617,5 +624,17 @@ func TestRekeyUnderLoad(t *testing.T) {
 		if st := s.stats(t); strings.Contains(st, "rx_drop_") {
 			t.Errorf("%s dropped packets around a rekey:\n%s", s.Name, st)
 		}
+	}
+}
+
+// TestIPv6Underlay runs both modes over an IPv6 underlay with a 1400-byte
+// path: IKEv2 and ESP in UDP over IPv6, fragments inside the tunnel.
+func TestIPv6Underlay(t *testing.T) {
+	for _, mode := range []string{"plain", "esp"} {
+		t.Run(mode, func(t *testing.T) {
+			n := nstest.New(t, nstest.SiteSpec{Name: "a", MTU: 1400}, nstest.SiteSpec{Name: "b", MTU: 1400})
+			sites := startSites(t, n, options{mode: mode, ipv6: true, peerMTU: func(_, _ *nstest.Site) int { return 1400 }})
+			pingAll(t, n, sites[0], sites[1])
+		})
 	}
 }
