@@ -11,25 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vxswitch/vxswitch/encap"
 )
-
-// manualClock is a Clock that tests move by hand.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 func testKeymat(s Suite, seed byte) []byte {
 	k := make([]byte, s.KeymatLen())
@@ -432,7 +416,7 @@ func TestESNAcrossBoundary(t *testing.T) {
 }
 
 func TestLifetimes(t *testing.T) {
-	clk := &manualClock{now: time.Unix(1e9, 0)}
+	clk := encap.NewManualClock(time.Unix(1e9, 0))
 	tests := []struct {
 		name string
 		life Lifetime
@@ -499,7 +483,7 @@ func TestLifetimes(t *testing.T) {
 // TestHardTimeWithoutPolling: with nobody calling Expired, Seal and Open
 // still notice a hard time limit within clockEvery packets.
 func TestHardTimeWithoutPolling(t *testing.T) {
-	clk := &manualClock{now: time.Unix(1e9, 0)}
+	clk := encap.NewManualClock(time.Unix(1e9, 0))
 	o, in := pair(t, SAConfig{Suite: SuiteAES128GCM16, Lifetime: Lifetime{Hard: time.Minute}, Clock: clk})
 	o2, _ := pair(t, SAConfig{Suite: SuiteAES128GCM16})
 	for range 10 {
