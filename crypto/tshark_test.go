@@ -16,21 +16,9 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
-)
 
-// requireTool skips (or, with VXSWITCH_REQUIRE_ALL set, fails) when an
-// external tool is missing.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("VXSWITCH_REQUIRE_ALL") != "" {
-			t.Fatalf("%s not installed and VXSWITCH_REQUIRE_ALL is set: %v", name, err)
-		}
-		t.Skipf("%s not installed (apt-get install tshark); set VXSWITCH_REQUIRE_ALL to make this fail", name)
-	}
-	return p
-}
+	"github.com/vxswitch/vxswitch/internal/nstest"
+)
 
 func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
 	t.Helper()
@@ -82,7 +70,7 @@ func innerPacket(t *testing.T, f tsharkFrame, id uint16) []byte {
 // invisible to tshark for the same reason: the high bits only enter the
 // AAD, so the ESN SA below decrypts like the other.
 func TestTsharkDecrypts(t *testing.T) {
-	tshark := requireTool(t, "tshark")
+	tshark := nstest.RequireTool(t, "tshark")
 	src, dst := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.2")
 	frames := []tsharkFrame{
 		{129, net.HardwareAddr{0x02, 0, 0, 0, 0x01, 0x01}, net.HardwareAddr{0x02, 0, 0, 0, 0x02, 0x02}},

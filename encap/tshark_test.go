@@ -14,22 +14,9 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
-)
 
-// requireTool returns the path of an external tool, skipping the test when
-// it is missing unless VXSWITCH_REQUIRE_ALL is set (CI sets it), in which
-// case the test fails.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("VXSWITCH_REQUIRE_ALL") != "" {
-			t.Fatalf("%s not found and VXSWITCH_REQUIRE_ALL is set: %v", name, err)
-		}
-		t.Skipf("%s not found (apt-get install tshark); set VXSWITCH_REQUIRE_ALL to make this a failure", name)
-	}
-	return p
-}
+	"github.com/vxswitch/vxswitch/internal/nstest"
+)
 
 // icmpFrame builds an inner Ethernet/IPv4/ICMP echo request of n bytes
 // with gopacket.
@@ -53,7 +40,7 @@ func icmpFrame(t *testing.T, n int, src net.HardwareAddr, seq uint16) []byte {
 // on, decodes VXLAN and the inner Ethernet of every packet and reassembles
 // the fragmented one.
 func TestTsharkDecodesVXLAN(t *testing.T) {
-	tshark := requireTool(t, "tshark")
+	tshark := nstest.RequireTool(t, "tshark")
 	tun := Tunnel{Src: testSrc4, Dst: testDst4}
 	outer := func(pkt []byte) []byte { return withOuterEthernet(pkt, EtherTypeIPv4) }
 
