@@ -12,235 +12,77 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/sys/unix"
 
 	"github.com/vxswitch/vxswitch/crypto"
+	"github.com/vxswitch/vxswitch/internal/nstest"
 )
 
 // These tests run strongSwan's charon (with kernel-libipsec: ESP in
-// userspace over UDP) in a network namespace and vxswitch's IKE daemon in
-// another, joined by a veth pair. They need root, ip, unshare, charon and
-// swanctl. They skip without them, unless VXSWITCH_REQUIRE_ALL is set.
+// userspace over UDP) in one nstest site and vxswitch's IKE daemon in
+// another, joined by nstest's routed underlay. They need root, ip, unshare,
+// charon, swanctl and /dev/net/tun. They skip without them, unless
+// VXSWITCH_REQUIRE_ALL is set.
 
-const (
-	nsOurs   = "vxike-a"
-	nsSwan   = "vxike-b"
-	charon   = "/usr/lib/ipsec/charon"
-	testPSK  = "vxswitch interop secret"
-	vethOurs = "vxike-va"
-	vethSwan = "vxike-vb"
-)
+const testPSK = "vxswitch interop secret"
 
 var (
-	underOurs = netip.MustParseAddr("10.99.7.1")
-	underSwan = netip.MustParseAddr("10.99.7.2")
-	vtepOurs  = netip.MustParseAddr("172.31.7.1")
-	vtepSwan  = netip.MustParseAddr("172.31.7.2")
+	vtepOurs = netip.MustParseAddr("172.31.7.1")
+	vtepSwan = netip.MustParseAddr("172.31.7.2")
 )
 
-func requireTools(t *testing.T) {
+// ikeNet is the two sites of a test: ours (vxswitch's daemon) and swan
+// (charon), each with its VTEP address on lo (there are no dummy
+// interfaces on these machines).
+type ikeNet struct {
+	ours, swan *nstest.Site
+}
+
+func newIKENet(t *testing.T) *ikeNet {
 	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, tool := range []string{"ip", "unshare", charon, "swanctl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
+	nstest.RequireRoot(t)
+	for _, tool := range []string{"ip", "unshare", nstest.CharonPath, "swanctl"} {
+		nstest.RequireTool(t, tool)
 	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		missing = append(missing, "/dev/net/tun")
+		if os.Getenv("VXSWITCH_REQUIRE_ALL") != "" {
+			t.Fatalf("strongSwan interop needs /dev/net/tun (VXSWITCH_REQUIRE_ALL is set): %v", err)
+		}
+		t.Skipf("strongSwan interop needs /dev/net/tun: %v", err)
 	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("VXSWITCH_REQUIRE_ALL") != "" {
-		t.Fatalf("strongSwan interop needs %v (VXSWITCH_REQUIRE_ALL is set)", missing)
-	}
-	t.Skipf("strongSwan interop needs %v (install strongswan-charon strongswan-swanctl libcharon-extra-plugins; run as root)", missing)
+	n := nstest.New(t, nstest.Sites("ours", "swan")...)
+	in := &ikeNet{ours: n.Sites[0], swan: n.Sites[1]}
+	in.ours.Run("ip", "addr", "add", vtepOurs.String()+"/32", "dev", "lo")
+	in.swan.Run("ip", "addr", "add", vtepSwan.String()+"/32", "dev", "lo")
+	return in
 }
 
-func run(t *testing.T, args ...string) string {
+// startSwan starts charon in the swan site. It is stopped in a cleanup
+// that runs before its log directory is removed.
+func (n *ikeNet) startSwan(t *testing.T, swanctlConf string) *nstest.Charon {
 	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v: %v\n%s", args, err, out)
-	}
-	return string(out)
+	c := n.swan.StartCharon(swanctlConf)
+	t.Cleanup(func() { _ = c.Proc.Stop() })
+	return c
 }
 
-// setupNetns creates both namespaces with the veth link and the VTEP
-// addresses on lo (there are no dummy interfaces on these machines).
-func setupNetns(t *testing.T) {
+// swanctl runs swanctl against charon and fails the test on error.
+func swanctl(t *testing.T, c *nstest.Charon, args ...string) string {
 	t.Helper()
-	for _, ns := range []string{nsOurs, nsSwan} {
-		exec.Command("ip", "netns", "del", ns).Run() // leftovers of a killed run
-	}
-	t.Cleanup(func() {
-		for _, ns := range []string{nsOurs, nsSwan} {
-			exec.Command("ip", "netns", "del", ns).Run()
-		}
-	})
-	run(t, "ip", "netns", "add", nsOurs)
-	run(t, "ip", "netns", "add", nsSwan)
-	run(t, "ip", "link", "add", vethOurs, "netns", nsOurs, "type", "veth", "peer", "name", vethSwan, "netns", nsSwan)
-	for _, c := range []struct {
-		ns, dev string
-		under   netip.Addr
-		vtep    netip.Addr
-	}{{nsOurs, vethOurs, underOurs, vtepOurs}, {nsSwan, vethSwan, underSwan, vtepSwan}} {
-		run(t, "ip", "-n", c.ns, "addr", "add", c.under.String()+"/24", "dev", c.dev)
-		run(t, "ip", "-n", c.ns, "link", "set", c.dev, "up")
-		run(t, "ip", "-n", c.ns, "link", "set", "lo", "up")
-		run(t, "ip", "-n", c.ns, "addr", "add", c.vtep.String()+"/32", "dev", "lo")
-	}
-}
-
-// inNetns runs f on an OS thread switched into namespace ns; sockets f
-// creates stay in ns.
-func inNetns(t *testing.T, ns string, f func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
+	out, err := c.Swanctl(args...)
 	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
+		t.Fatalf("swanctl %v: %v\n%s", args, err, out)
 	}
-	defer orig.Close()
-	target, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			panic(err) // leave the thread locked: it dies with the goroutine
-		}
-		runtime.UnlockOSThread()
-	}()
-	f()
+	return out
 }
 
-// swan is a running charon.
-type swan struct {
-	t   *testing.T
-	dir string
-	uri string
-	log string
-}
-
-const strongswanConf = `charon {
-	load_modular = no
-	load = random nonce openssl aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici
-	install_virtual_ip = no
-	plugins {
-		vici {
-			socket = unix://%[1]s/charon.vici
-		}
-	}
-	filelog {
-		charon {
-			path = %[1]s/charon.log
-			default = 1
-			ike = 4
-			chd = 4
-			knl = 2
-			cfg = 2
-			flush_line = yes
-		}
-	}
-}
-swanctl {
-	load = random nonce openssl pem pkcs1 x509 pubkey
-	socket = unix://%[1]s/charon.vici
-}
-`
-
-// startSwan starts charon in its namespace and mount namespace (the pid
-// file path is compiled in, so it gets a private /run).
-func startSwan(t *testing.T, swanctlConf string) *swan {
-	t.Helper()
-	dir := t.TempDir()
-	s := &swan{t: t, dir: dir, uri: "unix://" + dir + "/charon.vici", log: filepath.Join(dir, "charon.log")}
-	conf := filepath.Join(dir, "strongswan.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(strongswanConf, dir)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "swanctl.conf"), []byte(swanctlConf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("ip", "netns", "exec", nsSwan, "unshare", "--mount", "--propagation", "private",
-		"sh", "-c", "mount -t tmpfs tmpfs /run && exec "+charon)
-	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+conf)
-	stderr, _ := os.Create(filepath.Join(dir, "charon.stderr"))
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(unix.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(s.log)
-			if p := os.Getenv("VXIKE_KEEP_LOG"); p != "" {
-				os.WriteFile(p, b, 0o600)
-			}
-			lines := strings.Split(string(b), "\n")
-			if len(lines) > 150 {
-				lines = lines[len(lines)-150:]
-			}
-			t.Logf("charon log tail (keys are test keys):\n%s", strings.Join(lines, "\n"))
-		}
-	})
-	for i := 0; ; i++ {
-		if _, err := os.Stat(filepath.Join(dir, "charon.vici")); err == nil {
-			break
-		}
-		if i > 100 {
-			b, _ := os.ReadFile(filepath.Join(dir, "charon.stderr"))
-			t.Fatalf("charon did not start: %s", b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	s.swanctl("--load-all", "--file", filepath.Join(dir, "swanctl.conf"))
-	return s
-}
-
-func (s *swan) swanctl(args ...string) string {
-	s.t.Helper()
-	cmd := exec.Command("swanctl", append(args, "--uri", s.uri)...)
-	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(s.dir, "strongswan.conf"))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		s.t.Fatalf("swanctl %v: %v\n%s", args, err, out)
-	}
-	return string(out)
-}
-
-func swanctlConf(ikeProposal, espProposal string, swanInitiates bool) string {
+func (n *ikeNet) swanctlConf(ikeProposal, espProposal string, swanInitiates bool) string {
 	start := "none"
 	if swanInitiates {
 		start = "none" // the test initiates with swanctl --initiate
@@ -282,7 +124,7 @@ secrets {
 		secret = "%[8]s"
 	}
 }
-`, underSwan, underOurs, vtepSwan, vtepOurs, ikeProposal, espProposal, start, testPSK)
+`, n.swan.Addr, n.ours.Addr, vtepSwan, vtepOurs, ikeProposal, espProposal, start, testPSK)
 }
 
 // chanHandler forwards Child SA events to the test.
@@ -313,7 +155,7 @@ func waitFor[T any](t *testing.T, ch chan T, what string, d time.Duration) T {
 	panic("unreachable")
 }
 
-// ours is our daemon inside nsOurs.
+// ours is our daemon inside the ours site.
 type ours struct {
 	d    *Daemon
 	tr   *UDPTransport
@@ -360,12 +202,12 @@ func (h *holdTransport) Send(from, to netip.AddrPort, msg []byte) error {
 	return nil
 }
 
-func startOurs(t *testing.T, suite crypto.Suite, ikeSuite string, initiate bool, endpointPort uint16, mod func(*Config)) *ours {
+func (n *ikeNet) startOurs(t *testing.T, suite crypto.Suite, ikeSuite string, initiate bool, endpointPort uint16, mod func(*Config)) *ours {
 	t.Helper()
 	o := &ours{h: newChanHandler(), esp: make(chan []byte, 64), hold: &holdTransport{}}
 	cfg := Config{
 		PSK: []byte(testPSK), Suite: suite, IKESuite: ikeSuite,
-		Peers: []PeerConfig{{Name: "swan", Endpoint: netip.AddrPortFrom(underSwan, endpointPort),
+		Peers: []PeerConfig{{Name: "swan", Endpoint: netip.AddrPortFrom(n.swan.Addr, endpointPort),
 			LocalVTEP: vtepOurs, RemoteVTEP: vtepSwan, Initiate: initiate}},
 		DPDInterval:       -1,
 		RetransmitTimeout: 500 * time.Millisecond,
@@ -388,13 +230,14 @@ func startOurs(t *testing.T, suite crypto.Suite, ikeSuite string, initiate bool,
 		<-done
 		o.tr.close()
 	}
-	inNetns(t, nsOurs, func() {
-		var tr Transport
-		tr, err = ListenUDP(ctx, o.d, netip.AddrPortFrom(underOurs, 500), netip.AddrPortFrom(underOurs, 4500))
-		if err == nil {
-			o.tr = tr.(*UDPTransport)
-			o.hold.inner = o.tr
+	err = n.ours.Do(func() error {
+		tr, err := ListenUDP(ctx, o.d, netip.AddrPortFrom(n.ours.Addr, 500), netip.AddrPortFrom(n.ours.Addr, 4500))
+		if err != nil {
+			return err
 		}
+		o.tr = tr.(*UDPTransport)
+		o.hold.inner = o.tr
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -412,9 +255,9 @@ func startOurs(t *testing.T, suite crypto.Suite, ikeSuite string, initiate bool,
 var spiLine = regexp.MustCompile(`(?m)^\s+(in|out)\s+([0-9a-f]{8})`)
 
 // checkSwanSA checks swanctl --list-sas against our Child SA.
-func checkSwanSA(t *testing.T, s *swan, c ChildSA, wantAlg string) {
+func checkSwanSA(t *testing.T, s *nstest.Charon, c ChildSA, wantAlg string) {
 	t.Helper()
-	out := s.swanctl("--list-sas")
+	out := swanctl(t, s, "--list-sas")
 	t.Logf("swanctl --list-sas:\n%s", out)
 	if !strings.Contains(out, "TUNNEL-in-UDP") {
 		t.Errorf("child SA is not TUNNEL-in-UDP")
@@ -529,12 +372,12 @@ func innerUDP(src, dst netip.Addr, sport, dport uint16, payload []byte) []byte {
 // checkTraffic sends ESP both ways through strongSwan's libipsec: one
 // packet we seal to a UDP socket in strongSwan's namespace, one packet from
 // that socket back to our VTEP, which libipsec seals and we open.
-func checkTraffic(t *testing.T, o *ours, c ChildSA, tag string) {
+func (n *ikeNet) checkTraffic(t *testing.T, o *ours, c ChildSA, tag string) {
 	t.Helper()
 	var conn *net.UDPConn
-	var err error
-	inNetns(t, nsSwan, func() {
+	err := n.swan.Do(func() (err error) {
 		conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(vtepSwan, 4789)))
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -545,7 +388,7 @@ func checkTraffic(t *testing.T, o *ours, c ChildSA, tag string) {
 	// up to three packets (fresh sequence numbers): one loss is not a
 	// key mismatch, three are
 	buf := make([]byte, 2000)
-	var n int
+	var got int
 	var from netip.AddrPort
 	for try := 0; ; try++ {
 		pkt := e.seal(innerUDP(vtepOurs, vtepSwan, 40000, 4789, []byte(want)))
@@ -553,7 +396,7 @@ func checkTraffic(t *testing.T, o *ours, c ChildSA, tag string) {
 			t.Fatal(err)
 		}
 		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-		n, from, err = conn.ReadFromUDPAddrPort(buf)
+		got, from, err = conn.ReadFromUDPAddrPort(buf)
 		if err == nil {
 			break
 		}
@@ -561,8 +404,8 @@ func checkTraffic(t *testing.T, o *ours, c ChildSA, tag string) {
 			t.Fatalf("strongSwan did not deliver our ESP packets (keys or SPIs differ): %v", err)
 		}
 	}
-	if string(buf[:n]) != want || from.Addr() != vtepOurs {
-		t.Errorf("strongSwan delivered %q from %v, want %q from %v", buf[:n], from, want, vtepOurs)
+	if string(buf[:got]) != want || from.Addr() != vtepOurs {
+		t.Errorf("strongSwan delivered %q from %v, want %q from %v", buf[:got], from, want, vtepOurs)
 	}
 	// and back: libipsec encrypts with its outbound keys, we open
 	for len(o.esp) > 0 {
@@ -638,7 +481,6 @@ func waitRekeyed(t *testing.T, o *ours, old ChildSA) ChildSA {
 }
 
 func TestStrongSwanInterop(t *testing.T) {
-	requireTools(t)
 	cases := []struct {
 		name      string
 		ike       string // our IKE proposal
@@ -660,20 +502,20 @@ func TestStrongSwanInterop(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			setupNetns(t)
+			n := newIKENet(t)
 			swanIKE := tc.swanIKE
 			if swanIKE == "" {
 				swanIKE = tc.ike
 			}
 			group := swanIKE[strings.LastIndex(swanIKE, "-")+1:]
-			s := startSwan(t, swanctlConf(swanIKE, tc.suite.String()+"-"+group+","+tc.suite.String(), !tc.weInit))
-			o := startOurs(t, tc.suite, tc.ike, tc.weInit, tc.port, func(c *Config) {
+			s := n.startSwan(t, n.swanctlConf(swanIKE, tc.suite.String()+"-"+group+","+tc.suite.String(), !tc.weInit))
+			o := n.startOurs(t, tc.suite, tc.ike, tc.weInit, tc.port, func(c *Config) {
 				if tc.cookie {
 					c.CookieThreshold = -1
 				}
 			})
 			if !tc.weInit {
-				s.swanctl("--initiate", "--child", "vx", "--timeout", "10")
+				swanctl(t, s, "--initiate", "--child", "vx", "--timeout", "10")
 			}
 			c := waitFor(t, o.h.installed, "child SA", 15*time.Second)
 			waitFor(t, o.h.up, "PeerUp", time.Second)
@@ -688,12 +530,14 @@ func TestStrongSwanInterop(t *testing.T) {
 				t.Errorf("IKE algorithms: got %s, want %s", got, wantIKE)
 			}
 			checkSwanSA(t, s, c, swanAlg(tc.suite))
-			checkTraffic(t, o, c, "first")
-			logText, _ := os.ReadFile(s.log)
-			if tc.cookie && !strings.Contains(string(logText), "IKE_SA_INIT response 0 [ N(COOKIE) ]") {
+			n.checkTraffic(t, o, c, "first")
+			// Log is the last 200 lines; at nstest's debug levels the
+			// whole log up to here is about half of that
+			logText := s.Log()
+			if tc.cookie && !strings.Contains(logText, "IKE_SA_INIT response 0 [ N(COOKIE) ]") {
 				t.Errorf("charon log shows no COOKIE challenge")
 			}
-			if tc.swanIKE != "" && !strings.Contains(string(logText), "N(INVAL_KE)") {
+			if tc.swanIKE != "" && !strings.Contains(logText, "N(INVAL_KE)") {
 				t.Errorf("charon log shows no INVALID_KE_PAYLOAD")
 			}
 
@@ -701,12 +545,12 @@ func TestStrongSwanInterop(t *testing.T) {
 			forceChildRekey(o.d)
 			c = waitRekeyed(t, o, c)
 			checkSwanSA(t, s, c, swanAlg(tc.suite))
-			checkTraffic(t, o, c, "after our child rekey")
+			n.checkTraffic(t, o, c, "after our child rekey")
 			if tc.swanRekey {
-				s.swanctl("--rekey", "--child", "vx")
+				swanctl(t, s, "--rekey", "--child", "vx")
 				c = waitRekeyed(t, o, c)
 				checkSwanSA(t, s, c, swanAlg(tc.suite))
-				checkTraffic(t, o, c, "after strongSwan's child rekey")
+				n.checkTraffic(t, o, c, "after strongSwan's child rekey")
 			}
 
 			// IKE SA rekeys: ours, then strongSwan's; a Child rekey over the
@@ -716,13 +560,13 @@ func TestStrongSwanInterop(t *testing.T) {
 			waitIKERekeyed(t, o, before)
 			if tc.swanRekey {
 				before = o.d.SAs()[0]
-				s.swanctl("--rekey", "--ike", "vx")
+				swanctl(t, s, "--rekey", "--ike", "vx")
 				waitIKERekeyed(t, o, before)
 			}
 			forceChildRekey(o.d)
 			c = waitRekeyed(t, o, c)
 			checkSwanSA(t, s, c, swanAlg(tc.suite))
-			checkTraffic(t, o, c, "after IKE rekey")
+			n.checkTraffic(t, o, c, "after IKE rekey")
 			select {
 			case p := <-o.h.down:
 				t.Errorf("PeerDown(%s) during rekeys", p)
@@ -730,7 +574,7 @@ func TestStrongSwanInterop(t *testing.T) {
 			}
 
 			// strongSwan closes the IKE SA: we see PeerDown
-			s.swanctl("--terminate", "--ike", "vx", "--timeout", "5")
+			swanctl(t, s, "--terminate", "--ike", "vx", "--timeout", "5")
 			waitFor(t, o.h.down, "PeerDown after terminate", 10*time.Second)
 		})
 	}
@@ -739,27 +583,30 @@ func TestStrongSwanInterop(t *testing.T) {
 // TestStrongSwanDPD: strongSwan vanishes (its link goes down); our
 // liveness check declares the peer down; when it returns we reconnect.
 func TestStrongSwanDPD(t *testing.T) {
-	requireTools(t)
-	setupNetns(t)
-	s := startSwan(t, swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16", false))
-	o := startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", true, 4500, func(c *Config) {
+	n := newIKENet(t)
+	s := n.startSwan(t, n.swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16", false))
+	o := n.startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", true, 4500, func(c *Config) {
 		c.DPDInterval = time.Second
 		c.RetransmitTries = 2
 		c.RetryInterval = time.Second
 	})
 	c := waitFor(t, o.h.installed, "child SA", 15*time.Second)
 	waitFor(t, o.h.up, "PeerUp", time.Second)
-	checkTraffic(t, o, c, "before")
-	run(t, "ip", "-n", nsSwan, "link", "set", vethSwan, "down")
+	n.checkTraffic(t, o, c, "before")
+	n.swan.Run("ip", "link", "set", n.swan.Dev, "down")
 	waitFor(t, o.h.down, "PeerDown after failed liveness checks", 20*time.Second)
 	if del := waitFor(t, o.h.deleted, "child SA delete", time.Second); del[0] != c.InSPI {
 		t.Errorf("deleted %08x, want %08x", del[0], c.InSPI)
 	}
-	run(t, "ip", "-n", nsSwan, "link", "set", vethSwan, "up")
+	// bringing the link up does not restore the underlay routes that
+	// going down removed
+	n.swan.Run("ip", "link", "set", n.swan.Dev, "up")
+	n.swan.Run("ip", "route", "replace", nstest.RouterAddr.String()+"/32", "dev", n.swan.Dev)
+	n.swan.Run("ip", "route", "replace", "default", "via", nstest.RouterAddr.String(), "dev", n.swan.Dev)
 	c = waitFor(t, o.h.installed, "child SA after the peer returned", 30*time.Second)
 	waitFor(t, o.h.up, "PeerUp again", time.Second)
 	checkSwanSA(t, s, c, swanAlg(crypto.SuiteAES128GCM16))
-	checkTraffic(t, o, c, "after")
+	n.checkTraffic(t, o, c, "after")
 }
 
 func waitIKERekeyed(t *testing.T, o *ours, before IKESAInfo) {
@@ -778,17 +625,16 @@ func waitIKERekeyed(t *testing.T, o *ours, before IKESAInfo) {
 // (RFC 7296 §2.8.1). Afterwards exactly one new Child SA is left on each
 // side, the same one, and it carries traffic.
 func TestStrongSwanRekeyCollision(t *testing.T) {
-	requireTools(t)
-	setupNetns(t)
-	s := startSwan(t, swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16-x25519,aes128gcm16", false))
-	o := startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", true, 4500, nil)
+	n := newIKENet(t)
+	s := n.startSwan(t, n.swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16-x25519,aes128gcm16", false))
+	o := n.startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", true, 4500, nil)
 	first := waitFor(t, o.h.installed, "child SA", 15*time.Second)
 	o.hold.mu.Lock()
 	o.hold.collide = true
 	o.hold.mu.Unlock()
 	forceChildRekey(o.d)
 	time.Sleep(300 * time.Millisecond) // our request is held now
-	s.swanctl("--rekey", "--child", "vx")
+	swanctl(t, s, "--rekey", "--child", "vx")
 	// each side installs the SA of its own exchange and of the peer's; the
 	// redundant one and the old one are deleted
 	// (installs and deletes come on two channels, so a delete may be read
@@ -828,14 +674,13 @@ func TestStrongSwanRekeyCollision(t *testing.T) {
 	var c ChildSA
 	for _, c = range live {
 	}
-	out := s.swanctl("--list-sas")
-	if n := strings.Count(out, "INSTALLED, TUNNEL"); n != 1 {
-		t.Errorf("strongSwan has %d installed child SAs, want 1:\n%s", n, out)
+	out := swanctl(t, s, "--list-sas")
+	if cnt := strings.Count(out, "INSTALLED, TUNNEL"); cnt != 1 {
+		t.Errorf("strongSwan has %d installed child SAs, want 1:\n%s", cnt, out)
 	}
 	checkSwanSA(t, s, c, "AES_GCM_16-128")
-	checkTraffic(t, o, c, "after the collision")
-	logText, _ := os.ReadFile(s.log)
-	if !strings.Contains(string(logText), "collision") {
+	n.checkTraffic(t, o, c, "after the collision")
+	if !strings.Contains(s.Log(), "collision") {
 		t.Logf("charon did not log a collision (timing); the exchange still ended consistent")
 	}
 }
@@ -844,10 +689,9 @@ func TestStrongSwanRekeyCollision(t *testing.T) {
 // vxswitch answers TEMPORARY_FAILURE to a rekey that collides with its own
 // (strongSwan then treats ours as the winner); one IKE SA remains and works.
 func TestStrongSwanIKERekeyCollision(t *testing.T) {
-	requireTools(t)
-	setupNetns(t)
-	s := startSwan(t, swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16-x25519,aes128gcm16", false))
-	o := startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", true, 4500, nil)
+	n := newIKENet(t)
+	s := n.startSwan(t, n.swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16-x25519,aes128gcm16", false))
+	o := n.startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", true, 4500, nil)
 	c := waitFor(t, o.h.installed, "child SA", 15*time.Second)
 	before := o.d.SAs()[0]
 	o.hold.mu.Lock()
@@ -855,15 +699,15 @@ func TestStrongSwanIKERekeyCollision(t *testing.T) {
 	o.hold.mu.Unlock()
 	forceIKERekey(o.d)
 	time.Sleep(300 * time.Millisecond)
-	s.swanctl("--rekey", "--ike", "vx")
+	swanctl(t, s, "--rekey", "--ike", "vx")
 	waitIKERekeyed(t, o, before)
 	time.Sleep(time.Second)
-	if logText, _ := os.ReadFile(s.log); !strings.Contains(string(logText), "N(TEMP_FAIL)") {
+	if !strings.Contains(s.Log(), "N(TEMP_FAIL)") {
 		t.Errorf("no TEMPORARY_FAILURE in charon's log: the rekeys did not collide")
 	}
-	out := s.swanctl("--list-sas")
-	if n := strings.Count(out, "ESTABLISHED, IKEv2"); n != 1 {
-		t.Errorf("strongSwan has %d IKE SAs, want 1:\n%s", n, out)
+	out := swanctl(t, s, "--list-sas")
+	if cnt := strings.Count(out, "ESTABLISHED, IKEv2"); cnt != 1 {
+		t.Errorf("strongSwan has %d IKE SAs, want 1:\n%s", cnt, out)
 	}
 	sas := o.d.SAs()
 	if len(sas) != 1 || !strings.Contains(out, fmt.Sprintf("%016x_i", sas[0].SPIi)) {
@@ -872,7 +716,7 @@ func TestStrongSwanIKERekeyCollision(t *testing.T) {
 	forceChildRekey(o.d)
 	c = waitRekeyed(t, o, c)
 	checkSwanSA(t, s, c, "AES_GCM_16-128")
-	checkTraffic(t, o, c, "after the IKE rekey collision")
+	n.checkTraffic(t, o, c, "after the IKE rekey collision")
 	select {
 	case p := <-o.h.down:
 		t.Errorf("PeerDown(%s)", p)
@@ -884,21 +728,20 @@ func TestStrongSwanIKERekeyCollision(t *testing.T) {
 // SAs. strongSwan's liveness check reaches the new daemon, which initiates
 // with INITIAL_CONTACT; strongSwan replaces its stale SAs and traffic flows.
 func TestStrongSwanRestart(t *testing.T) {
-	requireTools(t)
-	setupNetns(t)
-	s := startSwan(t, swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16", true))
-	o := startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", false, 4500, nil)
-	s.swanctl("--initiate", "--child", "vx", "--timeout", "10")
+	n := newIKENet(t)
+	s := n.startSwan(t, n.swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16", true))
+	o := n.startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", false, 4500, nil)
+	swanctl(t, s, "--initiate", "--child", "vx", "--timeout", "10")
 	c := waitFor(t, o.h.installed, "child SA", 15*time.Second)
-	checkTraffic(t, o, c, "before the restart")
+	n.checkTraffic(t, o, c, "before the restart")
 	o.stop()
-	o2 := startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", false, 4500, nil)
+	o2 := n.startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", false, 4500, nil)
 	c2 := waitFor(t, o2.h.installed, "child SA after the restart (strongSwan dpd_delay 5s)", 20*time.Second)
 	time.Sleep(500 * time.Millisecond)
-	out := s.swanctl("--list-sas")
-	if n := strings.Count(out, "ESTABLISHED, IKEv2"); n != 1 {
-		t.Errorf("strongSwan has %d IKE SAs after our restart, want 1:\n%s", n, out)
+	out := swanctl(t, s, "--list-sas")
+	if cnt := strings.Count(out, "ESTABLISHED, IKEv2"); cnt != 1 {
+		t.Errorf("strongSwan has %d IKE SAs after our restart, want 1:\n%s", cnt, out)
 	}
 	checkSwanSA(t, s, c2, "AES_GCM_16-128")
-	checkTraffic(t, o2, c2, "after the restart")
+	n.checkTraffic(t, o2, c2, "after the restart")
 }
