@@ -638,3 +638,27 @@ func TestIPv6Underlay(t *testing.T) {
 		})
 	}
 }
+
+// TestJumboOverlay: a 9000-byte overlay over a 1400-byte underlay. Whole
+// 9000-byte IP packets cross with DF set (fragmented inside the tunnel
+// only), and TCP with a 9000 MTU flows.
+func TestJumboOverlay(t *testing.T) {
+	for _, mode := range []string{"esp", "plain"} {
+		t.Run(mode, func(t *testing.T) {
+			n := nstest.New(t, nstest.SiteSpec{Name: "a", MTU: 1400}, nstest.SiteSpec{Name: "b", MTU: 1400})
+			sites := startSites(t, n, options{mode: mode, overlayMTU: 9000, peerMTU: func(_, _ *nstest.Site) int { return 1400 }})
+			a, b := sites[0], sites[1]
+			if err := nstest.WaitFor(20*time.Second, func() error { return a.Ping(overlayAddr(b.Site).String(), 56, 1, false) }); err != nil {
+				t.Fatalf("a -> b: %v", err)
+			}
+			for _, c := range []struct{ from, to *site }{{a, b}, {b, a}} {
+				if err := c.from.Ping(overlayAddr(c.to.Site).String(), 8972, 3, true); err != nil {
+					t.Errorf("%s -> %s 8972 bytes with DF: %v", c.from.Name, c.to.Name, err)
+				}
+			}
+			if _, err := n.Transfer(a.Site, b.Site, overlayAddr(b.Site), 20<<20, 30*time.Second); err != nil {
+				t.Errorf("TCP over the jumbo overlay: %v", err)
+			}
+		})
+	}
+}
