@@ -31,6 +31,9 @@ type PeerStatus struct {
 	RxPackets uint64 `json:"rx_packets"`
 	RxBytes   uint64 `json:"rx_bytes"`
 	Fragments uint64 `json:"tx_fragments"`
+	// IKE is the peer's established IKE SA: its algorithms and age, "-"
+	// when none (always in plain mode).
+	IKE string `json:"ike"`
 }
 
 // SAStatus is one row of `vxswitch show sas`.

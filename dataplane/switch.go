@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -535,6 +536,12 @@ func (s *Switch) FDB() []FDBEntry {
 // Peers returns the status of every peer.
 func (s *Switch) Peers() []PeerStatus {
 	pt := s.peers.Load()
+	ikeSA := make(map[string]string)
+	for _, sa := range s.IKESAs() {
+		if sa.State == "established" && !sa.Established.IsZero() {
+			ikeSA[sa.Peer] = fmt.Sprintf("%s, %s", sa.Algorithms, time.Since(sa.Established).Round(time.Second))
+		}
+	}
 	var out []PeerStatus
 	for _, p := range pt.byPort {
 		if p == nil {
@@ -546,6 +553,7 @@ func (s *Switch) Peers() []PeerStatus {
 			TxPackets: p.ctr[cTxPackets].Load(), TxBytes: p.ctr[cTxBytes].Load(),
 			RxPackets: p.ctr[cRxPackets].Load(), RxBytes: p.ctr[cRxBytes].Load(),
 			Fragments: p.ctr[cTxFragments].Load(),
+			IKE:       cmp.Or(ikeSA[p.cfg.Name], "-"),
 		})
 	}
 	return out

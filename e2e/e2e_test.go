@@ -206,6 +206,9 @@ func TestTwoSitesESP(t *testing.T) {
 			if !strings.Contains(sas, suite) {
 				t.Errorf("show sas lacks %s:\n%s", suite, sas)
 			}
+			if peers := a.show(t, "peers"); !strings.Contains(peers, "prfsha256-x25519") {
+				t.Errorf("show peers lacks the IKE SA:\n%s", peers)
+			}
 		})
 	}
 }

@@ -42,7 +42,7 @@ func newFakeSwitch() *fakeSwitch {
 		},
 		peers: []dataplane.PeerStatus{
 			{Name: "sakura", Endpoint: "198.51.100.2:4500", VTEP: "172.31.0.2", MTU: 1400, State: "up",
-				TxPackets: 10, TxBytes: 15000, RxPackets: 9, RxBytes: 13000, Fragments: 4},
+				TxPackets: 10, TxBytes: 15000, RxPackets: 9, RxBytes: 13000, Fragments: 4, IKE: "aes128gcm16-prfsha256-x25519, 5m0s"},
 			{Name: "starbed", Endpoint: "203.0.113.6:4500", VTEP: "172.31.0.6", MTU: 1500, State: "connecting"},
 		},
 		sas: []dataplane.SAStatus{
