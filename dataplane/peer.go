@@ -27,7 +27,12 @@ type peer struct {
 	mtu      atomic.Int32                   // path MTU to the peer
 	outSA    atomic.Pointer[crypto.OutboundSA]
 	pending  atomic.Pointer[pendingSA] // a new SA pair waiting to take over
-	state    atomic.Int32
+	// nextID numbers the tunnel-inner packets to this peer (IPv4 and IPv6
+	// fragment identification): a counter per destination, as RFC 791 and
+	// RFC 8200 ask, seeded at random and cheaper per packet than a lookup
+	// in a shared per-destination table.
+	nextID atomic.Uint32
+	state  atomic.Int32
 
 	ctr counters
 	sas []saRecord // installed Child SAs, guarded by Switch.mu

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sort"
@@ -26,7 +27,6 @@ type Switch struct {
 
 	fdb      *fdb.Table
 	sadb     crypto.SADB
-	ids      *encap.IDGenerator
 	pool     *workerPool
 	capture  captureHub
 	segments map[encap.VNI]*segment // fixed once attached
@@ -85,7 +85,6 @@ func New(cfg Config) (*Switch, error) {
 	s := &Switch{
 		cfg: cfg, log: log,
 		fdb:      fdb.New(fdb.Config{AgeTime: cfg.AgeTime, Logger: log}),
-		ids:      encap.NewIDGenerator(),
 		segments: make(map[encap.VNI]*segment),
 	}
 	empty := map[uint32]*peer{}
@@ -372,6 +371,7 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 		}
 		if p == nil {
 			p = &peer{cfg: pc, tunnel: encap.Tunnel{Src: s.cfg.VTEP, Dst: pc.VTEP}}
+			p.nextID.Store(rand.Uint32())
 			ep := pc.Endpoint
 			p.endpoint.Store(&ep)
 			p.mtu.Store(int32(pc.MTU))

@@ -304,7 +304,7 @@ func (t *txPath) toPeer(p *peer, buf []byte, n int, inPlace bool) {
 	}
 	id := uint16(0)
 	if p.tunnel.Src.Is4() {
-		id = uint16(s.ids.Next(p.tunnel.Dst))
+		id = uint16(p.nextID.Add(1))
 	}
 	start, err := encap.EncapIP(buf, Headroom, n, seg.vni, &p.tunnel, id)
 	if err != nil {
@@ -339,7 +339,7 @@ func (t *txPath) fragment(sa *crypto.OutboundSA, p *peer, inner []byte, mtu int,
 	if nh == crypto.NextHeaderIPv4 {
 		nf, err = encap.FragmentIPv4(inner, mtu, encap.IPv4(inner).ID(), views, t.fragSizes[:free])
 	} else {
-		nf, err = encap.FragmentIPv6(inner, mtu, t.s.ids.Next(p.tunnel.Dst), views, t.fragSizes[:free])
+		nf, err = encap.FragmentIPv6(inner, mtu, p.nextID.Add(1), views, t.fragSizes[:free])
 	}
 	if err != nil {
 		if errors.Is(err, encap.ErrFragmentBuffers) {
