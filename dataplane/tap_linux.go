@@ -37,6 +37,15 @@ type tapPort struct {
 
 	iov [2]unix.Iovec // Write's header and frame
 	hdr [virtioNetHdrLen]byte
+
+	// Read's raw-conn callback and its state, built once (a closure made
+	// per call would allocate per batch).
+	readFn       func(fd uintptr) bool
+	rbufs        [][]byte
+	rsizes       []int
+	rstart, roff int
+	rn           int
+	rerr         error
 }
 
 // openTAP attaches to the TAP device name, creating it if it does not
@@ -91,7 +100,9 @@ func openTUNFd(name string, offload bool) (*tapPort, error) {
 		file.Close()
 		return nil, err
 	}
-	return &tapPort{name: ifr.Name(), file: file, rc: rc, fd: fd, vnet: offload}, nil
+	t := &tapPort{name: ifr.Name(), file: file, rc: rc, fd: fd, vnet: offload}
+	t.readFn = t.readBatch
+	return t, nil
 }
 
 func (t *tapPort) configure(mtu int, addr netip.Prefix, mac encap.MAC) error {
@@ -152,40 +163,44 @@ func (t *tapPort) configure(mtu int, addr netip.Prefix, mac encap.MAC) error {
 // off-virtioNetHdrLen), sets sizes[i] to the frame's length, and blocks
 // until at least one frame is there.
 func (t *tapPort) Read(bufs [][]byte, off int, sizes []int) (int, error) {
-	start := off
+	t.roff, t.rstart = off, off
 	if t.vnet {
-		start -= virtioNetHdrLen
+		t.rstart -= virtioNetHdrLen
 	}
-	n := 0
-	var rerr error
-	err := t.rc.Read(func(fd uintptr) bool {
-		for n < len(bufs) {
-			r, err := unix.Read(int(fd), bufs[n][start:])
-			if err == unix.EINTR {
-				continue
-			}
-			if err == unix.EAGAIN {
-				break
-			}
-			if err != nil {
-				rerr = err
-				return true
-			}
-			if r < off-start {
-				continue // no room for even the header: nothing to forward
-			}
-			sizes[n] = r - (off - start)
-			n++
-		}
-		return n > 0
-	})
+	t.rbufs, t.rsizes, t.rn, t.rerr = bufs, sizes, 0, nil
+	err := t.rc.Read(t.readFn)
+	t.rbufs, t.rsizes = nil, nil
 	if err != nil {
 		return 0, err
 	}
-	if n == 0 && rerr != nil {
-		return 0, fmt.Errorf("tap %s: read: %w", t.name, rerr)
+	if t.rn == 0 && t.rerr != nil {
+		return 0, fmt.Errorf("tap %s: read: %w", t.name, t.rerr)
 	}
-	return n, nil
+	return t.rn, nil
+}
+
+// readBatch is Read's raw-conn callback: it drains the device into the
+// batch and returns false (park until readable) if nothing was there.
+func (t *tapPort) readBatch(fd uintptr) bool {
+	for t.rn < len(t.rbufs) {
+		r, err := unix.Read(int(fd), t.rbufs[t.rn][t.rstart:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			t.rerr = err
+			return true
+		}
+		if r < t.roff-t.rstart {
+			continue // no room for even the header: nothing to forward
+		}
+		t.rsizes[t.rn] = r - (t.roff - t.rstart)
+		t.rn++
+	}
+	return t.rn > 0
 }
 
 // Write writes one frame (with a zero virtio-net header in front when

@@ -40,6 +40,14 @@ type udpConn struct {
 	wend     []int    // per message: index after its last datagram
 	rcmsgs   [][]byte // per message: UDP_GRO control message
 	groSizes []int    // per message read: the segment size, 0 if not coalesced
+
+	// The raw-conn callbacks and their state, built once: a closure made
+	// per call would allocate per batch.
+	readFn, writeFn   func(fd uintptr) bool
+	rn, rgot          int
+	rerrno            syscall.Errno
+	wstart, wn, wsent int
+	werrno            syscall.Errno
 }
 
 // gsoMaxSegments bounds a GSO run (the kernel's UDP_MAX_SEGMENTS is 64).
@@ -79,6 +87,7 @@ func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch int) (*udp
 		rmsgs: make([]unix.Mmsghdr, batch), riovs: make([]unix.Iovec, batch), rnames: make([]unix.RawSockaddrInet6, batch),
 		wmsgs: make([]unix.Mmsghdr, batch), wiovs: make([]unix.Iovec, batch), wnames: make([]unix.RawSockaddrInet6, batch),
 	}
+	u.readFn, u.writeFn = u.recvmmsg, u.sendmmsg
 	if offload {
 		u.gso = unix.SetsockoptInt(u.fd(), unix.SOL_UDP, unix.UDP_SEGMENT, 0) == nil
 		u.gro = unix.SetsockoptInt(u.fd(), unix.SOL_UDP, unix.UDP_GRO, 1) == nil
@@ -167,21 +176,13 @@ func (u *udpConn) Read(bufs [][]byte, sizes, segSizes []int, from []netip.AddrPo
 			u.rmsgs[i].Hdr.SetControllen(len(u.rcmsgs[i]))
 		}
 	}
-	var got int
-	var errno syscall.Errno
-	err := u.rc.Read(func(fd uintptr) bool {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&u.rmsgs[0])), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN || e == unix.EINTR {
-			return false
-		}
-		got, errno = int(r), e
-		return true
-	})
-	if err != nil {
+	u.rn = n
+	if err := u.rc.Read(u.readFn); err != nil {
 		return 0, err
 	}
-	if errno != 0 {
-		return 0, &pendingError{errno}
+	got := u.rgot
+	if u.rerrno != 0 {
+		return 0, &pendingError{u.rerrno}
 	}
 	for i := 0; i < got; i++ {
 		sizes[i] = int(u.rmsgs[i].Len)
@@ -195,6 +196,26 @@ func (u *udpConn) Read(bufs [][]byte, sizes, segSizes []int, from []netip.AddrPo
 		}
 	}
 	return got, nil
+}
+
+// recvmmsg is Read's raw-conn callback: false parks until readable.
+func (u *udpConn) recvmmsg(fd uintptr) bool {
+	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&u.rmsgs[0])), uintptr(u.rn), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false
+	}
+	u.rgot, u.rerrno = int(r), e
+	return true
+}
+
+// sendmmsg is send's raw-conn callback: false parks until writable.
+func (u *udpConn) sendmmsg(fd uintptr) bool {
+	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&u.wmsgs[u.wstart])), uintptr(u.wn-u.wstart), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false
+	}
+	u.wsent, u.werrno = int(r), e
+	return true
 }
 
 // pendingError is an asynchronous socket error (IP_RECVERR): the details
@@ -268,19 +289,11 @@ func (u *udpConn) Write(bufs [][]byte, to []netip.AddrPort, failed func(i int, e
 // EMSGSIZE, the path MTU is learnt, and the others still go.
 func (u *udpConn) send(n int, bufs [][]byte, to []netip.AddrPort, failed func(i int, err syscall.Errno)) error {
 	for start := 0; start < n; {
-		var sent int
-		var errno syscall.Errno
-		err := u.rc.Write(func(fd uintptr) bool {
-			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&u.wmsgs[start])), uintptr(n-start), unix.MSG_DONTWAIT, 0, 0)
-			if e == unix.EAGAIN || e == unix.EINTR {
-				return false
-			}
-			sent, errno = int(r), e
-			return true
-		})
-		if err != nil {
+		u.wstart, u.wn = start, n
+		if err := u.rc.Write(u.writeFn); err != nil {
 			return err
 		}
+		sent, errno := u.wsent, u.werrno
 		if errno != 0 {
 			// sendmmsg fails only when the first message fails: skip it.
 			first, end := u.wfirst[start], u.wend[start]
