@@ -665,3 +665,47 @@ func TestJumboOverlay(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadAddsSite grows a running ESP mesh by one site: the two running
+// sites get the new peer on SIGHUP while they keep talking to each other
+// without a lost packet, and the new site reaches both.
+func TestReloadAddsSite(t *testing.T) {
+	n := nstest.New(t, nstest.Sites("a", "b", "c")...)
+	notC := func(from, to *nstest.Site) bool { return from.Name == "c" || to.Name != "c" }
+	sites := startSites(t, n, options{mode: "esp", only: notC})
+	a, b, c := sites[0], sites[1], sites[2]
+	if err := nstest.WaitFor(20*time.Second, func() error { return a.Ping(overlayAddr(b.Site).String(), 56, 1, false) }); err != nil {
+		t.Fatalf("a -> b: %v", err)
+	}
+	// a pings b throughout the reload.
+	done := make(chan error, 1)
+	go func() {
+		out, err := a.Output("ping", "-n", "-q", "-c", "60", "-i", "0.05", overlayAddr(b.Site).String())
+		if err == nil && !strings.Contains(out, " 0% packet loss") {
+			err = fmt.Errorf("loss during the reload:\n%s", out)
+		}
+		done <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	for _, s := range []*site{a, b} {
+		cfg, err := os.ReadFile(s.config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add := fmt.Sprintf("[[peer]]\nname = %q\nendpoint = %q\nvtep = %q\n", c.Name, c.Addr, vtepAddr(c.Site))
+		if err := os.WriteFile(s.config, append(cfg, add...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.proc.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []*site{a, b} {
+		if err := nstest.WaitFor(10*time.Second, func() error { return c.Ping(overlayAddr(s.Site).String(), 56, 1, false) }); err != nil {
+			t.Errorf("new site c -> %s: %v\n%s", s.Name, err, s.show(t, "peers"))
+		}
+	}
+	if err := <-done; err != nil {
+		t.Errorf("a -> b during the reload: %v", err)
+	}
+}
