@@ -58,6 +58,7 @@ type siteSection struct {
 	VTEP    string `toml:"vtep"`
 	Control string `toml:"control"`
 	Port    *int64 `toml:"port"`
+	Metrics string `toml:"metrics"`
 }
 
 type segmentSection struct {
@@ -109,6 +110,7 @@ type switchSection struct {
 type siteConfig struct {
 	dataplane.Config
 	Control string // control socket path
+	Metrics string // Prometheus listen address ("" = off)
 }
 
 // pskReader reads a PSK file and reports its permission bits; tests and the
@@ -228,6 +230,13 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 	// [site]
 	d.Name = fc.Site.Name
 	cfg.Control = v.control(&fc.Site)
+	if m := fc.Site.Metrics; m != "" {
+		if _, err := netip.ParseAddrPort(m); err != nil {
+			v.errorf("site.metrics", "%q: want address:port, e.g. \"127.0.0.1:9129\" (%v)", m, err)
+		} else {
+			cfg.Metrics = m
+		}
+	}
 	listenOK := false
 	if fc.Site.Listen == "" {
 		v.errorf("site.listen", "required (the underlay address, e.g. \"192.0.2.1\" or \"0.0.0.0\")")

@@ -87,6 +87,11 @@ func serveSite(ctx context.Context, path string, cfg *siteConfig, sw siteSwitch,
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if cfg.Metrics != "" {
+		if _, err := serveMetrics(runCtx, cfg.Metrics, sw, cfg.Name, log); err != nil {
+			return err
+		}
+	}
 	runDone := make(chan error, 1)
 	go func() { runDone <- sw.Run(runCtx) }()
 	log.Info("vxswitch starting", "site", cfg.Name, "version", version, "config", path, "control", cfg.Control)

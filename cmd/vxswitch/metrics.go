@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metricsCollector exposes the switch's counters and peer states to
+// Prometheus. It reads them at scrape time (the same atomic snapshot as
+// `vxswitch show stats`), so the data path does no extra work.
+type metricsCollector struct {
+	sw controlled
+
+	counters *prometheus.Desc
+	peerUp   *prometheus.Desc
+	peerMTU  *prometheus.Desc
+	peerPkts *prometheus.Desc
+	peerByte *prometheus.Desc
+}
+
+func newMetricsCollector(sw controlled, site string) *metricsCollector {
+	constLabels := prometheus.Labels{"site": site}
+	return &metricsCollector{
+		sw: sw,
+		counters: prometheus.NewDesc("vxswitch_events_total",
+			"Counters of the switch by scope (switch, segment, peer, fdb, reassembly) and name: every drop reason has its own.",
+			[]string{"scope", "id", "counter"}, constLabels),
+		peerUp: prometheus.NewDesc("vxswitch_peer_up",
+			"1 when the peer is up (its IKE SA established; always in plain mode).", []string{"peer"}, constLabels),
+		peerMTU: prometheus.NewDesc("vxswitch_peer_path_mtu_bytes",
+			"Path MTU to the peer: configured, lowered by what the kernel learns.", []string{"peer"}, constLabels),
+		peerPkts: prometheus.NewDesc("vxswitch_peer_packets_total",
+			"Packets to and from the peer on the underlay.", []string{"peer", "direction"}, constLabels),
+		peerByte: prometheus.NewDesc("vxswitch_peer_bytes_total",
+			"Bytes to and from the peer on the underlay.", []string{"peer", "direction"}, constLabels),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.counters, m.peerUp, m.peerMTU, m.peerPkts, m.peerByte} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range m.sw.Stats() {
+		scope, id, _ := strings.Cut(c.Scope, " ")
+		ch <- prometheus.MustNewConstMetric(m.counters, prometheus.CounterValue, float64(c.Value), scope, id, c.Name)
+	}
+	for _, p := range m.sw.Peers() {
+		up := 0.0
+		if p.State == "up" {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.peerUp, prometheus.GaugeValue, up, p.Name)
+		ch <- prometheus.MustNewConstMetric(m.peerMTU, prometheus.GaugeValue, float64(p.MTU), p.Name)
+		ch <- prometheus.MustNewConstMetric(m.peerPkts, prometheus.CounterValue, float64(p.TxPackets), p.Name, "tx")
+		ch <- prometheus.MustNewConstMetric(m.peerPkts, prometheus.CounterValue, float64(p.RxPackets), p.Name, "rx")
+		ch <- prometheus.MustNewConstMetric(m.peerByte, prometheus.CounterValue, float64(p.TxBytes), p.Name, "tx")
+		ch <- prometheus.MustNewConstMetric(m.peerByte, prometheus.CounterValue, float64(p.RxBytes), p.Name, "rx")
+	}
+}
+
+// serveMetrics serves /metrics on addr until ctx is done and returns the
+// bound address. The listener is opened before it returns, so a bad
+// address fails the start.
+func serveMetrics(ctx context.Context, addr string, sw controlled, site string, log *slog.Logger) (net.Addr, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newMetricsCollector(sw, site), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(shut)
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("metrics on http://" + ln.Addr().String() + "/metrics")
+	return ln.Addr(), nil
+}

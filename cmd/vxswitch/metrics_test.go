@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// TestMetrics scrapes /metrics and decodes it with Prometheus' own text
+// parser: the counters and peer gauges of the switch are there, labelled.
+func TestMetrics(t *testing.T) {
+	sw := newFakeSwitch()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, err := serveMetrics(ctx, "127.0.0.1:0", sw, "makuhari", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr.String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, body)
+	}
+	find := func(name string, labels map[string]string) (float64, bool) {
+		f := families[name]
+		if f == nil {
+			return 0, false
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if got[k] != v {
+					continue next
+				}
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue(), true
+			}
+			return m.GetGauge().GetValue(), true
+		}
+		return 0, false
+	}
+	for _, c := range sw.stats {
+		scope, id, _ := strings.Cut(c.Scope, " ")
+		v, ok := find("vxswitch_events_total", map[string]string{"site": "makuhari", "scope": scope, "id": id, "counter": c.Name})
+		if !ok || v != float64(c.Value) {
+			t.Errorf("vxswitch_events_total %s/%s: got %v %v, want %d", c.Scope, c.Name, v, ok, c.Value)
+		}
+	}
+	for _, p := range sw.peers {
+		want := 0.0
+		if p.State == "up" {
+			want = 1
+		}
+		if v, ok := find("vxswitch_peer_up", map[string]string{"peer": p.Name}); !ok || v != want {
+			t.Errorf("vxswitch_peer_up{peer=%s} = %v %v, want %v", p.Name, v, ok, want)
+		}
+		if v, ok := find("vxswitch_peer_path_mtu_bytes", map[string]string{"peer": p.Name}); !ok || v != float64(p.MTU) {
+			t.Errorf("vxswitch_peer_path_mtu_bytes{peer=%s} = %v, want %d", p.Name, v, p.MTU)
+		}
+		if v, ok := find("vxswitch_peer_packets_total", map[string]string{"peer": p.Name, "direction": "tx"}); !ok || v != float64(p.TxPackets) {
+			t.Errorf("vxswitch_peer_packets_total{peer=%s,tx} = %v, want %d", p.Name, v, p.TxPackets)
+		}
+	}
+	if _, err := serveMetrics(ctx, "127.0.0.1:notaport", sw, "x", slog.New(slog.DiscardHandler)); err == nil {
+		t.Error("a bad metrics address started")
+	}
+}
