@@ -8,8 +8,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -69,6 +71,7 @@ type options struct {
 	psk           string // the pre-shared key; default a fixed test key
 	securityExtra string // raw TOML added to [security]
 	ipv6          bool   // IPv6 underlay (the sites' Addr6)
+	metrics       bool   // serve Prometheus metrics on 127.0.0.1:9129 in each site
 	only          func(from, to *nstest.Site) bool
 }
 
@@ -99,7 +102,11 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 	}
 	for _, s := range n.Sites {
 		var b strings.Builder
-		fmt.Fprintf(&b, "[site]\nname = %q\nlisten = %q\nvtep = %q\ncontrol = %q\n\n", s.Name, under(s), vtepAddr(s), filepath.Join(dir, s.Name+".sock"))
+		fmt.Fprintf(&b, "[site]\nname = %q\nlisten = %q\nvtep = %q\ncontrol = %q\n", s.Name, under(s), vtepAddr(s), filepath.Join(dir, s.Name+".sock"))
+		if o.metrics {
+			b.WriteString("metrics = \"127.0.0.1:9129\"\n")
+		}
+		b.WriteString("\n")
 		fmt.Fprintf(&b, "[[segment]]\nvni = 129\ntap = \"vx129\"\nmtu = %d\naddress = \"%s/24\"\n\n", o.overlayMTU, overlayAddr(s))
 		fmt.Fprintf(&b, "[security]\nmode = %q\nsuite = %q\npsk_file = %q\n%s\n", o.mode, o.suite, psk, o.securityExtra)
 		for _, p := range n.Sites {
@@ -159,9 +166,27 @@ func (s *site) stats(t *testing.T) string { return s.show(t, "stats") }
 
 func TestTwoSitesPlain(t *testing.T) {
 	n := nstest.New(t, nstest.SiteSpec{Name: "a", MTU: 1400}, nstest.SiteSpec{Name: "b", MTU: 1400})
-	sites := startSites(t, n, options{mode: "plain", peerMTU: func(_, _ *nstest.Site) int { return 1400 }})
+	sites := startSites(t, n, options{mode: "plain", metrics: true, peerMTU: func(_, _ *nstest.Site) int { return 1400 }})
 	a, b := sites[0], sites[1]
 	pingAll(t, n, a, b)
+
+	// Prometheus metrics from inside the site.
+	client := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
+			return a.Dial(network, addr, 5*time.Second)
+		},
+	}}
+	resp, err := client.Get("http://127.0.0.1:9129/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`vxswitch_peer_up{peer="b",site="a"} 1`, `vxswitch_events_total{counter="tx_packets",id="b",scope="peer",site="a"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }
 
 // pingAll checks ping both ways, a 1472-byte ping with DF (a full
