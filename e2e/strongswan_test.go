@@ -11,48 +11,6 @@ import (
 	"github.com/vxswitch/vxswitch/internal/nstest"
 )
 
-// swanctlConf is the strongSwan side of a vxswitch peering: IKEv2 with a
-// PSK, identities the underlay addresses, ESP in UDP forced (encap), a
-// Child SA carrying UDP between the two VTEPs.
-func swanctlConf(local, remote, localVTEP, remoteVTEP netip.Addr, esp, psk string) string {
-	return fmt.Sprintf(`connections {
-	vx {
-		version = 2
-		local_addrs = %[1]s
-		remote_addrs = %[2]s
-		proposals = aes128gcm16-prfsha256-x25519,aes128gcm16-prfsha256-ecp256
-		encap = yes
-		mobike = no
-		dpd_delay = 10s
-		local {
-			auth = psk
-			id = %[1]s
-		}
-		remote {
-			auth = psk
-			id = %[2]s
-		}
-		children {
-			vx {
-				local_ts = %[3]s/32[udp]
-				remote_ts = %[4]s/32[udp]
-				esp_proposals = %[5]s
-				mode = tunnel
-				start_action = none
-			}
-		}
-	}
-}
-secrets {
-	ike-vx {
-		id-1 = %[1]s
-		id-2 = %[2]s
-		secret = "%[6]s"
-	}
-}
-`, local, remote, localVTEP, remoteVTEP, esp, psk)
-}
-
 // TestStrongSwanKernelVXLAN is the interop the design aims at: one site is
 // vxswitch; the other is a plain IPsec gateway (strongSwan charon with
 // kernel-libipsec) whose Linux kernel vxlan device sends its VTEP traffic
@@ -70,7 +28,10 @@ func TestStrongSwanKernelVXLAN(t *testing.T) {
 			// (table 220) into libipsec's ipsec0.
 			swVTEP := vtepAddr(sw)
 			sw.Run("ip", "addr", "add", swVTEP.String()+"/32", "dev", "lo")
-			charon := sw.StartCharon(swanctlConf(sw.Addr, vxSite.Addr, swVTEP, vtepAddr(vxSite), suite, psk))
+			charon := sw.StartCharon(nstest.SwanctlConf(nstest.SwanConn{
+				Local: sw.Addr, Remote: vxSite.Addr, LocalVTEP: swVTEP, RemoteVTEP: vtepAddr(vxSite),
+				Proposals: "aes128gcm16-prfsha256-x25519,aes128gcm16-prfsha256-ecp256", ESPProposals: suite, PSK: psk, DPDDelay: "10s",
+			}))
 			sites := startSites(t, &nstest.Net{Core: n.Core, Sites: n.Sites[:1]}, options{
 				mode: "esp", suite: suite, only: func(_, _ *nstest.Site) bool { return false }, psk: psk,
 				extraPeers: fmt.Sprintf("[[peer]]\nname = \"swan\"\nendpoint = %q\nvtep = %q\nremote_id = %q\nmtu = 1500\n", sw.Addr, swVTEP, sw.Addr),

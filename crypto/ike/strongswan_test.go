@@ -82,49 +82,11 @@ func swanctl(t *testing.T, c *nstest.Charon, args ...string) string {
 	return out
 }
 
-func (n *ikeNet) swanctlConf(ikeProposal, espProposal string, swanInitiates bool) string {
-	start := "none"
-	if swanInitiates {
-		start = "none" // the test initiates with swanctl --initiate
-	}
-	return fmt.Sprintf(`connections {
-	vx {
-		version = 2
-		local_addrs = %[1]s
-		remote_addrs = %[2]s
-		proposals = %[5]s
-		encap = yes
-		mobike = no
-		dpd_delay = 5s
-		rekey_time = 0
-		local {
-			auth = psk
-			id = %[1]s
-		}
-		remote {
-			auth = psk
-			id = %[2]s
-		}
-		children {
-			vx {
-				local_ts = %[3]s/32[udp]
-				remote_ts = %[4]s/32[udp]
-				esp_proposals = %[6]s
-				mode = tunnel
-				rekey_time = 0
-				start_action = %[7]s
-			}
-		}
-	}
-}
-secrets {
-	ike-vx {
-		id-1 = %[1]s
-		id-2 = %[2]s
-		secret = "%[8]s"
-	}
-}
-`, n.swan.Addr, n.ours.Addr, vtepSwan, vtepOurs, ikeProposal, espProposal, start, testPSK)
+func (n *ikeNet) swanctlConf(ikeProposal, espProposal string) string {
+	return nstest.SwanctlConf(nstest.SwanConn{
+		Local: n.swan.Addr, Remote: n.ours.Addr, LocalVTEP: vtepSwan, RemoteVTEP: vtepOurs,
+		Proposals: ikeProposal, ESPProposals: espProposal, PSK: testPSK, DPDDelay: "5s", NoRekey: true,
+	})
 }
 
 // chanHandler forwards Child SA events to the test.
@@ -508,7 +470,7 @@ func TestStrongSwanInterop(t *testing.T) {
 				swanIKE = tc.ike
 			}
 			group := swanIKE[strings.LastIndex(swanIKE, "-")+1:]
-			s := n.startSwan(t, n.swanctlConf(swanIKE, tc.suite.String()+"-"+group+","+tc.suite.String(), !tc.weInit))
+			s := n.startSwan(t, n.swanctlConf(swanIKE, tc.suite.String()+"-"+group+","+tc.suite.String()))
 			o := n.startOurs(t, tc.suite, tc.ike, tc.weInit, tc.port, func(c *Config) {
 				if tc.cookie {
 					c.CookieThreshold = -1
@@ -584,7 +546,7 @@ func TestStrongSwanInterop(t *testing.T) {
 // liveness check declares the peer down; when it returns we reconnect.
 func TestStrongSwanDPD(t *testing.T) {
 	n := newIKENet(t)
-	s := n.startSwan(t, n.swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16", false))
+	s := n.startSwan(t, n.swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16"))
 	o := n.startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", true, 4500, func(c *Config) {
 		c.DPDInterval = time.Second
 		c.RetransmitTries = 2
@@ -626,7 +588,7 @@ func waitIKERekeyed(t *testing.T, o *ours, before IKESAInfo) {
 // side, the same one, and it carries traffic.
 func TestStrongSwanRekeyCollision(t *testing.T) {
 	n := newIKENet(t)
-	s := n.startSwan(t, n.swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16-x25519,aes128gcm16", false))
+	s := n.startSwan(t, n.swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16-x25519,aes128gcm16"))
 	o := n.startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", true, 4500, nil)
 	first := waitFor(t, o.h.installed, "child SA", 15*time.Second)
 	o.hold.mu.Lock()
@@ -690,7 +652,7 @@ func TestStrongSwanRekeyCollision(t *testing.T) {
 // (strongSwan then treats ours as the winner); one IKE SA remains and works.
 func TestStrongSwanIKERekeyCollision(t *testing.T) {
 	n := newIKENet(t)
-	s := n.startSwan(t, n.swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16-x25519,aes128gcm16", false))
+	s := n.startSwan(t, n.swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16-x25519,aes128gcm16"))
 	o := n.startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", true, 4500, nil)
 	c := waitFor(t, o.h.installed, "child SA", 15*time.Second)
 	before := o.d.SAs()[0]
@@ -729,7 +691,7 @@ func TestStrongSwanIKERekeyCollision(t *testing.T) {
 // with INITIAL_CONTACT; strongSwan replaces its stale SAs and traffic flows.
 func TestStrongSwanRestart(t *testing.T) {
 	n := newIKENet(t)
-	s := n.startSwan(t, n.swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16", true))
+	s := n.startSwan(t, n.swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16"))
 	o := n.startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", false, 4500, nil)
 	swanctl(t, s, "--initiate", "--child", "vx", "--timeout", "10")
 	c := waitFor(t, o.h.installed, "child SA", 15*time.Second)

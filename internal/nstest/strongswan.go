@@ -2,6 +2,7 @@ package nstest
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,4 +109,66 @@ func (c *Charon) Log() string {
 		lines = lines[len(lines)-200:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// SwanConn describes the one IKEv2 connection a test charon has with a
+// vxswitch: PSK authentication with the underlay addresses as
+// identities, ESP in UDP forced (encap), and a tunnel-mode Child SA
+// carrying UDP between the two VTEP addresses. Charon never starts it by
+// itself (start_action = none); a test may with swanctl --initiate.
+type SwanConn struct {
+	Local, Remote         netip.Addr // underlay addresses: charon's and vxswitch's
+	LocalVTEP, RemoteVTEP netip.Addr // the Child SA's traffic selectors
+	Proposals             string     // IKE proposals, e.g. "aes128gcm16-prfsha256-x25519"
+	ESPProposals          string     // e.g. "aes128gcm16" or "chacha20poly1305"
+	PSK                   string
+	DPDDelay              string // e.g. "5s"; "" for charon's default
+	NoRekey               bool   // rekey_time = 0 for the IKE and Child SA: only the peer rekeys
+}
+
+// SwanctlConf renders c as a swanctl.conf for StartCharon.
+func SwanctlConf(c SwanConn) string {
+	var extra, childExtra string
+	if c.DPDDelay != "" {
+		extra += "\t\tdpd_delay = " + c.DPDDelay + "\n"
+	}
+	if c.NoRekey {
+		extra += "\t\trekey_time = 0\n"
+		childExtra = "\t\t\t\trekey_time = 0\n"
+	}
+	return fmt.Sprintf(`connections {
+	vx {
+		version = 2
+		local_addrs = %[1]s
+		remote_addrs = %[2]s
+		proposals = %[5]s
+		encap = yes
+		mobike = no
+%[8]s		local {
+			auth = psk
+			id = %[1]s
+		}
+		remote {
+			auth = psk
+			id = %[2]s
+		}
+		children {
+			vx {
+				local_ts = %[3]s/32[udp]
+				remote_ts = %[4]s/32[udp]
+				esp_proposals = %[6]s
+				mode = tunnel
+%[9]s				start_action = none
+			}
+		}
+	}
+}
+secrets {
+	ike-vx {
+		id-1 = %[1]s
+		id-2 = %[2]s
+		secret = "%[7]s"
+	}
+}
+`, c.Local, c.Remote, c.LocalVTEP, c.RemoteVTEP, c.Proposals, c.ESPProposals, c.PSK, extra, childExtra)
 }
