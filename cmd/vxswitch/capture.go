@@ -77,6 +77,10 @@ func (c *cli) capture(ctx context.Context, args []string) error {
 			return fmt.Errorf("capture: %w", err)
 		}
 		defer f.Close()
+		// An existing file keeps its mode on open: make it 0600 too.
+		if err := f.Chmod(0o600); err != nil {
+			return fmt.Errorf("capture: %w", err)
+		}
 		w = f
 	}
 

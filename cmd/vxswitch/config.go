@@ -36,8 +36,9 @@ const (
 	defaultControlDir = "/run/vxswitch"
 	portESP           = 4500
 	portPlain         = 4789
-	minReplayWindow   = 32
-	maxReplayWindow   = 1 << 20
+	minReplayWindow   = crypto.MinReplayWindow
+	maxReassembly     = 4096 // datagrams in progress; each preallocates ~9.3 KB
+	maxReplayWindow   = crypto.MaxReplayWindow
 	maxSunPath        = 107 // sizeof(sockaddr_un.sun_path) - 1 on Linux
 )
 
@@ -382,8 +383,8 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 	d.AgeTime = v.duration("switch.age_time", sw.AgeTime, 300*time.Second)
 	d.Reassembly.Timeout = v.duration("switch.reassembly_timeout", sw.ReassemblyTimeout, 0)
 	if n := sw.ReassemblyMaxDatagrams; n != nil {
-		if *n < 1 || *n > 1<<20 {
-			v.errorf("switch.reassembly_max_datagrams", "%d is out of range (1..%d)", *n, 1<<20)
+		if *n < 1 || *n > maxReassembly {
+			v.errorf("switch.reassembly_max_datagrams", "%d is out of range (1..%d; each preallocates a jumbo datagram's room)", *n, maxReassembly)
 		} else {
 			d.Reassembly.MaxDatagrams = int(*n)
 		}
@@ -440,7 +441,11 @@ func (v *validator) security(sec *securitySection, d *dataplane.Config, listenOK
 	d.IKE.LocalID = sec.LocalID
 	d.IKE.Lifetime = v.duration("security.lifetime", sec.Lifetime, 0)
 	d.IKE.ChildLifetime = v.duration("security.child_lifetime", sec.ChildLifetime, 0)
-	d.IKE.DPDInterval = v.duration("security.dpd_interval", sec.DPDInterval, 0)
+	if sec.DPDInterval == "0" || sec.DPDInterval == "off" {
+		d.IKE.DPDInterval = -1 // liveness checks off
+	} else {
+		d.IKE.DPDInterval = v.duration("security.dpd_interval", sec.DPDInterval, 0)
+	}
 	if w := sec.ReplayWindow; w != nil {
 		if *w < minReplayWindow || *w > maxReplayWindow {
 			v.errorf("security.replay_window", "%d is out of range (%d..%d)", *w, minReplayWindow, maxReplayWindow)
@@ -487,6 +492,7 @@ func (v *validator) security(sec *securitySection, d *dataplane.Config, listenOK
 func (v *validator) peers(ps []peerSection, d *dataplane.Config, vnis map[encap.VNI]int, listenOK, vtepOK bool) {
 	names := map[string]int{}
 	endpoints := map[netip.AddrPort]int{}
+	endpointAddrs := map[netip.Addr]int{}
 	vteps := map[netip.Addr]int{}
 	for i := range ps {
 		p := &ps[i]
@@ -533,6 +539,17 @@ func (v *validator) peers(ps []peerSection, d *dataplane.Config, vnis map[encap.
 			} else {
 				endpoints[ap] = i
 			}
+			// Plain mode knows a peer by its address alone; in ESP mode two
+			// peers behind one NAT need remote_id to be told apart.
+			if j, dup := endpointAddrs[ap.Addr()]; dup {
+				if d.Mode == dataplane.ModePlain {
+					v.errorf(key+".endpoint", "%s: peer[%d] has the same address; plain mode tells peers apart by address", ap.Addr(), j)
+				} else if p.RemoteID == "" || ps[j].RemoteID == "" {
+					v.errorf(key+".remote_id", "required: peer[%d] has the same address %s, so the identities must tell them apart", j, ap.Addr())
+				}
+			} else {
+				endpointAddrs[ap.Addr()] = i
+			}
 		}
 
 		vtepKey := key + ".vtep"
@@ -564,10 +581,10 @@ func (v *validator) peers(ps []peerSection, d *dataplane.Config, vnis map[encap.
 		}
 
 		pc.MTU = v.mtu(key+".mtu", p.MTU, maxPeerMTU)
+		// An empty remote_id accepts any identity from the endpoint's
+		// address (the PSK authenticates): right behind NAT too, where the
+		// peer's own address is not the one we see.
 		pc.RemoteID = p.RemoteID
-		if pc.RemoteID == "" && epOK {
-			pc.RemoteID = pc.Endpoint.Addr().String()
-		}
 		switch p.Initiate {
 		case "", "auto":
 			pc.Initiate = dataplane.InitiateAuto

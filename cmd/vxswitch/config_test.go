@@ -123,6 +123,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "port too big", conf: conf{site: baseSite + "port = 65536\n"}, want: "site.port: 65536 is out of range (1..65535)"},
 		{name: "control too long", conf: conf{site: strings.Replace(baseSite, "/run/vxswitch/test.sock", "/run/"+strings.Repeat("x", 110), 1)}, want: "site.control: "},
 		{name: "metrics not an address", conf: conf{site: baseSite + "metrics = \"localhost\"\n"}, want: "site.metrics: "},
+		{name: "reassembly too many", conf: conf{extra: "[switch]\nreassembly_max_datagrams = 100000\n"}, want: "switch.reassembly_max_datagrams: 100000 is out of range (1..4096"},
 		{name: "default control with bad name", conf: conf{site: "[site]\nname = \"a b\"\nlisten = \"192.0.2.1\"\n"}, want: "site.name:"},
 
 		// [[segment]]
@@ -173,7 +174,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "child_lifetime negative", conf: conf{security: baseSecurity + "child_lifetime = \"-1h\"\n"}, want: `security.child_lifetime: "-1h" must be positive`},
 		{name: "dpd_interval zero", conf: conf{security: baseSecurity + "dpd_interval = \"0s\"\n"}, want: `security.dpd_interval: "0s" must be positive`},
 		{name: "lifetime as integer", conf: conf{security: baseSecurity + "lifetime = 300\n"}, want: "lifetime"},
-		{name: "replay_window small", conf: conf{security: baseSecurity + "replay_window = 0\n"}, want: "security.replay_window: 0 is out of range (32..1048576)"},
+		{name: "replay_window small", conf: conf{security: baseSecurity + "replay_window = 0\n"}, want: "security.replay_window: 0 is out of range (4096..1048576)"},
 		{name: "replay_window big", conf: conf{security: baseSecurity + "replay_window = 2000000\n"}, want: "security.replay_window: 2000000 is out of range"},
 
 		// [[peer]]
@@ -191,6 +192,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "endpoint family", conf: conf{peer: "[[peer]]\nname = \"sakura\"\nendpoint = \"[2001:db8::2]:4500\"\nvtep = \"172.31.0.2\"\n"}, want: "peer[0].endpoint: 2001:db8::2 is IPv6 but site.listen 192.0.2.1 is IPv4"},
 		{name: "endpoint is us", conf: conf{peer: "[[peer]]\nname = \"sakura\"\nendpoint = \"192.0.2.1\"\nvtep = \"172.31.0.2\"\n"}, want: "peer[0].endpoint: 192.0.2.1:4500 is this site's own listen address"},
 		{name: "endpoint duplicate default port", conf: conf{peer: basePeers + "[[peer]]\nname = \"x\"\nendpoint = \"198.51.100.2:4500\"\nvtep = \"172.31.0.9\"\n"}, want: "peer[2].endpoint: 198.51.100.2:4500 is already peer[0].endpoint"},
+		{name: "two peers behind one NAT need identities", conf: conf{peer: basePeers + "[[peer]]\nname = \"x\"\nendpoint = \"198.51.100.2:4600\"\nvtep = \"172.31.0.9\"\n"}, want: "peer[2].remote_id: required: peer[0] has the same address 198.51.100.2"},
 		{name: "peer vtep bad", conf: conf{peer: "[[peer]]\nname = \"sakura\"\nendpoint = \"198.51.100.2\"\nvtep = \"x\"\n"}, want: `peer[0].vtep: "x" is not an IP address`},
 		{name: "peer vtep family", conf: conf{peer: "[[peer]]\nname = \"sakura\"\nendpoint = \"198.51.100.2\"\nvtep = \"fd00::2\"\n"}, want: "peer[0].vtep: fd00::2 is IPv6 but site.vtep 172.31.0.1 is IPv4"},
 		{name: "peer default vtep family", conf: conf{
@@ -278,8 +280,8 @@ func TestParseConfigValues(t *testing.T) {
 				VNI: 129, TAP: "vx129", MTU: 1500, Address: netip.MustParsePrefix("10.11.129.1/24"),
 			}},
 			Peer: []dataplane.PeerConfig{
-				{Name: "sakura", Endpoint: netip.MustParseAddrPort("198.51.100.2:4500"), VTEP: netip.MustParseAddr("172.31.0.2"), MTU: 1400, RemoteID: "198.51.100.2"},
-				{Name: "idcf", Endpoint: netip.MustParseAddrPort("203.0.113.3:4600"), VTEP: netip.MustParseAddr("172.31.0.3"), MTU: 1500, RemoteID: "203.0.113.3"},
+				{Name: "sakura", Endpoint: netip.MustParseAddrPort("198.51.100.2:4500"), VTEP: netip.MustParseAddr("172.31.0.2"), MTU: 1400},
+				{Name: "idcf", Endpoint: netip.MustParseAddrPort("203.0.113.3:4600"), VTEP: netip.MustParseAddr("172.31.0.3"), MTU: 1500},
 			},
 			MSSClamp: true,
 			AgeTime:  300 * time.Second,
@@ -468,7 +470,9 @@ func TestSixSiteExample(t *testing.T) {
 				t.Errorf("%s: peer %q is not a site", name, p.Name)
 				continue
 			}
-			if p.Endpoint != netip.AddrPortFrom(o.Listen, o.Port) || p.VTEP != o.VTEP || p.RemoteID != o.IKE.LocalID {
+			// remote_id, when set, names the site's local_id; unset, any
+			// identity from the endpoint's address is accepted.
+			if p.Endpoint != netip.AddrPortFrom(o.Listen, o.Port) || p.VTEP != o.VTEP || (p.RemoteID != "" && p.RemoteID != o.IKE.LocalID) {
 				t.Errorf("%s: peer %s is %v/%v/%q, the site is %v:%d/%v/%q", name, p.Name,
 					p.Endpoint, p.VTEP, p.RemoteID, o.Listen, o.Port, o.VTEP, o.IKE.LocalID)
 			}

@@ -147,7 +147,7 @@ func reloadPeers(path string, cur *siteConfig, sw siteSwitch, log *slog.Logger) 
 // [[peer]].
 func restartChanges(a, b *siteConfig) []string {
 	var out []string
-	if a.Name != b.Name || a.Listen != b.Listen || a.Port != b.Port || a.VTEP != b.VTEP || a.Control != b.Control {
+	if a.Name != b.Name || a.Listen != b.Listen || a.Port != b.Port || a.VTEP != b.VTEP || a.Control != b.Control || a.Metrics != b.Metrics {
 		out = append(out, "site")
 	}
 	if !reflect.DeepEqual(a.Segment, b.Segment) {
@@ -156,7 +156,8 @@ func restartChanges(a, b *siteConfig) []string {
 	if a.Mode != b.Mode || a.Suite != b.Suite || a.ReplayWindow != b.ReplayWindow || !reflect.DeepEqual(a.IKE, b.IKE) {
 		out = append(out, "security")
 	}
-	if a.MSSClamp != b.MSSClamp || a.AgeTime != b.AgeTime || a.Reassembly != b.Reassembly {
+	if a.MSSClamp != b.MSSClamp || a.AgeTime != b.AgeTime || a.Reassembly != b.Reassembly ||
+		a.CryptoWorkers != b.CryptoWorkers || a.NoOffload != b.NoOffload {
 		out = append(out, "switch")
 	}
 	return out
