@@ -38,6 +38,9 @@ func (s *Switch) runIKE(ctx context.Context) error {
 	s.ike.mu.Lock()
 	s.ike.daemon = d
 	s.ike.mu.Unlock()
+	// A reload between reading the peers above and publishing the daemon
+	// found no daemon to tell: hand it the peers as they are now.
+	d.UpdatePeers(s.ikePeers(s.peers.Load()))
 
 	// Port 500, for peers (strongSwan and other gateways) that start there.
 	addr := &net.UDPAddr{IP: net.IP(s.localAddr.Addr().AsSlice()), Port: int(encap.PortIKE)}
@@ -286,6 +289,18 @@ func (s *Switch) removePeerSAs(p *peer) {
 	}
 	p.outSA.Store(nil)
 }
+
+// UpdateEndpoints follows a NAT rebinding that the IKE daemon saw on
+// authenticated messages (ike.EndpointUpdater): ESP goes to the new address
+// at once, even before ESP arrives from it.
+func (s *Switch) UpdateEndpoints(peerName string, _, remote netip.AddrPort) {
+	if p := s.peers.Load().byName[peerName]; p != nil && remote.IsValid() {
+		ep := unmapAddrPort(remote)
+		p.endpoint.Store(&ep)
+	}
+}
+
+var _ ike.EndpointUpdater = (*Switch)(nil)
 
 // PeerUp marks a peer up (its IKE SA is established).
 func (s *Switch) PeerUp(name string) {

@@ -24,7 +24,10 @@ type peer struct {
 	tunnel encap.Tunnel // tunnel-inner addresses: our VTEP -> the peer's
 
 	endpoint atomic.Pointer[netip.AddrPort] // underlay address; follows NAT rebinding
-	mtu      atomic.Int32                   // path MTU to the peer
+	mtu      atomic.Int32                   // path MTU to the peer: configured, or lower as the kernel reports
+	cfgMTU   atomic.Int32                   // the configured path MTU (reload changes it in place)
+	mtuLow   atomic.Int64                   // when mtu was last lowered (Unix ns), to go back up later
+	segments atomic.Pointer[[]encap.VNI]    // segments the peer joins; empty: all (reload changes it in place)
 	outSA    atomic.Pointer[crypto.OutboundSA]
 	pending  atomic.Pointer[pendingSA] // a new SA pair waiting to take over
 	// nextID numbers the tunnel-inner packets to this peer (IPv4 and IPv6

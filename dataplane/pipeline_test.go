@@ -318,3 +318,33 @@ func TestFragmentFloodFromPeer(t *testing.T) {
 		t.Errorf("a whole 4000-byte frame did not get through after the flood")
 	}
 }
+
+// TestReloadKeepsWhatItCan: a reload that changes only a peer's path MTU or
+// segments keeps its SAs (IKE would not renegotiate them); one that changes
+// its endpoint replaces it but keeps its port, so static entries stay right.
+func TestReloadKeepsWhatItCan(t *testing.T) {
+	p := newPair(t, ModeESP, crypto.SuiteAES128GCM16, 1500)
+	static := encap.MAC{0x02, 0, 0, 0, 0, 0x5}
+	p.a.segments[testVNI].cfg.Static = []StaticMAC{{MAC: static, Peer: "b"}}
+	must(t, p.a.Reload(p.a.cfg.Peer)) // installs the static entry
+	pb := p.a.peers.Load().byName["b"]
+	cfg := pb.cfg
+	cfg.MTU, cfg.Segments = 1400, []encap.VNI{testVNI}
+	must(t, p.a.Reload([]PeerConfig{cfg}))
+	if got := p.a.peers.Load().byName["b"]; got != pb || got.outSA.Load() == nil || got.mtu.Load() != 1400 {
+		t.Fatalf("MTU and segments reload: peer kept %v, SA %v, mtu %d; want the same peer, its SA, 1400", got == pb, got.outSA.Load() != nil, got.mtu.Load())
+	}
+	p.send(testFrame(macB, macA, 1400))
+	if !bytes.Equal(p.tb.Last, testFrame(macB, macA, 1400)) {
+		t.Error("traffic stopped after an MTU/segments reload")
+	}
+	cfg.Endpoint = netip.MustParseAddrPort("192.0.2.9:4500")
+	must(t, p.a.Reload([]PeerConfig{cfg}))
+	nb := p.a.peers.Load().byName["b"]
+	if nb == pb || nb.port != pb.port || nb.outSA.Load() != nil {
+		t.Errorf("endpoint reload: new peer %v, port %d (was %d), SA gone %v", nb != pb, nb.port, pb.port, nb.outSA.Load() == nil)
+	}
+	if port, ok := p.a.fdb.Lookup(testVNI, static); !ok || port != nb.port {
+		t.Errorf("static entry on port %d %v, want %d", port, ok, nb.port)
+	}
+}

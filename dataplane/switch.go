@@ -101,21 +101,6 @@ func New(cfg Config) (*Switch, error) {
 	if err := s.setPeers(cfg.Peer); err != nil {
 		return nil, err
 	}
-	for _, seg := range s.segments {
-		for _, st := range seg.cfg.Static {
-			port := fdb.LocalPort
-			if st.Peer != "" {
-				p := s.peers.Load().byName[st.Peer]
-				if p == nil {
-					return nil, fmt.Errorf("segment %d: static %v: no peer %q", seg.vni, st.MAC, st.Peer)
-				}
-				port = p.port
-			}
-			if err := s.fdb.AddStatic(seg.vni, st.MAC, port); err != nil {
-				return nil, fmt.Errorf("segment %d: static %v: %w", seg.vni, st.MAC, err)
-			}
-		}
-	}
 	return s, nil
 }
 
@@ -307,14 +292,43 @@ func (s *Switch) drainErrors() {
 	s.pmtuPending.Store(false)
 	pt := s.peers.Load()
 	s.udp.drainErrors(func(dst netip.Addr, mtu int) {
-		p := pt.byAddr[dst]
-		if p == nil || mtu < 576 || int32(mtu) >= p.mtu.Load() {
-			return
+		for _, p := range pt.byPort {
+			// The current endpoint: it may have moved from the configured one.
+			if p == nil || p.Endpoint().Addr() != dst || mtu < 576 || int32(mtu) >= p.mtu.Load() {
+				continue
+			}
+			p.mtu.Store(int32(mtu))
+			p.mtuLow.Store(time.Now().UnixNano())
+			s.log.Info("path MTU lowered", "peer", p.cfg.Name, "mtu", mtu)
+			s.updateFloodLists()
 		}
-		p.mtu.Store(int32(mtu))
-		s.log.Info("path MTU lowered", "peer", p.cfg.Name, "mtu", mtu)
-		s.updateFloodLists()
 	})
+}
+
+// pathMTURecheck is how long a lowered path MTU holds before the
+// configured one is tried again, as the kernel's own cache expires
+// (net.ipv4.route.mtu_expires): a route that grew back, or one forged
+// ICMP, does not shrink the tunnel for good.
+const pathMTURecheck = 10 * time.Minute
+
+// restorePathMTUs raises lowered path MTUs back to the configured ones
+// once pathMTURecheck has passed (housekeeping).
+func (s *Switch) restorePathMTUs(now time.Time) {
+	changed := false
+	for _, p := range s.peers.Load().byPort {
+		if p == nil {
+			continue
+		}
+		cfg := p.cfgMTU.Load()
+		if p.mtu.Load() < cfg && now.Sub(time.Unix(0, p.mtuLow.Load())) > pathMTURecheck {
+			p.mtu.Store(cfg)
+			changed = true
+			s.log.Info("path MTU back to the configured one", "peer", p.cfg.Name, "mtu", cfg)
+		}
+	}
+	if changed {
+		s.updateFloodLists()
+	}
 }
 
 // housekeeping ages the FDB and expires reassembly once a second.
@@ -328,6 +342,7 @@ func (s *Switch) housekeeping(ctx context.Context) error {
 		case now := <-tick.C:
 			s.fdb.Sweep()
 			s.promoteExpired(now)
+			s.restorePathMTUs(now)
 			s.rx.expire()
 		}
 	}
@@ -361,12 +376,21 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 			return fmt.Errorf("peer %q: duplicate name", pc.Name)
 		}
 		var p *peer
+		var op *peer
 		if old != nil {
-			if op := old.byName[pc.Name]; op != nil && samePeer(op.cfg, pc) {
-				p = op
-				if pc.MTU != op.cfg.MTU {
-					p.mtu.Store(int32(pc.MTU)) // the SAs and learnt MACs stay
-				}
+			op = old.byName[pc.Name]
+		}
+		if op != nil && samePeer(op.cfg, pc) {
+			// The SAs, learnt MACs and counters stay; the path MTU and the
+			// segments change in place.
+			p = op
+			if int32(pc.MTU) != p.cfgMTU.Load() {
+				p.cfgMTU.Store(int32(pc.MTU))
+				p.mtu.Store(int32(pc.MTU))
+			}
+			if segs := pc.Segments; !slices.Equal(segs, *p.segments.Load()) {
+				p.segments.Store(&segs)
+				s.fdb.FlushPort(p.port) // what it learnt in segments it left
 			}
 		}
 		if p == nil {
@@ -375,8 +399,14 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 			ep := pc.Endpoint
 			p.endpoint.Store(&ep)
 			p.mtu.Store(int32(pc.MTU))
+			p.cfgMTU.Store(int32(pc.MTU))
+			segs := pc.Segments
+			p.segments.Store(&segs)
 			if s.cfg.Mode == ModePlain {
 				p.state.Store(peerUp)
+			}
+			if op != nil {
+				p.port = op.port // a replaced peer keeps its port, so static entries stay right
 			}
 			added = append(added, p)
 		}
@@ -391,6 +421,9 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 		}
 	}
 	for _, p := range added {
+		if p.port != 0 {
+			continue
+		}
 		port := slices.Index(t.byPort[1:], nil) + 1
 		if port == 0 {
 			port = len(t.byPort)
@@ -411,20 +444,49 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 	}
 	if s.segments != nil {
 		s.updateFloodListsLocked()
+		if err := s.applyStaticsLocked(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyStaticsLocked (re)installs the static FDB entries of every segment
+// with the current port of the peer each names: at start and after a
+// reload, which may have removed that peer (its entries go too).
+func (s *Switch) applyStaticsLocked() error {
+	pt := s.peers.Load()
+	for _, seg := range s.segments {
+		for _, st := range seg.cfg.Static {
+			port := fdb.LocalPort
+			if st.Peer != "" {
+				p := pt.byName[st.Peer]
+				if p == nil {
+					_ = s.fdb.RemoveStatic(seg.vni, st.MAC)
+					continue
+				}
+				port = p.port
+			}
+			_ = s.fdb.RemoveStatic(seg.vni, st.MAC)
+			if err := s.fdb.AddStatic(seg.vni, st.MAC, port); err != nil {
+				return fmt.Errorf("segment %d: static %v: %w", seg.vni, st.MAC, err)
+			}
+		}
 	}
 	return nil
 }
 
 // samePeer reports whether a reload keeps the peer (its SAs, learnt MACs
-// and counters): everything but the path MTU, which applies in place, is
-// the same.
+// and counters): what IKE and the tunnel headers are built from is the
+// same; the path MTU and the segments may differ and change in place.
 func samePeer(a, b PeerConfig) bool {
 	return a.Name == b.Name && a.Endpoint == b.Endpoint && a.VTEP == b.VTEP && a.Initiate == b.Initiate &&
-		a.RemoteID == b.RemoteID && slices.Equal(a.Segments, b.Segments)
+		a.RemoteID == b.RemoteID
 }
 
 func (p *peer) inSegment(vni encap.VNI) bool {
-	return len(p.cfg.Segments) == 0 || slices.Contains(p.cfg.Segments, vni)
+	segs := *p.segments.Load()
+	return len(segs) == 0 || slices.Contains(segs, vni)
 }
 
 func (s *Switch) updateFloodLists() {
