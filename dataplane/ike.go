@@ -290,6 +290,29 @@ func (s *Switch) removePeerSAs(p *peer) {
 	p.outSA.Store(nil)
 }
 
+// rekeyWorn asks IKE for an early rekey of every outbound SA whose volume
+// limits near their end before its lifetime does (sequence numbers without
+// ESN at high packet rates, packet or byte lifetimes): housekeeping.
+func (s *Switch) rekeyWorn() {
+	s.ike.mu.Lock()
+	d := s.ike.daemon
+	s.ike.mu.Unlock()
+	if d == nil {
+		return
+	}
+	for _, p := range s.peers.Load().byPort {
+		if p == nil {
+			continue
+		}
+		if out := p.outSA.Load(); out != nil && p.rekeyed.Load() != out.SPI() && out.NeedsRekey() {
+			if d.RekeyChild(out.SPI()) {
+				p.rekeyed.Store(out.SPI())
+				s.log.Info("child SA worn out before its lifetime, rekeying", "peer", p.cfg.Name, "spi_out", fmt.Sprintf("%08x", out.SPI()))
+			}
+		}
+	}
+}
+
 // UpdateEndpoints follows a NAT rebinding that the IKE daemon saw on
 // authenticated messages (ike.EndpointUpdater): ESP goes to the new address
 // at once, even before ESP arrives from it.

@@ -30,6 +30,7 @@ type peer struct {
 	segments atomic.Pointer[[]encap.VNI]    // segments the peer joins; empty: all (reload changes it in place)
 	outSA    atomic.Pointer[crypto.OutboundSA]
 	pending  atomic.Pointer[pendingSA] // a new SA pair waiting to take over
+	rekeyed  atomic.Uint32             // outbound SPI whose early rekey was asked for
 	// nextID numbers the tunnel-inner packets to this peer (IPv4 and IPv6
 	// fragment identification): a counter per destination, as RFC 791 and
 	// RFC 8200 ask, seeded at random and cheaper per packet than a lookup

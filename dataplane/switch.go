@@ -343,6 +343,7 @@ func (s *Switch) housekeeping(ctx context.Context) error {
 			s.fdb.Sweep()
 			s.promoteExpired(now)
 			s.restorePathMTUs(now)
+			s.rekeyWorn()
 			s.rx.expire()
 		}
 	}

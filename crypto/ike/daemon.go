@@ -354,6 +354,23 @@ func (d *Daemon) Tick() {
 	d.unlock()
 }
 
+// RekeyChild asks for an early rekey of the Child SA whose outbound SPI
+// is outSPI: the data plane calls it when an SA's volume limits (packets,
+// bytes, sequence numbers without ESN) near their end before its time
+// does. It returns whether such a Child SA was found; the rekey itself
+// starts on the next tick, as a timed one would.
+func (d *Daemon) RekeyChild(outSPI uint32) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, sa := range d.sas {
+		if c := sa.childByOut(outSPI); c != nil && c.state == childInstalled {
+			c.rekeyAt = time.Time{}
+			return true
+		}
+	}
+	return false
+}
+
 // UpdatePeers replaces the peer list (configuration reload). Peers that
 // are gone or changed lose their SAs; new and changed ones start again.
 func (d *Daemon) UpdatePeers(peers []PeerConfig) {

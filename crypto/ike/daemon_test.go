@@ -362,6 +362,25 @@ func TestChildRekey(t *testing.T) {
 	}
 }
 
+// TestRekeyChildOnRequest: the data plane asks for an early rekey (its
+// volume limits run out before the lifetime): a new SA pair comes at once.
+func TestRekeyChildOnRequest(t *testing.T) {
+	p := newPair(t, func(a, b *Config) { a.DPDInterval, b.DPDInterval = -1, -1 })
+	p.step(0)
+	first := p.ra.live()[0]
+	if p.a.RekeyChild(0xdeadbeef) {
+		t.Error("RekeyChild found an SA for an unknown SPI")
+	}
+	if !p.a.RekeyChild(first.OutSPI) {
+		t.Fatal("RekeyChild did not find the live SA")
+	}
+	p.step(time.Second)
+	p.checkMatched(crypto.SuiteAES128GCM16)
+	if second := p.ra.live()[0]; second.InSPI == first.InSPI {
+		t.Errorf("no new SA after RekeyChild")
+	}
+}
+
 func TestChildRekeyCollision(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		p := newPair(t, func(a, b *Config) { a.DPDInterval, b.DPDInterval = -1, -1 })
