@@ -44,6 +44,9 @@ func (h *captureHub) add(point CapturePoint, vni encap.VNI, queue int) *CaptureS
 	}
 	ch := make(chan CapturedPacket, queue)
 	s := &CaptureSession{C: ch, c: ch, point: point, vni: vni, hub: h}
+	if point < CaptureTAP || point > CaptureInner {
+		return s // no such point: a session that sees nothing
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var list []*CaptureSession
@@ -56,6 +59,9 @@ func (h *captureHub) add(point CapturePoint, vni encap.VNI, queue int) *CaptureS
 }
 
 func (h *captureHub) remove(s *CaptureSession) {
+	if s.point < CaptureTAP || s.point > CaptureInner {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	old := h.sessions[s.point].Load()

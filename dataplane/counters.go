@@ -34,7 +34,9 @@ const (
 	cRxBytes
 	cRxKeepalive
 	cRxIKE
+	cRxDropIKEQueue
 	cRxDropInvalid
+	cRxDropOversize
 	cRxDropTruncated
 	cRxDropUnknownSPI
 	cRxDropAuth
@@ -86,7 +88,9 @@ var counterNames = [numCounters]string{
 	cRxBytes:              "rx_bytes",
 	cRxKeepalive:          "rx_keepalive",
 	cRxIKE:                "rx_ike",
+	cRxDropIKEQueue:       "rx_drop_ike_queue_full",
 	cRxDropInvalid:        "rx_drop_invalid",
+	cRxDropOversize:       "rx_drop_oversize",
 	cRxDropTruncated:      "rx_drop_truncated",
 	cRxDropUnknownSPI:     "rx_drop_unknown_spi",
 	cRxDropAuth:           "rx_drop_auth",

@@ -20,6 +20,15 @@ type ikeBridge struct {
 	mu     sync.Mutex
 	daemon *ike.Daemon
 	udp500 *net.UDPConn
+	// queue takes IKE messages from the receive path to the daemon's own
+	// goroutine: a flood of IKE_SA_INIT (a DH each) must not stall ESP.
+	queue chan ikeMessage
+}
+
+// ikeMessage is an IKE message copied off the receive path.
+type ikeMessage struct {
+	local, remote netip.AddrPort
+	msg           []byte
 }
 
 // saRecord is one installed Child SA pair, for show sas.
@@ -35,25 +44,30 @@ func (s *Switch) runIKE(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ike: %w", err)
 	}
+	// Port 500, for peers (strongSwan and other gateways) that start there;
+	// open before the daemon is published, since its transport uses it.
+	addr := &net.UDPAddr{IP: net.IP(s.localAddr.Addr().AsSlice()), Port: int(encap.PortIKE)}
+	u500, err := net.ListenUDP("udp", addr)
+	if err != nil {
+		s.log.Warn("ike: port 500 unavailable, IKE on port 4500 only", "err", err)
+		u500 = nil
+	} else {
+		defer u500.Close()
+	}
+	q := make(chan ikeMessage, 256)
 	s.ike.mu.Lock()
-	s.ike.daemon = d
+	s.ike.daemon, s.ike.udp500, s.ike.queue = d, u500, q
 	s.ike.mu.Unlock()
 	// A reload between reading the peers above and publishing the daemon
 	// found no daemon to tell: hand it the peers as they are now.
 	d.UpdatePeers(s.ikePeers(s.peers.Load()))
-
-	// Port 500, for peers (strongSwan and other gateways) that start there.
-	addr := &net.UDPAddr{IP: net.IP(s.localAddr.Addr().AsSlice()), Port: int(encap.PortIKE)}
-	if u, err := net.ListenUDP("udp", addr); err != nil {
-		s.log.Warn("ike: port 500 unavailable, IKE on port 4500 only", "err", err)
-	} else {
-		s.ike.udp500 = u
-		defer u.Close()
+	go serveIKE(ctx, d, q)
+	if u500 != nil {
 		local := netip.AddrPortFrom(s.localAddr.Addr(), encap.PortIKE)
 		go func() {
 			buf := make([]byte, 65536)
 			for {
-				n, from, err := u.ReadFromUDPAddrPort(buf)
+				n, from, err := u500.ReadFromUDPAddrPort(buf)
 				if err != nil {
 					return
 				}
@@ -118,10 +132,27 @@ func (b *ikeBridge) updatePeers(s *Switch) {
 // daemon. The daemon does not keep msg past the call.
 func (s *Switch) handleIKE(from netip.AddrPort, msg []byte) {
 	s.ike.mu.Lock()
-	d := s.ike.daemon
+	q := s.ike.queue
 	s.ike.mu.Unlock()
-	if d != nil {
-		d.HandleMessage(s.localAddr, from, msg)
+	if q == nil {
+		return
+	}
+	select {
+	case q <- ikeMessage{local: s.localAddr, remote: from, msg: append([]byte(nil), msg...)}:
+	default:
+		s.ctr.inc(cRxDropIKEQueue) // the daemon is behind: IKE retransmits
+	}
+}
+
+// serveIKE hands queued IKE messages to the daemon until ctx is done.
+func serveIKE(ctx context.Context, d *ike.Daemon, q <-chan ikeMessage) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-q:
+			d.HandleMessage(m.local, m.remote, m.msg)
+		}
 	}
 }
 
@@ -130,8 +161,11 @@ func (s *Switch) handleIKE(from netip.AddrPort, msg []byte) {
 type ikeTransport struct{ s *Switch }
 
 func (t ikeTransport) Send(from, to netip.AddrPort, msg []byte) error {
-	if from.Port() == encap.PortIKE && t.s.ike.udp500 != nil {
-		_, err := t.s.ike.udp500.WriteToUDPAddrPort(msg, to)
+	t.s.ike.mu.Lock()
+	u500 := t.s.ike.udp500
+	t.s.ike.mu.Unlock()
+	if from.Port() == encap.PortIKE && u500 != nil {
+		_, err := u500.WriteToUDPAddrPort(msg, to)
 		return err
 	}
 	b := make([]byte, crypto.NonESPMarkerLen+len(msg))
@@ -223,13 +257,19 @@ func (s *Switch) deleteSALocked(p *peer, inSPI, outSPI uint32, grace time.Durati
 		kept = append(kept, r)
 	}
 	p.sas = kept
-	// The old SA is gone: a new one waiting to take over does now.
-	if pd := p.pending.Load(); pd != nil {
-		s.promote(p, pd)
+	pd := p.pending.Load()
+	if pd != nil && pd.in.SPI() == inSPI {
+		p.pending.CompareAndSwap(pd, nil) // the waiting pair itself went
+		pd = nil
 	}
-	// If the outbound SA went, send on the newest one left (a duplicate
-	// from simultaneous initiation).
 	if out := p.outSA.Load(); out != nil && out.SPI() == outSPI {
+		// The pair we send on went (rekeyed, or the loser of a
+		// simultaneous start): a pair waiting to take over does now, else
+		// the newest one left.
+		if pd != nil {
+			s.promote(p, pd)
+			return
+		}
 		var next *crypto.OutboundSA
 		if len(p.sas) > 0 {
 			next = p.sas[len(p.sas)-1].out

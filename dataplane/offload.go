@@ -47,6 +47,9 @@ func completeChecksum(frame []byte, h vnetHdr) error {
 		return errOffload
 	}
 	c := ^encap.Checksum(frame[h.csumStart:], 0)
+	if c == 0 && h.csumOffset == 6 {
+		c = 0xffff // UDP: zero means "no checksum" (RFC 768), and IPv6 refuses it
+	}
 	binary.BigEndian.PutUint16(frame[h.csumStart+h.csumOffset:], c)
 	return nil
 }

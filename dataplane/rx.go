@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"sync"
@@ -165,7 +166,10 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 		s.promote(p, pd)
 	}
 	// An authenticated packet from a new address: the peer's NAT rebound.
-	if from != p.Endpoint() {
+	// Only the newest packet moves the endpoint (RFC 4555 §3.5 takes the
+	// same care): a reordered older one, or a replayed copy raced ahead
+	// from elsewhere, must not redirect the tunnel.
+	if from != p.Endpoint() && uint32(j.sa.HighestSeq()) == binary.BigEndian.Uint32(j.pkt[4:8]) {
 		ep := from
 		p.endpoint.Store(&ep)
 		p.ctr.inc(cRxEndpointMoved)
@@ -182,6 +186,12 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 	}
 	if isFragment(inner) {
 		p.ctr.inc(cRxFragments)
+		// A peer's fragments carry its own VTEP: it may not meddle with
+		// another peer's datagrams in the shared reassembler.
+		if !fromVTEP(inner, p.tunnel.Dst) {
+			p.ctr.inc(cRxDropVTEPMismatch)
+			return
+		}
 		r.reasmMu.Lock()
 		d, err := r.reasm.Add(inner)
 		r.reasmMu.Unlock()
@@ -207,6 +217,14 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 		return
 	}
 	r.deliver(p, r.decap.VNI, r.decap.Frame)
+}
+
+// fromVTEP reports whether the (valid) inner IP packet's source is vtep.
+func fromVTEP(pkt []byte, vtep netip.Addr) bool {
+	if pkt[0]>>4 == encap.IPv4Version {
+		return vtep.Is4() && encap.IPv4(pkt).Src() == vtep
+	}
+	return vtep.Is6() && encap.IPv6(pkt).Src() == vtep
 }
 
 // isFragment reports whether the inner IP packet is a fragment.

@@ -89,6 +89,12 @@ func New(cfg Config) (*Switch, error) {
 	}
 	empty := map[uint32]*peer{}
 	s.spiPeers.Store(&empty)
+	// Set before anything runs: the control socket reads them from the start.
+	s.localAddr = netip.AddrPortFrom(cfg.Listen, cfg.Port)
+	if !cfg.Listen.IsValid() {
+		s.localAddr = netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Port)
+	}
+	s.rx = newRxPath(s)
 	for _, sc := range cfg.Segment {
 		if sc.MTU == 0 {
 			sc.MTU = 1500
@@ -112,7 +118,7 @@ func (s *Switch) Run(ctx context.Context) error {
 	if !s.cfg.Listen.IsValid() {
 		listen = netip.AddrPortFrom(netip.IPv4Unspecified(), s.cfg.Port)
 	}
-	udp, err := listenUDP(listen, s.cfg.Mode == ModeESP, !s.cfg.NoOffload, batchSize)
+	udp, err := listenUDP(listen, s.cfg.Mode == ModeESP, !s.cfg.NoOffload, batchSize, &s.ctr[cRxDropOversize])
 	if err != nil {
 		return err
 	}
@@ -144,19 +150,15 @@ func (s *Switch) Run(ctx context.Context) error {
 			seg.gro = newGRO(seg.tap)
 		}
 	}
-	s.localAddr = udp.LocalAddr()
-	if s.cfg.Listen.IsValid() {
-		s.localAddr = netip.AddrPortFrom(s.cfg.Listen, s.localAddr.Port())
-	}
 	defer s.pool.Close()
 	s.log.Info("vxswitch running", "site", s.cfg.Name, "mode", s.cfg.Mode.String(), "listen", udp.LocalAddr(),
 		"segments", len(s.segments), "peers", len(s.cfg.Peer))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
+	var wg, rxWG sync.WaitGroup
 	errc := make(chan error, len(s.segments)+3)
-	run := func(f func(context.Context) error) {
+	run := func(wg *sync.WaitGroup, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -167,16 +169,18 @@ func (s *Switch) Run(ctx context.Context) error {
 		}()
 	}
 	for _, seg := range s.segments {
-		run(func(ctx context.Context) error { return s.tapLoop(ctx, seg) })
+		run(&wg, func(ctx context.Context) error { return s.tapLoop(ctx, seg) })
 	}
-	run(s.udpLoop)
-	run(s.housekeeping)
+	run(&rxWG, s.udpLoop)
+	run(&wg, s.housekeeping)
 	if s.cfg.Mode == ModeESP {
-		run(s.runIKE)
+		run(&wg, s.runIKE)
 	}
 	<-ctx.Done()
-	// Unblock the readers: closing the devices makes their reads fail.
+	// Unblock the readers: closing a device makes its reads fail. The
+	// receive loop writes to the TAPs, so it ends before they close.
 	udp.Close()
+	rxWG.Wait()
 	for _, seg := range s.segments {
 		seg.tap.Close()
 	}
@@ -206,7 +210,6 @@ func (s *Switch) Attach(u Underlay, writers map[encap.VNI]FrameWriter) error {
 	if s.pool == nil {
 		s.pool = newWorkerPool(s.cfg.CryptoWorkers)
 	}
-	s.rx = newRxPath(s)
 	s.updateFloodLists()
 	return nil
 }
@@ -344,6 +347,9 @@ func (s *Switch) housekeeping(ctx context.Context) error {
 			s.promoteExpired(now)
 			s.restorePathMTUs(now)
 			s.rekeyWorn()
+			if s.pmtuPending.Load() {
+				s.drainErrors() // one-way traffic: nothing arrives to wake the receive loop
+			}
 			s.rx.expire()
 		}
 	}
@@ -362,6 +368,13 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 	if old != nil {
 		t.byPort = make([]*peer, len(old.byPort))
 	}
+	names := make(map[string]bool, len(cfgs))
+	for _, pc := range cfgs {
+		if names[pc.Name] {
+			return fmt.Errorf("peer %q: duplicate name", pc.Name)
+		}
+		names[pc.Name] = true
+	}
 	var added []*peer
 	for _, pc := range cfgs {
 		if pc.Endpoint.Port() == 0 {
@@ -372,9 +385,6 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 		}
 		if pc.MTU == 0 {
 			pc.MTU = 1500
-		}
-		if _, dup := t.byName[pc.Name]; dup {
-			return fmt.Errorf("peer %q: duplicate name", pc.Name)
 		}
 		var p *peer
 		var op *peer
@@ -468,7 +478,8 @@ func (s *Switch) applyStaticsLocked() error {
 				}
 				port = p.port
 			}
-			_ = s.fdb.RemoveStatic(seg.vni, st.MAC)
+			// AddStatic moves an existing static entry in place: no moment
+			// without it, when frames to the MAC would flood.
 			if err := s.fdb.AddStatic(seg.vni, st.MAC, port); err != nil {
 				return fmt.Errorf("segment %d: static %v: %w", seg.vni, st.MAC, err)
 			}
@@ -481,8 +492,8 @@ func (s *Switch) applyStaticsLocked() error {
 // and counters): what IKE and the tunnel headers are built from is the
 // same; the path MTU and the segments may differ and change in place.
 func samePeer(a, b PeerConfig) bool {
-	return a.Name == b.Name && a.Endpoint == b.Endpoint && a.VTEP == b.VTEP && a.Initiate == b.Initiate &&
-		a.RemoteID == b.RemoteID
+	return a.Name == b.Name && a.Endpoint == b.Endpoint && a.VTEP == b.VTEP &&
+		(a.Initiate == InitiateNo) == (b.Initiate == InitiateNo) && a.RemoteID == b.RemoteID
 }
 
 func (p *peer) inSegment(vni encap.VNI) bool {
@@ -651,9 +662,7 @@ func (s *Switch) Stats() []Counter {
 			out = append(out, c)
 		}
 	}
-	if s.rx != nil {
-		out = append(out, reassemblyCounters(s.rx.reassemblyStats())...)
-	}
+	out = append(out, reassemblyCounters(s.rx.reassemblyStats())...)
 	return out
 }
 

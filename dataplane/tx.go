@@ -302,8 +302,12 @@ func (t *txPath) toPeer(p *peer, buf []byte, n int, inPlace bool) {
 		copy(c[Headroom:], buf[Headroom:Headroom+n])
 		buf = c
 	}
+	// Only a datagram that will be fragmented takes an identification
+	// (RFC 6864): one that fits is sent atomic, with DF, so the 16-bit IDs
+	// of a busy peer do not wrap within the reassembly timeout.
+	fragmenting := p.tunnel.Overhead()+n > maxInner
 	id := uint16(0)
-	if p.tunnel.Src.Is4() {
+	if fragmenting && p.tunnel.Src.Is4() {
 		id = uint16(p.nextID.Add(1))
 	}
 	start, err := encap.EncapIP(buf, Headroom, n, seg.vni, &p.tunnel, id)
@@ -312,6 +316,11 @@ func (t *txPath) toPeer(p *peer, buf []byte, n int, inPlace bool) {
 		return
 	}
 	inner := buf[start : Headroom+n]
+	if !fragmenting && p.tunnel.Src.Is4() {
+		ip := encap.IPv4(inner)
+		ip.SetFlagsOffset(encap.IPv4FlagDF, 0)
+		ip.SetChecksum(encap.ChecksumUpdate(ip.Checksum(), 0, encap.IPv4FlagDF))
+	}
 	if s.capture.active(CaptureInner) {
 		s.capture.emit(CaptureInner, seg.vni, inner)
 	}

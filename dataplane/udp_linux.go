@@ -7,10 +7,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vxswitch/vxswitch/encap"
 )
 
 // udpConn is the underlay socket with batched I/O: recvmmsg and sendmmsg
@@ -41,6 +45,18 @@ type udpConn struct {
 	rcmsgs   [][]byte // per message: UDP_GRO control message
 	groSizes []int    // per message read: the segment size, 0 if not coalesced
 
+	// wmu serialises Write: every segment's transmit goroutine sends
+	// through this one socket and its message arrays.
+	wmu sync.Mutex
+	// gsoMax is, per destination, the largest datagram that may lead a
+	// GSO run: the kernel refuses a run whose segments exceed the route
+	// MTU (EINVAL) where it would have fragmented a lone datagram (plain
+	// mode). Learnt from the refusal; guarded by wmu.
+	gsoMax map[netip.AddrPort]int
+	// truncated counts datagrams larger than the receive buffer (dropped).
+	truncated *atomic.Uint64
+	errMu     sync.Mutex // serialises drainErrors
+
 	// The raw-conn callbacks and their state, built once: a closure made
 	// per call would allocate per batch.
 	readFn, writeFn   func(fd uintptr) bool
@@ -53,11 +69,14 @@ type udpConn struct {
 // gsoMaxSegments bounds a GSO run (the kernel's UDP_MAX_SEGMENTS is 64).
 const gsoMaxSegments = 64
 
+// gsoMaxBytes bounds a GSO run's payload: the largest UDP payload over IPv4.
+const gsoMaxBytes = 65535 - encap.IPv4MinHeaderLen - encap.UDPHeaderLen
+
 // listenUDP binds the underlay socket. With dontFragment the kernel sets
 // DF on every packet and reports a too-small path as EMSGSIZE (ESP mode,
 // where the switch fragments inside the tunnel); without it the kernel
 // fragments the outer packet, as a kernel VTEP does (plain mode).
-func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch int) (*udpConn, error) {
+func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch int, truncated *atomic.Uint64) (*udpConn, error) {
 	network := "udp4"
 	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
 		network = "udp6"
@@ -83,11 +102,12 @@ func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch int) (*udp
 		return nil, fmt.Errorf("listen on %v: %w", addr, err)
 	}
 	u := &udpConn{
-		conn: conn, rc: rc, v6: network == "udp6",
+		conn: conn, rc: rc, v6: network == "udp6", truncated: truncated,
 		rmsgs: make([]unix.Mmsghdr, batch), riovs: make([]unix.Iovec, batch), rnames: make([]unix.RawSockaddrInet6, batch),
 		wmsgs: make([]unix.Mmsghdr, batch), wiovs: make([]unix.Iovec, batch), wnames: make([]unix.RawSockaddrInet6, batch),
 	}
 	u.readFn, u.writeFn = u.recvmmsg, u.sendmmsg
+	u.gsoMax = make(map[netip.AddrPort]int)
 	if offload {
 		u.gso = unix.SetsockoptInt(u.fd(), unix.SOL_UDP, unix.UDP_SEGMENT, 0) == nil
 		u.gro = unix.SetsockoptInt(u.fd(), unix.SOL_UDP, unix.UDP_GRO, 1) == nil
@@ -186,6 +206,10 @@ func (u *udpConn) Read(bufs [][]byte, sizes, segSizes []int, from []netip.AddrPo
 	}
 	for i := 0; i < got; i++ {
 		sizes[i] = int(u.rmsgs[i].Len)
+		if u.rmsgs[i].Hdr.Flags&unix.MSG_TRUNC != 0 {
+			sizes[i] = 0 // cut short: nothing in it can be trusted
+			u.truncated.Add(1)
+		}
 		from[i] = sockaddrToAddrPort(&u.rnames[i])
 		segSizes[i] = 0
 		if u.gro && u.rmsgs[i].Hdr.Controllen >= uint64(unix.CmsgLen(4)) {
@@ -233,12 +257,14 @@ func (e *pendingError) Unwrap() error { return e.errno }
 // reported in failed (index of its first datagram, errno) so the caller
 // can count it and adjust; the rest of the batch still goes out.
 func (u *udpConn) Write(bufs [][]byte, to []netip.AddrPort, failed func(i int, err syscall.Errno)) error {
+	u.wmu.Lock()
+	defer u.wmu.Unlock()
 	m := 0
 	for i := 0; i < len(bufs); {
 		j := i + 1
-		if u.gso {
+		if max, limited := u.gsoMax[to[i]]; u.gso && (!limited || len(bufs[i]) <= max) {
 			size, total := len(bufs[i]), len(bufs[i])
-			for j < len(bufs) && j-i < gsoMaxSegments && to[j] == to[i] && len(bufs[j]) <= size && total+len(bufs[j]) <= len(u.gsoBufs[m]) {
+			for j < len(bufs) && j-i < gsoMaxSegments && to[j] == to[i] && len(bufs[j]) <= size && total+len(bufs[j]) <= gsoMaxBytes {
 				total += len(bufs[j])
 				j++
 				if len(bufs[j-1]) < size {
@@ -298,6 +324,11 @@ func (u *udpConn) send(n int, bufs [][]byte, to []netip.AddrPort, failed func(i 
 			// sendmmsg fails only when the first message fails: skip it.
 			first, end := u.wfirst[start], u.wend[start]
 			if end-first > 1 {
+				if errno == unix.EINVAL {
+					// Segments above the route MTU: no more runs of this
+					// size to this destination (a lone datagram fragments).
+					u.gsoMax[to[first]] = len(bufs[first]) - 1
+				}
 				for k := first; k < end; k++ {
 					if _, err := u.conn.WriteToUDPAddrPort(bufs[k], to[k]); err != nil && failed != nil {
 						var e syscall.Errno
@@ -326,14 +357,20 @@ func (u *udpConn) WriteOne(b []byte, to netip.AddrPort) error {
 // drainErrors reads the socket error queue and reports every path MTU
 // the kernel learnt (from a local EMSGSIZE or an ICMP "fragmentation
 // needed" / "packet too big"), by original destination.
+//
+// It reads with MSG_DONTWAIT through Control, not Read, so it neither waits
+// for the receive goroutine parked in Read nor parks itself: housekeeping
+// may call it while the socket is being read.
 func (u *udpConn) drainErrors(report func(dst netip.Addr, mtu int)) {
+	u.errMu.Lock()
+	defer u.errMu.Unlock()
 	var buf [256]byte
 	var oob [512]byte
-	_ = u.rc.Read(func(fd uintptr) bool {
+	_ = u.rc.Control(func(fd uintptr) {
 		for i := 0; i < 64; i++ {
 			_, oobn, _, from, err := unix.Recvmsg(int(fd), buf[:], oob[:], unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
 			if err != nil {
-				return true
+				return
 			}
 			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 			if err != nil {
@@ -356,7 +393,6 @@ func (u *udpConn) drainErrors(report func(dst netip.Addr, mtu int)) {
 				}
 			}
 		}
-		return true
 	})
 }
 
