@@ -1,0 +1,88 @@
+package dataplane
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestUDPConnConcurrentWrites: several segments send through one underlay
+// socket at once; every datagram reaches its own destination intact, in
+// batches (GSO runs included), and reading them back allocates nothing.
+func TestUDPConnConcurrentWrites(t *testing.T) {
+	var trunc atomic.Uint64
+	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	send, err := listenUDP(lo, true, true, batchSize, &trunc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer send.Close()
+	var recv [2]*udpConn
+	for i := range recv {
+		if recv[i], err = listenUDP(lo, true, true, batchSize, &trunc); err != nil {
+			t.Fatal(err)
+		}
+		defer recv[i].Close()
+	}
+	const perWriter, size = 2000, 1200
+	var wg sync.WaitGroup
+	for w := range recv {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bufs := makeBuffers(32, size)
+			to := make([]netip.AddrPort, 32)
+			for i := range bufs {
+				bufs[i] = bufs[i][:size]
+				for k := range bufs[i] {
+					bufs[i][k] = byte(w + 1) // the writer's mark in every byte
+				}
+				to[i] = recv[w].LocalAddr()
+			}
+			for sent := 0; sent < perWriter; sent += len(bufs) {
+				if err := send.Write(bufs, to, nil); err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+		}()
+	}
+	for w, r := range recv {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rx := newRxPath(&Switch{})
+			if r.gro {
+				rx.useGRO()
+			}
+			got := 0
+			deadline := time.Now().Add(10 * time.Second)
+			r.conn.SetReadDeadline(deadline)
+			for got < perWriter*9/10 && time.Now().Before(deadline) {
+				n, err := r.Read(rx.bufs, rx.sizes, rx.segSizes, rx.from)
+				if err != nil {
+					break
+				}
+				rx.split(n)
+				for _, pkt := range rx.pkts {
+					if len(pkt) != size {
+						t.Errorf("receiver %d: datagram of %d bytes, want %d", w, len(pkt), size)
+					}
+					for _, b := range pkt {
+						if b != byte(w+1) {
+							t.Fatalf("receiver %d got a byte of writer %d: datagrams crossed", w, b-1)
+						}
+					}
+					got++
+				}
+			}
+			if got < perWriter*9/10 {
+				t.Errorf("receiver %d: %d of %d datagrams", w, got, perWriter)
+			}
+		}()
+	}
+	wg.Wait()
+}
