@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -77,7 +78,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 // address fails the start.
 func serveMetrics(ctx context.Context, addr string, sw controlled, site string, log *slog.Logger) (net.Addr, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newMetricsCollector(sw, site), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(newMetricsCollector(sw, site), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", addr)
