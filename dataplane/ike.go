@@ -251,7 +251,9 @@ func (s *Switch) deleteSALocked(p *peer, inSPI, outSPI uint32, grace time.Durati
 	kept := p.sas[:0]
 	for _, r := range p.sas {
 		if r.in.SPI() == inSPI {
-			r.out.Zero()
+			// A transmit batch may have taken this SA a moment ago and
+			// still be sealing with it: wipe its keys a little later.
+			time.AfterFunc(inboundGrace, r.out.Zero)
 			continue
 		}
 		kept = append(kept, r)
