@@ -72,7 +72,10 @@ type options struct {
 	securityExtra string // raw TOML added to [security]
 	ipv6          bool   // IPv6 underlay (the sites' Addr6)
 	metrics       bool   // serve Prometheus metrics on 127.0.0.1:9129 in each site
-	only          func(from, to *nstest.Site) bool
+	// endpoint gives the address a site reaches a peer at (default: the
+	// peer's underlay address); remote_id is left to accept any identity.
+	endpoint func(from, to *nstest.Site) string
+	only     func(from, to *nstest.Site) bool
 }
 
 // startSites writes a config for every site of n (one segment, VNI 129,
@@ -117,7 +120,11 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 			if o.peerMTU != nil {
 				mtu = o.peerMTU(s, p)
 			}
-			fmt.Fprintf(&b, "[[peer]]\nname = %q\nendpoint = %q\nvtep = %q\nmtu = %d\n\n", p.Name, under(p), vtepAddr(p), mtu)
+			ep := under(p)
+			if o.endpoint != nil {
+				ep = o.endpoint(s, p)
+			}
+			fmt.Fprintf(&b, "[[peer]]\nname = %q\nendpoint = %q\nvtep = %q\nmtu = %d\n\n", p.Name, ep, vtepAddr(p), mtu)
 		}
 		b.WriteString(o.extraPeers)
 		cfg := filepath.Join(dir, s.Name+".toml")
