@@ -138,7 +138,16 @@ func (s *Switch) Run(ctx context.Context) error {
 		seg.tap = tap
 		writers[vni] = tap
 	}
-	if err := s.Attach(udp, writers); err != nil {
+	var under Underlay = udp
+	if s.cfg.Mode == ModePlain {
+		spread, err := newSpreadUnderlay(listen.Addr(), !s.cfg.NoOffload, batchSize, &s.ctr[cRxDropOversize])
+		if err != nil {
+			return err
+		}
+		defer spread.Close()
+		under = spread
+	}
+	if err := s.Attach(under, writers); err != nil {
 		return err
 	}
 	if udp.gro {

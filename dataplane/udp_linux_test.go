@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vxswitch/vxswitch/encap"
 )
 
 // TestUDPConnConcurrentWrites: several segments send through one underlay
@@ -86,4 +88,58 @@ func TestUDPConnConcurrentWrites(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestSpreadSourcePorts: plain mode sends each inner flow from one source
+// port, and different flows from different ones (RFC 7348 §5, for ECMP).
+func TestSpreadSourcePorts(t *testing.T) {
+	var trunc atomic.Uint64
+	lo := netip.MustParseAddr("127.0.0.1")
+	spread, err := newSpreadUnderlay(lo, true, batchSize, &trunc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spread.Close()
+	recv, err := listenUDP(netip.AddrPortFrom(lo, 0), false, false, batchSize, &trunc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recv.Close()
+	const flows, perFlow = 16, 4
+	var bufs [][]byte
+	var to []netip.AddrPort
+	for i := 0; i < flows*perFlow; i++ {
+		f := testFrame(macB, macA, 200)
+		f[34], f[35] = 0x40, byte(i%flows) // the inner UDP source port names the flow
+		pkt := make([]byte, 8, 8+len(f))
+		encap.EncodeVXLAN(pkt, 129)
+		bufs = append(bufs, append(pkt, f...))
+		to = append(to, recv.LocalAddr())
+	}
+	if err := spread.Write(bufs, to, nil); err != nil {
+		t.Fatal(err)
+	}
+	port := map[byte]uint16{}
+	ports := map[uint16]bool{}
+	rx := newRxPath(&Switch{})
+	recv.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for got := 0; got < flows*perFlow; {
+		n, err := recv.Read(rx.bufs, rx.sizes, rx.segSizes, rx.from)
+		if err != nil {
+			t.Fatalf("after %d datagrams: %v", got, err)
+		}
+		for i := 0; i < n; i++ {
+			flow := rx.bufs[i][8+35]
+			src := rx.from[i].Port()
+			if p, ok := port[flow]; ok && p != src {
+				t.Errorf("flow %d left from ports %d and %d", flow, p, src)
+			}
+			port[flow] = src
+			ports[src] = true
+			got++
+		}
+	}
+	if len(ports) < 2 {
+		t.Errorf("%d flows all left from %d source port(s)", flows, len(ports))
+	}
 }
