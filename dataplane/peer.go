@@ -86,8 +86,7 @@ func stateName(s int32) string {
 type peerTable struct {
 	byPort []*peer // index: fdb port; nil holes for removed peers
 	byName map[string]*peer
-	byAddr map[netip.Addr]*peer // underlay address
-	byVTEP map[netip.Addr]*peer // tunnel-inner address
+	byAddr map[netip.Addr]*peer // underlay address (plain mode knows peers by it)
 }
 
 func (t *peerTable) get(port fdb.Port) *peer {

@@ -372,7 +372,7 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 	old := s.peers.Load()
 	t := &peerTable{
 		byPort: []*peer{nil},
-		byName: make(map[string]*peer), byAddr: make(map[netip.Addr]*peer), byVTEP: make(map[netip.Addr]*peer),
+		byName: make(map[string]*peer), byAddr: make(map[netip.Addr]*peer),
 	}
 	if old != nil {
 		t.byPort = make([]*peer, len(old.byPort))
@@ -432,7 +432,6 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 		}
 		t.byName[pc.Name] = p
 		t.byAddr[pc.Endpoint.Addr()] = p
-		t.byVTEP[pc.VTEP] = p
 	}
 	// Keep the ports of surviving peers; give new ones free ports.
 	for _, p := range t.byName {
