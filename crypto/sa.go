@@ -9,17 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vxswitch/vxswitch/clock"
 	"golang.org/x/crypto/chacha20poly1305"
 )
-
-// Clock tells the time for SA lifetimes; tests inject a manual one.
-type Clock interface {
-	Now() time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
 
 // Lifetime limits an SA (RFC 4301 §4.4.2.1). A zero field is unlimited.
 // Reaching a soft limit makes NeedsRekey true; reaching a hard limit makes
@@ -49,7 +41,7 @@ type SAConfig struct {
 	// 0 means DefaultReplayWindow.
 	ReplayWindow int
 	Lifetime     Lifetime
-	Clock        Clock // nil: the system clock
+	Clock        clock.Clock // nil: the system clock
 }
 
 // Stats is a snapshot of an SA's counters.
@@ -133,7 +125,7 @@ type sa struct {
 	timeUp  atomic.Bool
 	life    Lifetime
 	hardVol bool // a hard packet or byte limit is set
-	clock   Clock
+	clock   clock.Clock
 	born    time.Time
 	ctr     counters
 
@@ -184,7 +176,7 @@ func (s *sa) init2(cfg *SAConfig, aead cipher.AEAD) {
 	s.hardVol = s.life.HardPackets != 0 || s.life.HardBytes != 0
 	s.clock = cfg.Clock
 	if s.clock == nil {
-		s.clock = systemClock{}
+		s.clock = clock.System{}
 	}
 	s.born = s.clock.Now()
 }

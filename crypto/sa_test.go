@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/clock"
 )
 
 func testKeymat(s Suite, seed byte) []byte {
@@ -416,7 +416,7 @@ func TestESNAcrossBoundary(t *testing.T) {
 }
 
 func TestLifetimes(t *testing.T) {
-	clk := encap.NewManualClock(time.Unix(1e9, 0))
+	clk := clock.NewManual(time.Unix(1e9, 0))
 	tests := []struct {
 		name string
 		life Lifetime
@@ -483,7 +483,7 @@ func TestLifetimes(t *testing.T) {
 // TestHardTimeWithoutPolling: with nobody calling Expired, Seal and Open
 // still notice a hard time limit within clockEvery packets.
 func TestHardTimeWithoutPolling(t *testing.T) {
-	clk := encap.NewManualClock(time.Unix(1e9, 0))
+	clk := clock.NewManual(time.Unix(1e9, 0))
 	o, in := pair(t, SAConfig{Suite: SuiteAES128GCM16, Lifetime: Lifetime{Hard: time.Minute}, Clock: clk})
 	o2, _ := pair(t, SAConfig{Suite: SuiteAES128GCM16})
 	for range 10 {

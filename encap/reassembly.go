@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/vxswitch/vxswitch/clock"
 )
 
 // Errors returned by Reassembler.Add when it drops a fragment, and with it
@@ -66,8 +68,8 @@ type ReassemblyConfig struct {
 	// to come must carry (RFC 1858 tiny-fragment guard; default 64 bytes,
 	// negative disables).
 	MinFirstFragment int
-	// Clock drives the timeout (default SystemClock).
-	Clock Clock
+	// Clock drives the timeout (default clock.System).
+	Clock clock.Clock
 }
 
 func (c ReassemblyConfig) withDefaults() ReassemblyConfig {
@@ -94,7 +96,7 @@ func (c ReassemblyConfig) withDefaults() ReassemblyConfig {
 		c.MinFirstFragment = DefaultMinFirstFragment
 	}
 	if c.Clock == nil {
-		c.Clock = SystemClock{}
+		c.Clock = clock.System{}
 	}
 	return c
 }
@@ -162,7 +164,7 @@ type reasmSlot struct {
 // its own, or guard it with a mutex.
 type Reassembler struct {
 	cfg     ReassemblyConfig
-	clock   Clock
+	clock   clock.Clock
 	slots   []reasmSlot
 	free    []int32 // stack of free slot indexes
 	head    int32   // oldest slot in use, -1 if none

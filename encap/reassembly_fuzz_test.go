@@ -6,6 +6,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/vxswitch/vxswitch/clock"
 )
 
 // fuzzReader hands out the fuzz input a byte at a time, zeros when done.
@@ -70,7 +72,7 @@ func FuzzReassembler(f *testing.F) {
 		30, 4, 0, 9, 1, 6, 1, 1, 0, 0}) // flood of new datagrams evicts the old
 	f.Add([]byte{10, 3, 10, 3, 10, 3, 10, 3, 10, 3, 10, 3, 7, 20, 0x45, 0, 0, 20, 7, 3, 0x60, 0, 0}) // garbage
 	f.Fuzz(func(t *testing.T, prog []byte) {
-		clk := NewManualClock(reasmEpoch)
+		clk := clock.NewManual(reasmEpoch)
 		cfg := ReassemblyConfig{MaxDatagram: 2048, MaxDatagrams: 4, MaxFragments: 16, MaxMemory: 3000,
 			Timeout: 100 * time.Millisecond, MinFirstFragment: -1, Clock: clk}
 		r := NewReassembler(cfg)
@@ -207,7 +209,7 @@ func FuzzReassemblerAdd(f *testing.F) {
 	f.Add([]byte{0x45, 0x00, 0xff, 0xff}) // truncated
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := NewReassembler(ReassemblyConfig{MaxDatagram: 512, MaxDatagrams: 2, MaxFragments: 4,
-			MinFirstFragment: -1, Clock: NewManualClock(reasmEpoch)})
+			MinFirstFragment: -1, Clock: clock.NewManual(reasmEpoch)})
 		for len(data) > 0 {
 			n := min(int(data[0]), len(data)-1)
 			pkt := data[1 : 1+n]
@@ -297,7 +299,7 @@ func FuzzFragment(f *testing.F) {
 			orig = pkt[:IPv6HeaderLen+int(IPv6(pkt).PayloadLen())]
 		}
 		r := NewReassembler(ReassemblyConfig{MaxDatagram: maxIPDatagram, MaxDatagrams: 1, MaxFragments: 1 << 20,
-			MinFirstFragment: -1, Clock: NewManualClock(reasmEpoch)})
+			MinFirstFragment: -1, Clock: clock.NewManual(reasmEpoch)})
 		var got []byte
 		for i := n - 1; i >= 0; i-- {
 			if sizes[i] > mtu {

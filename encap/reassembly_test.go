@@ -11,6 +11,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/ip4defrag"
 	"github.com/google/gopacket/layers"
+	"github.com/vxswitch/vxswitch/clock"
 )
 
 var reasmEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -345,7 +346,7 @@ func TestReassemblerEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := NewManualClock(reasmEpoch)
+			clk := clock.NewManual(reasmEpoch)
 			cfg := tt.cfg
 			cfg.Clock = clk
 			r := NewReassembler(cfg)
@@ -616,7 +617,7 @@ func TestReassemblyConfigDefaults(t *testing.T) {
 // every step, the flood is evicted oldest first, and each real datagram
 // whose fragments arrive back to back still comes out whole.
 func TestReassemblerFlood(t *testing.T) {
-	clk := NewManualClock(reasmEpoch)
+	clk := clock.NewManual(reasmEpoch)
 	cfg := ReassemblyConfig{MaxDatagram: 4000, MaxDatagrams: 8, MaxMemory: 10000, MinFirstFragment: -1, Clock: clk}
 	r := NewReassembler(cfg)
 	real := fragMakeIPv4(3000, 0xffff)

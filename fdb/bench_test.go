@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vxswitch/vxswitch/clock"
 	"github.com/vxswitch/vxswitch/encap"
 )
 
@@ -16,7 +17,7 @@ var benchSizes = []int{1_000, 100_000, 1_000_000}
 
 type benchFixture struct {
 	tbl  *Table
-	clk  *ManualClock
+	clk  *clock.Manual
 	macs []encap.MAC // in random order; macs[i] is on port i%8
 }
 
@@ -34,7 +35,7 @@ func fixture(b *testing.B, n int) *benchFixture {
 	if f := fixtures[n]; f != nil {
 		return f
 	}
-	clk := NewManualClock(t0)
+	clk := clock.NewManual(t0)
 	tbl := New(Config{Clock: clk, MaxPerSegment: -1, MaxTotal: -1})
 	if err := tbl.AddSegment(vniA); err != nil {
 		b.Fatal(err)
@@ -237,7 +238,7 @@ func BenchmarkLearnRefreshParallel(b *testing.B) {
 
 // BenchmarkLearnNew learns b.N new MACs into one segment, growth included.
 func BenchmarkLearnNew(b *testing.B) {
-	tbl := New(Config{Clock: NewManualClock(t0), MaxPerSegment: -1, MaxTotal: -1})
+	tbl := New(Config{Clock: clock.NewManual(t0), MaxPerSegment: -1, MaxTotal: -1})
 	if err := tbl.AddSegment(vniA); err != nil {
 		b.Fatal(err)
 	}

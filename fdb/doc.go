@@ -40,7 +40,7 @@
 // Lookup and refreshes age entries by that time. The dataplane calls Sweep
 // about once a second (and may Tick once per batch for finer aging): an
 // entry older than AgeTime by table time is a miss for Lookup, and Sweep
-// reclaims it. Tests drive a ManualClock and call Tick or Sweep.
+// reclaims it. Tests drive a clock.Manual and call Tick or Sweep.
 //
 // # Allocation
 //

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vxswitch/vxswitch/clock"
 	"github.com/vxswitch/vxswitch/encap"
 )
 
@@ -74,8 +75,8 @@ type Config struct {
 	// Logger receives rate-limited reports of moves and flaps. Default:
 	// discard.
 	Logger *slog.Logger
-	// Clock is the source of time. Default RealClock.
-	Clock Clock
+	// Clock is the source of time. Default clock.System.
+	Clock clock.Clock
 }
 
 // LearnResult tells what Learn did with a frame's source MAC.
@@ -167,7 +168,7 @@ type Table struct {
 	flapWindow       int64
 	flapMoves        int
 	log              *slog.Logger
-	clock            Clock
+	clock            clock.Clock
 	epoch            time.Time
 
 	mu sync.Mutex // serialises AddSegment and RemoveSegment
@@ -269,7 +270,7 @@ func New(cfg Config) *Table {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = RealClock{}
+		cfg.Clock = clock.System{}
 	}
 	t := &Table{
 		age:        int64(cfg.AgeTime),

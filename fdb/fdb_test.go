@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vxswitch/vxswitch/clock"
 	"github.com/vxswitch/vxswitch/encap"
 )
 
@@ -25,9 +26,9 @@ func mac(i int) encap.MAC {
 }
 
 // newTestTable returns a table on a manual clock with segments vniA and vniB.
-func newTestTable(t testing.TB, cfg Config) (*Table, *ManualClock) {
+func newTestTable(t testing.TB, cfg Config) (*Table, *clock.Manual) {
 	t.Helper()
-	clk := NewManualClock(t0)
+	clk := clock.NewManual(t0)
 	cfg.Clock = clk
 	tbl := New(cfg)
 	for _, v := range []encap.VNI{vniA, vniB} {
@@ -39,7 +40,7 @@ func newTestTable(t testing.TB, cfg Config) (*Table, *ManualClock) {
 }
 
 // advance moves the clock and the table time.
-func advance(tbl *Table, clk *ManualClock, d time.Duration) {
+func advance(tbl *Table, clk *clock.Manual, d time.Duration) {
 	clk.Advance(d)
 	tbl.Tick()
 }
@@ -191,7 +192,7 @@ func TestAging(t *testing.T) {
 	const age = 300 * time.Second
 	tests := []struct {
 		name  string
-		run   func(t *testing.T, tbl *Table, clk *ManualClock)
+		run   func(t *testing.T, tbl *Table, clk *clock.Manual)
 		port  Port
 		hit   bool
 		held  int // learned entries still held (not yet reclaimed)
@@ -200,7 +201,7 @@ func TestAging(t *testing.T) {
 	}{
 		{
 			name: "live just under AgeTime",
-			run: func(t *testing.T, tbl *Table, clk *ManualClock) {
+			run: func(t *testing.T, tbl *Table, clk *clock.Manual) {
 				tbl.Learn(vniA, mac(1), 2)
 				advance(tbl, clk, age-time.Millisecond)
 			},
@@ -208,7 +209,7 @@ func TestAging(t *testing.T) {
 		},
 		{
 			name: "aged entry is a miss before the sweep reclaims it",
-			run: func(t *testing.T, tbl *Table, clk *ManualClock) {
+			run: func(t *testing.T, tbl *Table, clk *clock.Manual) {
 				tbl.Learn(vniA, mac(1), 2)
 				advance(tbl, clk, age+time.Millisecond)
 			},
@@ -216,7 +217,7 @@ func TestAging(t *testing.T) {
 		},
 		{
 			name: "table time moves only on Tick",
-			run: func(t *testing.T, tbl *Table, clk *ManualClock) {
+			run: func(t *testing.T, tbl *Table, clk *clock.Manual) {
 				tbl.Learn(vniA, mac(1), 2)
 				clk.Advance(age + time.Second)
 			},
@@ -224,7 +225,7 @@ func TestAging(t *testing.T) {
 		},
 		{
 			name: "refresh restarts the age",
-			run: func(t *testing.T, tbl *Table, clk *ManualClock) {
+			run: func(t *testing.T, tbl *Table, clk *clock.Manual) {
 				tbl.Learn(vniA, mac(1), 2)
 				advance(tbl, clk, 200*time.Second)
 				wantLearn(t, tbl, vniA, mac(1), 2, LearnRefreshed)
@@ -234,7 +235,7 @@ func TestAging(t *testing.T) {
 		},
 		{
 			name: "refresh without a tick in between still counts",
-			run: func(t *testing.T, tbl *Table, clk *ManualClock) {
+			run: func(t *testing.T, tbl *Table, clk *clock.Manual) {
 				tbl.Learn(vniA, mac(1), 2)
 				advance(tbl, clk, 200*time.Second)
 				wantLearn(t, tbl, vniA, mac(1), 2, LearnRefreshed)
@@ -245,7 +246,7 @@ func TestAging(t *testing.T) {
 		},
 		{
 			name: "aged entry relearned on another port is new, not a move",
-			run: func(t *testing.T, tbl *Table, clk *ManualClock) {
+			run: func(t *testing.T, tbl *Table, clk *clock.Manual) {
 				tbl.Learn(vniA, mac(1), 2)
 				advance(tbl, clk, age+time.Second)
 				wantLearn(t, tbl, vniA, mac(1), 5, LearnNew)
@@ -257,7 +258,7 @@ func TestAging(t *testing.T) {
 		},
 		{
 			name: "aged entry relearned on the same port",
-			run: func(t *testing.T, tbl *Table, clk *ManualClock) {
+			run: func(t *testing.T, tbl *Table, clk *clock.Manual) {
 				tbl.Learn(vniA, mac(1), 2)
 				advance(tbl, clk, age+time.Second)
 				wantLearn(t, tbl, vniA, mac(1), 2, LearnNew)
@@ -266,7 +267,7 @@ func TestAging(t *testing.T) {
 		},
 		{
 			name: "static never ages",
-			run: func(t *testing.T, tbl *Table, clk *ManualClock) {
+			run: func(t *testing.T, tbl *Table, clk *clock.Manual) {
 				if err := tbl.AddStatic(vniA, mac(1), 2); err != nil {
 					t.Fatal(err)
 				}
@@ -276,7 +277,7 @@ func TestAging(t *testing.T) {
 		},
 		{
 			name: "sweep reclaims only the aged",
-			run: func(t *testing.T, tbl *Table, clk *ManualClock) {
+			run: func(t *testing.T, tbl *Table, clk *clock.Manual) {
 				tbl.Learn(vniA, mac(2), 2)
 				advance(tbl, clk, 200*time.Second)
 				tbl.Learn(vniA, mac(1), 2)
@@ -792,7 +793,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"max total", tbl.maxTotal, DefaultMaxTotal},
 		{"flap window", time.Duration(tbl.flapWindow), DefaultFlapWindow},
 		{"flap moves", tbl.flapMoves, DefaultFlapMoves},
-		{"clock", tbl.clock, Clock(RealClock{})},
+		{"clock", tbl.clock, clock.Clock(clock.System{})},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("%s = %v; want %v", tt.name, tt.got, tt.want)

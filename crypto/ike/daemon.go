@@ -13,15 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vxswitch/vxswitch/clock"
 	"github.com/vxswitch/vxswitch/crypto"
 )
-
-// Clock tells the daemon the time; tests inject a manual one.
-type Clock interface{ Now() time.Time }
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
 
 // PeerConfig describes one peer site.
 type PeerConfig struct {
@@ -64,7 +58,7 @@ type Config struct {
 	DPDInterval time.Duration
 	Peers       []PeerConfig
 	Logger      *slog.Logger
-	Clock       Clock
+	Clock       clock.Clock
 
 	// RetransmitTimeout is the first retransmission timeout (default 1s);
 	// it doubles with every try up to RetransmitTries tries (default 5).
@@ -160,7 +154,7 @@ type Daemon struct {
 	tr    Transport
 	h     Handler
 	log   *slog.Logger
-	clock Clock
+	clock clock.Clock
 
 	mu           sync.Mutex
 	peers        map[string]*peer
@@ -229,7 +223,7 @@ func New(cfg Config, tr Transport, h Handler) (*Daemon, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = realClock{}
+		cfg.Clock = clock.System{}
 	}
 	if h == nil {
 		return nil, fmt.Errorf("nil handler: %w", ErrConfig)

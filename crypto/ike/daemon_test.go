@@ -13,21 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vxswitch/vxswitch/clock"
 	"github.com/vxswitch/vxswitch/crypto"
 )
-
-// manualClock is a Clock the test moves by hand.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *manualClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // packet is one datagram on the fake network.
 type packet struct {
@@ -135,7 +123,7 @@ next:
 
 type pair struct {
 	t      testing.TB
-	clock  *manualClock
+	clock  *clock.Manual
 	net    *fakeNet
 	a, b   *Daemon
 	ra, rb *recorder
@@ -151,7 +139,7 @@ var (
 // newPair builds initiator a and responder b; mod may change their configs.
 func newPair(t testing.TB, mod func(a, b *Config)) *pair {
 	t.Helper()
-	p := &pair{t: t, clock: &manualClock{t: time.Unix(1700000000, 0)}, ra: &recorder{}, rb: &recorder{}}
+	p := &pair{t: t, clock: clock.NewManual(time.Unix(1700000000, 0)), ra: &recorder{}, rb: &recorder{}}
 	p.net = &fakeNet{nodes: map[netip.Addr]*Daemon{}}
 	ca := Config{PSK: []byte("mesh secret"), Suite: crypto.SuiteAES128GCM16, Clock: p.clock,
 		Peers: []PeerConfig{{Name: "b", Endpoint: netip.AddrPortFrom(addrB, 4500), LocalVTEP: vtepA, RemoteVTEP: vtepB, Initiate: true}}}
@@ -679,12 +667,12 @@ func BenchmarkParseSA(b *testing.B) {
 }
 
 func TestIPv6(t *testing.T) {
-	clock := &manualClock{t: time.Unix(1700000000, 0)}
+	clk := clock.NewManual(time.Unix(1700000000, 0))
 	n := &fakeNet{nodes: map[netip.Addr]*Daemon{}}
 	a6, b6 := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
 	va, vb := netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2")
 	ra, rb := &recorder{}, &recorder{}
-	cfg := Config{PSK: []byte("k"), Suite: crypto.SuiteAES256GCM16, Clock: clock}
+	cfg := Config{PSK: []byte("k"), Suite: crypto.SuiteAES256GCM16, Clock: clk}
 	cfg.Peers = []PeerConfig{{Name: "b", Endpoint: netip.AddrPortFrom(b6, 4500), LocalVTEP: va, RemoteVTEP: vb, Initiate: true}}
 	a, err := New(cfg, &fakeTransport{n, a6}, ra)
 	if err != nil {

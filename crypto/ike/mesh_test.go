@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vxswitch/vxswitch/clock"
 	"github.com/vxswitch/vxswitch/crypto"
 )
 
@@ -15,7 +16,7 @@ import (
 // configures it.
 type mesh struct {
 	t     *testing.T
-	clock *manualClock
+	clock *clock.Manual
 	net   *fakeNet
 	addrs []netip.Addr
 	d     []*Daemon
@@ -23,7 +24,7 @@ type mesh struct {
 }
 
 func newMesh(t *testing.T, n int) *mesh {
-	m := &mesh{t: t, clock: &manualClock{t: time.Unix(1700000000, 0)}, net: &fakeNet{nodes: map[netip.Addr]*Daemon{}}}
+	m := &mesh{t: t, clock: clock.NewManual(time.Unix(1700000000, 0)), net: &fakeNet{nodes: map[netip.Addr]*Daemon{}}}
 	for i := 0; i < n; i++ {
 		m.addrs = append(m.addrs, netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}))
 	}
