@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/vxswitch/vxswitch/clock"
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/encap"
 )
@@ -49,6 +50,10 @@ type Config struct {
 	ReplayWindow  int           // 0: 4096
 	Reassembly    ReassemblyConfig
 	Logger        *slog.Logger
+	// Clock drives every timer of the data plane (SA grace periods and
+	// promotion, path-MTU timers, housekeeping, FDB aging, reassembly
+	// timeouts); nil: the system clock.
+	Clock clock.Clock
 }
 
 // IKEConfig is the key-exchange part of [security].

@@ -170,7 +170,7 @@ func (t ikeTransport) Send(from, to netip.AddrPort, msg []byte) error {
 	}
 	b := make([]byte, crypto.NonESPMarkerLen+len(msg))
 	copy(b[crypto.NonESPMarkerLen:], msg)
-	return t.s.udp.WriteOne(b, to)
+	return t.s.under.WriteControl(b, to)
 }
 
 // InstallChildSA installs an ESP SA pair for a peer: inbound first, then
@@ -210,7 +210,7 @@ func (s *Switch) InstallChildSA(c ike.ChildSA) error {
 	if p.outSA.Load() == nil {
 		p.outSA.Store(out)
 	} else {
-		p.pending.Store(&pendingSA{in: in, out: out, deadline: time.Now().Add(time.Second)})
+		p.pending.Store(&pendingSA{in: in, out: out, deadline: s.clock.Now().Add(pendingWait)})
 	}
 	p.sas = append(p.sas, saRecord{in: in, out: out})
 	p.state.Store(peerUp)
@@ -230,14 +230,19 @@ func (s *Switch) DeleteChildSA(peerName string, inSPI, outSPI uint32) {
 	s.deleteSALocked(p, inSPI, outSPI, inboundGrace)
 }
 
-// inboundGrace is how long a deleted inbound SA still opens packets.
+// inboundGrace is how long a deleted inbound SA still opens packets, and
+// how long a replaced outbound SA keeps its keys (a transmit batch may
+// still be sealing with it).
 const inboundGrace = 2 * time.Second
+
+// pendingWait is the longest a new SA pair waits to take over sending.
+const pendingWait = time.Second
 
 // deleteSALocked removes an SA pair; s.mu is held. The inbound SA leaves
 // the SADB after grace (0: now).
 func (s *Switch) deleteSALocked(p *peer, inSPI, outSPI uint32, grace time.Duration) {
 	if grace > 0 {
-		time.AfterFunc(grace, func() {
+		s.clock.AfterFunc(grace, func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			s.removeInboundLocked(inSPI)
@@ -253,7 +258,7 @@ func (s *Switch) deleteSALocked(p *peer, inSPI, outSPI uint32, grace time.Durati
 		if r.in.SPI() == inSPI {
 			// A transmit batch may have taken this SA a moment ago and
 			// still be sealing with it: wipe its keys a little later.
-			time.AfterFunc(inboundGrace, r.out.Zero)
+			s.clock.AfterFunc(inboundGrace, r.out.Zero)
 			continue
 		}
 		kept = append(kept, r)

@@ -7,28 +7,35 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/vxswitch/vxswitch/clock"
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/crypto/ike"
 	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/link"
 )
 
-// pair is two switches joined by in-memory underlays.
+// pair is two switches on an in-memory network (link.MemNet): ua and ub
+// are their underlay ends, ta and tb their segment ports.
 type pair struct {
-	a, b     *Switch
-	ab, ba   *MemUnderlay
-	ta, tb   *MemFrames
-	frameBuf [][]byte
-	sizes    []int
+	a, b   *Switch
+	net    *link.MemNet
+	ua, ub *link.MemUnderlay
+	ta, tb *link.MemPort
 }
 
 const testVNI = 129
 
 func newPair(t testing.TB, mode Mode, suite crypto.Suite, mtu int, workers ...int) *pair {
 	t.Helper()
+	return newPairClock(t, mode, suite, mtu, nil, workers...)
+}
+
+func newPairClock(t testing.TB, mode Mode, suite crypto.Suite, mtu int, clk clock.Clock, workers ...int) *pair {
+	t.Helper()
 	site := func(name string, i byte, peer string, j byte) *Switch {
 		s, err := New(Config{
 			Name: name, Listen: netip.AddrFrom4([4]byte{192, 0, 2, i}), VTEP: netip.AddrFrom4([4]byte{172, 31, 0, i}),
-			Mode: mode, Suite: suite, MSSClamp: true, CryptoWorkers: append(workers, 0)[0],
+			Mode: mode, Suite: suite, MSSClamp: true, CryptoWorkers: append(workers, 0)[0], Clock: clk,
 			Segment: []SegmentConfig{{VNI: testVNI, TAP: "vx129", MTU: 9000}},
 			Peer: []PeerConfig{{Name: peer, Endpoint: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, j}), 0),
 				VTEP: netip.AddrFrom4([4]byte{172, 31, 0, j}), MTU: mtu}},
@@ -38,17 +45,13 @@ func newPair(t testing.TB, mode Mode, suite crypto.Suite, mtu int, workers ...in
 		}
 		return s
 	}
-	p := &pair{a: site("a", 1, "b", 2), b: site("b", 2, "a", 1), ta: &MemFrames{Keep: true}, tb: &MemFrames{Keep: true}}
+	p := &pair{a: site("a", 1, "b", 2), b: site("b", 2, "a", 1), net: link.NewMemNet(), ta: link.NewMemPort(), tb: link.NewMemPort()}
+	p.ta.Keep, p.tb.Keep = true, true
 	port := p.a.cfg.Port
-	p.ab = &MemUnderlay{From: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, 1}), port)}
-	p.ba = &MemUnderlay{From: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, 2}), port)}
-	if err := p.a.Attach(p.ab, map[encap.VNI]FrameWriter{testVNI: p.ta}); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.b.Attach(p.ba, map[encap.VNI]FrameWriter{testVNI: p.tb}); err != nil {
-		t.Fatal(err)
-	}
-	p.a.localAddr, p.b.localAddr = p.ab.From, p.ba.From
+	p.ua = p.net.Bind(netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, 1}), port))
+	p.ub = p.net.Bind(netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, 2}), port))
+	must(t, p.a.Attach(p.ua, map[encap.VNI]link.Port{testVNI: p.ta}))
+	must(t, p.b.Attach(p.ub, map[encap.VNI]link.Port{testVNI: p.tb}))
 	if mode == ModeESP {
 		k1, k2 := make([]byte, suite.KeymatLen()), make([]byte, suite.KeymatLen())
 		rand.Read(k1)
@@ -56,8 +59,6 @@ func newPair(t testing.TB, mode Mode, suite crypto.Suite, mtu int, workers ...in
 		must(t, p.a.InstallChildSA(ike.ChildSA{Peer: "b", Suite: suite, ESN: true, InSPI: 0x1001, OutSPI: 0x2002, InKeymat: k1, OutKeymat: k2}))
 		must(t, p.b.InstallChildSA(ike.ChildSA{Peer: "a", Suite: suite, ESN: true, InSPI: 0x2002, OutSPI: 0x1001, InKeymat: k2, OutKeymat: k1}))
 	}
-	p.frameBuf = makeBuffers(1, BufferSize)
-	p.sizes = make([]int, 1)
 	t.Cleanup(func() { p.a.pool.Close(); p.b.pool.Close() })
 	return p
 }
@@ -85,12 +86,36 @@ func testFrame(dst, src encap.MAC, size int) []byte {
 	return f
 }
 
-// send injects frame into a's TAP path and delivers what a sends to b.
-func (p *pair) send(frame []byte) {
-	copy(p.frameBuf[0][Headroom:], frame)
-	p.sizes[0] = len(frame)
-	p.a.InjectFrames(testVNI, p.frameBuf, p.sizes)
-	p.ab.DeliverTo(p.b)
+// send injects frames into a's port and delivers what a sends to b.
+func (p *pair) send(frames ...[]byte) {
+	p.ta.Inject(frames...)
+	p.runTx(p.a, p.ta)
+	p.runRx(p.b, p.ub)
+}
+
+// reply injects frames into b's port and delivers what b sends to a.
+func (p *pair) reply(frames ...[]byte) {
+	p.tb.Inject(frames...)
+	p.runTx(p.b, p.tb)
+	p.runRx(p.a, p.ua)
+}
+
+// runTx serves s's port until it is drained.
+func (p *pair) runTx(s *Switch, port *link.MemPort) {
+	for port.Queued() > 0 {
+		if err := s.ServePort(testVNI); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// runRx serves s's underlay until it is drained.
+func (p *pair) runRx(s *Switch, u *link.MemUnderlay) {
+	for u.Queued() > 0 {
+		if err := s.ServeUnderlay(); err != nil {
+			panic(err)
+		}
+	}
 }
 
 var (
@@ -119,8 +144,8 @@ func TestPipelineRoundTrip(t *testing.T) {
 				// Unknown destination: flooded; then known after b answers.
 				f := testFrame(macB, macA, size)
 				p.send(f)
-				if !bytes.Equal(p.tb.Last, f) {
-					t.Fatalf("size %d: b got %d bytes, want the %d-byte frame", size, len(p.tb.Last), size)
+				if !bytes.Equal(p.tb.Last(), f) {
+					t.Fatalf("size %d: b got %d bytes, want the %d-byte frame", size, len(p.tb.Last()), size)
 				}
 			}
 			if c.mode == ModeESP && c.mtu == 1400 {
@@ -155,8 +180,8 @@ func TestPipelineNoAllocs(t *testing.T) {
 				if allocs != 0 {
 					t.Errorf("allocs per frame = %v, want 0", allocs)
 				}
-				if p.tb.Frames < 100 {
-					t.Errorf("b got %d frames, want >= 100", p.tb.Frames)
+				if p.tb.Frames() < 100 {
+					t.Errorf("b got %d frames, want >= 100", p.tb.Frames())
 				}
 			})
 		}
@@ -168,17 +193,16 @@ func TestPipelineDropsBadInput(t *testing.T) {
 	f := testFrame(macB, macA, 200)
 	p.send(f)
 	// Replay: capture one datagram and deliver it twice.
-	copy(p.frameBuf[0][Headroom:], f)
-	p.sizes[0] = len(f)
-	p.a.InjectFrames(testVNI, p.frameBuf, p.sizes)
-	saved := append([]byte(nil), p.ab.Bufs[0][:p.ab.Sizes[0]]...)
-	p.ab.DeliverTo(p.b)
+	p.ta.Inject(f)
+	p.runTx(p.a, p.ta)
+	saved, from := p.ub.Peek(0)
+	p.runRx(p.b, p.ub)
 	// A fresh packet, never delivered, to tamper with.
-	copy(p.frameBuf[0][Headroom:], f)
-	p.a.InjectFrames(testVNI, p.frameBuf, p.sizes)
-	fresh := append([]byte(nil), p.ab.Bufs[0][:p.ab.Sizes[0]]...)
-	p.ab.Reset()
-	before := p.tb.Frames
+	p.ta.Inject(f)
+	p.runTx(p.a, p.ta)
+	fresh, _ := p.ub.Peek(0)
+	p.ub.Discard()
+	before := p.tb.Frames()
 	bad := [][]byte{
 		saved,              // replayed
 		{0xff},             // keepalive
@@ -187,16 +211,12 @@ func TestPipelineDropsBadInput(t *testing.T) {
 		func() []byte { b := append([]byte(nil), fresh...); b[len(b)-1] ^= 1; return b }(), // bad ICV
 		make([]byte, 3), // garbage
 	}
-	bufs := makeBuffers(len(bad), BufferSize)
-	sizes := make([]int, len(bad))
-	from := make([]netip.AddrPort, len(bad))
-	for i, b := range bad {
-		sizes[i] = copy(bufs[i], b)
-		from[i] = p.ab.From
+	for _, b := range bad {
+		p.ub.Inject(b, from)
 	}
-	p.b.InjectUDP(bufs, sizes, from)
-	if p.tb.Frames != before {
-		t.Fatalf("bad input delivered %d frames", p.tb.Frames-before)
+	p.runRx(p.b, p.ub)
+	if p.tb.Frames() != before {
+		t.Fatalf("bad input delivered %d frames", p.tb.Frames()-before)
 	}
 	want := map[counter]uint64{cRxDropReplay: 1, cRxKeepalive: 1, cRxDropUnknownSPI: 1, cRxDropAuth: 1}
 	for c, v := range want {
@@ -209,17 +229,16 @@ func TestPipelineDropsBadInput(t *testing.T) {
 	}
 	// Real traffic still flows.
 	p.send(f)
-	if p.tb.Frames != before+1 {
-		t.Errorf("after bad input: frames %d, want %d", p.tb.Frames, before+1)
+	if p.tb.Frames() != before+1 {
+		t.Errorf("after bad input: frames %d, want %d", p.tb.Frames(), before+1)
 	}
 }
 
 // seqWriter records a sequence number carried in each frame's payload.
 type seqWriter struct{ seqs []uint32 }
 
-func (w *seqWriter) Write(frame []byte) error {
+func (w *seqWriter) write(frame []byte) {
 	w.seqs = append(w.seqs, uint32(frame[50])<<24|uint32(frame[51])<<16|uint32(frame[52])<<8|uint32(frame[53]))
-	return nil
 }
 
 // TestParallelCryptoKeepsOrder sends batches big enough to be sealed and
@@ -229,20 +248,20 @@ func TestParallelCryptoKeepsOrder(t *testing.T) {
 	for _, size := range []int{1400, 4000} {
 		p := newPair(t, ModeESP, crypto.SuiteAES128GCM16, 1400, 2)
 		w := &seqWriter{}
-		p.b.segments[testVNI].writer = w
+		p.tb.OnWrite = w.write
 		const frames = 200
-		bufs := makeBuffers(frames, BufferSize)
-		sizes := make([]int, frames)
-		for i := range bufs {
+		for i := 0; i < frames; i++ {
 			f := testFrame(macB, macA, size)
 			f[50], f[51], f[52], f[53] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
-			sizes[i] = copy(bufs[i][Headroom:], f)
+			p.ta.Inject(f)
 		}
-		p.a.InjectFrames(testVNI, bufs, sizes)
-		if p.ab.Len() < frames {
-			t.Fatalf("size %d: a sent %d datagrams for %d frames", size, p.ab.Len(), frames)
+		// 200 frames through a's transmit path, a port read (64) at a
+		// time, sealed on two workers.
+		p.runTx(p.a, p.ta)
+		if p.ub.Queued() < frames {
+			t.Fatalf("size %d: a sent %d datagrams for %d frames", size, p.ub.Queued(), frames)
 		}
-		p.ab.DeliverTo(p.b)
+		p.runRx(p.b, p.ub)
 		if len(w.seqs) != frames {
 			t.Fatalf("size %d: b delivered %d frames, want %d", size, len(w.seqs), frames)
 		}
@@ -296,14 +315,10 @@ func TestFragmentFloodFromPeer(t *testing.T) {
 			flood = append(flood, seal(frag(uint16(id), 0, true, 8)))
 		}
 	}
-	bufs := makeBuffers(len(flood), BufferSize)
-	sizes := make([]int, len(flood))
-	from := make([]netip.AddrPort, len(flood))
-	for i, b := range flood {
-		sizes[i] = copy(bufs[i], b)
-		from[i] = p.ab.From
+	for _, b := range flood {
+		p.ub.Inject(b, p.ua.LocalAddr())
 	}
-	p.b.InjectUDP(bufs, sizes, from)
+	p.runRx(p.b, p.ub)
 	st := p.b.rx.reassemblyStats()
 	if st.Overlap == 0 || st.TooBig == 0 || st.TinyFirstFragment == 0 || st.NoMemory == 0 {
 		t.Errorf("reassembly drops not all counted: %+v", st)
@@ -312,9 +327,9 @@ func TestFragmentFloodFromPeer(t *testing.T) {
 	if st.InProgress > cfg.MaxDatagrams || st.MemoryInUse > cfg.MaxMemory {
 		t.Errorf("reassembler over its bounds: %d datagrams (max %d), %d bytes (max %d)", st.InProgress, cfg.MaxDatagrams, st.MemoryInUse, cfg.MaxMemory)
 	}
-	before := p.tb.Frames
+	before := p.tb.Frames()
 	p.send(f)
-	if p.tb.Frames != before+1 || !bytes.Equal(p.tb.Last, f) {
+	if p.tb.Frames() != before+1 || !bytes.Equal(p.tb.Last(), f) {
 		t.Errorf("a whole 4000-byte frame did not get through after the flood")
 	}
 }
@@ -335,7 +350,7 @@ func TestReloadKeepsWhatItCan(t *testing.T) {
 		t.Fatalf("MTU and segments reload: peer kept %v, SA %v, mtu %d; want the same peer, its SA, 1400", got == pb, got.outSA.Load() != nil, got.mtu.Load())
 	}
 	p.send(testFrame(macB, macA, 1400))
-	if !bytes.Equal(p.tb.Last, testFrame(macB, macA, 1400)) {
+	if !bytes.Equal(p.tb.Last(), testFrame(macB, macA, 1400)) {
 		t.Error("traffic stopped after an MTU/segments reload")
 	}
 	cfg.Endpoint = netip.MustParseAddrPort("192.0.2.9:4500")

@@ -8,13 +8,8 @@ import (
 
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/link"
 )
-
-// FrameWriter is what the receive path delivers frames to: a segment's
-// TAP, or an in-memory stand-in in benchmarks. Write must not keep frame.
-type FrameWriter interface {
-	Write(frame []byte) error
-}
 
 // openJob is one ESP packet of a receive batch, opened by the crypto
 // workers: the inner packet and the SA it authenticated under.
@@ -26,16 +21,11 @@ type openJob struct {
 	err     error
 }
 
-// rxPath is the receive pipeline of the underlay socket, owned by its
-// reader goroutine (or a benchmark).
+// rxPath is the receive pipeline of the underlay, owned by its reader
+// goroutine (or a test or benchmark calling Switch.ServeUnderlay).
 type rxPath struct {
-	s        *Switch
-	bufs     [][]byte
-	sizes    []int
-	segSizes []int // UDP GRO: the datagram size within bufs[i], 0 for one datagram
-	from     []netip.AddrPort
-
-	pkts    [][]byte // the datagrams of a batch, GRO runs split
+	s       *Switch
+	pkts    [][]byte // the datagrams of a batch, in the underlay's buffers
 	pktFrom []netip.AddrPort
 	jobs    []openJob
 	reasmMu sync.Mutex // the reassembler is single-goroutine; Stats and Expire come from others
@@ -48,60 +38,44 @@ type rxPath struct {
 
 func newRxPath(s *Switch) *rxPath {
 	r := &rxPath{
-		s: s, bufs: makeBuffers(batchSize, BufferSize), sizes: make([]int, batchSize), segSizes: make([]int, batchSize),
-		from: make([]netip.AddrPort, batchSize),
-		pkts: make([][]byte, 0, batchSize), pktFrom: make([]netip.AddrPort, 0, batchSize),
-		jobs: make([]openJob, batchSize),
+		s: s,
 		reasm: encap.NewReassembler(encap.ReassemblyConfig{
 			Timeout:      s.cfg.Reassembly.Timeout,
 			MaxDatagrams: s.cfg.Reassembly.MaxDatagrams,
+			Clock:        s.clock,
 		}),
 	}
 	r.openFn = r.openRange
 	return r
 }
 
-// useGRO switches to buffers that hold a coalesced run of datagrams.
-func (r *rxPath) useGRO() {
-	r.bufs = makeBuffers(batchSize, 65536)
-	r.pkts = make([][]byte, 0, batchSize*gsoMaxSegments)
-	r.pktFrom = make([]netip.AddrPort, 0, batchSize*gsoMaxSegments)
-	r.jobs = make([]openJob, batchSize*gsoMaxSegments)
+// attach sizes the batch arrays for what the underlay's Read returns.
+func (r *rxPath) attach(u link.Underlay) {
+	n := u.ReadBatch()
+	r.pkts, r.pktFrom, r.jobs = make([][]byte, n), make([]netip.AddrPort, n), make([]openJob, n)
 }
 
-// split lists the datagrams of messages bufs[i][:sizes[i]], i < n,
-// cutting GRO runs into their datagrams.
-func (r *rxPath) split(n int) {
-	r.pkts, r.pktFrom = r.pkts[:0], r.pktFrom[:0]
-	for i := 0; i < n; i++ {
-		msg := r.bufs[i][:r.sizes[i]]
-		seg := r.segSizes[i]
-		if seg <= 0 || seg >= len(msg) {
-			r.pkts = append(r.pkts, msg)
-			r.pktFrom = append(r.pktFrom, r.from[i])
-			continue
-		}
-		for len(msg) > 0 && len(r.pkts) < cap(r.pkts) {
-			k := min(seg, len(msg))
-			r.pkts = append(r.pkts, msg[:k:k])
-			r.pktFrom = append(r.pktFrom, r.from[i])
-			msg = msg[k:]
-		}
+// serve reads one batch from the underlay and handles it.
+func (r *rxPath) serve() error {
+	n, err := r.s.under.Read(r.pkts, r.pktFrom)
+	if err != nil {
+		return err
 	}
+	r.process(n)
+	r.s.applyPathMTUs()
+	return nil
 }
 
-// process handles the messages bufs[i][:sizes[i]] from from[i], i < n.
+// process handles the datagrams pkts[i] from pktFrom[i], i < n.
 func (r *rxPath) process(n int) {
 	s := r.s
-	r.split(n)
-	n = len(r.pkts)
 	pt := s.peers.Load()
 	if s.capture.active(CaptureUnderlay) {
 		for i := 0; i < n; i++ {
 			s.emitUnderlay(r.pktFrom[i], s.localAddr, r.pkts[i])
 		}
 	}
-	defer s.flushGRO()
+	defer s.flushPorts()
 	if s.cfg.Mode == ModePlain {
 		for i := 0; i < n; i++ {
 			r.plain(pt, r.pkts[i], r.pktFrom[i])
@@ -175,6 +149,7 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 		p.ctr.inc(cRxEndpointMoved)
 	}
 	inner := j.payload
+	reassembled := false
 	switch j.nh {
 	case crypto.NextHeaderIPv4, crypto.NextHeaderIPv6:
 	case encap.ProtoNoNext: // dummy packet (RFC 4303 §2.6)
@@ -204,6 +179,7 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 		}
 		p.ctr.inc(cRxReassembled)
 		inner = d
+		reassembled = true
 	}
 	if err := encap.DecapIP(inner, &r.decap); err != nil {
 		p.ctr.inc(decapDropCounter(err))
@@ -216,7 +192,7 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 		p.ctr.inc(cRxDropVTEPMismatch)
 		return
 	}
-	r.deliver(p, r.decap.VNI, r.decap.Frame)
+	r.deliver(p, r.decap.VNI, r.decap.Frame, reassembled)
 }
 
 // fromVTEP reports whether the (valid) inner IP packet's source is vtep.
@@ -263,12 +239,16 @@ func (r *rxPath) plain(pt *peerTable, pkt []byte, from netip.AddrPort) {
 		// kernel's socket received it.
 		s.emitSynth(CaptureInner, vni, from, s.localAddr, pkt)
 	}
-	r.deliver(p, vni, frame)
+	r.deliver(p, vni, frame, false)
 }
 
-// deliver learns the source of a frame from p and writes it to the
-// segment's TAP. Split horizon: frames from a peer never go to another peer.
-func (r *rxPath) deliver(p *peer, vni encap.VNI, frame []byte) {
+// deliver learns the source of a frame from p and queues it for the
+// segment's port; the queue is written at the end of the batch (the frames
+// live in the underlay's buffers until the next Read). A reassembled frame
+// lives in the reassembler only until its next Add, so it is written at
+// once, behind what is queued. Split horizon: frames from a peer never go
+// to another peer.
+func (r *rxPath) deliver(p *peer, vni encap.VNI, frame []byte, reassembled bool) {
 	s := r.s
 	seg := s.segments[vni]
 	if seg == nil || !p.inSegment(vni) {
@@ -292,18 +272,13 @@ func (r *rxPath) deliver(p *peer, vni encap.VNI, frame []byte) {
 	if s.capture.active(CaptureTAP) {
 		s.capture.emit(CaptureTAP, vni, frame)
 	}
-	var err error
-	if seg.gro != nil {
-		err = seg.gro.add(frame)
-	} else {
-		err = seg.writer.Write(frame)
+	if len(seg.out) == cap(seg.out) {
+		seg.writeOut()
 	}
-	if err != nil {
-		seg.ctr.inc(cTAPWriteErrors)
-		return
+	seg.out = append(seg.out, frame)
+	if reassembled {
+		seg.writeOut()
 	}
-	seg.ctr.inc(cTAPTxFrames)
-	seg.ctr.add(cTAPTxBytes, uint64(len(frame)))
 }
 
 func espDropCounter(err error) counter {
@@ -370,13 +345,33 @@ func reassemblyCounters(st encap.ReassemblyStats) []Counter {
 	return out
 }
 
-// flushGRO writes every segment's pending super-frame: the end of a batch.
-func (s *Switch) flushGRO() {
+// flushPorts writes every segment's queued frames and what its port held
+// back: the end of a batch.
+func (s *Switch) flushPorts() {
 	for _, seg := range s.segments {
-		if seg.gro != nil {
-			if err := seg.gro.flush(); err != nil {
-				seg.ctr.inc(cTAPWriteErrors)
-			}
+		seg.writeOut()
+		if err := seg.port.Flush(); err != nil {
+			seg.ctr.inc(cTAPWriteErrors)
+			s.logf("tap write failed", "segment", seg.vni, "err", err)
 		}
 	}
+}
+
+// writeOut writes the segment's queued frames to its port.
+func (seg *segment) writeOut() {
+	if len(seg.out) == 0 {
+		return
+	}
+	n, _ := seg.port.Write(seg.out)
+	bytes := 0
+	for _, f := range seg.out {
+		bytes += len(f)
+	}
+	seg.ctr.add(cTAPTxFrames, uint64(n))
+	seg.ctr.add(cTAPTxBytes, uint64(bytes))
+	if failed := len(seg.out) - n; failed > 0 {
+		seg.ctr.add(cTAPWriteErrors, uint64(failed))
+	}
+	clear(seg.out)
+	seg.out = seg.out[:0]
 }

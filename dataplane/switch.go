@@ -3,6 +3,7 @@ package dataplane
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,9 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vxswitch/vxswitch/clock"
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/fdb"
+	"github.com/vxswitch/vxswitch/link"
 )
 
 // Switch is one running site. Create it with New, start it with Run (or,
@@ -34,26 +37,25 @@ type Switch struct {
 	peers    atomic.Pointer[peerTable]
 	spiPeers atomic.Pointer[map[uint32]*peer] // inbound SPI -> peer, copy-on-write
 	mu       sync.Mutex                       // serialises control-plane changes
+	clock    clock.Clock
 
-	under       Underlay
-	udp         *udpConn // nil when attached to an in-memory underlay
-	localAddr   netip.AddrPort
-	rx          *rxPath
-	pmtuPending atomic.Bool
+	under     link.Underlay
+	localAddr netip.AddrPort
+	rx        *rxPath
+	lowerFn   func(netip.Addr, int) // lowerPathMTU, bound once (a method value per call allocates)
 
 	ike        ikeBridge
 	ctr        counters
 	logLimiter rateLimiter
 }
 
-// segment is one VNI with its TAP port.
+// segment is one VNI with its port.
 type segment struct {
 	cfg         SegmentConfig
 	vni         encap.VNI
-	tap         *tapPort    // nil when attached to an in-memory writer
-	writer      FrameWriter // the TAP, or a stand-in
+	port        link.Port // the TAP, or an in-memory port
 	tx          *txPath
-	gro         *groState    // receive offload into the TAP; nil without offloads
+	out         [][]byte     // frames received for the port, written at the end of the batch (receive goroutine)
 	minFrameMTU atomic.Int64 // smallest peer frameMTU, for clamping floods
 	ctr         counters
 }
@@ -82,9 +84,10 @@ func New(cfg Config) (*Switch, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	clk := clock.Or(cfg.Clock)
 	s := &Switch{
-		cfg: cfg, log: log,
-		fdb:      fdb.New(fdb.Config{AgeTime: cfg.AgeTime, Logger: log}),
+		cfg: cfg, log: log, clock: clk,
+		fdb:      fdb.New(fdb.Config{AgeTime: cfg.AgeTime, Logger: log, Clock: clk}),
 		segments: make(map[encap.VNI]*segment),
 	}
 	empty := map[uint32]*peer{}
@@ -95,6 +98,7 @@ func New(cfg Config) (*Switch, error) {
 		s.localAddr = netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Port)
 	}
 	s.rx = newRxPath(s)
+	s.lowerFn = s.lowerPathMTU
 	for _, sc := range cfg.Segment {
 		if sc.MTU == 0 {
 			sc.MTU = 1500
@@ -114,55 +118,88 @@ func New(cfg Config) (*Switch, error) {
 // ctx is done, then closes everything it opened (TAP devices it created
 // disappear with it).
 func (s *Switch) Run(ctx context.Context) error {
-	listen := netip.AddrPortFrom(s.cfg.Listen, s.cfg.Port)
-	if !s.cfg.Listen.IsValid() {
-		listen = netip.AddrPortFrom(netip.IPv4Unspecified(), s.cfg.Port)
+	listen := s.localAddr
+	uc := link.UDPConfig{Listen: listen, DontFragment: s.cfg.Mode == ModeESP, Offload: !s.cfg.NoOffload,
+		Batch: batchSize, MaxDatagram: BufferSize, Truncated: &s.ctr[cRxDropOversize]}
+	if s.cfg.Mode == ModePlain {
+		uc.Spread = spreadSockets
 	}
-	udp, err := listenUDP(listen, s.cfg.Mode == ModeESP, !s.cfg.NoOffload, batchSize, &s.ctr[cRxDropOversize])
+	under, err := link.Listen(uc)
 	if err != nil {
 		return err
 	}
-	defer udp.Close()
-	s.udp = udp
-	writers := make(map[encap.VNI]FrameWriter)
+	defer under.Close()
+	ports := make(map[encap.VNI]link.Port)
+	defer func() {
+		for _, p := range ports {
+			p.Close()
+		}
+	}()
 	for vni, seg := range s.segments {
 		mac := seg.cfg.MAC
 		if mac.IsZero() {
 			mac = stableMAC(s.cfg.Name, vni)
 		}
-		tap, err := openTAP(seg.cfg.TAP, seg.cfg.MTU, seg.cfg.Address, mac, !s.cfg.NoOffload)
+		port, err := link.OpenTAP(link.TAPConfig{Name: seg.cfg.TAP, MTU: seg.cfg.MTU, Address: seg.cfg.Address, MAC: mac,
+			Offload: !s.cfg.NoOffload, SuperFrames: &seg.ctr[cTSOFrames], Malformed: &seg.ctr[cDropOffload]})
 		if err != nil {
 			return fmt.Errorf("segment %d: %w", vni, err)
 		}
-		defer tap.Close()
-		seg.tap = tap
-		writers[vni] = tap
+		ports[vni] = port
 	}
-	var under Underlay = udp
-	if s.cfg.Mode == ModePlain {
-		spread, err := newSpreadUnderlay(listen.Addr(), !s.cfg.NoOffload, batchSize, &s.ctr[cRxDropOversize])
-		if err != nil {
-			return err
-		}
-		defer spread.Close()
-		under = spread
-	}
-	if err := s.Attach(under, writers); err != nil {
+	if err := s.Attach(under, ports); err != nil {
 		return err
 	}
-	if udp.gro {
-		s.rx.useGRO()
-	}
-	for _, seg := range s.segments {
-		if seg.tap.vnet {
-			seg.tx.useOffloads()
-			seg.gro = newGRO(seg.tap)
+	s.log.Info("vxswitch running", "site", s.cfg.Name, "mode", s.cfg.Mode.String(), "listen", under.LocalAddr(),
+		"segments", len(s.segments), "peers", len(s.cfg.Peer))
+	return s.Serve(ctx)
+}
+
+// spreadSockets is how many source ports plain mode sends from.
+const spreadSockets = 8
+
+// Attach sets up the pipeline over an underlay and a port per segment
+// (Run passes the UDP socket and the TAPs; tests and benchmarks pass
+// link.MemUnderlay and link.MemPort). After Attach, Serve runs the
+// pipeline, or a test drives it a batch at a time with ServePort and
+// ServeUnderlay.
+func (s *Switch) Attach(u link.Underlay, ports map[encap.VNI]link.Port) error {
+	for vni := range s.segments {
+		if ports[vni] == nil {
+			return fmt.Errorf("segment %d: no port", vni)
 		}
 	}
-	defer s.pool.Close()
-	s.log.Info("vxswitch running", "site", s.cfg.Name, "mode", s.cfg.Mode.String(), "listen", udp.LocalAddr(),
-		"segments", len(s.segments), "peers", len(s.cfg.Peer))
+	s.under = u
+	if la := u.LocalAddr(); la.IsValid() && la.Port() != 0 && !s.cfg.Listen.IsValid() {
+		s.localAddr = la
+	}
+	for vni, seg := range s.segments {
+		seg.port = ports[vni]
+		seg.tx = newTxPath(s, seg)
+		seg.out = make([][]byte, 0, batchSize)
+	}
+	s.rx.attach(u)
+	if s.pool == nil {
+		s.pool = newWorkerPool(s.cfg.CryptoWorkers)
+	}
+	s.updateFloodLists()
+	return nil
+}
 
+// ServePort reads one batch of frames from segment vni's port and forwards
+// them. Serve calls it in a loop; not concurrent with itself per segment.
+func (s *Switch) ServePort(vni encap.VNI) error { return s.segments[vni].tx.serve() }
+
+// ServeUnderlay reads one batch of datagrams from the underlay and
+// delivers what they carry. Serve calls it in a loop; not concurrent with
+// itself.
+func (s *Switch) ServeUnderlay() error { return s.rx.serve() }
+
+// Serve runs the attached pipeline — a goroutine per port, one for the
+// underlay, housekeeping and (esp mode) IKE — until ctx is done or a link
+// fails; then it closes the links.
+func (s *Switch) Serve(ctx context.Context) error {
+	defer s.pool.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg, rxWG sync.WaitGroup
@@ -177,21 +214,33 @@ func (s *Switch) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	for _, seg := range s.segments {
-		run(&wg, func(ctx context.Context) error { return s.tapLoop(ctx, seg) })
+	loop := func(serve func() error) func(context.Context) error {
+		return func(ctx context.Context) error {
+			for {
+				if err := serve(); err != nil {
+					if link.Closed(err) || ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+			}
+		}
 	}
-	run(&rxWG, s.udpLoop)
+	for _, seg := range s.segments {
+		run(&wg, loop(seg.tx.serve))
+	}
+	run(&rxWG, loop(s.rx.serve))
 	run(&wg, s.housekeeping)
 	if s.cfg.Mode == ModeESP {
 		run(&wg, s.runIKE)
 	}
 	<-ctx.Done()
-	// Unblock the readers: closing a device makes its reads fail. The
-	// receive loop writes to the TAPs, so it ends before they close.
-	udp.Close()
+	// Unblock the readers: closing a link makes its reads fail. The
+	// receive loop writes to the ports, so it ends before they close.
+	s.under.Close()
 	rxWG.Wait()
 	for _, seg := range s.segments {
-		seg.tap.Close()
+		seg.port.Close()
 	}
 	wg.Wait()
 	select {
@@ -202,119 +251,23 @@ func (s *Switch) Run(ctx context.Context) error {
 	}
 }
 
-// Attach sets up the pipeline over an underlay and frame writers that the
-// caller provides (Run passes the UDP socket and the TAP ports; benchmarks
-// and tests pass in-memory ones and drive the pipeline with InjectFrames
-// and InjectUDP, without goroutines or system calls).
-func (s *Switch) Attach(u Underlay, writers map[encap.VNI]FrameWriter) error {
-	for vni, seg := range s.segments {
-		w, ok := writers[vni]
-		if !ok {
-			return fmt.Errorf("segment %d: no frame writer", vni)
-		}
-		seg.writer = w
-		seg.tx = newTxPath(s, seg)
-	}
-	s.under = u
-	if s.pool == nil {
-		s.pool = newWorkerPool(s.cfg.CryptoWorkers)
-	}
-	s.updateFloodLists()
-	return nil
+// applyPathMTUs applies path MTUs the kernel reported for our peers.
+func (s *Switch) applyPathMTUs() {
+	s.under.PathMTUs(s.lowerFn)
 }
 
-// InjectFrames runs frames through segment vni's transmit path as if read
-// from its TAP: frame i is frames[i][Headroom:][:sizes[i]], in a buffer of
-// BufferSize bytes (the path writes headers in place around it). Not safe
-// for concurrent use with itself or Run.
-func (s *Switch) InjectFrames(vni encap.VNI, frames [][]byte, sizes []int) {
-	seg := s.segments[vni]
-	for len(frames) > 0 {
-		n := min(len(frames), batchSize)
-		for i := 0; i < n; i++ {
-			seg.tx.bufs[i], frames[i] = frames[i], seg.tx.bufs[i]
-			seg.tx.sizes[i] = sizes[i]
+// lowerPathMTU lowers the path MTU of the peer at dst (its current
+// endpoint: it may have moved from the configured one) to mtu.
+func (s *Switch) lowerPathMTU(dst netip.Addr, mtu int) {
+	for _, p := range s.peers.Load().byPort {
+		if p == nil || p.Endpoint().Addr() != dst || mtu < 576 || int32(mtu) >= p.mtu.Load() {
+			continue
 		}
-		seg.tx.process(n)
-		for i := 0; i < n; i++ {
-			seg.tx.bufs[i], frames[i] = frames[i], seg.tx.bufs[i]
-		}
-		frames, sizes = frames[n:], sizes[n:]
+		p.mtu.Store(int32(mtu))
+		p.mtuLow.Store(s.clock.Now().UnixNano())
+		s.log.Info("path MTU lowered", "peer", p.cfg.Name, "mtu", mtu)
+		s.updateFloodLists()
 	}
-}
-
-// InjectUDP runs datagrams through the receive path as if read from the
-// underlay socket: datagram i is pkts[i][:sizes[i]] from from[i]. The
-// path decrypts in place. Not safe for concurrent use with itself or Run.
-func (s *Switch) InjectUDP(pkts [][]byte, sizes []int, from []netip.AddrPort) {
-	r := s.rx
-	for len(pkts) > 0 {
-		n := min(len(pkts), batchSize)
-		for i := 0; i < n; i++ {
-			r.bufs[i], pkts[i] = pkts[i], r.bufs[i]
-			r.sizes[i], r.from[i], r.segSizes[i] = sizes[i], from[i], 0
-		}
-		r.process(n)
-		for i := 0; i < n; i++ {
-			r.bufs[i], pkts[i] = pkts[i], r.bufs[i]
-		}
-		pkts, sizes, from = pkts[n:], sizes[n:], from[n:]
-	}
-}
-
-func (s *Switch) tapLoop(ctx context.Context, seg *segment) error {
-	t := seg.tx
-	for {
-		n, err := seg.tap.Read(t.bufs, Headroom, t.sizes)
-		if err != nil {
-			if errClosed(err) || ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		t.process(n)
-	}
-}
-
-func (s *Switch) udpLoop(ctx context.Context) error {
-	r := s.rx
-	for {
-		n, err := s.udp.Read(r.bufs, r.sizes, r.segSizes, r.from)
-		if err != nil {
-			if errClosed(err) || ctx.Err() != nil {
-				return nil
-			}
-			var pe *pendingError
-			if errors.As(err, &pe) {
-				s.pmtuPending.Store(true)
-				s.drainErrors()
-				continue
-			}
-			return err
-		}
-		r.process(n)
-		if s.pmtuPending.Load() {
-			s.drainErrors()
-		}
-	}
-}
-
-// drainErrors applies path MTUs the kernel reported for our peers.
-func (s *Switch) drainErrors() {
-	s.pmtuPending.Store(false)
-	pt := s.peers.Load()
-	s.udp.drainErrors(func(dst netip.Addr, mtu int) {
-		for _, p := range pt.byPort {
-			// The current endpoint: it may have moved from the configured one.
-			if p == nil || p.Endpoint().Addr() != dst || mtu < 576 || int32(mtu) >= p.mtu.Load() {
-				continue
-			}
-			p.mtu.Store(int32(mtu))
-			p.mtuLow.Store(time.Now().UnixNano())
-			s.log.Info("path MTU lowered", "peer", p.cfg.Name, "mtu", mtu)
-			s.updateFloodLists()
-		}
-	})
 }
 
 // pathMTURecheck is how long a lowered path MTU holds before the
@@ -343,25 +296,48 @@ func (s *Switch) restorePathMTUs(now time.Time) {
 	}
 }
 
-// housekeeping ages the FDB and expires reassembly once a second.
+// housekeepingInterval is how often housekeeping runs.
+const housekeepingInterval = time.Second
+
+// housekeeping runs housekeep every housekeepingInterval on the Switch's
+// clock until ctx is done.
 func (s *Switch) housekeeping(ctx context.Context) error {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-tick.C:
-			s.fdb.Sweep()
-			s.promoteExpired(now)
-			s.restorePathMTUs(now)
-			s.rekeyWorn()
-			if s.pmtuPending.Load() {
-				s.drainErrors() // one-way traffic: nothing arrives to wake the receive loop
-			}
-			s.rx.expire()
+	var tick func()
+	var mu sync.Mutex
+	var t clock.Timer
+	tick = func() {
+		if ctx.Err() != nil {
+			return
 		}
+		s.housekeep()
+		mu.Lock()
+		t = s.clock.AfterFunc(housekeepingInterval, tick)
+		mu.Unlock()
 	}
+	mu.Lock()
+	t = s.clock.AfterFunc(housekeepingInterval, tick)
+	mu.Unlock()
+	<-ctx.Done()
+	mu.Lock()
+	t.Stop()
+	mu.Unlock()
+	return nil
+}
+
+// housekeep ages the FDB, promotes pending SAs whose wait is over, raises
+// lowered path MTUs again, asks for early rekeys, applies path MTUs the
+// kernel reported (one-way traffic: nothing arrives to wake the receive
+// loop) and expires reassembly.
+func (s *Switch) housekeep() {
+	now := s.clock.Now()
+	s.fdb.Sweep()
+	s.promoteExpired(now)
+	s.restorePathMTUs(now)
+	s.rekeyWorn()
+	if s.under != nil {
+		s.applyPathMTUs()
+	}
+	s.rx.expire()
 }
 
 // setPeers builds a new peer table, keeping the state (port, SAs,
@@ -589,6 +565,16 @@ func (r *rateLimiter) allow() bool {
 	now := time.Now().UnixNano()
 	last := r.last.Load()
 	return now-last >= int64(time.Second) && r.last.CompareAndSwap(last, now)
+}
+
+// stableMAC derives a locally administered unicast MAC for a site's TAP
+// on a segment, the same at every start.
+func stableMAC(site string, vni encap.VNI) encap.MAC {
+	h := sha256.Sum256([]byte(fmt.Sprintf("vxswitch %s %d", site, vni)))
+	var m encap.MAC
+	copy(m[:], h[:6])
+	m[0] = m[0]&^0x01 | 0x02
+	return m
 }
 
 // FDB returns the forwarding database.

@@ -9,33 +9,29 @@ import (
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/fdb"
+	"github.com/vxswitch/vxswitch/link"
 )
 
-// Buffer layout. Every buffer is BufferSize bytes; a frame is read at
-// Headroom so that the tunnel-inner IP, UDP and VXLAN headers and the ESP
-// header are written in front of it in place, and the ESP trailer after it.
+// Buffer layout. Every buffer is BufferSize bytes (with TAP offloads,
+// transmit buffers are larger: a read may bring a TCP super-frame before
+// the port cuts it up); a frame is read at Headroom so that the
+// tunnel-inner IP, UDP and VXLAN headers and the ESP header are written in
+// front of it in place, and the ESP trailer after it.
 const (
 	// Headroom is where a frame starts in its buffer.
 	Headroom = 128
 	// MaxFrame is the largest Ethernet frame: a 9000-byte MTU, the
 	// Ethernet header and one 802.1Q tag.
-	MaxFrame = 9000 + encap.EthernetHeaderLen + encap.VLANTagLen
+	MaxFrame = link.MaxFrame
+	// Tailroom is what a buffer keeps after the largest frame, for the
+	// ESP trailer.
+	Tailroom = 128
 	// BufferSize is the size of every packet buffer.
-	BufferSize = Headroom + MaxFrame + 128
-	// superBufferSize holds a TCP super-frame read from a TAP with
-	// offloads: up to 64 KiB after the virtio-net header.
-	superBufferSize = Headroom + 65536 + 128
+	BufferSize = Headroom + MaxFrame + Tailroom
 
-	batchSize = 64  // frames or datagrams read per wake-up
+	batchSize = 64  // frames read per wake-up
 	outSize   = 256 // messages and spare buffers per send batch
 )
-
-// Underlay is what the transmit path sends through: the UDP socket, or an
-// in-memory stand-in in benchmarks. Write sends bufs[i] to to[i] in order
-// and reports per-message failures; it must not keep the slices.
-type Underlay interface {
-	Write(bufs [][]byte, to []netip.AddrPort, failed func(i int, err syscall.Errno)) error
-}
 
 // sealJob is one ESP packet to seal: pkt[crypto.HeaderLen:][:payloadLen]
 // holds the inner IP packet, cap(pkt) has room for the trailer.
@@ -54,12 +50,8 @@ type txPath struct {
 	s   *Switch
 	seg *segment
 
-	bufs  [][]byte // frames read from the TAP, at Headroom
+	bufs  [][]byte // frames read from the port, at Headroom
 	sizes []int
-	vnet  bool // bufs hold a virtio-net header before each frame (TAP offloads)
-
-	segBufs [][]byte // frames cut from TCP super-frames
-	segUsed int
 
 	spare     [][]byte // buffers for flood copies and fragments
 	spareUsed int
@@ -80,9 +72,9 @@ type txPath struct {
 func newTxPath(s *Switch, seg *segment) *txPath {
 	t := &txPath{
 		s: s, seg: seg,
-		bufs: makeBuffers(batchSize, BufferSize), sizes: make([]int, batchSize),
-		spare: makeBuffers(outSize, BufferSize), segBufs: makeBuffers(batchSize, BufferSize),
-		out: make([][]byte, 0, outSize), outTo: make([]netip.AddrPort, 0, outSize),
+		bufs: makeBuffers(batchSize, Headroom+seg.port.ReadRoom()+Tailroom), sizes: make([]int, batchSize),
+		spare: makeBuffers(outSize, BufferSize),
+		out:   make([][]byte, 0, outSize), outTo: make([]netip.AddrPort, 0, outSize),
 		outPeer: make([]*peer, 0, outSize), jobs: make([]sealJob, 0, outSize),
 		fragBufs: make([][]byte, outSize), fragSizes: make([]int, outSize),
 	}
@@ -100,11 +92,14 @@ func makeBuffers(n, size int) [][]byte {
 	return bufs
 }
 
-// useOffloads switches the path to frames read with a virtio-net header,
-// in buffers large enough for TCP super-frames.
-func (t *txPath) useOffloads() {
-	t.vnet = true
-	t.bufs = makeBuffers(batchSize, superBufferSize)
+// serve reads one batch from the segment's port and forwards it.
+func (t *txPath) serve() error {
+	n, err := t.seg.port.Read(t.bufs, t.sizes, Headroom)
+	if err != nil {
+		return err
+	}
+	t.process(n)
+	return nil
 }
 
 // process forwards frames bufs[i][Headroom:][:sizes[i]] for i < n and
@@ -112,47 +107,9 @@ func (t *txPath) useOffloads() {
 func (t *txPath) process(n int) {
 	pt := t.s.peers.Load()
 	for i := 0; i < n; i++ {
-		if t.vnet {
-			t.offloaded(pt, t.bufs[i], t.sizes[i])
-			continue
-		}
 		t.frame(pt, t.bufs[i], t.sizes[i])
 	}
 	t.flush()
-	t.segUsed = 0
-}
-
-// offloaded handles a frame read with a virtio-net header: it finishes a
-// checksum left to offload, or cuts a TCP super-frame into MSS-sized
-// frames (software TSO) and forwards each.
-func (t *txPath) offloaded(pt *peerTable, buf []byte, n int) {
-	h := parseVnetHdr(buf[Headroom-virtioNetHdrLen:])
-	frame := buf[Headroom : Headroom+n]
-	if h.gsoType == virtioGSONone {
-		if n > MaxFrame || (h.flags&virtioFlagNeedsCsum != 0 && completeChecksum(frame, h) != nil) {
-			t.seg.ctr.inc(cDropOffload)
-			return
-		}
-		t.frame(pt, buf, n)
-		return
-	}
-	tso, err := parseTSO(frame, h)
-	if err != nil {
-		t.seg.ctr.inc(cDropOffload)
-		return
-	}
-	t.seg.ctr.inc(cTSOFrames)
-	for i := 0; i < tso.segs; i++ {
-		if t.segUsed == len(t.segBufs) {
-			// Between frames nothing is half-built: send what is queued
-			// and reuse the segment buffers.
-			t.flush()
-			t.segUsed = 0
-		}
-		b := t.segBufs[t.segUsed]
-		t.segUsed++
-		t.frame(pt, b, tso.segment(i, b[Headroom:]))
-	}
 }
 
 // frame forwards one frame read from the TAP.
@@ -426,7 +383,7 @@ func (t *txPath) flush() {
 			s.emitUnderlay(s.localAddr, t.outTo[i], b)
 		}
 	}
-	if err := s.under.Write(t.out, t.outTo, t.failFn); err != nil && !errClosed(err) {
+	if err := s.under.Write(t.out, t.outTo, t.failFn); err != nil && !link.Closed(err) {
 		s.ctr.inc(cTxErrors)
 		s.logf("underlay send failed", "err", err)
 	}
@@ -435,12 +392,11 @@ func (t *txPath) flush() {
 }
 
 // sendFailed counts a message the kernel refused; EMSGSIZE means the path
-// MTU shrank: the socket's error queue says to what.
+// MTU shrank: the underlay's PathMTUs says to what.
 func (t *txPath) sendFailed(i int, errno syscall.Errno) {
 	p := t.outPeer[i]
 	if errno == syscall.EMSGSIZE {
 		p.ctr.inc(cTxPathMTU)
-		t.s.pmtuPending.Store(true)
 		return
 	}
 	p.ctr.inc(cTxErrors)

@@ -15,19 +15,19 @@ import (
 	"github.com/vxswitch/vxswitch/crypto/ike"
 	"github.com/vxswitch/vxswitch/dataplane"
 	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/link"
 )
 
 // VNI is the segment a Pair forwards on.
 const VNI encap.VNI = 129
 
-// Pair is two switches A and B; AB carries A's datagrams to B.
+// Pair is two switches A and B on one in-memory network: UA and UB are
+// their underlay ends, PA and PB their segment ports.
 type Pair struct {
 	A, B   *dataplane.Switch
-	AB, BA *dataplane.MemUnderlay
-	TA, TB *dataplane.MemFrames
-
-	bufs  [][]byte
-	sizes []int
+	Net    *link.MemNet
+	UA, UB *link.MemUnderlay
+	PA, PB *link.MemPort
 }
 
 // New builds a Pair in mode with suite (ESP) and a path MTU of mtu between
@@ -55,14 +55,15 @@ func New(mode dataplane.Mode, suite crypto.Suite, mtu int) (*Pair, error) {
 	if mode == dataplane.ModePlain {
 		port = encap.PortVXLAN
 	}
-	p := &Pair{A: a, B: b, TA: &dataplane.MemFrames{}, TB: &dataplane.MemFrames{},
-		AB: &dataplane.MemUnderlay{From: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, 1}), port)},
-		BA: &dataplane.MemUnderlay{From: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, 2}), port)},
+	n := link.NewMemNet()
+	p := &Pair{A: a, B: b, Net: n, PA: link.NewMemPort(), PB: link.NewMemPort(),
+		UA: n.Bind(netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, 1}), port)),
+		UB: n.Bind(netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, 2}), port)),
 	}
-	if err := a.Attach(p.AB, map[encap.VNI]dataplane.FrameWriter{VNI: p.TA}); err != nil {
+	if err := a.Attach(p.UA, map[encap.VNI]link.Port{VNI: p.PA}); err != nil {
 		return nil, err
 	}
-	if err := b.Attach(p.BA, map[encap.VNI]dataplane.FrameWriter{VNI: p.TB}); err != nil {
+	if err := b.Attach(p.UB, map[encap.VNI]link.Port{VNI: p.PB}); err != nil {
 		return nil, err
 	}
 	if mode == dataplane.ModeESP {
@@ -82,29 +83,35 @@ func New(mode dataplane.Mode, suite crypto.Suite, mtu int) (*Pair, error) {
 // Send runs count copies of frame through A and B, in batches as a TAP
 // read would bring them, and returns how many frames B delivered.
 func (p *Pair) Send(frame []byte, count int) int {
-	return p.send(p.A, p.B, p.AB, p.TB, frame, count)
+	return Forward(p.A, p.PA, p.B, p.UB, p.PB, frame, count)
 }
 
-// Reply runs count copies of frame the other way, from B's TAP to A's, and
-// returns how many frames A delivered.
+// Reply runs count copies of frame the other way, from B's port to A's,
+// and returns how many frames A delivered.
 func (p *Pair) Reply(frame []byte, count int) int {
-	return p.send(p.B, p.A, p.BA, p.TA, frame, count)
+	return Forward(p.B, p.PB, p.A, p.UA, p.PA, frame, count)
 }
 
-func (p *Pair) send(from, to *dataplane.Switch, under *dataplane.MemUnderlay, out *dataplane.MemFrames, frame []byte, count int) int {
-	if len(p.bufs) < count {
-		for len(p.bufs) < count {
-			p.bufs = append(p.bufs, make([]byte, dataplane.BufferSize))
-			p.sizes = append(p.sizes, 0)
+// Forward injects count copies of frame into from's port fromPort, runs
+// from's transmit path until the port is drained, then to's receive path
+// until its underlay toUnder is drained, and returns how many frames came
+// out of toPort.
+func Forward(from *dataplane.Switch, fromPort *link.MemPort, to *dataplane.Switch, toUnder *link.MemUnderlay, toPort *link.MemPort, frame []byte, count int) int {
+	for i := 0; i < count; i++ {
+		fromPort.Inject(frame)
+	}
+	before := toPort.Frames()
+	for fromPort.Queued() > 0 {
+		if err := from.ServePort(VNI); err != nil {
+			panic(err)
 		}
 	}
-	for i := 0; i < count; i++ {
-		p.sizes[i] = copy(p.bufs[i][dataplane.Headroom:], frame)
+	for toUnder.Queued() > 0 {
+		if err := to.ServeUnderlay(); err != nil {
+			panic(err)
+		}
 	}
-	before := out.Frames
-	from.InjectFrames(VNI, p.bufs[:count], p.sizes[:count])
-	under.DeliverTo(to)
-	return out.Frames - before
+	return toPort.Frames() - before
 }
 
 // Frame returns an Ethernet frame of size bytes from src to dst carrying

@@ -1,4 +1,4 @@
-package dataplane
+package link
 
 import (
 	"net/netip"
@@ -16,14 +16,14 @@ import (
 func TestUDPConnConcurrentWrites(t *testing.T) {
 	var trunc atomic.Uint64
 	lo := netip.MustParseAddrPort("127.0.0.1:0")
-	send, err := listenUDP(lo, true, true, batchSize, &trunc)
+	send, err := listenUDP(lo, true, true, 64, MaxDatagram, &trunc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer send.Close()
 	var recv [2]*udpConn
 	for i := range recv {
-		if recv[i], err = listenUDP(lo, true, true, batchSize, &trunc); err != nil {
+		if recv[i], err = listenUDP(lo, true, true, 64, MaxDatagram, &trunc); err != nil {
 			t.Fatal(err)
 		}
 		defer recv[i].Close()
@@ -56,20 +56,16 @@ func TestUDPConnConcurrentWrites(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rx := newRxPath(&Switch{})
-			if r.gro {
-				rx.useGRO()
-			}
+			pkts, from := make([][]byte, r.ReadBatch()), make([]netip.AddrPort, r.ReadBatch())
 			got := 0
 			deadline := time.Now().Add(10 * time.Second)
 			r.conn.SetReadDeadline(deadline)
 			for got < perWriter*9/10 && time.Now().Before(deadline) {
-				n, err := r.Read(rx.bufs, rx.sizes, rx.segSizes, rx.from)
+				n, err := r.Read(pkts, from)
 				if err != nil {
 					break
 				}
-				rx.split(n)
-				for _, pkt := range rx.pkts {
+				for _, pkt := range pkts[:n] {
 					if len(pkt) != size {
 						t.Errorf("receiver %d: datagram of %d bytes, want %d", w, len(pkt), size)
 					}
@@ -95,12 +91,12 @@ func TestUDPConnConcurrentWrites(t *testing.T) {
 func TestSpreadSourcePorts(t *testing.T) {
 	var trunc atomic.Uint64
 	lo := netip.MustParseAddr("127.0.0.1")
-	spread, err := newSpreadUnderlay(lo, true, batchSize, &trunc)
+	spread, err := newSpreadUnderlay(lo, 8, true, 64, &trunc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer spread.Close()
-	recv, err := listenUDP(netip.AddrPortFrom(lo, 0), false, false, batchSize, &trunc)
+	recv, err := listenUDP(netip.AddrPortFrom(lo, 0), false, false, 64, MaxDatagram, &trunc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +105,7 @@ func TestSpreadSourcePorts(t *testing.T) {
 	var bufs [][]byte
 	var to []netip.AddrPort
 	for i := 0; i < flows*perFlow; i++ {
-		f := testFrame(macB, macA, 200)
+		f := udpFrame(macB, macA, 200)
 		f[34], f[35] = 0x40, byte(i%flows) // the inner UDP source port names the flow
 		pkt := make([]byte, 8, 8+len(f))
 		encap.EncodeVXLAN(pkt, 129)
@@ -121,16 +117,16 @@ func TestSpreadSourcePorts(t *testing.T) {
 	}
 	port := map[byte]uint16{}
 	ports := map[uint16]bool{}
-	rx := newRxPath(&Switch{})
+	pkts, from := make([][]byte, recv.ReadBatch()), make([]netip.AddrPort, recv.ReadBatch())
 	recv.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for got := 0; got < flows*perFlow; {
-		n, err := recv.Read(rx.bufs, rx.sizes, rx.segSizes, rx.from)
+		n, err := recv.Read(pkts, from)
 		if err != nil {
 			t.Fatalf("after %d datagrams: %v", got, err)
 		}
 		for i := 0; i < n; i++ {
-			flow := rx.bufs[i][8+35]
-			src := rx.from[i].Port()
+			flow := pkts[i][8+35]
+			src := from[i].Port()
 			if p, ok := port[flow]; ok && p != src {
 				t.Errorf("flow %d left from ports %d and %d", flow, p, src)
 			}

@@ -1,4 +1,4 @@
-package dataplane
+package link
 
 import (
 	"encoding/binary"

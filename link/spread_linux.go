@@ -1,4 +1,4 @@
-package dataplane
+package link
 
 import (
 	"fmt"
@@ -9,9 +9,6 @@ import (
 
 	"github.com/vxswitch/vxswitch/encap"
 )
-
-// spreadSockets is how many source ports plain mode sends from.
-const spreadSockets = 8
 
 // spreadUnderlay sends plain-mode VXLAN from several sockets, each bound
 // to its own source port, picked by a hash of the inner flow: RFC 7348 §5
@@ -34,22 +31,23 @@ type spreadPart struct {
 	outer  func(int, syscall.Errno) // the caller's, for this batch
 }
 
-func newSpreadUnderlay(listen netip.Addr, offload bool, batch int, truncated *atomic.Uint64) (*spreadUnderlay, error) {
+func newSpreadUnderlay(listen netip.Addr, sockets int, offload bool, batch int, truncated *atomic.Uint64) (*spreadUnderlay, error) {
 	u := &spreadUnderlay{}
-	for i := 0; i < spreadSockets; i++ {
-		c, err := listenUDP(netip.AddrPortFrom(listen, 0), false, offload, batch, truncated)
+	for i := 0; i < sockets; i++ {
+		// These sockets only send: a small receive side.
+		c, err := listenUDP(netip.AddrPortFrom(listen, 0), false, offload, 1, 2048, truncated)
 		if err != nil {
 			u.Close()
-			return nil, fmt.Errorf("plain-mode source port %d of %d: %w", i+1, spreadSockets, err)
+			return nil, fmt.Errorf("plain-mode source port %d of %d: %w", i+1, sockets, err)
 		}
 		u.conns = append(u.conns, c)
 	}
-	u.parts = make([]spreadPart, spreadSockets)
+	u.parts = make([]spreadPart, sockets)
 	for i := range u.parts {
 		part := &u.parts[i]
-		part.bufs = make([][]byte, 0, outSize)
-		part.to = make([]netip.AddrPort, 0, outSize)
-		part.index = make([]int, 0, outSize)
+		part.bufs = make([][]byte, 0, spreadBatch)
+		part.to = make([]netip.AddrPort, 0, spreadBatch)
+		part.index = make([]int, 0, spreadBatch)
 		part.failed = func(k int, errno syscall.Errno) {
 			if part.outer != nil {
 				part.outer(part.index[k], errno)
@@ -67,7 +65,7 @@ func (u *spreadUnderlay) Write(bufs [][]byte, to []netip.AddrPort, failed func(i
 	for i, b := range bufs {
 		k := 0
 		if len(b) > encap.VXLANHeaderLen {
-			k = int(encap.FlowHash(b[encap.VXLANHeaderLen:]) % spreadSockets)
+			k = int(encap.FlowHash(b[encap.VXLANHeaderLen:]) % uint32(len(u.conns)))
 		}
 		p := &u.parts[k]
 		p.bufs, p.to, p.index = append(p.bufs, b), append(p.to, to[i]), append(p.index, i)
@@ -94,3 +92,6 @@ func (u *spreadUnderlay) Close() {
 		c.Close()
 	}
 }
+
+// spreadBatch is the initial room of each socket's share of a batch.
+const spreadBatch = 256

@@ -1,7 +1,6 @@
-package dataplane
+package link
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"net"
 	"net/netip"
@@ -26,7 +25,8 @@ const (
 // the poller drains every frame queued, up to the batch size. With
 // offloads on (IFF_VNET_HDR, TSO), the kernel hands over TCP super-frames
 // of up to 64 KiB with a virtio-net header in front, so one read brings
-// dozens of segments; the transmit path segments them itself.
+// dozens of segments; Read cuts them into frames itself (software TSO),
+// and Write merges consecutive TCP segments back into super-frames (GRO).
 type tapPort struct {
 	name    string
 	file    *os.File
@@ -34,18 +34,26 @@ type tapPort struct {
 	fd      int
 	vnet    bool // frames carry a virtio-net header
 	created bool
+	cfg     TAPConfig
 
-	iov [2]unix.Iovec // Write's header and frame
+	iov [2]unix.Iovec // writeFrame's header and frame
 	hdr [virtioNetHdrLen]byte
+	gro *groState // nil without offloads
+
+	// super holds the super-frame being cut into segments, swapped out of
+	// the caller's batch; tso describes it and next is its next segment.
+	super []byte
+	tso   tsoFrame
+	next  int
 
 	// Read's raw-conn callback and its state, built once (a closure made
 	// per call would allocate per batch).
-	readFn       func(fd uintptr) bool
-	rbufs        [][]byte
-	rsizes       []int
-	rstart, roff int
-	rn           int
-	rerr         error
+	readFn func(fd uintptr) bool
+	rbufs  [][]byte
+	rsizes []int
+	roff   int
+	rn     int
+	rerr   error
 }
 
 // openTAP attaches to the TAP device name, creating it if it does not
@@ -158,15 +166,31 @@ func (t *tapPort) configure(mtu int, addr netip.Prefix, mac encap.MAC) error {
 	return nil
 }
 
-// Read reads up to len(bufs) frames so that frame i starts at bufs[i][off:]
-// (with offloads, its virtio-net header sits just in front, at
-// off-virtioNetHdrLen), sets sizes[i] to the frame's length, and blocks
-// until at least one frame is there.
-func (t *tapPort) Read(bufs [][]byte, off int, sizes []int) (int, error) {
-	t.roff, t.rstart = off, off
-	if t.vnet {
-		t.rstart -= virtioNetHdrLen
+// OpenTAP opens (creating if needed) and configures a segment's TAP.
+func OpenTAP(cfg TAPConfig) (Port, error) {
+	t, err := openTAP(cfg.Name, cfg.MTU, cfg.Address, cfg.MAC, cfg.Offload)
+	if err != nil {
+		return nil, err
 	}
+	t.cfg = cfg
+	if t.vnet {
+		t.gro = newGRO(t)
+	}
+	return t, nil
+}
+
+// ReadRoom implements Port: with offloads a read may bring a 64 KiB
+// super-frame (it is cut into frames afterwards).
+func (t *tapPort) ReadRoom() int {
+	if t.vnet {
+		return 65536
+	}
+	return MaxFrame
+}
+
+// Read implements Port.
+func (t *tapPort) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	t.roff = offset
 	t.rbufs, t.rsizes, t.rn, t.rerr = bufs, sizes, 0, nil
 	err := t.rc.Read(t.readFn)
 	t.rbufs, t.rsizes = nil, nil
@@ -179,11 +203,24 @@ func (t *tapPort) Read(bufs [][]byte, off int, sizes []int) (int, error) {
 	return t.rn, nil
 }
 
-// readBatch is Read's raw-conn callback: it drains the device into the
-// batch and returns false (park until readable) if nothing was there.
+// readBatch is Read's raw-conn callback: it fills the batch with the
+// segments of a pending super-frame and then with frames read from the
+// device, and returns false (park until readable) if there was nothing.
 func (t *tapPort) readBatch(fd uintptr) bool {
+	hdr := 0
+	if t.vnet {
+		hdr = virtioNetHdrLen
+	}
 	for t.rn < len(t.rbufs) {
-		r, err := unix.Read(int(fd), t.rbufs[t.rn][t.rstart:])
+		if t.next < t.tso.segs {
+			b := t.rbufs[t.rn][t.roff:]
+			t.rsizes[t.rn] = t.tso.segment(t.next, b)
+			t.next++
+			t.rn++
+			continue
+		}
+		buf := t.rbufs[t.rn]
+		r, err := unix.Read(int(fd), buf[t.roff-hdr:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -194,20 +231,89 @@ func (t *tapPort) readBatch(fd uintptr) bool {
 			t.rerr = err
 			return true
 		}
-		if r < t.roff-t.rstart {
+		if r < hdr {
 			continue // no room for even the header: nothing to forward
 		}
-		t.rsizes[t.rn] = r - (t.roff - t.rstart)
-		t.rn++
+		n := r - hdr
+		if !t.vnet {
+			t.rsizes[t.rn] = n
+			t.rn++
+			continue
+		}
+		t.offloaded(buf, n)
 	}
 	return t.rn > 0
 }
 
-// Write writes one frame (with a zero virtio-net header in front when
-// offloads are on: no checksum left to do, no segmentation). The kernel
-// accepts TAP writes without blocking. Write is called from one goroutine
-// (the receive path).
-func (t *tapPort) Write(frame []byte) error {
+// offloaded takes a frame of n bytes read with a virtio-net header into
+// the batch slot t.rn: it finishes a checksum left to offload, or swaps a
+// TCP super-frame out of the batch to cut it into segments.
+func (t *tapPort) offloaded(buf []byte, n int) {
+	h := parseVnetHdr(buf[t.roff-virtioNetHdrLen:])
+	frame := buf[t.roff : t.roff+n]
+	if h.gsoType == virtioGSONone {
+		if n > MaxFrame || (h.flags&virtioFlagNeedsCsum != 0 && completeChecksum(frame, h) != nil) {
+			count(t.cfg.Malformed)
+			return
+		}
+		t.rsizes[t.rn] = n
+		t.rn++
+		return
+	}
+	if len(t.super) != len(buf) {
+		t.super = make([]byte, len(buf)) // once: the batch's buffer size
+	}
+	// The super-frame moves out of the caller's batch; its segments are
+	// written into the slots from this one on.
+	t.rbufs[t.rn], t.super = t.super, buf
+	tso, err := parseTSO(t.super[t.roff:t.roff+n], h)
+	if err != nil {
+		count(t.cfg.Malformed)
+		t.tso, t.next = tsoFrame{}, 0
+		return
+	}
+	count(t.cfg.SuperFrames)
+	t.tso, t.next = tso, 0
+}
+
+// Write implements Port: with offloads, TCP segments are merged into
+// super-frames (written at the next unmergeable frame or Flush).
+func (t *tapPort) Write(frames [][]byte) (int, error) {
+	var first error
+	ok := 0
+	for _, f := range frames {
+		var err error
+		if t.gro != nil {
+			err = t.gro.add(f)
+		} else {
+			err = t.writeFrame(f)
+		}
+		if err != nil {
+			if first == nil {
+				first = fmt.Errorf("tap %s: write: %w", t.name, err)
+			}
+			continue
+		}
+		ok++
+	}
+	return ok, first
+}
+
+// Flush implements Port.
+func (t *tapPort) Flush() error {
+	if t.gro == nil {
+		return nil
+	}
+	if err := t.gro.flush(); err != nil {
+		return fmt.Errorf("tap %s: write: %w", t.name, err)
+	}
+	return nil
+}
+
+// writeFrame writes one frame (with a zero virtio-net header in front
+// when offloads are on: no checksum left to do, no segmentation). The
+// kernel accepts TAP writes without blocking.
+func (t *tapPort) writeFrame(frame []byte) error {
 	if len(frame) == 0 {
 		return nil
 	}
@@ -231,9 +337,9 @@ func (t *tapPort) Write(frame []byte) error {
 	}
 }
 
-// WriteGSO writes a frame behind its own virtio-net header (a TCP
-// super-frame built by the receive path's GRO).
-func (t *tapPort) WriteGSO(hdrAndFrame []byte) error {
+// writeGSO writes a frame behind its own virtio-net header (a TCP
+// super-frame built by GRO).
+func (t *tapPort) writeGSO(hdrAndFrame []byte) error {
 	for {
 		_, err := unix.Write(t.fd, hdrAndFrame)
 		if err == unix.EINTR {
@@ -246,13 +352,3 @@ func (t *tapPort) WriteGSO(hdrAndFrame []byte) error {
 // Close closes the device; if we created it, it disappears with the
 // last file descriptor (it is not persistent).
 func (t *tapPort) Close() error { return t.file.Close() }
-
-// stableMAC derives a locally administered unicast MAC for a site's TAP
-// on a segment, the same at every start.
-func stableMAC(site string, vni encap.VNI) encap.MAC {
-	h := sha256.Sum256([]byte(fmt.Sprintf("vxswitch %s %d", site, vni)))
-	var m encap.MAC
-	copy(m[:], h[:6])
-	m[0] = m[0]&^0x01 | 0x02
-	return m
-}

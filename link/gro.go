@@ -1,4 +1,4 @@
-package dataplane
+package link
 
 import (
 	"bytes"
@@ -7,11 +7,11 @@ import (
 	"github.com/vxswitch/vxswitch/encap"
 )
 
-// gsoWriter is a FrameWriter that also takes a TCP super-frame with its
+// gsoWriter writes a frame as it is, or a TCP super-frame behind its own
 // virtio-net header (a TAP with offloads on).
 type gsoWriter interface {
-	FrameWriter
-	WriteGSO(hdrAndFrame []byte) error
+	writeFrame(frame []byte) error
+	writeGSO(hdrAndFrame []byte) error
 }
 
 // groState coalesces consecutive in-order TCP segments of one flow, as
@@ -122,7 +122,7 @@ func (g *groState) add(frame []byte) error {
 		return err
 	}
 	if !ok {
-		return g.w.Write(frame)
+		return g.w.writeFrame(frame)
 	}
 	g.n = copy(g.buf[virtioNetHdrLen:], frame)
 	g.count = 1
@@ -174,7 +174,7 @@ func (g *groState) flush() error {
 	count := g.count
 	g.count, g.n = 0, 0
 	if count == 1 {
-		return g.w.Write(frame)
+		return g.w.writeFrame(frame)
 	}
 	tcpLen := len(frame) - g.tcpOff
 	var pseudo uint16
@@ -197,5 +197,5 @@ func (g *groState) flush() error {
 	binary.LittleEndian.PutUint16(h[4:], uint16(g.mss))
 	binary.LittleEndian.PutUint16(h[6:], uint16(g.tcpOff))
 	binary.LittleEndian.PutUint16(h[8:], 16)
-	return g.w.WriteGSO(g.buf[:virtioNetHdrLen+len(frame)])
+	return g.w.writeGSO(g.buf[:virtioNetHdrLen+len(frame)])
 }

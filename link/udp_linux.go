@@ -1,4 +1,4 @@
-package dataplane
+package link
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -45,6 +44,17 @@ type udpConn struct {
 	rcmsgs   [][]byte // per message: UDP_GRO control message
 	groSizes []int    // per message read: the segment size, 0 if not coalesced
 
+	// Receive buffers, owned here: Read hands out slices of them, GRO runs
+	// cut into their datagrams.
+	rbufs    [][]byte
+	rsizes   []int
+	rfrom    []netip.AddrPort
+	maxBatch int // datagrams one Read may return
+
+	// pmtuPending says the error queue may hold path MTUs: set by EMSGSIZE
+	// on send and by a pending socket error on receive.
+	pmtuPending atomic.Bool
+
 	// wmu serialises Write: every segment's transmit goroutine sends
 	// through this one socket and its message arrays.
 	wmu sync.Mutex
@@ -72,11 +82,11 @@ const gsoMaxSegments = 64
 // gsoMaxBytes bounds a GSO run's payload: the largest UDP payload over IPv4.
 const gsoMaxBytes = 65535 - encap.IPv4MinHeaderLen - encap.UDPHeaderLen
 
-// listenUDP binds the underlay socket. With dontFragment the kernel sets
+// listenUDP binds one underlay socket. With dontFragment the kernel sets
 // DF on every packet and reports a too-small path as EMSGSIZE (ESP mode,
 // where the switch fragments inside the tunnel); without it the kernel
 // fragments the outer packet, as a kernel VTEP does (plain mode).
-func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch int, truncated *atomic.Uint64) (*udpConn, error) {
+func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch, maxDatagram int, truncated *atomic.Uint64) (*udpConn, error) {
 	network := "udp4"
 	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
 		network = "udp6"
@@ -118,6 +128,14 @@ func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch int, trunc
 	u.wfirst = make([]int, batch)
 	u.wend = make([]int, batch)
 	u.groSizes = make([]int, batch)
+	u.maxBatch = batch
+	bufSize := maxDatagram
+	if u.gro {
+		bufSize, u.maxBatch = 65536, batch*gsoMaxSegments
+	}
+	u.rbufs = makeBuffers(batch, bufSize)
+	u.rsizes = make([]int, batch)
+	u.rfrom = make([]netip.AddrPort, batch)
 	for i := range batch {
 		if u.gso {
 			u.gsoBufs[i] = make([]byte, 65535)
@@ -135,6 +153,16 @@ func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch int, trunc
 		u.wmsgs[i].Hdr.Name = (*byte)(unsafe.Pointer(&u.wnames[i]))
 	}
 	return u, nil
+}
+
+// makeBuffers returns n buffers of size bytes in one backing array.
+func makeBuffers(n, size int) [][]byte {
+	backing := make([]byte, n*size)
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = backing[i*size : (i+1)*size : (i+1)*size]
+	}
+	return bufs
 }
 
 func setUnderlayOptions(fd int, v6, dontFragment bool) error {
@@ -178,14 +206,56 @@ func (u *udpConn) LocalAddr() netip.AddrPort {
 // Close closes the socket; a blocked Read returns net.ErrClosed.
 func (u *udpConn) Close() error { return u.conn.Close() }
 
-// Read fills bufs[i][:sizes[i]] and from[i] for up to len(bufs) messages
-// and returns how many. It blocks until at least one arrives. With GRO a
-// message may hold several datagrams of segSizes[i] bytes each (the last
-// may be shorter); segSizes[i] is 0 for a single datagram. A socket
-// error reported by IP_RECVERR (an ICMP error for an earlier send) comes
-// back as errPending so the caller can drain the error queue and go on.
-func (u *udpConn) Read(bufs [][]byte, sizes, segSizes []int, from []netip.AddrPort) (int, error) {
-	n := min(len(bufs), len(u.rmsgs))
+// ReadBatch is the most datagrams Read returns: a batch of messages, each
+// a GRO run of up to gsoMaxSegments datagrams when GRO is on.
+func (u *udpConn) ReadBatch() int { return u.maxBatch }
+
+// Read blocks until datagrams arrive and returns up to len(pkts) of them,
+// as slices of the socket's own buffers (valid until the next Read), GRO
+// runs cut into their datagrams. A socket error reported by IP_RECVERR
+// (an ICMP error for an earlier send) marks the error queue for PathMTUs
+// and reading goes on.
+func (u *udpConn) Read(pkts [][]byte, from []netip.AddrPort) (int, error) {
+	for {
+		n, err := u.readMessages(min(len(u.rbufs), len(pkts)))
+		if err != nil {
+			var pe *pendingError
+			if errors.As(err, &pe) {
+				u.pmtuPending.Store(true)
+				continue
+			}
+			return 0, err
+		}
+		return u.split(n, pkts, from), nil
+	}
+}
+
+// split lists the datagrams of messages 0..n-1 in pkts, cutting GRO runs.
+func (u *udpConn) split(n int, pkts [][]byte, from []netip.AddrPort) int {
+	k := 0
+	for i := 0; i < n && k < len(pkts); i++ {
+		msg := u.rbufs[i][:u.rsizes[i]]
+		seg := u.groSizes[i]
+		if seg <= 0 || seg >= len(msg) {
+			if len(msg) > 0 {
+				pkts[k], from[k] = msg, u.rfrom[i]
+				k++
+			}
+			continue
+		}
+		for len(msg) > 0 && k < len(pkts) {
+			m := min(seg, len(msg))
+			pkts[k], from[k] = msg[:m:m], u.rfrom[i]
+			k++
+			msg = msg[m:]
+		}
+	}
+	return k
+}
+
+// readMessages reads up to n messages into the socket's buffers.
+func (u *udpConn) readMessages(n int) (int, error) {
+	bufs, sizes, segSizes, from := u.rbufs, u.rsizes, u.groSizes, u.rfrom
 	for i := 0; i < n; i++ {
 		u.riovs[i].Base = &bufs[i][0]
 		u.riovs[i].SetLen(len(bufs[i]))
@@ -208,7 +278,7 @@ func (u *udpConn) Read(bufs [][]byte, sizes, segSizes []int, from []netip.AddrPo
 		sizes[i] = int(u.rmsgs[i].Len)
 		if u.rmsgs[i].Hdr.Flags&unix.MSG_TRUNC != 0 {
 			sizes[i] = 0 // cut short: nothing in it can be trusted
-			u.truncated.Add(1)
+			count(u.truncated)
 		}
 		from[i] = sockaddrToAddrPort(&u.rnames[i])
 		segSizes[i] = 0
@@ -333,12 +403,20 @@ func (u *udpConn) send(n int, bufs [][]byte, to []netip.AddrPort, failed func(i 
 					if _, err := u.conn.WriteToUDPAddrPort(bufs[k], to[k]); err != nil && failed != nil {
 						var e syscall.Errno
 						if errors.As(err, &e) {
+							if e == unix.EMSGSIZE {
+								u.pmtuPending.Store(true)
+							}
 							failed(k, e)
 						}
 					}
 				}
-			} else if failed != nil {
-				failed(first, errno)
+			} else {
+				if errno == unix.EMSGSIZE {
+					u.pmtuPending.Store(true)
+				}
+				if failed != nil {
+					failed(first, errno)
+				}
 			}
 			start++
 			continue
@@ -352,6 +430,13 @@ func (u *udpConn) send(n int, bufs [][]byte, to []netip.AddrPort, failed func(i 
 func (u *udpConn) WriteOne(b []byte, to netip.AddrPort) error {
 	_, err := u.conn.WriteToUDPAddrPort(b, to)
 	return err
+}
+
+// PathMTUs implements Underlay's PathMTUs for one socket.
+func (u *udpConn) PathMTUs(report func(dst netip.Addr, mtu int)) {
+	if u.pmtuPending.CompareAndSwap(true, false) {
+		u.drainErrors(report)
+	}
 }
 
 // drainErrors reads the socket error queue and reports every path MTU
@@ -436,9 +521,4 @@ func addrPortToSockaddr(ap netip.AddrPort, rsa *unix.RawSockaddrInet6, v6 bool) 
 	rsa.Addr = ap.Addr().As16()
 	rsa.Scope_id = 0
 	return unix.SizeofSockaddrInet6
-}
-
-// errClosed reports whether err means the socket or device was closed.
-func errClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed)
 }

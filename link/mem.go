@@ -1,0 +1,381 @@
+package link
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+
+	"github.com/vxswitch/vxswitch/encap"
+)
+
+// MemNet is an in-memory underlay network for tests and benchmarks: a
+// datagram written to an address reaches the MemUnderlay bound to it, in
+// order, copied once. It can model a path smaller than the links (every
+// datagram is sent with DF): one whose routers report it (ICMP) and one
+// that drops silently (a black hole). Safe for concurrent use.
+type MemNet struct {
+	mu    sync.Mutex
+	ends  map[netip.AddrPort]*MemUnderlay
+	path  int  // path MTU (outer IP packet); 0: unlimited
+	icmp  bool // the path reports its MTU to senders
+	drops int  // datagrams lost on the path or to no one
+}
+
+// NewMemNet returns an empty network with no path limit.
+func NewMemNet() *MemNet { return &MemNet{ends: make(map[netip.AddrPort]*MemUnderlay)} }
+
+// SetPath limits every path to mtu bytes of outer IP packet (0: no limit).
+// With icmp, a sender of a larger datagram learns mtu through PathMTUs, as
+// from a router's "fragmentation needed"; without, it is dropped unseen.
+func (n *MemNet) SetPath(mtu int, icmp bool) {
+	n.mu.Lock()
+	n.path, n.icmp = mtu, icmp
+	n.mu.Unlock()
+}
+
+// Drops is how many datagrams were lost: too big for the path, or to an
+// address nobody is bound to.
+func (n *MemNet) Drops() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.drops
+}
+
+// Bind returns the MemUnderlay at addr, creating it. Its LinkMTU (0: no
+// limit) makes larger sends fail locally with EMSGSIZE, as a socket with DF
+// does on a small interface.
+func (n *MemNet) Bind(addr netip.AddrPort) *MemUnderlay {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if u := n.ends[addr]; u != nil {
+		return u
+	}
+	u := &MemUnderlay{net: n, addr: addr}
+	u.cond.L = &u.mu
+	n.ends[addr] = u
+	return u
+}
+
+// MemUnderlay is one site's end of a MemNet. It implements Underlay.
+type MemUnderlay struct {
+	net  *MemNet
+	addr netip.AddrPort
+
+	// LinkMTU, when > 0, refuses sends whose outer packet exceeds it with
+	// EMSGSIZE and reports it through PathMTUs. Set before use.
+	LinkMTU int
+
+	mu      sync.Mutex
+	cond    sync.Cond
+	in      []memDatagram // queued for the next Read
+	out     []memDatagram // returned by the last Read
+	closed  bool
+	reports []mtuReport
+	sent    int
+}
+
+type memDatagram struct {
+	buf  []byte
+	n    int
+	from netip.AddrPort
+}
+
+type mtuReport struct {
+	dst netip.Addr
+	mtu int
+}
+
+// outerOverhead is what IP and UDP add to a datagram to or from a.
+func outerOverhead(a netip.Addr) int {
+	if a.Is4() || a.Is4In6() {
+		return encap.IPv4MinHeaderLen + encap.UDPHeaderLen
+	}
+	return encap.IPv6HeaderLen + encap.UDPHeaderLen
+}
+
+// memReadBatch is how many datagrams one MemUnderlay.Read returns at most.
+const memReadBatch = 256
+
+// Read implements Underlay.
+func (u *MemUnderlay) Read(pkts [][]byte, from []netip.AddrPort) (int, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for len(u.in) == 0 && !u.closed {
+		u.cond.Wait()
+	}
+	if len(u.in) == 0 {
+		return 0, errMemClosed
+	}
+	n := min(len(pkts), len(from), len(u.in))
+	// Hand the first n queued buffers out and take the last Read's back:
+	// pointer swaps, no copies.
+	for len(u.out) < n {
+		u.out = append(u.out, memDatagram{})
+	}
+	for i := 0; i < n; i++ {
+		u.out[i], u.in[i] = u.in[i], u.out[i]
+		pkts[i], from[i] = u.out[i].buf[:u.out[i].n], u.out[i].from
+	}
+	rest := copy(u.in, u.in[n:])
+	// Keep the spare buffers beyond the queue for later Writes.
+	for i := rest; i < rest+n && i < len(u.in); i++ {
+		u.in[i] = memDatagram{buf: u.in[i].buf}
+	}
+	u.in = u.in[:rest]
+	return n, nil
+}
+
+// ReadBatch implements Underlay.
+func (u *MemUnderlay) ReadBatch() int { return memReadBatch }
+
+// Write implements Underlay.
+func (u *MemUnderlay) Write(pkts [][]byte, to []netip.AddrPort, failed func(int, syscall.Errno)) error {
+	n := u.net
+	for i, b := range pkts {
+		size := len(b) + outerOverhead(to[i].Addr())
+		if u.LinkMTU > 0 && size > u.LinkMTU {
+			u.report(to[i].Addr(), u.LinkMTU)
+			if failed != nil {
+				failed(i, syscall.EMSGSIZE)
+			}
+			continue
+		}
+		n.mu.Lock()
+		dst, path, icmp := n.ends[to[i]], n.path, n.icmp
+		if dst == nil || (path > 0 && size > path) {
+			n.drops++
+			n.mu.Unlock()
+			if dst != nil && icmp {
+				u.report(to[i].Addr(), path)
+			}
+			continue
+		}
+		n.mu.Unlock()
+		dst.deliver(b, u.addr)
+		u.mu.Lock()
+		u.sent++
+		u.mu.Unlock()
+	}
+	return nil
+}
+
+// deliver queues a copy of b from from.
+func (u *MemUnderlay) deliver(b []byte, from netip.AddrPort) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return
+	}
+	k := len(u.in)
+	if k < cap(u.in) {
+		u.in = u.in[:k+1]
+	} else {
+		u.in = append(u.in, memDatagram{})
+	}
+	d := &u.in[k]
+	if cap(d.buf) < len(b) {
+		d.buf = make([]byte, max(len(b), 2048))
+	}
+	d.n = copy(d.buf[:cap(d.buf)], b)
+	d.from = from
+	u.cond.Signal()
+}
+
+// Inject queues a datagram as if it had arrived from from (forged or
+// malformed input in tests).
+func (u *MemUnderlay) Inject(b []byte, from netip.AddrPort) { u.deliver(b, from) }
+
+// Queued is how many datagrams wait for the next Read.
+func (u *MemUnderlay) Queued() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.in)
+}
+
+// Peek returns a copy of queued datagram i and its sender.
+func (u *MemUnderlay) Peek(i int) ([]byte, netip.AddrPort) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	d := u.in[i]
+	return append([]byte(nil), d.buf[:d.n]...), d.from
+}
+
+// Discard drops every queued datagram.
+func (u *MemUnderlay) Discard() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.in = u.in[:0]
+}
+
+// Sent is how many datagrams this end delivered to another.
+func (u *MemUnderlay) Sent() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.sent
+}
+
+func (u *MemUnderlay) report(dst netip.Addr, mtu int) {
+	u.mu.Lock()
+	u.reports = append(u.reports, mtuReport{dst, mtu})
+	u.mu.Unlock()
+}
+
+// WriteControl implements Underlay.
+func (u *MemUnderlay) WriteControl(b []byte, to netip.AddrPort) error {
+	return u.Write([][]byte{b}, []netip.AddrPort{to}, nil)
+}
+
+// PathMTUs implements Underlay.
+func (u *MemUnderlay) PathMTUs(report func(dst netip.Addr, mtu int)) {
+	u.mu.Lock()
+	rs := u.reports
+	u.reports = nil
+	u.mu.Unlock()
+	for _, r := range rs {
+		report(r.dst, r.mtu)
+	}
+}
+
+// LocalAddr implements Underlay.
+func (u *MemUnderlay) LocalAddr() netip.AddrPort { return u.addr }
+
+// Close implements Underlay: a blocked Read returns.
+func (u *MemUnderlay) Close() error {
+	u.mu.Lock()
+	u.closed = true
+	u.mu.Unlock()
+	u.cond.Broadcast()
+	return nil
+}
+
+// MemPort is an in-memory Port: frames injected are read in order, and
+// frames written are counted (and, with Keep, the last one kept). Safe for
+// concurrent use.
+type MemPort struct {
+	// Keep keeps a copy of the last frame written in Last; OnWrite, if
+	// set, sees every frame written (it must not keep it). Set before use.
+	Keep    bool
+	OnWrite func(frame []byte)
+
+	mu     sync.Mutex
+	cond   sync.Cond
+	queue  [][]byte
+	spare  [][]byte
+	closed bool
+	frames int
+	bytes  int
+	last   []byte
+}
+
+// NewMemPort returns an empty MemPort.
+func NewMemPort() *MemPort {
+	p := &MemPort{}
+	p.cond.L = &p.mu
+	return p
+}
+
+// Inject queues a copy of each frame, as if the host had sent it.
+func (p *MemPort) Inject(frames ...[]byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, f := range frames {
+		var b []byte
+		if k := len(p.spare); k > 0 {
+			b, p.spare = p.spare[k-1], p.spare[:k-1]
+		}
+		if cap(b) < len(f) {
+			b = make([]byte, 0, max(len(f), 2048))
+		}
+		p.queue = append(p.queue, append(b[:0], f...))
+	}
+	p.cond.Signal()
+}
+
+// Queued is how many injected frames wait to be read.
+func (p *MemPort) Queued() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
+}
+
+// Read implements Port.
+func (p *MemPort) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.queue) == 0 && !p.closed {
+		p.cond.Wait()
+	}
+	if len(p.queue) == 0 {
+		return 0, errMemClosed
+	}
+	n := min(len(bufs), len(p.queue))
+	for i := 0; i < n; i++ {
+		sizes[i] = copy(bufs[i][offset:], p.queue[i])
+		p.spare = append(p.spare, p.queue[i])
+	}
+	rest := copy(p.queue, p.queue[n:])
+	clear(p.queue[rest:])
+	p.queue = p.queue[:rest]
+	return n, nil
+}
+
+// ReadRoom implements Port.
+func (p *MemPort) ReadRoom() int { return MaxFrame }
+
+// Write implements Port.
+func (p *MemPort) Write(frames [][]byte) (int, error) {
+	p.mu.Lock()
+	for _, f := range frames {
+		p.frames++
+		p.bytes += len(f)
+		if p.Keep {
+			p.last = append(p.last[:0], f...)
+		}
+	}
+	on := p.OnWrite
+	p.mu.Unlock()
+	if on != nil {
+		for _, f := range frames {
+			on(f)
+		}
+	}
+	return len(frames), nil
+}
+
+// Flush implements Port.
+func (p *MemPort) Flush() error { return nil }
+
+// Close implements Port: a blocked Read returns.
+func (p *MemPort) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.cond.Broadcast()
+	return nil
+}
+
+// Frames is how many frames were written.
+func (p *MemPort) Frames() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.frames
+}
+
+// Bytes is how many frame bytes were written.
+func (p *MemPort) Bytes() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.bytes
+}
+
+// Last is a copy of the last frame written (with Keep).
+func (p *MemPort) Last() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]byte(nil), p.last...)
+}
+
+// errMemClosed is what Read returns once an in-memory link is closed.
+var errMemClosed = fmt.Errorf("link: in-memory link closed: %w", net.ErrClosed)
