@@ -252,6 +252,8 @@ func New(cfg Config, tr Transport, h Handler) (*Daemon, error) {
 	return d, nil
 }
 
+// newPeer checks pc (name, endpoint, VTEP addresses of one family) and
+// parses its identities; errors wrap ErrConfig. New and UpdatePeers call it.
 func newPeer(pc PeerConfig) (*peer, error) {
 	if pc.Name == "" || !pc.Endpoint.IsValid() {
 		return nil, fmt.Errorf("peer %q: name and endpoint required: %w", pc.Name, ErrConfig)
@@ -311,6 +313,9 @@ func (d *Daemon) SetTransport(tr Transport) {
 	d.mu.Unlock()
 }
 
+// send queues msg to go out through the transport once d.mu is released
+// (see emit); d.mu must be held. Without a transport msg is dropped; send
+// errors are only logged.
 func (d *Daemon) send(from, to netip.AddrPort, msg []byte) {
 	tr := d.tr
 	if tr == nil {
@@ -399,6 +404,8 @@ func (d *Daemon) UpdatePeers(peers []PeerConfig) {
 	}
 }
 
+// removePeerSAs destroys every IKE SA of p at once, first sending a
+// best-effort Delete on established ones. UpdatePeers calls it with d.mu held.
 func (d *Daemon) removePeerSAs(p *peer, why string) {
 	for _, sa := range d.sas {
 		if sa.peer == p {
@@ -453,6 +460,7 @@ func (d *Daemon) allowStateless(now time.Time) bool {
 	return d.stateless.n <= 50
 }
 
+// randUint64 returns a random uint64 from crypto/rand; it panics on failure.
 func randUint64() uint64 {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -461,6 +469,7 @@ func randUint64() uint64 {
 	return binary.BigEndian.Uint64(b[:])
 }
 
+// randBytes returns n bytes from crypto/rand (nonces); it panics on failure.
 func randBytes(n int) []byte {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -489,6 +498,8 @@ func (d *Daemon) newESPSPI() uint32 {
 	}
 }
 
+// jitter returns when to rekey an SA of lifetime life: 90% of it minus a
+// random jitter of up to 5%.
 func (d *Daemon) jitter(life time.Duration) time.Duration {
 	j := life / 20
 	if j <= 0 {
@@ -497,7 +508,9 @@ func (d *Daemon) jitter(life time.Duration) time.Duration {
 	return life*9/10 - time.Duration(randUint64()%uint64(j))
 }
 
-// peerByName etc.
+// findPeerForAuth finds the peer a responder authenticates: the one whose
+// RemoteID matches id, else one without a RemoteID whose endpoint address
+// is remote's.
 func (d *Daemon) findPeerForAuth(id ID, remote netip.AddrPort) *peer {
 	for _, p := range d.peers {
 		if p.remoteID != nil && p.remoteID.Type == id.Type && string(p.remoteID.Data) == string(id.Data) {
@@ -574,6 +587,9 @@ func (d *Daemon) peerBusy(p *peer) bool {
 	return false
 }
 
+// tick starts an IKE SA for each initiating peer that is due and has none
+// being set up or established, then runs every SA's timers. d.mu must be
+// held; Tick calls it.
 func (d *Daemon) tick(now time.Time) {
 	for _, p := range d.peers {
 		if p.cfg.Initiate && !now.Before(p.nextAttempt) && !d.peerBusy(p) {

@@ -25,6 +25,7 @@ type prf uint16
 // data; it is never offered or accepted.
 const prfHMACSHA1 prf = 2
 
+// newHash returns the hash constructor of p's HMAC (SHA-256 for unknown IDs).
 func (p prf) newHash() func() hash.Hash {
 	switch uint16(p) {
 	case uint16(prfHMACSHA1):
@@ -37,6 +38,7 @@ func (p prf) newHash() func() hash.Hash {
 	return sha256.New
 }
 
+// size returns p's output length in bytes.
 func (p prf) size() int {
 	switch uint16(p) {
 	case uint16(prfHMACSHA1):
@@ -49,6 +51,7 @@ func (p prf) size() int {
 	return 32
 }
 
+// String returns p's strongSwan name, such as "prfsha256".
 func (p prf) String() string {
 	switch uint16(p) {
 	case PRFHMACSHA256:
@@ -96,6 +99,7 @@ func (p prf) rekeySkeyseed(skd, gir, ni, nr []byte) []byte {
 	return p.sum(skd, gir, ni, nr)
 }
 
+// concat returns the concatenation of bs in a new slice.
 func concat(bs ...[]byte) []byte {
 	var n int
 	for _, b := range bs {
@@ -108,6 +112,7 @@ func concat(bs ...[]byte) []byte {
 	return out
 }
 
+// be64 returns v as 8 big-endian bytes.
 func be64(v uint64) []byte {
 	return []byte{byte(v >> 56), byte(v >> 48), byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
 }
@@ -160,6 +165,8 @@ type skCipher struct {
 	iv   uint64 // next IV; unique per key because it only grows
 }
 
+// newSKCipher returns the SK payload cipher for AEAD suite s keyed with
+// keymat (key | 4-byte salt, s.KeymatLen() bytes); its IVs start at 0.
 func newSKCipher(s crypto.Suite, keymat []byte) (*skCipher, error) {
 	if len(keymat) != s.KeymatLen() {
 		return nil, fmt.Errorf("%s key material of %d bytes: %w", s, len(keymat), ErrMalformed)
@@ -247,6 +254,7 @@ type dhKey struct {
 	priv  *ecdh.PrivateKey
 }
 
+// dhCurve returns the curve of DH group, or nil if we do not support it.
 func dhCurve(group uint16) ecdh.Curve {
 	switch group {
 	case DHX25519:
@@ -259,6 +267,8 @@ func dhCurve(group uint16) ecdh.Curve {
 	return nil
 }
 
+// newDHKey generates a fresh ephemeral key in group; an unsupported group
+// gives ErrUnsupported.
 func newDHKey(group uint16) (*dhKey, error) {
 	c := dhCurve(group)
 	if c == nil {

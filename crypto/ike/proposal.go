@@ -54,11 +54,13 @@ func parseIKESuite(s string) (ikeAlgs, error) {
 	return a, nil
 }
 
+// encTransform returns the ENCR transform (ID and key length) of suite s.
 func encTransform(s crypto.Suite) Transform {
 	id, bits := s.IKETransform()
 	return Transform{Type: TransformENCR, ID: id, KeyLen: bits}
 }
 
+// suiteFromTransform returns the suite whose ENCR transform is t, if any.
 func suiteFromTransform(t Transform) (crypto.Suite, bool) {
 	for _, s := range crypto.Suites {
 		if encTransform(s) == t {
@@ -93,10 +95,12 @@ type ikeChoice struct {
 	group uint16
 }
 
+// String returns c as strongSwan writes it, e.g. "aes128gcm16-prfsha256-x25519".
 func (c ikeChoice) String() string {
 	return fmt.Sprintf("%s-%s-%s", c.enc, c.prf, groupName(c.group))
 }
 
+// groupName returns the strongSwan name of DH group g, e.g. "x25519".
 func groupName(g uint16) string {
 	switch g {
 	case DHX25519:
@@ -132,6 +136,8 @@ func (a ikeAlgs) selectIKE(ps []Proposal) (ikeChoice, Proposal, bool) {
 	return ikeChoice{}, Proposal{}, false
 }
 
+// match picks from proposal p the first cipher, PRF and group of ours that
+// it offers; it fails if one is missing or p has an integrity algorithm.
 func (a ikeAlgs) match(p *Proposal) (ikeChoice, bool) {
 	for _, t := range p.Transforms {
 		if t.Type == TransformINTG && t.ID != 0 {
@@ -202,6 +208,7 @@ func (a ikeAlgs) parseIKEReply(ps []Proposal) (ikeChoice, []byte, error) {
 	return c, ps[0].SPI, nil
 }
 
+// containsSuite reports whether ss contains s.
 func containsSuite(ss []crypto.Suite, s crypto.Suite) bool {
 	for _, x := range ss {
 		if x == s {
@@ -211,6 +218,7 @@ func containsSuite(ss []crypto.Suite, s crypto.Suite) bool {
 	return false
 }
 
+// containsPRF reports whether ps contains p.
 func containsPRF(ps []prf, p prf) bool {
 	for _, x := range ps {
 		if x == p {
@@ -220,6 +228,7 @@ func containsPRF(ps []prf, p prf) bool {
 	return false
 }
 
+// containsGroup reports whether gs contains g.
 func containsGroup(gs []uint16, g uint16) bool {
 	for _, x := range gs {
 		if x == g {
@@ -244,6 +253,7 @@ func espProposal(s crypto.Suite, spi uint32, group uint16) Proposal {
 	return p
 }
 
+// be32 returns v as 4 big-endian bytes.
 func be32(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
 
 // espChoice is a negotiated Child SA algorithm set.
@@ -349,6 +359,7 @@ func parseESPReply(ps []Proposal, s crypto.Suite, group uint16) (espChoice, erro
 	return c, nil
 }
 
+// be32get decodes the first 4 bytes of b as big-endian; b must hold 4.
 func be32get(b []byte) uint32 {
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }

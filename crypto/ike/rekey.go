@@ -7,8 +7,6 @@ import (
 	"time"
 )
 
-// ---- CREATE_CHILD_SA: Child SA rekey (RFC 7296 §1.3.3, §2.8) ----
-
 // rekeyChild starts a make-before-break rekey of c with PFS.
 func (sa *ikeSA) rekeyChild(c *childSA, now time.Time) {
 	d := sa.d
@@ -39,6 +37,10 @@ func (sa *ikeSA) rekeyChild(c *childSA, now time.Time) {
 	}, nil, now)
 }
 
+// onChildRekeyReply handles the response to rekeyChild: on success it
+// installs n and deletes old, or deletes n instead if a colliding rekey by
+// the peer made ours redundant (RFC 7296 §2.8.1). On failure old stays and
+// its rekey is retried (at once with the group of INVALID_KE_PAYLOAD).
 func (sa *ikeSA) onChildRekeyReply(old, n *childSA, ni []byte, dh *dhKey, p *parsed, now time.Time) {
 	d := sa.d
 	if sa.state != stEstablished {
@@ -109,11 +111,17 @@ func (sa *ikeSA) onChildRekeyReply(old, n *childSA, ni []byte, dh *dhKey, p *par
 	sa.deleteChildren([]*childSA{old}, now)
 }
 
+// jitterRetry returns a random delay of 0.5 to 1.5 RetryInterval before a
+// failed rekey is tried again.
 func jitterRetry(d *Daemon) time.Duration {
 	r := d.cfg.RetryInterval
 	return r/2 + time.Duration(randUint64()%uint64(r))
 }
 
+// respondCreateChild answers a CREATE_CHILD_SA request: an IKE proposal
+// goes to respondRekeyIKE; otherwise it creates a Child SA, with REKEY_SA
+// as the replacement of the named one (which the peer deletes), noting the
+// nonce to settle a collision with our own rekey of it (RFC 7296 §2.8.1).
 func (sa *ikeSA) respondCreateChild(p *parsed, now time.Time) []Payload {
 	if sa.state != stEstablished {
 		return []Payload{notifyPayload(NotifyTemporaryFailure, nil)}
@@ -155,8 +163,9 @@ func (sa *ikeSA) respondCreateChild(p *parsed, now time.Time) []Payload {
 	return ps
 }
 
-// ---- CREATE_CHILD_SA: IKE SA rekey (RFC 7296 §1.3.2, §2.18) ----
-
+// rekeyIKE starts a rekey of the IKE SA as initiator (RFC 7296 §1.3.2,
+// §2.18): a CREATE_CHILD_SA with a new SPI, nonce and KE, recorded in
+// sa.rekeying until onIKERekeyReply. The per-SA tick calls it when due.
 func (sa *ikeSA) rekeyIKE(now time.Time) {
 	d := sa.d
 	group := sa.rekeyGroup
@@ -181,6 +190,9 @@ func (sa *ikeSA) rekeyIKE(now time.Time) {
 	}, nil, now)
 }
 
+// onIKERekeyReply handles the response to rekeyIKE: on success it moves
+// the children to the new IKE SA and deletes the old one; on failure it
+// schedules a retry (at once with the group of INVALID_KE_PAYLOAD).
 func (sa *ikeSA) onIKERekeyReply(r *ikeRekey, p *parsed, now time.Time) {
 	d := sa.d
 	sa.rekeying = nil
@@ -247,6 +259,10 @@ func (sa *ikeSA) successor(initiator bool, spii, spir uint64, choice ikeChoice, 
 	return ns
 }
 
+// respondRekeyIKE answers the peer's rekey of the IKE SA: it refuses with
+// TEMPORARY_FAILURE while a rekey of ours (IKE or Child SA) runs, else it
+// builds the successor, leaves sa rekeyed until the peer's Delete (or a
+// timeout) and returns the SA, Nr and KE payloads.
 func (sa *ikeSA) respondRekeyIKE(p *parsed, now time.Time) []Payload {
 	d := sa.d
 	if sa.rekeying != nil {
@@ -293,37 +309,4 @@ func (sa *ikeSA) respondRekeyIKE(p *parsed, now time.Time) []Payload {
 		{Type: PayloadNonce, Body: nr},
 		{Type: PayloadKE, Body: KE{Group: choice.group, Data: dh.public()}.Encode()},
 	}
-}
-
-// ---- INFORMATIONAL ----
-
-func (sa *ikeSA) respondInformational(p *parsed, now time.Time) []Payload {
-	var resp []Payload
-	for _, dl := range p.deletes {
-		switch dl.Protocol {
-		case ProtoIKE:
-			sa.d.log.Info("ike: peer deleted IKE SA", sa.logAttrs()...)
-			sa.destroyNow = true
-			return nil
-		case ProtoESP:
-			var ours [][]byte
-			for _, s := range dl.SPIs {
-				if len(s) != 4 {
-					continue
-				}
-				c := sa.childByOut(be32get(s))
-				if c == nil {
-					continue
-				}
-				if c.state != childDeleting {
-					ours = append(ours, be32(c.inSPI))
-				}
-				sa.removeChild(c)
-			}
-			if len(ours) > 0 {
-				resp = append(resp, Payload{Type: PayloadDelete, Body: Delete{Protocol: ProtoESP, SPIs: ours}.Encode()})
-			}
-		}
-	}
-	return resp
 }

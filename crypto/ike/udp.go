@@ -69,12 +69,16 @@ func (t *UDPTransport) LocalAddrs() []netip.AddrPort {
 	return out
 }
 
+// close closes all of t's sockets, which ends their read loops.
 func (t *UDPTransport) close() {
 	for _, c := range t.conns {
 		c.Close()
 	}
 }
 
+// read feeds IKE messages arriving on c to d.HandleMessage until c is
+// closed. On a NAT-T socket (not port 500) it drops keepalives, strips the
+// non-ESP marker, and passes ESP to the SetESP callback.
 func (t *UDPTransport) read(d *Daemon, c *net.UDPConn) {
 	local := c.LocalAddr().(*net.UDPAddr).AddrPort()
 	natt := local.Port() != 500

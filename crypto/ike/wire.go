@@ -280,7 +280,7 @@ type Proposal struct {
 	Transforms []Transform
 }
 
-// first returns the first transform of type t.
+// has reports whether the proposal contains transform t.
 func (p *Proposal) has(t Transform) bool {
 	for _, x := range p.Transforms {
 		if x == t {
@@ -636,6 +636,7 @@ func (ts TrafficSelector) Intersect(o TrafficSelector) (TrafficSelector, bool) {
 	return r, true
 }
 
+// String returns ts as address[-end][protocol/start-end port].
 func (ts TrafficSelector) String() string {
 	a := ts.StartAddr.String()
 	if ts.EndAddr != ts.StartAddr {

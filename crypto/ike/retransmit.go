@@ -1,0 +1,112 @@
+// Requests, their retransmission and the message-ID window (RFC 7296
+// §2.1, §2.3), responses and their cache, and the per-SA timers that drive
+// retransmission, lifetimes and liveness checks.
+
+package ike
+
+import (
+	"time"
+)
+
+// startRequest sends the encoded request msg and makes it the outstanding
+// request, retransmitted by tick; onReply gets its response, onTimeout
+// (nil: destroy the SA) runs when retransmission gives up.
+func (sa *ikeSA) startRequest(msgID uint32, exch uint8, msg []byte, onReply func(*parsed, []byte, Header, time.Time), onTimeout func(time.Time), now time.Time) {
+	sa.req = &request{msgID: msgID, exch: exch, msg: msg, next: now.Add(sa.d.cfg.RetransmitTimeout), onReply: onReply, onTimeout: onTimeout}
+	sa.d.send(sa.local, sa.remote, msg)
+}
+
+// request sends an encrypted request, or queues it while one is in flight
+// (our window size is 1).
+func (sa *ikeSA) request(exch uint8, ps []Payload, onReply func(*parsed, []byte, Header, time.Time), onTimeout func(time.Time), now time.Time) {
+	if sa.req != nil {
+		sa.queue = append(sa.queue, queued{exch, ps, onReply, onTimeout})
+		return
+	}
+	id := sa.nextMsgID
+	sa.nextMsgID++
+	h := Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: exch, Flags: sa.iflag(), MessageID: id}
+	sa.startRequest(id, exch, sa.out.sealMessage(h, ps), onReply, onTimeout, now)
+}
+
+// sendQueued sends the next queued request unless one is outstanding or
+// the SA is dead; handleResponse calls it after each response.
+func (sa *ikeSA) sendQueued(now time.Time) {
+	if sa.req != nil || len(sa.queue) == 0 || sa.state == stDead {
+		return
+	}
+	q := sa.queue[0]
+	sa.queue = sa.queue[1:]
+	sa.request(q.exch, q.ps, q.onReply, q.onTimeout, now)
+}
+
+// respond encrypts and sends the response ps to request h, keeps it for
+// retransmitted requests and advances the expected request ID.
+func (sa *ikeSA) respond(h Header, ps []Payload) {
+	rh := Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: h.Exchange, Flags: FlagResponse | sa.iflag(), MessageID: h.MessageID}
+	msg := sa.out.sealMessage(rh, ps)
+	sa.lastResp, sa.lastRespID = msg, h.MessageID
+	sa.peerMsgID = h.MessageID + 1
+	sa.d.send(sa.local, sa.remote, msg)
+}
+
+// tick runs sa's timers: retransmission with exponential backoff, the
+// half-open, replaced and lifetime expiries (expired Child SAs get a Delete),
+// then, if no request is pending, at most one of IKE rekey, Child rekey or
+// liveness check (empty INFORMATIONAL). Daemon.tick calls it, d.mu held.
+func (sa *ikeSA) tick(now time.Time) {
+	d := sa.d
+	if r := sa.req; r != nil && !now.Before(r.next) {
+		if r.tries >= d.cfg.RetransmitTries {
+			sa.req = nil
+			if r.onTimeout != nil {
+				r.onTimeout(now)
+			} else {
+				d.log.Info("ike: peer not responding", sa.logAttrs()...)
+				d.destroy(sa, "peer not responding", now)
+			}
+			return
+		}
+		r.tries++
+		r.next = now.Add(d.cfg.RetransmitTimeout << r.tries)
+		d.send(sa.local, sa.remote, r.msg)
+	}
+	switch sa.state {
+	case stHalfOpen:
+		if now.Sub(sa.created) > 30*time.Second {
+			d.destroy(sa, "half-open timeout", now)
+		}
+	case stRekeyed, stDeleting:
+		if !sa.expireAt.IsZero() && now.After(sa.expireAt) {
+			d.destroy(sa, "replaced", now)
+		}
+	case stEstablished:
+		if now.Sub(sa.established) >= d.cfg.Lifetime {
+			d.log.Info("ike: IKE SA lifetime expired", sa.logAttrs()...)
+			sa.sendDeleteIKE()
+			d.destroy(sa, "lifetime expired", now)
+			return
+		}
+		for _, c := range sa.children {
+			if c.state != childDeleting && c.state != childPending && !now.Before(c.expireAt) {
+				sa.deleteChildren([]*childSA{c}, now)
+			}
+		}
+		if sa.req != nil || len(sa.queue) > 0 {
+			return
+		}
+		if !now.Before(sa.rekeyAt) && sa.rekeying == nil {
+			sa.rekeyIKE(now)
+			return
+		}
+		for _, c := range sa.children {
+			if c.state == childInstalled && !now.Before(c.rekeyAt) {
+				sa.rekeyChild(c, now)
+				return
+			}
+		}
+		if d.cfg.DPDInterval > 0 && now.Sub(sa.lastHeard) >= d.cfg.DPDInterval {
+			sa.request(ExchInformational, nil, func(*parsed, []byte, Header, time.Time) {}, nil, now)
+		}
+	}
+}
