@@ -64,6 +64,70 @@ var (
 	ErrSPIInUse     = errors.New("esp: SPI already in the SADB")
 )
 
+// Reason is why Seal or Open refused a packet: one value per error above.
+// It is the one taxonomy of ESP drops: an SA's Stats and the data plane's
+// counters are both indexed by it.
+type Reason uint8
+
+const (
+	ReasonOther Reason = iota // not one of the errors above
+	ReasonTruncated
+	ReasonUnknownSPI
+	ReasonAuth
+	ReasonBadPadding
+	ReasonReplay
+	ReasonTooOld
+	ReasonSeqExhausted
+	ReasonExpired
+	ReasonShortBuffer
+	NumReasons
+)
+
+var reasonNames = [NumReasons]string{"other", "truncated", "unknown_spi", "auth", "bad_padding", "replay", "too_old",
+	"seq_exhausted", "expired", "short_buffer"}
+
+// String is the reason's counter name, e.g. "replay".
+func (r Reason) String() string {
+	if r < NumReasons {
+		return reasonNames[r]
+	}
+	return reasonNames[ReasonOther]
+}
+
+// ReasonOf classifies an error from Seal, Open or SADB.Open (wrapped or
+// not); nil and unknown errors are ReasonOther.
+func ReasonOf(err error) Reason {
+	switch err {
+	case ErrTruncated:
+		return ReasonTruncated
+	case ErrUnknownSPI:
+		return ReasonUnknownSPI
+	case ErrAuth:
+		return ReasonAuth
+	case ErrBadPadding:
+		return ReasonBadPadding
+	case ErrReplay:
+		return ReasonReplay
+	case ErrTooOld:
+		return ReasonTooOld
+	case ErrSeqExhausted:
+		return ReasonSeqExhausted
+	case ErrExpired:
+		return ReasonExpired
+	case ErrShortBuffer:
+		return ReasonShortBuffer
+	}
+	for r, e := range reasonErrs {
+		if e != nil && errors.Is(err, e) {
+			return Reason(r)
+		}
+	}
+	return ReasonOther
+}
+
+var reasonErrs = [NumReasons]error{nil, ErrTruncated, ErrUnknownSPI, ErrAuth, ErrBadPadding, ErrReplay, ErrTooOld,
+	ErrSeqExhausted, ErrExpired, ErrShortBuffer}
+
 // PadLen is the number of padding bytes Seal adds after a payload of n
 // bytes so that pad length and next header end on a 4-byte boundary.
 func PadLen(n int) int { return (4 - (n+2)&3) & 3 }

@@ -42,6 +42,10 @@ type SAConfig struct {
 	ReplayWindow int
 	Lifetime     Lifetime
 	Clock        clock.Clock // nil: the system clock
+	// Owner is what the SA belongs to in its user's terms (the data
+	// plane's peer), returned by Owner: with it the SADB is the one index
+	// from SPI to SA and owner.
+	Owner any
 }
 
 // Stats is a snapshot of an SA's counters.
@@ -62,43 +66,26 @@ type Stats struct {
 }
 
 type counters struct {
-	packets, bytes                                  atomic.Uint64
-	truncated, unknownSPI, auth, badPadding, replay atomic.Uint64
-	tooOld, seqExhausted, expired, shortBuffer      atomic.Uint64
+	packets, bytes atomic.Uint64
+	drops          [NumReasons]atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
+	d := func(r Reason) uint64 { return c.drops[r].Load() }
 	return Stats{
 		Packets: c.packets.Load(), Bytes: c.bytes.Load(),
-		Truncated: c.truncated.Load(), UnknownSPI: c.unknownSPI.Load(),
-		Auth: c.auth.Load(), BadPadding: c.badPadding.Load(),
-		Replay: c.replay.Load(), TooOld: c.tooOld.Load(),
-		SeqExhausted: c.seqExhausted.Load(), Expired: c.expired.Load(),
-		ShortBuffer: c.shortBuffer.Load(),
+		Truncated: d(ReasonTruncated), UnknownSPI: d(ReasonUnknownSPI),
+		Auth: d(ReasonAuth), BadPadding: d(ReasonBadPadding),
+		Replay: d(ReasonReplay), TooOld: d(ReasonTooOld),
+		SeqExhausted: d(ReasonSeqExhausted), Expired: d(ReasonExpired),
+		ShortBuffer: d(ReasonShortBuffer),
 	}
 }
 
 // count bumps the counter that belongs to err and returns err.
 func (c *counters) count(err error) error {
-	switch err {
-	case ErrTruncated:
-		c.truncated.Add(1)
-	case ErrUnknownSPI:
-		c.unknownSPI.Add(1)
-	case ErrAuth:
-		c.auth.Add(1)
-	case ErrBadPadding:
-		c.badPadding.Add(1)
-	case ErrReplay:
-		c.replay.Add(1)
-	case ErrTooOld:
-		c.tooOld.Add(1)
-	case ErrSeqExhausted:
-		c.seqExhausted.Add(1)
-	case ErrExpired:
-		c.expired.Add(1)
-	case ErrShortBuffer:
-		c.shortBuffer.Add(1)
+	if r := ReasonOf(err); r != ReasonOther {
+		c.drops[r].Add(1)
 	}
 	return err
 }
@@ -401,7 +388,11 @@ type InboundSA struct {
 	// packets and bytes count under mu, which Open takes anyway: cheaper
 	// than two more atomic adds, and it makes hard volume limits exact.
 	packets, bytes uint64
+	owner          any
 }
+
+// Owner is SAConfig.Owner.
+func (in *InboundSA) Owner() any { return in.owner }
 
 // NewInboundSA returns an SA with an empty replay window of
 // cfg.ReplayWindow packets.
@@ -416,6 +407,7 @@ func NewInboundSA(cfg SAConfig) (*InboundSA, error) {
 	}
 	in.replay = w
 	in.replay.markZero()
+	in.owner = cfg.Owner
 	return in, nil
 }
 

@@ -183,11 +183,12 @@ func (s *Switch) InstallChildSA(c ike.ChildSA) error {
 	if p == nil {
 		return fmt.Errorf("install child SA: no peer %q", c.Peer)
 	}
-	in, err := crypto.NewInboundSA(crypto.SAConfig{SPI: c.InSPI, Suite: c.Suite, Keymat: c.InKeymat, ESN: c.ESN, ReplayWindow: s.cfg.ReplayWindow})
+	in, err := crypto.NewInboundSA(crypto.SAConfig{SPI: c.InSPI, Suite: c.Suite, Keymat: c.InKeymat, ESN: c.ESN,
+		ReplayWindow: s.cfg.ReplayWindow, Owner: p, Clock: s.clock})
 	if err != nil {
 		return fmt.Errorf("install child SA for %s: inbound: %w", c.Peer, err)
 	}
-	out, err := crypto.NewOutboundSA(crypto.SAConfig{SPI: c.OutSPI, Suite: c.Suite, Keymat: c.OutKeymat, ESN: c.ESN})
+	out, err := crypto.NewOutboundSA(crypto.SAConfig{SPI: c.OutSPI, Suite: c.Suite, Keymat: c.OutKeymat, ESN: c.ESN, Clock: s.clock})
 	if err != nil {
 		in.Zero()
 		return fmt.Errorf("install child SA for %s: outbound: %w", c.Peer, err)
@@ -197,12 +198,6 @@ func (s *Switch) InstallChildSA(c ike.ChildSA) error {
 		out.Zero()
 		return fmt.Errorf("install child SA for %s: %w", c.Peer, err)
 	}
-	m := make(map[uint32]*peer, len(*s.spiPeers.Load())+1)
-	for k, v := range *s.spiPeers.Load() {
-		m[k] = v
-	}
-	m[c.InSPI] = p
-	s.spiPeers.Store(&m)
 	if c.Remote.IsValid() {
 		ep := unmapAddrPort(c.Remote)
 		p.endpoint.Store(&ep)
@@ -285,16 +280,7 @@ func (s *Switch) deleteSALocked(p *peer, inSPI, outSPI uint32, grace time.Durati
 	}
 }
 
-func (s *Switch) removeInboundLocked(inSPI uint32) {
-	s.sadb.Remove(inSPI)
-	m := make(map[uint32]*peer, len(*s.spiPeers.Load()))
-	for k, v := range *s.spiPeers.Load() {
-		if k != inSPI {
-			m[k] = v
-		}
-	}
-	s.spiPeers.Store(&m)
-}
+func (s *Switch) removeInboundLocked(inSPI uint32) { s.sadb.Remove(inSPI) }
 
 // pendingSA is a new SA pair whose outbound half waits to take over until
 // the peer shows it has the pair too: a packet arrives on the new inbound

@@ -31,12 +31,7 @@ type peer struct {
 	outSA    atomic.Pointer[crypto.OutboundSA]
 	pending  atomic.Pointer[pendingSA] // a new SA pair waiting to take over
 	rekeyed  atomic.Uint32             // outbound SPI whose early rekey was asked for
-	// nextID numbers the tunnel-inner packets to this peer (IPv4 and IPv6
-	// fragment identification): a counter per destination, as RFC 791 and
-	// RFC 8200 ask, seeded at random and cheaper per packet than a lookup
-	// in a shared per-destination table.
-	nextID atomic.Uint32
-	state  atomic.Int32
+	state    atomic.Int32
 
 	ctr counters
 	sas []saRecord // installed Child SAs, guarded by Switch.mu

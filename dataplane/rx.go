@@ -128,7 +128,7 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 		s.ctr.inc(espDropCounter(j.err))
 		return
 	}
-	p := s.saPeer(j.sa.SPI())
+	p, _ := j.sa.Owner().(*peer)
 	if p == nil {
 		s.ctr.inc(cRxDropUnknownPeer)
 		return
@@ -281,25 +281,16 @@ func (r *rxPath) deliver(p *peer, vni encap.VNI, frame []byte, reassembled bool)
 	}
 }
 
-func espDropCounter(err error) counter {
-	switch {
-	case errors.Is(err, crypto.ErrTruncated):
-		return cRxDropTruncated
-	case errors.Is(err, crypto.ErrUnknownSPI):
-		return cRxDropUnknownSPI
-	case errors.Is(err, crypto.ErrAuth):
-		return cRxDropAuth
-	case errors.Is(err, crypto.ErrBadPadding):
-		return cRxDropBadPadding
-	case errors.Is(err, crypto.ErrReplay):
-		return cRxDropReplay
-	case errors.Is(err, crypto.ErrTooOld):
-		return cRxDropTooOld
-	case errors.Is(err, crypto.ErrExpired):
-		return cRxDropExpired
-	}
-	return cRxDropInvalid
+// espDropCounters maps crypto's drop reasons to the receive counters.
+var espDropCounters = [crypto.NumReasons]counter{
+	crypto.ReasonOther: cRxDropInvalid, crypto.ReasonTruncated: cRxDropTruncated,
+	crypto.ReasonUnknownSPI: cRxDropUnknownSPI, crypto.ReasonAuth: cRxDropAuth,
+	crypto.ReasonBadPadding: cRxDropBadPadding, crypto.ReasonReplay: cRxDropReplay,
+	crypto.ReasonTooOld: cRxDropTooOld, crypto.ReasonSeqExhausted: cRxDropInvalid,
+	crypto.ReasonExpired: cRxDropExpired, crypto.ReasonShortBuffer: cRxDropInvalid,
 }
+
+func espDropCounter(err error) counter { return espDropCounters[crypto.ReasonOf(err)] }
 
 func decapDropCounter(err error) counter {
 	switch {

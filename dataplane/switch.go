@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sort"
@@ -19,6 +18,7 @@ import (
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/fdb"
+	"github.com/vxswitch/vxswitch/internal/ratelimit"
 	"github.com/vxswitch/vxswitch/link"
 )
 
@@ -29,15 +29,15 @@ type Switch struct {
 	log *slog.Logger
 
 	fdb      *fdb.Table
-	sadb     crypto.SADB
+	ids      *encap.IDGenerator // identifications of fragmented tunnel-inner packets, per destination VTEP
+	sadb     crypto.SADB        // the one index from SPI to inbound SA and its peer (the SA's Owner)
 	pool     *workerPool
 	capture  captureHub
 	segments map[encap.VNI]*segment // fixed once attached
 
-	peers    atomic.Pointer[peerTable]
-	spiPeers atomic.Pointer[map[uint32]*peer] // inbound SPI -> peer, copy-on-write
-	mu       sync.Mutex                       // serialises control-plane changes
-	clock    clock.Clock
+	peers atomic.Pointer[peerTable]
+	mu    sync.Mutex // serialises control-plane changes
+	clock clock.Clock
 
 	under     link.Underlay
 	localAddr netip.AddrPort
@@ -46,7 +46,7 @@ type Switch struct {
 
 	ike        ikeBridge
 	ctr        counters
-	logLimiter rateLimiter
+	logLimiter ratelimit.Limiter
 }
 
 // segment is one VNI with its port.
@@ -90,13 +90,12 @@ func New(cfg Config) (*Switch, error) {
 		fdb:      fdb.New(fdb.Config{AgeTime: cfg.AgeTime, Logger: log, Clock: clk}),
 		segments: make(map[encap.VNI]*segment),
 	}
-	empty := map[uint32]*peer{}
-	s.spiPeers.Store(&empty)
 	// Set before anything runs: the control socket reads them from the start.
 	s.localAddr = netip.AddrPortFrom(cfg.Listen, cfg.Port)
 	if !cfg.Listen.IsValid() {
 		s.localAddr = netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Port)
 	}
+	s.ids = encap.NewIDGenerator()
 	s.rx = newRxPath(s)
 	s.lowerFn = s.lowerPathMTU
 	for _, sc := range cfg.Segment {
@@ -391,7 +390,6 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 		}
 		if p == nil {
 			p = &peer{cfg: pc, tunnel: encap.Tunnel{Src: s.cfg.VTEP, Dst: pc.VTEP}}
-			p.nextID.Store(rand.Uint32())
 			ep := pc.Endpoint
 			p.endpoint.Store(&ep)
 			p.mtu.Store(int32(pc.MTU))
@@ -522,8 +520,6 @@ func (s *Switch) Reload(peers []PeerConfig) error {
 	return nil
 }
 
-func (s *Switch) saPeer(spi uint32) *peer { return (*s.spiPeers.Load())[spi] }
-
 // emitUnderlay captures an underlay datagram with a synthesised outer IP
 // and UDP header, so a decoder sees ESP-in-UDP (or VXLAN) as on the wire.
 func (s *Switch) emitUnderlay(src, dst netip.AddrPort, payload []byte) {
@@ -553,18 +549,12 @@ func (s *Switch) emitSynth(point CapturePoint, vni encap.VNI, src, dst netip.Add
 
 // logf logs a rate-limited warning about the data path.
 func (s *Switch) logf(msg string, args ...any) {
-	if s.logLimiter.allow() {
+	if ok, suppressed := s.logLimiter.Allow(s.clock.Now().UnixNano()); ok {
+		if suppressed > 0 {
+			args = append(args, "suppressed", suppressed)
+		}
 		s.log.Warn(msg, args...)
 	}
-}
-
-// rateLimiter allows one event per second.
-type rateLimiter struct{ last atomic.Int64 }
-
-func (r *rateLimiter) allow() bool {
-	now := time.Now().UnixNano()
-	last := r.last.Load()
-	return now-last >= int64(time.Second) && r.last.CompareAndSwap(last, now)
 }
 
 // stableMAC derives a locally administered unicast MAC for a site's TAP

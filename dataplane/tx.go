@@ -52,6 +52,9 @@ type txPath struct {
 
 	bufs  [][]byte // frames read from the port, at Headroom
 	sizes []int
+	dsts  []encap.MAC // the batch's destinations, looked up together
+	ports []fdb.Port
+	found []bool
 
 	spare     [][]byte // buffers for flood copies and fragments
 	spareUsed int
@@ -73,6 +76,7 @@ func newTxPath(s *Switch, seg *segment) *txPath {
 	t := &txPath{
 		s: s, seg: seg,
 		bufs: makeBuffers(batchSize, Headroom+seg.port.ReadRoom()+Tailroom), sizes: make([]int, batchSize),
+		dsts: make([]encap.MAC, batchSize), ports: make([]fdb.Port, batchSize), found: make([]bool, batchSize),
 		spare: makeBuffers(outSize, BufferSize),
 		out:   make([][]byte, 0, outSize), outTo: make([]netip.AddrPort, 0, outSize),
 		outPeer: make([]*peer, 0, outSize), jobs: make([]sealJob, 0, outSize),
@@ -103,17 +107,30 @@ func (t *txPath) serve() error {
 }
 
 // process forwards frames bufs[i][Headroom:][:sizes[i]] for i < n and
-// sends what they produce.
+// sends what they produce: first every frame is checked and its source
+// learnt, then the destinations of the batch are looked up together
+// (fdb.LookupBatch overlaps their cache misses), then each is forwarded.
 func (t *txPath) process(n int) {
 	pt := t.s.peers.Load()
+	k := 0
 	for i := 0; i < n; i++ {
-		t.frame(pt, t.bufs[i], t.sizes[i])
+		if t.admit(t.bufs[i], t.sizes[i]) {
+			t.bufs[k], t.bufs[i] = t.bufs[i], t.bufs[k]
+			t.sizes[k] = t.sizes[i]
+			t.dsts[k] = encap.Ethernet(t.bufs[k][Headroom:]).Dst()
+			k++
+		}
+	}
+	t.s.fdb.LookupBatch(t.seg.vni, t.dsts[:k], t.ports[:k], t.found[:k])
+	for i := 0; i < k; i++ {
+		t.frame(pt, t.bufs[i], t.sizes[i], t.ports[i], t.found[i])
 	}
 	t.flush()
 }
 
-// frame forwards one frame read from the TAP.
-func (t *txPath) frame(pt *peerTable, buf []byte, n int) {
+// admit counts and checks one frame read from the port, captures it and
+// learns its source; false drops it.
+func (t *txPath) admit(buf []byte, n int) bool {
 	s, seg := t.s, t.seg
 	seg.ctr.inc(cTAPRxFrames)
 	seg.ctr.add(cTAPRxBytes, uint64(n))
@@ -121,7 +138,7 @@ func (t *txPath) frame(pt *peerTable, buf []byte, n int) {
 	eth := encap.Ethernet(frame)
 	if !eth.IsValid() {
 		seg.ctr.inc(cDropRunt)
-		return
+		return false
 	}
 	if s.capture.active(CaptureTAP) {
 		s.capture.emit(CaptureTAP, seg.vni, frame)
@@ -129,13 +146,21 @@ func (t *txPath) frame(pt *peerTable, buf []byte, n int) {
 	src := eth.Src()
 	if src.IsMulticast() || src.IsZero() {
 		seg.ctr.inc(cDropBadSrcMAC)
-		return
+		return false
 	}
 	s.fdb.Learn(seg.vni, src, fdb.LocalPort)
+	return true
+}
 
+// frame forwards one admitted frame whose destination looked up to
+// (port, found).
+func (t *txPath) frame(pt *peerTable, buf []byte, n int, port fdb.Port, found bool) {
+	s, seg := t.s, t.seg
+	frame := buf[Headroom : Headroom+n]
+	eth := encap.Ethernet(frame)
 	dst := eth.Dst()
 	if !dst.IsMulticast() {
-		if port, ok := s.fdb.Lookup(seg.vni, dst); ok {
+		if found {
 			if port == fdb.LocalPort {
 				seg.ctr.inc(cDropLocalDst)
 				return
@@ -243,18 +268,14 @@ func (t *txPath) toPeer(p *peer, buf []byte, n int, inPlace bool) {
 		p.ctr.inc(cDropNoSA)
 		return
 	}
-	// Worst case this frame needs one spare per fragment plus a copy.
-	maxInner := p.maxInner()
-	need := (n+p.tunnel.Overhead())/(maxInner&^7-encap.IPv6HeaderLen-encap.IPv6FragmentHeaderLen) + 2
-	if len(t.out)+need > cap(t.out) || t.spareUsed+need > len(t.spare) {
-		t.flush()
-	}
+	// A copy needs a spare buffer and every packet a message slot.
+	spareIdx := -1
 	if !inPlace {
-		if t.spareUsed == len(t.spare) {
-			seg.ctr.inc(cDropNoBuffer)
-			return
+		if t.spareUsed == len(t.spare) || len(t.out) == cap(t.out) {
+			t.flush()
 		}
-		c := t.spare[t.spareUsed]
+		spareIdx = t.spareUsed
+		c := t.spare[spareIdx]
 		t.spareUsed++
 		copy(c[Headroom:], buf[Headroom:Headroom+n])
 		buf = c
@@ -262,10 +283,11 @@ func (t *txPath) toPeer(p *peer, buf []byte, n int, inPlace bool) {
 	// Only a datagram that will be fragmented takes an identification
 	// (RFC 6864): one that fits is sent atomic, with DF, so the 16-bit IDs
 	// of a busy peer do not wrap within the reassembly timeout.
+	maxInner := p.maxInner()
 	fragmenting := p.tunnel.Overhead()+n > maxInner
 	id := uint16(0)
 	if fragmenting && p.tunnel.Src.Is4() {
-		id = uint16(p.nextID.Add(1))
+		id = uint16(s.ids.Next(p.tunnel.Dst))
 	}
 	start, err := encap.EncapIP(buf, Headroom, n, seg.vni, &p.tunnel, id)
 	if err != nil {
@@ -273,10 +295,25 @@ func (t *txPath) toPeer(p *peer, buf []byte, n int, inPlace bool) {
 		return
 	}
 	inner := buf[start : Headroom+n]
-	if !fragmenting && p.tunnel.Src.Is4() {
+	nf := 1
+	if fragmenting {
+		if nf, err = encap.FragmentCount(inner, maxInner); err != nil {
+			seg.ctr.inc(cDropFragment)
+			return
+		}
+	} else if p.tunnel.Src.Is4() {
 		ip := encap.IPv4(inner)
 		ip.SetFlagsOffset(encap.IPv4FlagDF, 0)
 		ip.SetChecksum(encap.ChecksumUpdate(ip.Checksum(), 0, encap.IPv4FlagDF))
+	}
+	if len(t.out)+nf > cap(t.out) || (fragmenting && t.spareUsed+nf > len(t.spare)) {
+		// Send what is queued first. The packet being built may sit in a
+		// spare buffer: keep that one out of the recycled set.
+		t.flush()
+		if spareIdx >= 0 {
+			t.spare[0], t.spare[spareIdx] = t.spare[spareIdx], t.spare[0]
+			t.spareUsed = 1
+		}
 	}
 	if s.capture.active(CaptureInner) {
 		s.capture.emit(CaptureInner, seg.vni, inner)
@@ -305,7 +342,7 @@ func (t *txPath) fragment(sa *crypto.OutboundSA, p *peer, inner []byte, mtu int,
 	if nh == crypto.NextHeaderIPv4 {
 		nf, err = encap.FragmentIPv4(inner, mtu, encap.IPv4(inner).ID(), views, t.fragSizes[:free])
 	} else {
-		nf, err = encap.FragmentIPv6(inner, mtu, p.nextID.Add(1), views, t.fragSizes[:free])
+		nf, err = encap.FragmentIPv6(inner, mtu, t.s.ids.Next(p.tunnel.Dst), views, t.fragSizes[:free])
 	}
 	if err != nil {
 		if errors.Is(err, encap.ErrFragmentBuffers) {

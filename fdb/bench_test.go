@@ -204,7 +204,7 @@ func BenchmarkLearnRefreshTicking(b *testing.B) {
 			for i := range b.N {
 				if i%128 == 0 {
 					f.clk.Advance(time.Millisecond)
-					f.tbl.Tick()
+					f.tbl.tick()
 				}
 				if r := f.tbl.Learn(vniA, f.macs[j], Port(j%8)); r != LearnRefreshed {
 					b.Fatal(r)

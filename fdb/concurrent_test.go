@@ -83,7 +83,7 @@ func TestConcurrent(t *testing.T) {
 		if i%10 == 0 {
 			tbl.Sweep()
 		} else {
-			tbl.Tick()
+			tbl.tick()
 		}
 		time.Sleep(50 * time.Microsecond)
 	})

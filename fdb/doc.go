@@ -36,11 +36,11 @@
 //
 // Reading the clock costs tens of nanoseconds (more than a lookup), so the
 // data path does not read it. The table keeps its own time, advanced from
-// the injected Clock by Tick, Sweep, Entries and the locked learning path;
+// the injected Clock by Sweep, Entries and the locked learning path;
 // Lookup and refreshes age entries by that time. The dataplane calls Sweep
-// about once a second (and may Tick once per batch for finer aging): an
-// entry older than AgeTime by table time is a miss for Lookup, and Sweep
-// reclaims it. Tests drive a clock.Manual and call Tick or Sweep.
+// about once a second: an entry older than AgeTime by table time is a miss
+// for Lookup, and Sweep reclaims it. Tests drive a clock.Manual and call
+// Sweep (or, inside the package, tick).
 //
 // # Allocation
 //

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vxswitch/vxswitch/clock"
 	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/internal/ratelimit"
 )
 
 // Port identifies where a MAC lives within a segment: LocalPort is the
@@ -156,7 +157,7 @@ type counters struct {
 type Table struct {
 	// Read on every Lookup and Learn; written rarely.
 	idx atomic.Pointer[segIndex]
-	now atomic.Int64 // table time: nanoseconds since epoch, see Tick
+	now atomic.Int64 // table time: nanoseconds since epoch, see Sweep
 	age int64
 	_   [40]byte // keep the hot words on their own cache line
 
@@ -173,8 +174,7 @@ type Table struct {
 
 	mu sync.Mutex // serialises AddSegment and RemoveSegment
 
-	logMu            sync.Mutex
-	moveLog, flapLog rateLimit
+	moveLog, flapLog ratelimit.Limiter // one line per logInterval of table time
 }
 
 // segment is one VNI's table and flood list.
@@ -280,6 +280,8 @@ func New(cfg Config) *Table {
 		flapMoves:  cfg.FlapMoves,
 		log:        cfg.Logger,
 		clock:      cfg.Clock,
+		moveLog:    ratelimit.Limiter{Interval: logInterval},
+		flapLog:    ratelimit.Limiter{Interval: logInterval},
 		epoch:      cfg.Clock.Now(),
 	}
 	t.idx.Store(newSegIndex(nil))
@@ -373,11 +375,6 @@ func (t *Table) FloodList(vni encap.VNI) []Port {
 	return nil
 }
 
-// Tick reads the Clock and advances the table time that Lookup and the
-// refresh path of Learn age entries by. Sweep ticks; a dataplane that wants
-// aging finer than its sweep interval may also Tick once per batch.
-func (t *Table) Tick() { t.tick() }
-
 func (t *Table) tick() int64 {
 	n := int64(t.clock.Now().Sub(t.epoch))
 	for {
@@ -392,7 +389,7 @@ func (t *Table) tick() int64 {
 }
 
 // Lookup returns the port where mac lives in vni's segment. Entries older
-// than AgeTime (by table time, see Tick) are misses, as are unknown
+// than AgeTime (by table time, see Sweep) are misses, as are unknown
 // segments and group or zero MACs. Lookup takes no lock and does not
 // allocate.
 func (t *Table) Lookup(vni encap.VNI, mac encap.MAC) (Port, bool) {
@@ -800,7 +797,7 @@ func (t *Table) maybeShrink(s *segment) {
 // sweepChunk is how many slots Sweep examines per lock hold at most.
 const sweepChunk = 512
 
-// Sweep advances the table time (see Tick) and reclaims the learned entries
+// Sweep advances the table time (see Sweep) and reclaims the learned entries
 // older than AgeTime, returning how many it reclaimed. The dataplane calls it
 // periodically, about once a second: aged entries are already misses for
 // Lookup, so the period bounds only the memory they hold and the precision
@@ -938,33 +935,13 @@ func (t *Table) Stats() Stats {
 	}
 }
 
-// rateLimit lets one log line through per logInterval of table time and
-// counts the ones it holds back.
-type rateLimit struct {
-	last       int64
-	logged     bool
-	suppressed int
-}
-
-func (r *rateLimit) allow(now int64) (ok bool, suppressed int) {
-	if r.logged && now-r.last < int64(logInterval) {
-		r.suppressed++
-		return false, 0
-	}
-	r.last, r.logged = now, true
-	suppressed, r.suppressed = r.suppressed, 0
-	return true, suppressed
-}
-
 func (t *Table) logMove(vni encap.VNI, m uint64, ev *moveEvent) {
 	now := t.now.Load()
-	t.logMu.Lock()
-	okMove, supMove := t.moveLog.allow(now)
+	okMove, supMove := t.moveLog.Allow(now)
 	okFlap, supFlap := false, 0
 	if ev.startedFlaps {
-		okFlap, supFlap = t.flapLog.allow(now)
+		okFlap, supFlap = t.flapLog.Allow(now)
 	}
-	t.logMu.Unlock()
 	mac := encap.MAC(bitsMAC(m))
 	if okFlap {
 		t.log.Warn("fdb: MAC flapping between ports, a loop?", "vni", vni, "mac", mac,

@@ -42,7 +42,7 @@ func newTestTable(t testing.TB, cfg Config) (*Table, *clock.Manual) {
 // advance moves the clock and the table time.
 func advance(tbl *Table, clk *clock.Manual, d time.Duration) {
 	clk.Advance(d)
-	tbl.Tick()
+	tbl.tick()
 }
 
 func wantLookup(t *testing.T, tbl *Table, vni encap.VNI, m encap.MAC, wantPort Port, wantOK bool) {
@@ -712,7 +712,7 @@ func TestNoAllocs(t *testing.T) {
 		{"Lookup miss", func() { p, _ := tbl.Lookup(vniA, mac(5000)); sink += p }},
 		{"Lookup unknown segment", func() { p, _ := tbl.Lookup(7, mac(5)); sink += p }},
 		{"Learn refresh", func() { tbl.Learn(vniA, mac(5), 1) }},
-		{"Learn refresh after tick", func() { clk.Advance(time.Millisecond); tbl.Tick(); tbl.Learn(vniA, mac(5), 1) }},
+		{"Learn refresh after tick", func() { clk.Advance(time.Millisecond); tbl.tick(); tbl.Learn(vniA, mac(5), 1) }},
 		{"Learn ignored", func() { tbl.Learn(vniA, encap.BroadcastMAC, 1) }},
 		{"Learn static conflict", func() { tbl.Learn(vniA, mac(5000), 2) }},
 		{"FloodList", func() { sink += Port(len(tbl.FloodList(vniA))) }},
@@ -811,7 +811,7 @@ func TestTableTimeIsMonotonic(t *testing.T) {
 	tbl.Learn(vniA, mac(1), 1)
 	advance(tbl, clk, 20*time.Second)
 	clk.Set(t0) // the clock steps back; table time does not
-	tbl.Tick()
+	tbl.tick()
 	wantLookup(t, tbl, vniA, mac(1), 0, false)
 	if got := tbl.Sweep(); got != 1 {
 		t.Errorf("Sweep() = %d; want 1", got)
