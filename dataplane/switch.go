@@ -1,15 +1,12 @@
 package dataplane
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +34,11 @@ type Switch struct {
 
 	peers atomic.Pointer[peerTable]
 	mu    sync.Mutex // serialises control-plane changes
-	clock clock.Clock
+	ctlMu sync.Mutex // serialises AddPeer and RemovePeer (read, modify, Reload)
+	// remote holds the control-plane FDB entries, each with its peer's
+	// name; guarded by mu.
+	remote map[remoteMAC]string
+	clock  clock.Clock
 
 	under     link.Underlay
 	localAddr netip.AddrPort
@@ -88,7 +89,7 @@ func New(cfg Config) (*Switch, error) {
 	s := &Switch{
 		cfg: cfg, log: log, clock: clk,
 		fdb:      fdb.New(fdb.Config{AgeTime: cfg.AgeTime, Logger: log, Clock: clk}),
-		segments: make(map[encap.VNI]*segment),
+		segments: make(map[encap.VNI]*segment), remote: make(map[remoteMAC]string),
 	}
 	// Set before anything runs: the control socket reads them from the start.
 	s.localAddr = netip.AddrPortFrom(cfg.Listen, cfg.Port)
@@ -250,51 +251,6 @@ func (s *Switch) Serve(ctx context.Context) error {
 	}
 }
 
-// applyPathMTUs applies path MTUs the kernel reported for our peers.
-func (s *Switch) applyPathMTUs() {
-	s.under.PathMTUs(s.lowerFn)
-}
-
-// lowerPathMTU lowers the path MTU of the peer at dst (its current
-// endpoint: it may have moved from the configured one) to mtu.
-func (s *Switch) lowerPathMTU(dst netip.Addr, mtu int) {
-	for _, p := range s.peers.Load().byPort {
-		if p == nil || p.Endpoint().Addr() != dst || mtu < 576 || int32(mtu) >= p.mtu.Load() {
-			continue
-		}
-		p.mtu.Store(int32(mtu))
-		p.mtuLow.Store(s.clock.Now().UnixNano())
-		s.log.Info("path MTU lowered", "peer", p.cfg.Name, "mtu", mtu)
-		s.updateFloodLists()
-	}
-}
-
-// pathMTURecheck is how long a lowered path MTU holds before the
-// configured one is tried again, as the kernel's own cache expires
-// (net.ipv4.route.mtu_expires): a route that grew back, or one forged
-// ICMP, does not shrink the tunnel for good.
-const pathMTURecheck = 10 * time.Minute
-
-// restorePathMTUs raises lowered path MTUs back to the configured ones
-// once pathMTURecheck has passed (housekeeping).
-func (s *Switch) restorePathMTUs(now time.Time) {
-	changed := false
-	for _, p := range s.peers.Load().byPort {
-		if p == nil {
-			continue
-		}
-		cfg := p.cfgMTU.Load()
-		if p.mtu.Load() < cfg && now.Sub(time.Unix(0, p.mtuLow.Load())) > pathMTURecheck {
-			p.mtu.Store(cfg)
-			changed = true
-			s.log.Info("path MTU back to the configured one", "peer", p.cfg.Name, "mtu", cfg)
-		}
-	}
-	if changed {
-		s.updateFloodLists()
-	}
-}
-
 // housekeepingInterval is how often housekeeping runs.
 const housekeepingInterval = time.Second
 
@@ -339,214 +295,6 @@ func (s *Switch) housekeep() {
 	s.rx.expire()
 }
 
-// setPeers builds a new peer table, keeping the state (port, SAs,
-// endpoint, path MTU) of peers whose configuration did not change.
-func (s *Switch) setPeers(cfgs []PeerConfig) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := s.peers.Load()
-	t := &peerTable{
-		byPort: []*peer{nil},
-		byName: make(map[string]*peer), byAddr: make(map[netip.Addr]*peer),
-	}
-	if old != nil {
-		t.byPort = make([]*peer, len(old.byPort))
-	}
-	names := make(map[string]bool, len(cfgs))
-	for _, pc := range cfgs {
-		if names[pc.Name] {
-			return fmt.Errorf("peer %q: duplicate name", pc.Name)
-		}
-		names[pc.Name] = true
-	}
-	var added []*peer
-	for _, pc := range cfgs {
-		if pc.Endpoint.Port() == 0 {
-			pc.Endpoint = netip.AddrPortFrom(pc.Endpoint.Addr(), s.cfg.Port)
-		}
-		if !pc.VTEP.IsValid() {
-			pc.VTEP = pc.Endpoint.Addr()
-		}
-		if pc.MTU == 0 {
-			pc.MTU = 1500
-		}
-		var p *peer
-		var op *peer
-		if old != nil {
-			op = old.byName[pc.Name]
-		}
-		if op != nil && samePeer(op.cfg, pc) {
-			// The SAs, learnt MACs and counters stay; the path MTU and the
-			// segments change in place.
-			p = op
-			if int32(pc.MTU) != p.cfgMTU.Load() {
-				p.cfgMTU.Store(int32(pc.MTU))
-				p.mtu.Store(int32(pc.MTU))
-			}
-			if segs := pc.Segments; !slices.Equal(segs, *p.segments.Load()) {
-				p.segments.Store(&segs)
-				s.fdb.FlushPort(p.port) // what it learnt in segments it left
-			}
-		}
-		if p == nil {
-			p = &peer{cfg: pc, tunnel: encap.Tunnel{Src: s.cfg.VTEP, Dst: pc.VTEP}}
-			ep := pc.Endpoint
-			p.endpoint.Store(&ep)
-			p.mtu.Store(int32(pc.MTU))
-			p.cfgMTU.Store(int32(pc.MTU))
-			segs := pc.Segments
-			p.segments.Store(&segs)
-			if s.cfg.Mode == ModePlain {
-				p.state.Store(peerUp)
-			}
-			if op != nil {
-				p.port = op.port // a replaced peer keeps its port, so static entries stay right
-			}
-			added = append(added, p)
-		}
-		t.byName[pc.Name] = p
-		t.byAddr[pc.Endpoint.Addr()] = p
-	}
-	// Keep the ports of surviving peers; give new ones free ports.
-	for _, p := range t.byName {
-		if p.port != 0 {
-			t.byPort[p.port] = p
-		}
-	}
-	for _, p := range added {
-		if p.port != 0 {
-			continue
-		}
-		port := slices.Index(t.byPort[1:], nil) + 1
-		if port == 0 {
-			port = len(t.byPort)
-			t.byPort = append(t.byPort, nil)
-		}
-		p.port = fdb.Port(port)
-		t.byPort[port] = p
-	}
-	s.peers.Store(t)
-	// Peers that went away: forget their MACs and SAs.
-	if old != nil {
-		for name, op := range old.byName {
-			if t.byName[name] != op {
-				s.fdb.FlushPort(op.port)
-				s.removePeerSAs(op)
-			}
-		}
-	}
-	if s.segments != nil {
-		s.updateFloodListsLocked()
-		if err := s.applyStaticsLocked(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// applyStaticsLocked (re)installs the static FDB entries of every segment
-// with the current port of the peer each names: at start and after a
-// reload, which may have removed that peer (its entries go too).
-func (s *Switch) applyStaticsLocked() error {
-	pt := s.peers.Load()
-	for _, seg := range s.segments {
-		for _, st := range seg.cfg.Static {
-			port := fdb.LocalPort
-			if st.Peer != "" {
-				p := pt.byName[st.Peer]
-				if p == nil {
-					_ = s.fdb.RemoveStatic(seg.vni, st.MAC)
-					continue
-				}
-				port = p.port
-			}
-			// AddStatic moves an existing static entry in place: no moment
-			// without it, when frames to the MAC would flood.
-			if err := s.fdb.AddStatic(seg.vni, st.MAC, port); err != nil {
-				return fmt.Errorf("segment %d: static %v: %w", seg.vni, st.MAC, err)
-			}
-		}
-	}
-	return nil
-}
-
-// samePeer reports whether a reload keeps the peer (its SAs, learnt MACs
-// and counters): what IKE and the tunnel headers are built from is the
-// same; the path MTU and the segments may differ and change in place.
-func samePeer(a, b PeerConfig) bool {
-	return a.Name == b.Name && a.Endpoint == b.Endpoint && a.VTEP == b.VTEP &&
-		(a.Initiate == InitiateNo) == (b.Initiate == InitiateNo) && a.RemoteID == b.RemoteID
-}
-
-func (p *peer) inSegment(vni encap.VNI) bool {
-	segs := *p.segments.Load()
-	return len(segs) == 0 || slices.Contains(segs, vni)
-}
-
-func (s *Switch) updateFloodLists() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.updateFloodListsLocked()
-}
-
-// updateFloodListsLocked sets each segment's flood list (its peers, in
-// port order) and the smallest frame MTU over them for MSS clamping.
-func (s *Switch) updateFloodListsLocked() {
-	pt := s.peers.Load()
-	for vni, seg := range s.segments {
-		var list []fdb.Port
-		minMTU := int64(0)
-		for _, p := range pt.byPort {
-			if p == nil || !p.inSegment(vni) {
-				continue
-			}
-			list = append(list, p.port)
-			if m := int64(p.frameMTU(s.cfg.Mode)); minMTU == 0 || m < minMTU {
-				minMTU = m
-			}
-		}
-		s.fdb.SetFloodList(vni, list)
-		seg.minFrameMTU.Store(minMTU)
-	}
-}
-
-// Reload replaces the peer list (SIGHUP) without disturbing the traffic of
-// peers whose configuration did not change.
-func (s *Switch) Reload(peers []PeerConfig) error {
-	if err := s.setPeers(peers); err != nil {
-		return err
-	}
-	s.ike.updatePeers(s)
-	return nil
-}
-
-// emitUnderlay captures an underlay datagram with a synthesised outer IP
-// and UDP header, so a decoder sees ESP-in-UDP (or VXLAN) as on the wire.
-func (s *Switch) emitUnderlay(src, dst netip.AddrPort, payload []byte) {
-	s.emitSynth(CaptureUnderlay, 0, src, dst, payload)
-}
-
-// emitSynth captures payload at point behind a synthesised IP and UDP
-// header from src to dst.
-func (s *Switch) emitSynth(point CapturePoint, vni encap.VNI, src, dst netip.AddrPort, payload []byte) {
-	var hdr [encap.IPv6HeaderLen + encap.UDPHeaderLen]byte
-	n := 0
-	if src.Addr().Is4() || src.Addr().Is4In6() {
-		ip := encap.IPv4Fields{TotalLen: uint16(encap.IPv4MinHeaderLen + encap.UDPHeaderLen + len(payload)), TTL: 64,
-			Protocol: encap.ProtoUDP, Src: src.Addr().Unmap(), Dst: dst.Addr().Unmap()}
-		ip.Encode(hdr[:])
-		n = encap.IPv4MinHeaderLen
-	} else {
-		ip := encap.IPv6Fields{PayloadLen: uint16(encap.UDPHeaderLen + len(payload)), NextHeader: encap.ProtoUDP,
-			HopLimit: 64, Src: src.Addr(), Dst: dst.Addr()}
-		ip.Encode(hdr[:])
-		n = encap.IPv6HeaderLen
-	}
-	u := encap.UDPFields{SrcPort: src.Port(), DstPort: dst.Port(), Length: uint16(encap.UDPHeaderLen + len(payload))}
-	u.Encode(hdr[n:])
-	s.capture.emit(point, vni, hdr[:n+encap.UDPHeaderLen], payload)
-}
-
 // logf logs a rate-limited warning about the data path.
 func (s *Switch) logf(msg string, args ...any) {
 	if ok, suppressed := s.logLimiter.Allow(s.clock.Now().UnixNano()); ok {
@@ -565,93 +313,4 @@ func stableMAC(site string, vni encap.VNI) encap.MAC {
 	copy(m[:], h[:6])
 	m[0] = m[0]&^0x01 | 0x02
 	return m
-}
-
-// FDB returns the forwarding database.
-func (s *Switch) FDB() []FDBEntry {
-	pt := s.peers.Load()
-	var out []FDBEntry
-	s.fdb.Entries(func(e fdb.Entry) bool {
-		port := "local"
-		if e.Port != fdb.LocalPort {
-			port = fmt.Sprintf("port %d", e.Port)
-			if p := pt.get(e.Port); p != nil {
-				port = p.cfg.Name
-			}
-		}
-		out = append(out, FDBEntry{VNI: e.VNI, MAC: e.MAC.String(), Port: port, Age: e.Age, Static: e.Static, Moves: e.Moves})
-		return true
-	})
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].VNI != out[j].VNI {
-			return out[i].VNI < out[j].VNI
-		}
-		return out[i].MAC < out[j].MAC
-	})
-	return out
-}
-
-// Peers returns the status of every peer.
-func (s *Switch) Peers() []PeerStatus {
-	pt := s.peers.Load()
-	ikeSA := make(map[string]string)
-	for _, sa := range s.IKESAs() {
-		if sa.State == "established" && !sa.Established.IsZero() {
-			ikeSA[sa.Peer] = fmt.Sprintf("%s, %s", sa.Algorithms, time.Since(sa.Established).Round(time.Second))
-		}
-	}
-	var out []PeerStatus
-	for _, p := range pt.byPort {
-		if p == nil {
-			continue
-		}
-		out = append(out, PeerStatus{
-			Name: p.cfg.Name, Endpoint: peerAddr(p.Endpoint()), VTEP: p.cfg.VTEP.String(),
-			MTU: int(p.mtu.Load()), State: stateName(p.state.Load()),
-			TxPackets: p.ctr[cTxPackets].Load(), TxBytes: p.ctr[cTxBytes].Load(),
-			RxPackets: p.ctr[cRxPackets].Load(), RxBytes: p.ctr[cRxBytes].Load(),
-			Fragments: p.ctr[cTxFragments].Load(),
-			IKE:       cmp.Or(ikeSA[p.cfg.Name], "-"),
-		})
-	}
-	return out
-}
-
-// Stats returns every non-zero counter: the switch's, each segment's, each
-// peer's, the FDB's, the reassembler's and the SAs'.
-func (s *Switch) Stats() []Counter {
-	out := s.ctr.appendNonZero(nil, "switch")
-	vnis := make([]encap.VNI, 0, len(s.segments))
-	for vni := range s.segments {
-		vnis = append(vnis, vni)
-	}
-	slices.Sort(vnis)
-	for _, vni := range vnis {
-		out = s.segments[vni].ctr.appendNonZero(out, fmt.Sprintf("segment %d", vni))
-	}
-	for _, p := range s.peers.Load().byPort {
-		if p != nil {
-			out = p.ctr.appendNonZero(out, "peer "+p.cfg.Name)
-		}
-	}
-	fs := s.fdb.Stats()
-	for _, c := range []Counter{
-		{Name: "entries_learned", Value: uint64(fs.Learned)}, {Name: "entries_static", Value: uint64(fs.Static)},
-		{Name: "new", Value: fs.New}, {Name: "moves", Value: fs.Moves}, {Name: "flaps", Value: fs.Flaps},
-		{Name: "static_conflicts", Value: fs.StaticConflicts}, {Name: "refused_full", Value: fs.RefusedFull},
-		{Name: "aged_out", Value: fs.AgedOut}, {Name: "flushed", Value: fs.Flushed}, {Name: "ignored_src", Value: fs.Ignored},
-	} {
-		if c.Value != 0 {
-			c.Scope = "fdb"
-			out = append(out, c)
-		}
-	}
-	out = append(out, reassemblyCounters(s.rx.reassemblyStats())...)
-	return out
-}
-
-// Capture starts a capture session at point, for one segment (vni) or all
-// (vni 0), with a queue of the given length (0: 4096). Close it when done.
-func (s *Switch) Capture(point CapturePoint, vni encap.VNI, queue int) *CaptureSession {
-	return s.capture.add(point, vni, queue)
 }

@@ -1,0 +1,132 @@
+// The operator surface: what show fdb, show peers, show stats and capture
+// read from a running Switch.
+
+package dataplane
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/fdb"
+)
+
+// emitUnderlay captures an underlay datagram with a synthesised outer IP
+// and UDP header, so a decoder sees ESP-in-UDP (or VXLAN) as on the wire.
+func (s *Switch) emitUnderlay(src, dst netip.AddrPort, payload []byte) {
+	s.emitSynth(CaptureUnderlay, 0, src, dst, payload)
+}
+
+// emitSynth captures payload at point behind a synthesised IP and UDP
+// header from src to dst.
+func (s *Switch) emitSynth(point CapturePoint, vni encap.VNI, src, dst netip.AddrPort, payload []byte) {
+	var hdr [encap.IPv6HeaderLen + encap.UDPHeaderLen]byte
+	n := 0
+	if src.Addr().Is4() || src.Addr().Is4In6() {
+		ip := encap.IPv4Fields{TotalLen: uint16(encap.IPv4MinHeaderLen + encap.UDPHeaderLen + len(payload)), TTL: 64,
+			Protocol: encap.ProtoUDP, Src: src.Addr().Unmap(), Dst: dst.Addr().Unmap()}
+		ip.Encode(hdr[:])
+		n = encap.IPv4MinHeaderLen
+	} else {
+		ip := encap.IPv6Fields{PayloadLen: uint16(encap.UDPHeaderLen + len(payload)), NextHeader: encap.ProtoUDP,
+			HopLimit: 64, Src: src.Addr(), Dst: dst.Addr()}
+		ip.Encode(hdr[:])
+		n = encap.IPv6HeaderLen
+	}
+	u := encap.UDPFields{SrcPort: src.Port(), DstPort: dst.Port(), Length: uint16(encap.UDPHeaderLen + len(payload))}
+	u.Encode(hdr[n:])
+	s.capture.emit(point, vni, hdr[:n+encap.UDPHeaderLen], payload)
+}
+
+// FDB returns the forwarding database.
+func (s *Switch) FDB() []FDBEntry {
+	pt := s.peers.Load()
+	var out []FDBEntry
+	s.fdb.Entries(func(e fdb.Entry) bool {
+		port := "local"
+		if e.Port != fdb.LocalPort {
+			port = fmt.Sprintf("port %d", e.Port)
+			if p := pt.get(e.Port); p != nil {
+				port = p.cfg.Name
+			}
+		}
+		out = append(out, FDBEntry{VNI: e.VNI, MAC: e.MAC.String(), Port: port, Age: e.Age, Static: e.Static, Moves: e.Moves})
+		return true
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].VNI != out[j].VNI {
+			return out[i].VNI < out[j].VNI
+		}
+		return out[i].MAC < out[j].MAC
+	})
+	return out
+}
+
+// Peers returns the status of every peer.
+func (s *Switch) Peers() []PeerStatus {
+	pt := s.peers.Load()
+	ikeSA := make(map[string]string)
+	for _, sa := range s.IKESAs() {
+		if sa.State == "established" && !sa.Established.IsZero() {
+			ikeSA[sa.Peer] = fmt.Sprintf("%s, %s", sa.Algorithms, time.Since(sa.Established).Round(time.Second))
+		}
+	}
+	var out []PeerStatus
+	for _, p := range pt.byPort {
+		if p == nil {
+			continue
+		}
+		out = append(out, PeerStatus{
+			Name: p.cfg.Name, Endpoint: peerAddr(p.Endpoint()), VTEP: p.cfg.VTEP.String(),
+			MTU: int(p.mtu.Load()), State: stateName(p.state.Load()),
+			TxPackets: p.ctr[cTxPackets].Load(), TxBytes: p.ctr[cTxBytes].Load(),
+			RxPackets: p.ctr[cRxPackets].Load(), RxBytes: p.ctr[cRxBytes].Load(),
+			Fragments: p.ctr[cTxFragments].Load(),
+			IKE:       cmp.Or(ikeSA[p.cfg.Name], "-"),
+		})
+	}
+	return out
+}
+
+// Stats returns every non-zero counter: the switch's, each segment's, each
+// peer's, the FDB's, the reassembler's and the SAs'.
+func (s *Switch) Stats() []Counter {
+	out := s.ctr.appendNonZero(nil, "switch")
+	vnis := make([]encap.VNI, 0, len(s.segments))
+	for vni := range s.segments {
+		vnis = append(vnis, vni)
+	}
+	slices.Sort(vnis)
+	for _, vni := range vnis {
+		out = s.segments[vni].ctr.appendNonZero(out, fmt.Sprintf("segment %d", vni))
+	}
+	for _, p := range s.peers.Load().byPort {
+		if p != nil {
+			out = p.ctr.appendNonZero(out, "peer "+p.cfg.Name)
+		}
+	}
+	fs := s.fdb.Stats()
+	for _, c := range []Counter{
+		{Name: "entries_learned", Value: uint64(fs.Learned)}, {Name: "entries_static", Value: uint64(fs.Static)},
+		{Name: "new", Value: fs.New}, {Name: "moves", Value: fs.Moves}, {Name: "flaps", Value: fs.Flaps},
+		{Name: "static_conflicts", Value: fs.StaticConflicts}, {Name: "refused_full", Value: fs.RefusedFull},
+		{Name: "aged_out", Value: fs.AgedOut}, {Name: "flushed", Value: fs.Flushed}, {Name: "ignored_src", Value: fs.Ignored},
+	} {
+		if c.Value != 0 {
+			c.Scope = "fdb"
+			out = append(out, c)
+		}
+	}
+	out = append(out, reassemblyCounters(s.rx.reassemblyStats())...)
+	return out
+}
+
+// Capture starts a capture session at point, for one segment (vni) or all
+// (vni 0), with a queue of the given length (0: 4096). Close it when done.
+func (s *Switch) Capture(point CapturePoint, vni encap.VNI, queue int) *CaptureSession {
+	return s.capture.add(point, vni, queue)
+}
