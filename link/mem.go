@@ -74,6 +74,9 @@ type MemUnderlay struct {
 	closed  bool
 	reports []mtuReport
 	sent    int
+	free    []memDatagram // Read's scratch
+	pendMu  sync.Mutex    // guards pend, which Write fills while holding other locks
+	pend    []mtuReport
 }
 
 type memDatagram struct {
@@ -109,19 +112,31 @@ func (u *MemUnderlay) Read(pkts [][]byte, from []netip.AddrPort) (int, error) {
 		return 0, errMemClosed
 	}
 	n := min(len(pkts), len(from), len(u.in))
-	// Hand the first n queued buffers out and take the last Read's back:
-	// pointer swaps, no copies.
+	if n == len(u.in) {
+		// The whole queue: hand it out as it is and take the last Read's
+		// buffers (free now) to queue the next Writes in.
+		u.in, u.out = u.out[:0], u.in
+		for i := 0; i < n; i++ {
+			pkts[i], from[i] = u.out[i].buf[:u.out[i].n], u.out[i].from
+		}
+		return n, nil
+	}
+	// Part of it: hand out the first n queued buffers and take the last
+	// Read's back: pointer swaps, no copies.
 	for len(u.out) < n {
 		u.out = append(u.out, memDatagram{})
 	}
+	u.out = u.out[:n]
 	for i := 0; i < n; i++ {
 		u.out[i], u.in[i] = u.in[i], u.out[i]
 		pkts[i], from[i] = u.out[i].buf[:u.out[i].n], u.out[i].from
 	}
+	// The first n slots now hold the last Read's buffers, free: move them
+	// behind the queue, where Writes reuse them.
+	u.free = append(u.free[:0], u.in[:n]...)
 	rest := copy(u.in, u.in[n:])
-	// Keep the spare buffers beyond the queue for later Writes.
-	for i := rest; i < rest+n && i < len(u.in); i++ {
-		u.in[i] = memDatagram{buf: u.in[i].buf}
+	for i, d := range u.free {
+		u.in[rest+i] = memDatagram{buf: d.buf}
 	}
 	u.in = u.in[:rest]
 	return n, nil
@@ -130,41 +145,67 @@ func (u *MemUnderlay) Read(pkts [][]byte, from []netip.AddrPort) (int, error) {
 // ReadBatch implements Underlay.
 func (u *MemUnderlay) ReadBatch() int { return memReadBatch }
 
-// Write implements Underlay.
+// Write implements Underlay. It takes the network's lock once per batch
+// and each receiver's once per run of datagrams to it.
 func (u *MemUnderlay) Write(pkts [][]byte, to []netip.AddrPort, failed func(int, syscall.Errno)) error {
 	n := u.net
+	sent := 0
+	var dst *MemUnderlay
+	n.mu.Lock()
+	path, icmp := n.path, n.icmp
 	for i, b := range pkts {
 		size := len(b) + outerOverhead(to[i].Addr())
 		if u.LinkMTU > 0 && size > u.LinkMTU {
+			n.mu.Unlock()
 			u.report(to[i].Addr(), u.LinkMTU)
 			if failed != nil {
 				failed(i, syscall.EMSGSIZE)
 			}
+			n.mu.Lock()
 			continue
 		}
-		n.mu.Lock()
-		dst, path, icmp := n.ends[to[i]], n.path, n.icmp
+		if dst == nil || dst.addr != to[i] {
+			if dst != nil {
+				dst.mu.Unlock()
+				dst.cond.Signal()
+			}
+			dst = n.ends[to[i]]
+			if dst != nil {
+				dst.mu.Lock()
+			}
+		}
 		if dst == nil || (path > 0 && size > path) {
 			n.drops++
-			n.mu.Unlock()
 			if dst != nil && icmp {
-				u.report(to[i].Addr(), path)
+				u.pendReport(to[i].Addr(), path)
 			}
 			continue
 		}
-		n.mu.Unlock()
-		dst.deliver(b, u.addr)
-		u.mu.Lock()
-		u.sent++
-		u.mu.Unlock()
+		dst.deliverLocked(b, u.addr)
+		sent++
 	}
+	if dst != nil {
+		dst.mu.Unlock()
+		dst.cond.Signal()
+	}
+	n.mu.Unlock()
+	u.mu.Lock()
+	u.sent += sent
+	u.flushPending()
+	u.mu.Unlock()
 	return nil
 }
 
 // deliver queues a copy of b from from.
 func (u *MemUnderlay) deliver(b []byte, from netip.AddrPort) {
 	u.mu.Lock()
-	defer u.mu.Unlock()
+	u.deliverLocked(b, from)
+	u.mu.Unlock()
+	u.cond.Signal()
+}
+
+// deliverLocked queues a copy of b from from; u.mu is held.
+func (u *MemUnderlay) deliverLocked(b []byte, from netip.AddrPort) {
 	if u.closed {
 		return
 	}
@@ -180,7 +221,6 @@ func (u *MemUnderlay) deliver(b []byte, from netip.AddrPort) {
 	}
 	d.n = copy(d.buf[:cap(d.buf)], b)
 	d.from = from
-	u.cond.Signal()
 }
 
 // Inject queues a datagram as if it had arrived from from (forged or
@@ -214,6 +254,22 @@ func (u *MemUnderlay) Sent() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.sent
+}
+
+// pendReport notes an ICMP report while another end's lock may be held;
+// flushPending moves it to reports under u.mu.
+func (u *MemUnderlay) pendReport(dst netip.Addr, mtu int) {
+	u.pendMu.Lock()
+	u.pend = append(u.pend, mtuReport{dst, mtu})
+	u.pendMu.Unlock()
+}
+
+// flushPending moves pending reports to reports; u.mu is held.
+func (u *MemUnderlay) flushPending() {
+	u.pendMu.Lock()
+	u.reports = append(u.reports, u.pend...)
+	u.pend = u.pend[:0]
+	u.pendMu.Unlock()
 }
 
 func (u *MemUnderlay) report(dst netip.Addr, mtu int) {
@@ -251,7 +307,10 @@ func (u *MemUnderlay) Close() error {
 }
 
 // MemPort is an in-memory Port: frames injected are read in order, and
-// frames written are counted (and, with Keep, the last one kept). Safe for
+// frames written are counted (and, with Keep, the last one kept). Once it
+// has been read, injected frames are copied into buffers of the reader's
+// size at its offset, and Read hands them over by swapping buffers, as the
+// Port contract allows: one copy per frame, as a TAP's read makes. Safe for
 // concurrent use.
 type MemPort struct {
 	// Keep keeps a copy of the last frame written in Last; OnWrite, if
@@ -259,14 +318,23 @@ type MemPort struct {
 	Keep    bool
 	OnWrite func(frame []byte)
 
-	mu     sync.Mutex
-	cond   sync.Cond
-	queue  [][]byte
-	spare  [][]byte
-	closed bool
-	frames int
-	bytes  int
-	last   []byte
+	mu      sync.Mutex
+	cond    sync.Cond
+	queue   []memFrame
+	queued  int // frames in queue (an InjectN entry counts its copies)
+	spare   [][]byte
+	bufSize int // the reader's buffer size and offset, from its first Read
+	offset  int
+	closed  bool
+	frames  int
+	bytes   int
+	last    []byte
+}
+
+type memFrame struct {
+	buf    []byte
+	off, n int
+	ref    int // > 0: buf is the caller's frame (InjectN), to be read ref more times, copied
 }
 
 // NewMemPort returns an empty MemPort.
@@ -279,25 +347,45 @@ func NewMemPort() *MemPort {
 // Inject queues a copy of each frame, as if the host had sent it.
 func (p *MemPort) Inject(frames ...[]byte) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, f := range frames {
-		var b []byte
-		if k := len(p.spare); k > 0 {
-			b, p.spare = p.spare[k-1], p.spare[:k-1]
-		}
-		if cap(b) < len(f) {
-			b = make([]byte, 0, max(len(f), 2048))
-		}
-		p.queue = append(p.queue, append(b[:0], f...))
+		p.injectLocked(f)
 	}
+	p.mu.Unlock()
 	p.cond.Signal()
+}
+
+// InjectN queues frame n times without copying it: Read copies it into
+// the reader's buffers, as a TAP's read does. frame must not change until
+// it has been read n times.
+func (p *MemPort) InjectN(frame []byte, n int) {
+	if n <= 0 {
+		return
+	}
+	p.mu.Lock()
+	p.queue = append(p.queue, memFrame{buf: frame, n: len(frame), ref: n})
+	p.queued += n
+	p.mu.Unlock()
+	p.cond.Signal()
+}
+
+func (p *MemPort) injectLocked(f []byte) {
+	var b []byte
+	if k := len(p.spare); k > 0 {
+		b, p.spare = p.spare[k-1], p.spare[:k-1]
+	}
+	size := max(p.bufSize, p.offset+len(f))
+	if len(b) < size {
+		b = make([]byte, size)
+	}
+	p.queue = append(p.queue, memFrame{buf: b, off: p.offset, n: copy(b[p.offset:], f)})
+	p.queued++
 }
 
 // Queued is how many injected frames wait to be read.
 func (p *MemPort) Queued() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.queue)
+	return p.queued
 }
 
 // Read implements Port.
@@ -310,12 +398,32 @@ func (p *MemPort) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if len(p.queue) == 0 {
 		return 0, errMemClosed
 	}
-	n := min(len(bufs), len(p.queue))
-	for i := 0; i < n; i++ {
-		sizes[i] = copy(bufs[i][offset:], p.queue[i])
-		p.spare = append(p.spare, p.queue[i])
+	if p.bufSize == 0 && len(bufs) > 0 {
+		p.bufSize, p.offset = len(bufs[0]), offset
 	}
-	rest := copy(p.queue, p.queue[n:])
+	n, used := 0, 0
+	for n < len(bufs) && used < len(p.queue) {
+		q := &p.queue[used]
+		switch {
+		case q.ref > 0:
+			sizes[n] = copy(bufs[n][offset:], q.buf)
+			if q.ref--; q.ref == 0 {
+				used++
+			}
+		case len(q.buf) == len(bufs[n]) && q.off == offset:
+			bufs[n], q.buf = q.buf, bufs[n]
+			sizes[n] = q.n
+			p.spare = append(p.spare, q.buf)
+			used++
+		default:
+			sizes[n] = copy(bufs[n][offset:], q.buf[q.off:q.off+q.n])
+			p.spare = append(p.spare, q.buf)
+			used++
+		}
+		n++
+	}
+	p.queued -= n
+	rest := copy(p.queue, p.queue[used:])
 	clear(p.queue[rest:])
 	p.queue = p.queue[:rest]
 	return n, nil

@@ -97,9 +97,7 @@ func (p *Pair) Reply(frame []byte, count int) int {
 // until its underlay toUnder is drained, and returns how many frames came
 // out of toPort.
 func Forward(from *dataplane.Switch, fromPort *link.MemPort, to *dataplane.Switch, toUnder *link.MemUnderlay, toPort *link.MemPort, frame []byte, count int) int {
-	for i := 0; i < count; i++ {
-		fromPort.Inject(frame)
-	}
+	fromPort.InjectN(frame, count)
 	before := toPort.Frames()
 	for fromPort.Queued() > 0 {
 		if err := from.ServePort(VNI); err != nil {
