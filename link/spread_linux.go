@@ -34,8 +34,8 @@ type spreadPart struct {
 func newSpreadUnderlay(listen netip.Addr, sockets int, offload bool, batch int, truncated *atomic.Uint64) (*spreadUnderlay, error) {
 	u := &spreadUnderlay{}
 	for i := 0; i < sockets; i++ {
-		// These sockets only send: a small receive side.
-		c, err := listenUDP(netip.AddrPortFrom(listen, 0), false, offload, 1, 2048, truncated)
+		// These sockets only send: their receive buffers are never made.
+		c, err := listenUDP(netip.AddrPortFrom(listen, 0), false, offload, batch, MaxDatagram, truncated)
 		if err != nil {
 			u.Close()
 			return nil, fmt.Errorf("plain-mode source port %d of %d: %w", i+1, sockets, err)

@@ -46,7 +46,8 @@ type udpConn struct {
 
 	// Receive buffers, owned here: Read hands out slices of them, GRO runs
 	// cut into their datagrams.
-	rbufs    [][]byte
+	rbufs    [][]byte // allocated at the first Read (sockets that only send have none)
+	rbufSize int
 	rsizes   []int
 	rfrom    []netip.AddrPort
 	maxBatch int // datagrams one Read may return
@@ -133,7 +134,7 @@ func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch, maxDatagr
 	if u.gro {
 		bufSize, u.maxBatch = 65536, batch*gsoMaxSegments
 	}
-	u.rbufs = makeBuffers(batch, bufSize)
+	u.rbufSize = bufSize
 	u.rsizes = make([]int, batch)
 	u.rfrom = make([]netip.AddrPort, batch)
 	for i := range batch {
@@ -216,6 +217,9 @@ func (u *udpConn) ReadBatch() int { return u.maxBatch }
 // (an ICMP error for an earlier send) marks the error queue for PathMTUs
 // and reading goes on.
 func (u *udpConn) Read(pkts [][]byte, from []netip.AddrPort) (int, error) {
+	if u.rbufs == nil {
+		u.rbufs = makeBuffers(len(u.rsizes), u.rbufSize)
+	}
 	for {
 		n, err := u.readMessages(min(len(u.rbufs), len(pkts)))
 		if err != nil {
