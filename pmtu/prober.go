@@ -1,0 +1,443 @@
+package pmtu
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vxswitch/vxswitch/clock"
+)
+
+// State is a DPLPMTUD state (RFC 8899 §5.2).
+type State uint8
+
+const (
+	StateBase     State = iota // confirming the base PLPMTU
+	StateSearch                // searching for a larger PLPMTU
+	StateComplete              // search complete; confirmation probes watch for black holes
+	StateError                 // the base size is not acknowledged (any more)
+	StateDisabled              // the peer answers no probes: classic PMTUD
+)
+
+var stateNames = [...]string{"base", "searching", "search_complete", "error", "not_probing"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "unknown"
+}
+
+// Source says where the current PLPMTU came from.
+type Source uint8
+
+const (
+	SourceBase   Source = iota // the base PLPMTU, not yet confirmed larger
+	SourceProbed               // an acknowledged probe
+	SourceHint                 // an ICMP or local EMSGSIZE report
+)
+
+var sourceNames = [...]string{"base", "probed", "icmp"}
+
+func (s Source) String() string {
+	if int(s) < len(sourceNames) {
+		return sourceNames[s]
+	}
+	return "unknown"
+}
+
+// Config sets a Prober's sizes and timers; zero values take defaults.
+type Config struct {
+	Base int // BASE_PLPMTU: sizes at or below it are assumed to work (default 1280)
+	Max  int // MAX_PLPMTU: the largest size probed (default 1500)
+	// Fallback is the PLPMTU while the peer answers no probes (StateDisabled):
+	// the configured path MTU, lowered by hints (default Max).
+	Fallback int
+	// ProbeTimer is how long a probe waits for its acknowledgement (RFC
+	// 8899 PROBE_TIMER; default 2 s, see DefaultProbeTimer).
+	ProbeTimer time.Duration
+	// RaiseTimer is how long a completed search holds before the next one
+	// looks for a path that grew (PMTU_RAISE_TIMER, default 600 s).
+	RaiseTimer time.Duration
+	// ConfirmTimer is the interval of confirmation probes at the current
+	// PLPMTU in StateComplete (CONFIRMATION_TIMER; default 10 s).
+	ConfirmTimer time.Duration
+	// MaxProbes is how many probes of one size may go unanswered before it
+	// is taken as failed (MAX_PROBES, default 3).
+	MaxProbes int
+	// Granularity ends a search when the largest size acknowledged and the
+	// smallest that failed are this close (default 16 bytes).
+	Granularity int
+}
+
+// Defaults. RFC 8899 recommends 15 s for PROBE_TIMER and 600 s for
+// CONFIRMATION_TIMER; here a probe is answered by the peer's data plane at
+// once, and confirmation probes are the only black-hole detection the
+// tunnel has, so both are shorter: a black hole is detected within
+// ConfirmTimer + MaxProbes*ProbeTimer (16 s by default).
+const (
+	DefaultProbeTimer   = 2 * time.Second
+	DefaultRaiseTimer   = 600 * time.Second
+	DefaultConfirmTimer = 10 * time.Second
+	DefaultMaxProbes    = 3
+	DefaultGranularity  = 16
+)
+
+// probesPerRound is how many sizes a search round probes at once.
+const probesPerRound = 4
+
+// Sender sends a probe of size bytes (the outer IP packet) with the given
+// ID; the Prober calls it without its lock held.
+type Sender func(id uint32, size int)
+
+// Stats counts a Prober's probes.
+type Stats struct {
+	Sent, Acked, Lost uint64
+}
+
+// Prober runs DPLPMTUD for one path.
+type Prober struct {
+	cfg   Config
+	clock clock.Clock
+	send  Sender
+
+	plpmtu atomic.Int32
+
+	mu          sync.Mutex
+	state       State
+	source      Source
+	everAcked   bool
+	lo          int // largest size acknowledged in this search
+	hiFail      int // smallest size that failed (Max+1: none)
+	round       []probe
+	silent      int // rounds (or base/confirm probes) in a row without any acknowledgement
+	nextID      uint32
+	timer       clock.Timer
+	gen         uint64 // invalidates stale timer callbacks
+	completedAt time.Time
+	stats       Stats
+	stopped     bool
+}
+
+type probe struct {
+	id    uint32
+	size  int
+	acked bool
+}
+
+// New returns a Prober in StateBase; Start sends its first probe.
+func New(cfg Config, clk clock.Clock, send Sender) *Prober {
+	if cfg.Base <= 0 {
+		cfg.Base = 1280
+	}
+	if cfg.Max <= 0 {
+		cfg.Max = 1500
+	}
+	if cfg.Max < cfg.Base {
+		cfg.Max = cfg.Base
+	}
+	if cfg.Fallback <= 0 {
+		cfg.Fallback = cfg.Max
+	}
+	if cfg.ProbeTimer <= 0 {
+		cfg.ProbeTimer = DefaultProbeTimer
+	}
+	if cfg.RaiseTimer <= 0 {
+		cfg.RaiseTimer = DefaultRaiseTimer
+	}
+	if cfg.ConfirmTimer <= 0 {
+		cfg.ConfirmTimer = DefaultConfirmTimer
+	}
+	if cfg.MaxProbes <= 0 {
+		cfg.MaxProbes = DefaultMaxProbes
+	}
+	if cfg.Granularity <= 0 {
+		cfg.Granularity = DefaultGranularity
+	}
+	p := &Prober{cfg: cfg, clock: clock.Or(clk), send: send, hiFail: cfg.Max + 1}
+	p.plpmtu.Store(int32(cfg.Base))
+	return p
+}
+
+// Config returns the configuration with defaults filled in.
+func (p *Prober) Config() Config { return p.cfg }
+
+// PLPMTU is the largest outer packet to send to the peer now.
+func (p *Prober) PLPMTU() int { return int(p.plpmtu.Load()) }
+
+// Status returns the state, the source of the PLPMTU and the counters.
+func (p *Prober) Status() (State, Source, Stats) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state, p.source, p.stats
+}
+
+// Start begins probing at the base size.
+func (p *Prober) Start() {
+	p.mu.Lock()
+	sends := p.enterBaseLocked()
+	p.mu.Unlock()
+	p.flush(sends)
+}
+
+// Stop cancels the Prober's timer; it sends nothing more.
+func (p *Prober) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	p.gen++
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+}
+
+// Ack reports the acknowledgement of probe id of size bytes.
+func (p *Prober) Ack(id uint32, size int) {
+	p.mu.Lock()
+	sends := p.ackLocked(id, size)
+	p.mu.Unlock()
+	p.flush(sends)
+}
+
+// Hint reports a path MTU from ICMP ("fragmentation needed", "packet too
+// big") or a local EMSGSIZE, already checked to be about this peer. As RFC
+// 8899 §4.6.2 allows, a hint below the PLPMTU and not below the base lowers
+// it at once, and a search confirms it; other hints are ignored. It reports
+// whether the hint was used.
+func (p *Prober) Hint(mtu int) bool {
+	p.mu.Lock()
+	used, sends := p.hintLocked(mtu)
+	p.mu.Unlock()
+	p.flush(sends)
+	return used
+}
+
+type sendReq struct {
+	id   uint32
+	size int
+}
+
+func (p *Prober) flush(sends []sendReq) {
+	for _, s := range sends {
+		p.send(s.id, s.size)
+	}
+}
+
+// setLocked sets the PLPMTU and its source.
+func (p *Prober) setLocked(size int, src Source) {
+	p.plpmtu.Store(int32(size))
+	p.source = src
+}
+
+// newRoundLocked starts a round of probes of the given sizes and arms the
+// probe timer.
+func (p *Prober) newRoundLocked(sizes ...int) []sendReq {
+	p.round = p.round[:0]
+	var sends []sendReq
+	for _, s := range sizes {
+		p.nextID++
+		p.round = append(p.round, probe{id: p.nextID, size: s})
+		sends = append(sends, sendReq{p.nextID, s})
+		p.stats.Sent++
+	}
+	p.armLocked(p.cfg.ProbeTimer)
+	return sends
+}
+
+// armLocked (re)schedules the timer d from now.
+func (p *Prober) armLocked(d time.Duration) {
+	if p.stopped {
+		return
+	}
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.gen++
+	gen := p.gen
+	p.timer = p.clock.AfterFunc(d, func() { p.fire(gen) })
+}
+
+func (p *Prober) fire(gen uint64) {
+	p.mu.Lock()
+	if gen != p.gen || p.stopped {
+		p.mu.Unlock()
+		return
+	}
+	sends := p.timeoutLocked()
+	p.mu.Unlock()
+	p.flush(sends)
+}
+
+// enterBaseLocked probes the base size (RFC 8899 BASE state).
+func (p *Prober) enterBaseLocked() []sendReq {
+	p.state = StateBase
+	p.lo, p.hiFail = 0, p.cfg.Max+1
+	return p.newRoundLocked(p.cfg.Base)
+}
+
+// enterSearchLocked searches above lo.
+func (p *Prober) enterSearchLocked() []sendReq {
+	p.state = StateSearch
+	p.silent = 0
+	return p.searchRoundLocked()
+}
+
+// searchRoundLocked sends the next round of a search, or completes it.
+func (p *Prober) searchRoundLocked() []sendReq {
+	if p.lo >= p.cfg.Max || p.hiFail-p.lo <= p.cfg.Granularity {
+		return p.completeLocked()
+	}
+	var sizes []int
+	span := p.hiFail - p.lo
+	for j := 1; j <= probesPerRound; j++ {
+		s := p.lo + span*j/(probesPerRound+1)
+		s &^= 3
+		if s > p.lo && (len(sizes) == 0 || s > sizes[len(sizes)-1]) {
+			sizes = append(sizes, s)
+		}
+	}
+	if p.hiFail > p.cfg.Max {
+		// Nothing has failed yet: try the largest size too (most paths
+		// carry it, and then the search ends in one round).
+		sizes = append(sizes, p.cfg.Max)
+	}
+	if len(sizes) == 0 {
+		return p.completeLocked()
+	}
+	return p.newRoundLocked(sizes...)
+}
+
+// completeLocked ends the search: confirmation probes from now on.
+func (p *Prober) completeLocked() []sendReq {
+	p.state = StateComplete
+	p.round = p.round[:0]
+	p.silent = 0
+	p.completedAt = p.clock.Now()
+	p.armLocked(p.cfg.ConfirmTimer)
+	return nil
+}
+
+func (p *Prober) ackLocked(id uint32, size int) []sendReq {
+	var pr *probe
+	for i := range p.round {
+		if p.round[i].id == id && p.round[i].size == size && !p.round[i].acked {
+			pr = &p.round[i]
+		}
+	}
+	if pr == nil {
+		return nil // late, duplicated or forged: only an outstanding probe counts
+	}
+	pr.acked = true
+	p.stats.Acked++
+	p.everAcked = true
+	p.silent = 0
+	switch p.state {
+	case StateBase, StateError, StateDisabled:
+		p.lo = max(p.lo, size)
+		p.setLocked(max(size, p.cfg.Base), SourceProbed)
+		if p.cfg.Max <= p.cfg.Base {
+			return p.completeLocked()
+		}
+		return p.enterSearchLocked()
+	case StateSearch:
+		if size > p.lo {
+			p.lo = size
+			// A hint may have set a larger PLPMTU still being confirmed.
+			if cur := p.PLPMTU(); size >= cur || cur >= p.hiFail {
+				p.setLocked(size, SourceProbed)
+			}
+		}
+		for _, r := range p.round {
+			if !r.acked && r.size > p.lo {
+				return nil // wait for the rest of the round
+			}
+		}
+		return p.searchRoundLocked()
+	case StateComplete:
+		// A confirmation probe came back: the path still carries the PLPMTU.
+		p.round = p.round[:0]
+		if p.clock.Now().Sub(p.completedAt) >= p.cfg.RaiseTimer {
+			p.hiFail = p.cfg.Max + 1
+			return p.enterSearchLocked()
+		}
+		p.armLocked(p.cfg.ConfirmTimer)
+	}
+	return nil
+}
+
+func (p *Prober) timeoutLocked() []sendReq {
+	for _, r := range p.round {
+		if !r.acked {
+			p.stats.Lost++
+		}
+	}
+	switch p.state {
+	case StateBase, StateError:
+		p.silent++
+		if p.silent < p.cfg.MaxProbes {
+			return p.newRoundLocked(p.cfg.Base)
+		}
+		p.silent = 0
+		if !p.everAcked {
+			// Never a single answer: the peer does not take part.
+			p.state = StateDisabled
+			p.setLocked(p.cfg.Fallback, SourceBase)
+			p.round = p.round[:0]
+			p.armLocked(p.cfg.RaiseTimer) // ask again now and then
+			return nil
+		}
+		// It answered before and not even the base size gets through now.
+		p.state = StateError
+		p.setLocked(p.cfg.Base, SourceBase)
+		return p.newRoundLocked(p.cfg.Base)
+	case StateDisabled:
+		return p.newRoundLocked(p.cfg.Base) // try again; enterBase on an ack
+	case StateSearch:
+		for _, r := range p.round {
+			if !r.acked && r.size > p.lo && r.size < p.hiFail {
+				p.hiFail = r.size
+			}
+		}
+		if cur := p.PLPMTU(); cur >= p.hiFail {
+			// An unconfirmed size (a hint's) failed: back to what is known.
+			p.setLocked(max(p.lo, p.cfg.Base), SourceProbed)
+		}
+		// A round with no answer at all only narrows the search: all its
+		// sizes were above what is known to work. If the path shrank below
+		// that, the confirmation probes after the search find out.
+		return p.searchRoundLocked()
+	case StateComplete:
+		if len(p.round) == 0 {
+			// The confirmation timer: probe the current PLPMTU.
+			return p.newRoundLocked(p.PLPMTU())
+		}
+		p.silent++
+		if p.silent < p.cfg.MaxProbes {
+			return p.newRoundLocked(p.PLPMTU())
+		}
+		// Black hole: the PLPMTU stopped getting through. Back to the base
+		// size at once, and search again.
+		p.silent = 0
+		p.setLocked(p.cfg.Base, SourceBase)
+		return p.enterBaseLocked()
+	}
+	return nil
+}
+
+func (p *Prober) hintLocked(mtu int) (bool, []sendReq) {
+	cur := p.PLPMTU()
+	if mtu < p.cfg.Base || mtu >= cur {
+		return false, nil
+	}
+	p.setLocked(mtu, SourceHint)
+	p.hiFail = min(p.hiFail, mtu+1)
+	if p.state == StateDisabled {
+		return true, nil // classic PMTUD: the report is all there is
+	}
+	// Confirm the reported size: until a probe of it comes back, only the
+	// base is known to work.
+	p.lo = p.cfg.Base
+	p.state = StateSearch
+	p.silent = 0
+	return true, p.newRoundLocked(mtu)
+}

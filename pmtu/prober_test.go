@@ -1,0 +1,177 @@
+package pmtu
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vxswitch/vxswitch/clock"
+)
+
+// path is a simulated network path: probes up to mtu are acknowledged one
+// rtt later (on the manual clock), larger ones are lost silently (no
+// ICMP), and a peer that does not answer probes acknowledges nothing.
+type path struct {
+	mu      sync.Mutex
+	mtu     int
+	answers bool
+	lossy   func(size int) bool
+	clk     *clock.Manual
+	p       *Prober
+	sent    []int
+	rtt     time.Duration
+}
+
+func newPath(t *testing.T, cfg Config, mtu int) *path {
+	t.Helper()
+	pa := &path{mtu: mtu, answers: true, clk: clock.NewManual(time.Unix(1700000000, 0)), rtt: 10 * time.Millisecond}
+	pa.p = New(cfg, pa.clk, pa.send)
+	t.Cleanup(pa.p.Stop)
+	return pa
+}
+
+func (pa *path) send(id uint32, size int) {
+	pa.mu.Lock()
+	pa.sent = append(pa.sent, size)
+	ok := pa.answers && size <= pa.mtu && (pa.lossy == nil || !pa.lossy(size))
+	pa.mu.Unlock()
+	if ok {
+		pa.clk.AfterFunc(pa.rtt, func() { pa.p.Ack(id, size) })
+	}
+}
+
+func (pa *path) setMTU(m int) {
+	pa.mu.Lock()
+	pa.mtu = m
+	pa.mu.Unlock()
+}
+
+// until advances the clock in small steps until cond holds or limit
+// passes, and returns the time it took.
+func (pa *path) until(t *testing.T, limit time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := pa.clk.Now()
+	for !cond() {
+		if pa.clk.Now().Sub(start) > limit {
+			st, src, stats := pa.p.Status()
+			t.Fatalf("not reached within %v: PLPMTU %d, state %v, source %v, %+v", limit, pa.p.PLPMTU(), st, src, stats)
+		}
+		pa.clk.Advance(5 * time.Millisecond)
+	}
+	return pa.clk.Now().Sub(start)
+}
+
+var testCfg = Config{Base: 1280, Max: 9000, ProbeTimer: 200 * time.Millisecond, ConfirmTimer: time.Second, RaiseTimer: 30 * time.Second}
+
+func within(got, want, g int) bool { return got <= want && want-got <= g }
+
+func TestSearchFindsThePathWithoutICMP(t *testing.T) {
+	for _, mtu := range []int{1280, 1400, 1500, 4000, 9000} {
+		pa := newPath(t, testCfg, mtu)
+		if got := pa.p.PLPMTU(); got != 1280 {
+			t.Fatalf("before any probe: PLPMTU %d, want the base 1280", got)
+		}
+		pa.p.Start()
+		took := pa.until(t, 10*time.Second, func() bool { st, _, _ := pa.p.Status(); return st == StateComplete })
+		if got := pa.p.PLPMTU(); !within(got, mtu, DefaultGranularity) {
+			t.Errorf("path %d: PLPMTU %d, want within %d bytes below", mtu, got, DefaultGranularity)
+		}
+		if _, src, _ := pa.p.Status(); mtu > 1280 && src != SourceProbed {
+			t.Errorf("path %d: source %v, want probed", mtu, src)
+		}
+		t.Logf("path %d: PLPMTU %d in %v, %d probes", mtu, pa.p.PLPMTU(), took, len(pa.sent))
+	}
+}
+
+func TestBlackHoleFallsBackAndRecovers(t *testing.T) {
+	pa := newPath(t, testCfg, 1500)
+	pa.p.Start()
+	pa.until(t, 10*time.Second, func() bool { st, _, _ := pa.p.Status(); return st == StateComplete })
+	// The path shrinks; no ICMP says so.
+	pa.setMTU(1400)
+	cfg := pa.p.Config()
+	bound := cfg.ConfirmTimer + time.Duration(cfg.MaxProbes)*cfg.ProbeTimer + 50*time.Millisecond
+	took := pa.until(t, bound, func() bool { return pa.p.PLPMTU() <= 1400 })
+	t.Logf("black hole detected in %v (bound %v)", took, bound)
+	pa.until(t, 10*time.Second, func() bool {
+		st, _, _ := pa.p.Status()
+		return st == StateComplete && within(pa.p.PLPMTU(), 1400, 16)
+	})
+	// The path grows back: the raise timer finds it.
+	pa.setMTU(1500)
+	pa.until(t, cfg.RaiseTimer+cfg.ConfirmTimer+5*time.Second, func() bool { return within(pa.p.PLPMTU(), 1500, 16) })
+}
+
+func TestPeerThatNeverAnswersIsNotProbed(t *testing.T) {
+	cfg := testCfg
+	cfg.Fallback = 1500
+	pa := newPath(t, cfg, 9000)
+	pa.answers = false
+	pa.p.Start()
+	cfg = pa.p.Config()
+	pa.until(t, time.Duration(cfg.MaxProbes+1)*cfg.ProbeTimer, func() bool { st, _, _ := pa.p.Status(); return st == StateDisabled })
+	if got := pa.p.PLPMTU(); got != 1500 {
+		t.Errorf("not probing: PLPMTU %d, want the fallback 1500", got)
+	}
+	// ICMP is all there is then.
+	if !pa.p.Hint(1400) || pa.p.PLPMTU() != 1400 {
+		t.Errorf("hint to a peer that is not probed: PLPMTU %d, want 1400", pa.p.PLPMTU())
+	}
+	// A peer that starts answering later is found by the periodic retry.
+	pa.answers = true
+	pa.until(t, cfg.RaiseTimer+5*time.Second, func() bool { st, _, _ := pa.p.Status(); return st == StateComplete })
+}
+
+func TestHintsSpeedTheSearchAndAreChecked(t *testing.T) {
+	pa := newPath(t, testCfg, 1500)
+	pa.p.Start()
+	pa.until(t, 10*time.Second, func() bool { st, _, _ := pa.p.Status(); return st == StateComplete })
+	if pa.p.Hint(1000) {
+		t.Error("a hint below the base was used")
+	}
+	if pa.p.Hint(1600) {
+		t.Error("a hint above the PLPMTU was used")
+	}
+	// A true hint: the PLPMTU follows at once, and a probe confirms it.
+	pa.setMTU(1400)
+	if !pa.p.Hint(1400) || pa.p.PLPMTU() != 1400 {
+		t.Fatalf("hint 1400: PLPMTU %d", pa.p.PLPMTU())
+	}
+	pa.until(t, 2*time.Second, func() bool { st, src, _ := pa.p.Status(); return st == StateComplete && src == SourceProbed })
+	if got := pa.p.PLPMTU(); got != 1400 {
+		t.Errorf("after confirming the hint: PLPMTU %d, want 1400", got)
+	}
+	// A false hint larger than the path: its probe fails, the search finds
+	// the real size.
+	pa.setMTU(1300)
+	pa.p.Hint(1350)
+	pa.until(t, 5*time.Second, func() bool {
+		st, _, _ := pa.p.Status()
+		return st == StateComplete && within(pa.p.PLPMTU(), 1300, 16)
+	})
+}
+
+func TestLateAndForgedAcksIgnored(t *testing.T) {
+	pa := newPath(t, testCfg, 1400)
+	pa.answers = false
+	pa.p.Start()
+	pa.p.Ack(12345, 9000) // never sent
+	pa.p.Ack(1, 9000)     // an ID that was sent, with another size
+	if got := pa.p.PLPMTU(); got != 1280 {
+		t.Errorf("forged acks moved the PLPMTU to %d", got)
+	}
+	if _, _, st := pa.p.Status(); st.Acked != 0 {
+		t.Errorf("forged acks counted: %+v", st)
+	}
+}
+
+func TestLossyPathStillConverges(t *testing.T) {
+	pa := newPath(t, testCfg, 1500)
+	n := 0
+	pa.lossy = func(int) bool { n++; return n%5 == 0 } // every fifth probe lost
+	pa.p.Start()
+	pa.until(t, 20*time.Second, func() bool { st, _, _ := pa.p.Status(); return st == StateComplete })
+	if got := pa.p.PLPMTU(); got < 1400 {
+		t.Errorf("20%% probe loss: PLPMTU %d, want near 1500", got)
+	}
+}
