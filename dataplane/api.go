@@ -25,6 +25,17 @@ type PeerStatus struct {
 	Endpoint  string `json:"endpoint"`
 	VTEP      string `json:"vtep"`
 	MTU       int    `json:"mtu"`   // current path MTU
+	// MTUSource says where MTU comes from: "probed", "icmp" (a report
+	// being confirmed, or the only source for a peer that is not probed),
+	// "base" (not yet confirmed larger), "configured".
+	MTUSource string `json:"mtu_source"`
+	// Probe is the probing state (RFC 8899): "base", "searching",
+	// "search_complete", "error", "not_probing" (the peer answers no
+	// probes: classic PMTUD), or "off".
+	Probe        string `json:"probe"`
+	ProbesSent   uint64 `json:"probes_sent"`
+	ProbesAcked  uint64 `json:"probes_acked"`
+	ProbesLost   uint64 `json:"probes_lost"`
 	State     string `json:"state"` // "up", "down", "connecting"
 	TxPackets uint64 `json:"tx_packets"`
 	TxBytes   uint64 `json:"tx_bytes"`

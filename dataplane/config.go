@@ -50,10 +50,19 @@ type Config struct {
 	ReplayWindow  int           // 0: 4096
 	Reassembly    ReassemblyConfig
 	Logger        *slog.Logger
+	PMTU          PMTUConfig
 	// Clock drives every timer of the data plane (SA grace periods and
 	// promotion, path-MTU timers, housekeeping, FDB aging, reassembly
 	// timeouts); nil: the system clock.
 	Clock clock.Clock
+}
+
+// PMTUConfig sets path MTU probing (RFC 8899); zero values take the pmtu
+// package's defaults.
+type PMTUConfig struct {
+	Off                                  bool // no probing: the configured path MTU, lowered by ICMP (classic PMTUD)
+	ProbeTimer, RaiseTimer, ConfirmTimer time.Duration
+	MaxProbes                            int
 }
 
 // IKEConfig is the key-exchange part of [security].
@@ -93,7 +102,7 @@ type PeerConfig struct {
 	Name     string
 	Endpoint netip.AddrPort // underlay address and port (port 0: the mode's default)
 	VTEP     netip.Addr     // default: the endpoint address
-	MTU      int            // path MTU to the peer, 0: 1500
+	MTU      int            // ceiling of the probed path MTU (without probing: the path MTU); 0: the local link's
 	RemoteID string         // IKE identity; default the endpoint address
 	Segments []encap.VNI    // segments this peer joins; empty: all
 	Initiate Initiate       // whether this site starts IKE with the peer; default yes

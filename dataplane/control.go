@@ -3,6 +3,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -58,7 +59,7 @@ func (s *Switch) AddPeer(pc PeerConfig) error {
 	s.ctlMu.Lock()
 	defer s.ctlMu.Unlock()
 	cfgs := s.peerConfigs(pc.Name)
-	return s.Reload(append(cfgs, pc))
+	return s.reloadLocked(append(cfgs, pc))
 }
 
 // RemovePeer implements Control.
@@ -68,7 +69,7 @@ func (s *Switch) RemovePeer(name string) error {
 	if s.peers.Load().byName[name] == nil {
 		return fmt.Errorf("remove peer %q: no such peer", name)
 	}
-	return s.Reload(s.peerConfigs(name))
+	return s.reloadLocked(s.peerConfigs(name))
 }
 
 // peerConfigs lists the configurations of the current peers but the one
@@ -144,7 +145,7 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 		}
 		names[pc.Name] = true
 	}
-	var added []*peer
+	var added, restart []*peer
 	for _, pc := range cfgs {
 		if pc.Endpoint.Port() == 0 {
 			pc.Endpoint = netip.AddrPortFrom(pc.Endpoint.Addr(), s.cfg.Port)
@@ -152,9 +153,7 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 		if !pc.VTEP.IsValid() {
 			pc.VTEP = pc.Endpoint.Addr()
 		}
-		if pc.MTU == 0 {
-			pc.MTU = 1500
-		}
+		mtu := cmp.Or(pc.MTU, 1500) // without probing; the prober's ceiling is pc.MTU or the local link's
 		var p *peer
 		var op *peer
 		if old != nil {
@@ -164,21 +163,27 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 			// The SAs, learnt MACs and counters stay; the path MTU and the
 			// segments change in place.
 			p = op
-			if int32(pc.MTU) != p.cfgMTU.Load() {
-				p.cfgMTU.Store(int32(pc.MTU))
-				p.mtu.Store(int32(pc.MTU))
+			if pc.MTU != p.cfg.MTU {
+				p.cfg.MTU = pc.MTU
+				p.cfgMTU.Store(int32(mtu))
+				p.mtu.Store(int32(mtu))
+				restart = append(restart, p)
 			}
 			if segs := pc.Segments; !slices.Equal(segs, *p.segments.Load()) {
+				p.cfg.Segments = segs
 				p.segments.Store(&segs)
 				s.fdb.FlushPort(p.port) // what it learnt in segments it left
 			}
 		}
 		if p == nil {
 			p = &peer{cfg: pc, tunnel: encap.Tunnel{Src: s.cfg.VTEP, Dst: pc.VTEP}}
+			if !s.cfg.PMTU.Off {
+				p.baseMTU = basePLPMTU(pc.Endpoint.Addr())
+			}
 			ep := pc.Endpoint
 			p.endpoint.Store(&ep)
-			p.mtu.Store(int32(pc.MTU))
-			p.cfgMTU.Store(int32(pc.MTU))
+			p.mtu.Store(int32(mtu))
+			p.cfgMTU.Store(int32(mtu))
 			segs := pc.Segments
 			p.segments.Store(&segs)
 			if s.cfg.Mode == ModePlain {
@@ -217,10 +222,21 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 			if t.byName[name] != op {
 				s.fdb.FlushPort(op.port)
 				s.removePeerSAs(op)
+				s.stopProber(op)
 				if t.byName[name] == nil {
 					s.dropRemoteMACsLocked(name)
 				}
 			}
+		}
+	}
+	for _, p := range restart {
+		if s.stopProber(p) {
+			s.startProber(p)
+		}
+	}
+	if s.under != nil && s.cfg.Mode == ModePlain {
+		for _, p := range added {
+			s.startProber(p)
 		}
 	}
 	if s.segments != nil {
@@ -301,6 +317,13 @@ func (s *Switch) updateFloodListsLocked() {
 // Reload replaces the peer list (SIGHUP) without disturbing the traffic of
 // peers whose configuration did not change.
 func (s *Switch) Reload(peers []PeerConfig) error {
+	s.ctlMu.Lock()
+	defer s.ctlMu.Unlock()
+	return s.reloadLocked(peers)
+}
+
+// reloadLocked is Reload with ctlMu held.
+func (s *Switch) reloadLocked(peers []PeerConfig) error {
 	if err := s.setPeers(peers); err != nil {
 		return err
 	}

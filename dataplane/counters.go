@@ -56,6 +56,10 @@ const (
 	cRxReassembled
 	cRxDropReassembly
 	cRxEndpointMoved
+	cTxProbes
+	cTxProbeAcks
+	cRxProbes
+	cRxProbeAcks
 	numCounters
 )
 
@@ -110,6 +114,10 @@ var counterNames = [numCounters]string{
 	cRxReassembled:        "rx_reassembled",
 	cRxDropReassembly:     "rx_drop_reassembly",
 	cRxEndpointMoved:      "rx_endpoint_moved",
+	cTxProbes:             "tx_pmtu_probes",
+	cTxProbeAcks:          "tx_pmtu_acks",
+	cRxProbes:             "rx_pmtu_probes",
+	cRxProbeAcks:          "rx_pmtu_acks",
 }
 
 // counters is one scope's set (the switch, a segment or a peer); each is

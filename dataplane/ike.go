@@ -204,6 +204,10 @@ func (s *Switch) InstallChildSA(c ike.ChildSA) error {
 	}
 	if p.outSA.Load() == nil {
 		p.outSA.Store(out)
+		// The first SA: the path can be probed once the peer has it too,
+		// which its first packet shows (the receive path starts the prober
+		// then); a peer that sends nothing is probed after a moment.
+		s.clock.AfterFunc(firstProbeDelay, func() { s.startProber(p) })
 	} else {
 		p.pending.Store(&pendingSA{in: in, out: out, deadline: s.clock.Now().Add(pendingWait)})
 	}
@@ -229,6 +233,10 @@ func (s *Switch) DeleteChildSA(peerName string, inSPI, outSPI uint32) {
 // how long a replaced outbound SA keeps its keys (a transmit batch may
 // still be sealing with it).
 const inboundGrace = 2 * time.Second
+
+// firstProbeDelay is how long after a peer's first SA its path is probed
+// at the latest (an IKE responder installs its SAs before the initiator).
+const firstProbeDelay = 500 * time.Millisecond
 
 // pendingWait is the longest a new SA pair waits to take over sending.
 const pendingWait = time.Second
@@ -379,6 +387,7 @@ func (s *Switch) PeerDown(name string) {
 	p.state.Store(peerDown)
 	n := s.fdb.FlushPort(p.port)
 	s.removePeerSAs(p)
+	s.stopProber(p) // probed again from its next SA
 	s.log.Warn("peer down", "peer", name, "fdb_flushed", n)
 }
 

@@ -17,7 +17,19 @@ func (s *Switch) applyPathMTUs() {
 // endpoint: it may have moved from the configured one) to mtu.
 func (s *Switch) lowerPathMTU(dst netip.Addr, mtu int) {
 	for _, p := range s.peers.Load().byPort {
-		if p == nil || p.Endpoint().Addr() != dst || mtu < 576 || int32(mtu) >= p.mtu.Load() {
+		if p == nil || p.Endpoint().Addr() != dst || mtu < 576 {
+			continue
+		}
+		if pr := p.prober.Load(); pr != nil {
+			// A hint for the prober (RFC 8899 §4.6): the kernel matched the
+			// report to a packet we sent to this peer's address; the prober
+			// takes it only below its PLPMTU and confirms it with a probe.
+			if pr.Hint(mtu) {
+				s.log.Info("path MTU lowered by an ICMP or local report, confirming", "peer", p.cfg.Name, "mtu", mtu)
+			}
+			continue
+		}
+		if int32(mtu) >= p.mtu.Load() {
 			continue
 		}
 		p.mtu.Store(int32(mtu))

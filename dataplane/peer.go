@@ -2,11 +2,13 @@ package dataplane
 
 import (
 	"net/netip"
+	"sync"
 	"sync/atomic"
 
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/fdb"
+	"github.com/vxswitch/vxswitch/pmtu"
 )
 
 // Peer states.
@@ -33,6 +35,14 @@ type peer struct {
 	rekeyed  atomic.Uint32             // outbound SPI whose early rekey was asked for
 	state    atomic.Int32
 
+	// prober finds the path MTU (RFC 8899); nil before the peer is up, or
+	// with probing off. probeMu guards probeBuf (probes go out from timers
+	// and acknowledgements from the receive goroutine).
+	prober   atomic.Pointer[pmtu.Prober]
+	baseMTU  int // with probing on: the base PLPMTU, sent to until a prober confirms more; 0: probing off
+	probeMu  sync.Mutex
+	probeBuf []byte
+
 	ctr counters
 	sas []saRecord // installed Child SAs, guarded by Switch.mu
 }
@@ -53,7 +63,7 @@ func outerOverhead(ap netip.AddrPort) int {
 // the outer headers, the ESP header and ICV, rounded down to the 4-byte
 // ESP alignment, less the pad-length and next-header bytes.
 func (p *peer) maxInner() int {
-	room := int(p.mtu.Load()) - outerOverhead(p.Endpoint()) - crypto.HeaderLen - 16
+	room := p.pathMTU() - outerOverhead(p.Endpoint()) - crypto.HeaderLen - 16
 	return room&^3 - 2
 }
 
@@ -61,9 +71,22 @@ func (p *peer) maxInner() int {
 // without fragmentation in the tunnel: what MSS clamping aims at.
 func (p *peer) frameMTU(mode Mode) int {
 	if mode == ModePlain {
-		return int(p.mtu.Load()) - outerOverhead(p.Endpoint()) - encap.VXLANHeaderLen - encap.EthernetHeaderLen
+		return p.pathMTU() - outerOverhead(p.Endpoint()) - encap.VXLANHeaderLen - encap.EthernetHeaderLen
 	}
 	return p.maxInner() - p.tunnel.Overhead() - encap.EthernetHeaderLen
+}
+
+// pathMTU is the largest outer packet to send to the peer now: what the
+// prober found, or (probing off or not started) the configured path MTU as
+// lowered by the kernel's reports; before the prober starts, the base.
+func (p *peer) pathMTU() int {
+	if pr := p.prober.Load(); pr != nil {
+		return pr.PLPMTU()
+	}
+	if p.baseMTU > 0 {
+		return min(p.baseMTU, int(p.mtu.Load()))
+	}
+	return int(p.mtu.Load())
 }
 
 func stateName(s int32) string {

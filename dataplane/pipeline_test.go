@@ -25,6 +25,10 @@ type pair struct {
 
 const testVNI = 129
 
+// testPMTU is the pairs' probing setting: off, so that tests of other
+// things see only their own packets (probe_test.go turns it on).
+var testPMTU = PMTUConfig{Off: true}
+
 func newPair(t testing.TB, mode Mode, suite crypto.Suite, mtu int, workers ...int) *pair {
 	t.Helper()
 	return newPairClock(t, mode, suite, mtu, nil, workers...)
@@ -35,7 +39,7 @@ func newPairClock(t testing.TB, mode Mode, suite crypto.Suite, mtu int, clk cloc
 	site := func(name string, i byte, peer string, j byte) *Switch {
 		s, err := New(Config{
 			Name: name, Listen: netip.AddrFrom4([4]byte{192, 0, 2, i}), VTEP: netip.AddrFrom4([4]byte{172, 31, 0, i}),
-			Mode: mode, Suite: suite, MSSClamp: true, CryptoWorkers: append(workers, 0)[0], Clock: clk,
+			Mode: mode, Suite: suite, MSSClamp: true, CryptoWorkers: append(workers, 0)[0], Clock: clk, PMTU: testPMTU,
 			Segment: []SegmentConfig{{VNI: testVNI, TAP: "vx129", MTU: 9000}},
 			Peer: []PeerConfig{{Name: peer, Endpoint: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, j}), 0),
 				VTEP: netip.AddrFrom4([4]byte{172, 31, 0, j}), MTU: mtu}},

@@ -9,6 +9,7 @@ import (
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/link"
+	"github.com/vxswitch/vxswitch/pmtu"
 )
 
 // openJob is one ESP packet of a receive batch, opened by the crypto
@@ -135,6 +136,9 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 	}
 	p.ctr.inc(cRxPackets)
 	p.ctr.add(cRxBytes, uint64(len(j.pkt)))
+	if p.prober.Load() == nil && !s.cfg.PMTU.Off {
+		s.startProber(p) // the peer has an SA with us: probe the path
+	}
 	// The peer sends on the new SA pair: it has it, so we may too.
 	if pd := p.pending.Load(); pd != nil && pd.in == j.sa {
 		s.promote(p, pd)
@@ -152,7 +156,11 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 	reassembled := false
 	switch j.nh {
 	case crypto.NextHeaderIPv4, crypto.NextHeaderIPv6:
-	case encap.ProtoNoNext: // dummy packet (RFC 4303 §2.6)
+	case encap.ProtoNoNext: // dummy packet (RFC 4303 §2.6), or a path MTU probe in one
+		if pmtu.IsMessage(inner) {
+			s.handleProbe(p, inner)
+			return
+		}
 		p.ctr.inc(cRxDropDummy)
 		return
 	default:
@@ -229,6 +237,10 @@ func (r *rxPath) plain(pt *peerTable, pkt []byte, from netip.AddrPort) {
 	}
 	p.ctr.inc(cRxPackets)
 	p.ctr.add(cRxBytes, uint64(len(pkt)))
+	if isPlainProbe(pkt) {
+		s.handleProbe(p, pkt[encap.VXLANHeaderLen:])
+		return
+	}
 	vni, frame, err := encap.DecapVXLAN(pkt)
 	if err != nil {
 		p.ctr.inc(decapDropCounter(err))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/fdb"
+	"github.com/vxswitch/vxswitch/pmtu"
 )
 
 // emitUnderlay captures an underlay datagram with a synthesised outer IP
@@ -82,12 +83,23 @@ func (s *Switch) Peers() []PeerStatus {
 		}
 		out = append(out, PeerStatus{
 			Name: p.cfg.Name, Endpoint: peerAddr(p.Endpoint()), VTEP: p.cfg.VTEP.String(),
-			MTU: int(p.mtu.Load()), State: stateName(p.state.Load()),
+			MTU: p.pathMTU(), State: stateName(p.state.Load()), MTUSource: "configured", Probe: "off",
 			TxPackets: p.ctr[cTxPackets].Load(), TxBytes: p.ctr[cTxBytes].Load(),
 			RxPackets: p.ctr[cRxPackets].Load(), RxBytes: p.ctr[cRxBytes].Load(),
 			Fragments: p.ctr[cTxFragments].Load(),
 			IKE:       cmp.Or(ikeSA[p.cfg.Name], "-"),
 		})
+		st := &out[len(out)-1]
+		if pr := p.prober.Load(); pr != nil {
+			state, src, stats := pr.Status()
+			st.Probe, st.MTUSource = state.String(), src.String()
+			if state == pmtu.StateDisabled && src == pmtu.SourceBase {
+				st.MTUSource = "configured"
+			}
+			st.ProbesSent, st.ProbesAcked, st.ProbesLost = stats.Sent, stats.Acked, stats.Lost
+		} else if p.mtu.Load() < p.cfgMTU.Load() {
+			st.MTUSource = "icmp"
+		}
 	}
 	return out
 }

@@ -183,6 +183,15 @@ func (s *Switch) Attach(u link.Underlay, ports map[encap.VNI]link.Port) error {
 		s.pool = newWorkerPool(s.cfg.CryptoWorkers)
 	}
 	s.updateFloodLists()
+	if s.cfg.Mode == ModePlain {
+		// Plain peers need no keys: probe them from the start (esp peers
+		// from their first SA).
+		for _, p := range s.peers.Load().byPort {
+			if p != nil {
+				s.startProber(p)
+			}
+		}
+	}
 	return nil
 }
 
@@ -292,6 +301,7 @@ func (s *Switch) housekeep() {
 	if s.under != nil {
 		s.applyPathMTUs()
 	}
+	s.updateFloodLists() // probed path MTUs move: the floods' MSS clamp follows
 	s.rx.expire()
 }
 

@@ -54,8 +54,12 @@ type Underlay interface {
 	// keep the slices.
 	Write(pkts [][]byte, to []netip.AddrPort, failed func(i int, errno syscall.Errno)) error
 	// WriteControl sends one datagram from the listening socket (IKE,
-	// keepalives, probes that must come from the well-known port).
+	// keepalives, probe acknowledgements).
 	WriteControl(b []byte, to netip.AddrPort) error
+	// WriteProbe sends one datagram with DF set whatever the mode (a path
+	// MTU probe, RFC 8899); a size the local link refuses fails with
+	// EMSGSIZE and is reported through PathMTUs.
+	WriteProbe(b []byte, to netip.AddrPort) error
 	// PathMTUs reports every path MTU the kernel learnt since the last
 	// call (an ICMP "fragmentation needed" or "packet too big", or a
 	// local EMSGSIZE), by destination. It costs one atomic load when there
@@ -123,6 +127,10 @@ type UDPConfig struct {
 	// Truncated counts datagrams dropped for not fitting (may be nil).
 	Truncated *atomic.Uint64
 }
+
+// RouteMTU is the MTU of the local link the kernel routes dst over, or 0
+// when it cannot tell (no route, not Linux).
+func RouteMTU(dst netip.Addr) int { return routeMTU(dst) }
 
 // TAPConfig configures OpenTAP.
 type TAPConfig struct {

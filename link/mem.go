@@ -283,6 +283,16 @@ func (u *MemUnderlay) WriteControl(b []byte, to netip.AddrPort) error {
 	return u.Write([][]byte{b}, []netip.AddrPort{to}, nil)
 }
 
+// WriteProbe implements Underlay (every datagram on a MemNet has DF).
+func (u *MemUnderlay) WriteProbe(b []byte, to netip.AddrPort) error {
+	var errno syscall.Errno
+	err := u.Write([][]byte{b}, []netip.AddrPort{to}, func(_ int, e syscall.Errno) { errno = e })
+	if errno != 0 {
+		return errno
+	}
+	return err
+}
+
 // PathMTUs implements Underlay.
 func (u *MemUnderlay) PathMTUs(report func(dst netip.Addr, mtu int)) {
 	u.mu.Lock()

@@ -173,14 +173,19 @@ func setUnderlayOptions(fd int, v6, dontFragment bool) error {
 			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, o.plain, 8<<20)
 		}
 	}
+	// DF packets ignore the kernel's path MTU cache (PROBE): the data
+	// plane finds the path MTU itself (RFC 8899) and must be able to probe
+	// above a size an ICMP once reported; the local link's MTU still
+	// refuses larger sends with EMSGSIZE, and ICMP reports still reach
+	// the error queue as hints.
 	pmtu := unix.IP_PMTUDISC_DONT
 	if dontFragment {
-		pmtu = unix.IP_PMTUDISC_DO
+		pmtu = unix.IP_PMTUDISC_PROBE
 	}
 	if v6 {
 		pmtu6 := unix.IPV6_PMTUDISC_DONT
 		if dontFragment {
-			pmtu6 = unix.IPV6_PMTUDISC_DO
+			pmtu6 = unix.IPV6_PMTUDISC_PROBE
 		}
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, pmtu6); err != nil {
 			return fmt.Errorf("IPV6_MTU_DISCOVER: %w", err)

@@ -2,8 +2,11 @@ package link
 
 import (
 	"errors"
+
 	"net/netip"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Listen opens the underlay: the listening socket (batched receive, and
@@ -20,7 +23,14 @@ func Listen(cfg UDPConfig) (Underlay, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &udpUnderlay{udpConn: main}
+	u := &udpUnderlay{udpConn: main, probe: main}
+	if !cfg.DontFragment {
+		// Probes need DF: a send-only socket of their own.
+		if u.probe, err = listenUDP(netip.AddrPortFrom(main.LocalAddr().Addr(), 0), true, false, 1, MaxDatagram, cfg.Truncated); err != nil {
+			main.Close()
+			return nil, err
+		}
+	}
 	if cfg.Spread > 0 {
 		if u.spread, err = newSpreadUnderlay(main.LocalAddr().Addr(), cfg.Spread, cfg.Offload, cfg.Batch, cfg.Truncated); err != nil {
 			main.Close()
@@ -34,6 +44,43 @@ func Listen(cfg UDPConfig) (Underlay, error) {
 type udpUnderlay struct {
 	*udpConn
 	spread *spreadUnderlay
+	probe  *udpConn // DF socket for probes: the listening one in DF mode
+}
+
+// WriteProbe implements Underlay.
+func (u *udpUnderlay) WriteProbe(b []byte, to netip.AddrPort) error {
+	err := u.probe.WriteOne(b, to)
+	if errors.Is(err, unix.EMSGSIZE) {
+		u.probe.pmtuPending.Store(true)
+	}
+	return err
+}
+
+// routeMTU asks the kernel for the MTU of the route to dst: a connected
+// UDP socket's IP_MTU (nothing is sent).
+func routeMTU(dst netip.Addr) int {
+	if !dst.IsValid() {
+		return 0
+	}
+	family, level, opt := unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_MTU
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: 9, Addr: dst.As16()}
+	if dst.Is4() || dst.Is4In6() {
+		family, level, opt = unix.AF_INET, unix.IPPROTO_IP, unix.IP_MTU
+		sa = &unix.SockaddrInet4{Port: 9, Addr: dst.Unmap().As4()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0
+	}
+	defer unix.Close(fd)
+	if unix.Connect(fd, sa) != nil {
+		return 0
+	}
+	mtu, err := unix.GetsockoptInt(fd, level, opt)
+	if err != nil {
+		return 0
+	}
+	return mtu
 }
 
 // Write implements Underlay.
@@ -50,6 +97,9 @@ func (u *udpUnderlay) WriteControl(b []byte, to netip.AddrPort) error { return u
 // PathMTUs implements Underlay.
 func (u *udpUnderlay) PathMTUs(report func(dst netip.Addr, mtu int)) {
 	u.udpConn.PathMTUs(report)
+	if u.probe != u.udpConn {
+		u.probe.PathMTUs(report)
+	}
 	if u.spread != nil {
 		for _, c := range u.spread.conns {
 			c.PathMTUs(report)
@@ -60,6 +110,9 @@ func (u *udpUnderlay) PathMTUs(report func(dst netip.Addr, mtu int)) {
 // Close implements Underlay.
 func (u *udpUnderlay) Close() error {
 	err := u.udpConn.Close()
+	if u.probe != u.udpConn {
+		u.probe.Close()
+	}
 	if u.spread != nil {
 		u.spread.Close()
 	}

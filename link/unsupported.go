@@ -5,6 +5,7 @@ package link
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"runtime"
 )
 
@@ -15,3 +16,5 @@ func Listen(UDPConfig) (Underlay, error) { return nil, errNeedsLinux }
 
 // OpenTAP opens a TAP port; it needs Linux.
 func OpenTAP(TAPConfig) (Port, error) { return nil, errNeedsLinux }
+
+func routeMTU(netip.Addr) int { return 0 }

@@ -1,6 +1,7 @@
 package pmtu
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,6 +111,7 @@ type Prober struct {
 	lo          int // largest size acknowledged in this search
 	hiFail      int // smallest size that failed (Max+1: none)
 	round       []probe
+	hintNext    int // a hinted size to probe in the next search round
 	silent      int // rounds (or base/confirm probes) in a row without any acknowledgement
 	nextID      uint32
 	timer       clock.Timer
@@ -296,6 +298,12 @@ func (p *Prober) searchRoundLocked() []sendReq {
 			sizes = append(sizes, s)
 		}
 	}
+	if h := p.hintNext; h > p.lo && h < p.hiFail {
+		sizes = append(sizes[:min(len(sizes), probesPerRound-1)], h)
+		slices.Sort(sizes)
+		sizes = slices.Compact(sizes)
+	}
+	p.hintNext = 0
 	if p.hiFail > p.cfg.Max {
 		// Nothing has failed yet: try the largest size too (most paths
 		// carry it, and then the search ends in one round).
@@ -391,7 +399,16 @@ func (p *Prober) timeoutLocked() []sendReq {
 		p.setLocked(p.cfg.Base, SourceBase)
 		return p.newRoundLocked(p.cfg.Base)
 	case StateDisabled:
-		return p.newRoundLocked(p.cfg.Base) // try again; enterBase on an ack
+		if len(p.round) == 0 {
+			// The raise timer: ask again whether the peer answers now.
+			return p.newRoundLocked(p.cfg.Base)
+		}
+		// Still no answer. A hint's lowered size holds only this long (as
+		// the kernel's own cache expires): back to the fallback.
+		p.setLocked(p.cfg.Fallback, SourceBase)
+		p.round = p.round[:0]
+		p.armLocked(p.cfg.RaiseTimer)
+		return nil
 	case StateSearch:
 		for _, r := range p.round {
 			if !r.acked && r.size > p.lo && r.size < p.hiFail {
@@ -426,8 +443,18 @@ func (p *Prober) timeoutLocked() []sendReq {
 
 func (p *Prober) hintLocked(mtu int) (bool, []sendReq) {
 	cur := p.PLPMTU()
-	if mtu < p.cfg.Base || mtu >= cur {
+	if mtu < p.cfg.Base {
 		return false, nil
+	}
+	if mtu >= cur {
+		// Not a decrease, but during a search a bound on it (RFC 8899
+		// §4.6.2): nothing above mtu is tried again, and mtu itself next.
+		if p.state != StateSearch || mtu >= p.hiFail || mtu <= p.lo {
+			return false, nil
+		}
+		p.hiFail = mtu + 1
+		p.hintNext = mtu
+		return true, nil
 	}
 	p.setLocked(mtu, SourceHint)
 	p.hiFail = min(p.hiFail, mtu+1)

@@ -175,3 +175,20 @@ func TestLossyPathStillConverges(t *testing.T) {
 		t.Errorf("20%% probe loss: PLPMTU %d, want near 1500", got)
 	}
 }
+
+// TestHintDuringSearch: a report of the local link's MTU (EMSGSIZE) above
+// the current PLPMTU bounds the search and is probed next: the search ends
+// on it exactly.
+func TestHintDuringSearch(t *testing.T) {
+	pa := newPath(t, testCfg, 1400)
+	pa.p.Start()
+	pa.until(t, time.Second, func() bool { st, _, _ := pa.p.Status(); return st == StateSearch })
+	pa.until(t, 10*time.Second, func() bool {
+		pa.p.Hint(1400) // every probe above 1400 fails locally with this report
+		st, _, _ := pa.p.Status()
+		return st == StateComplete
+	})
+	if got := pa.p.PLPMTU(); got != 1400 {
+		t.Errorf("PLPMTU %d, want exactly the reported 1400", got)
+	}
+}

@@ -100,6 +100,11 @@ type switchSection struct {
 	ReassemblyMaxDatagrams *int64 `toml:"reassembly_max_datagrams"`
 	CryptoWorkers          *int64 `toml:"crypto_workers"`
 	Offload                *bool  `toml:"offload"`
+	// Path MTU probing (RFC 8899) of every peer.
+	PMTUProbe        *bool  `toml:"pmtu_probe"`
+	PMTUProbeTimer   string `toml:"pmtu_probe_timer"`
+	PMTURaiseTimer   string `toml:"pmtu_raise_timer"`
+	PMTUConfirmTimer string `toml:"pmtu_confirm_timer"`
 }
 
 // siteConfig is a validated configuration: what the data plane needs and

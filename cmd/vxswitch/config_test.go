@@ -281,7 +281,7 @@ func TestParseConfigValues(t *testing.T) {
 			}},
 			Peer: []dataplane.PeerConfig{
 				{Name: "sakura", Endpoint: netip.MustParseAddrPort("198.51.100.2:4500"), VTEP: netip.MustParseAddr("172.31.0.2"), MTU: 1400},
-				{Name: "idcf", Endpoint: netip.MustParseAddrPort("203.0.113.3:4600"), VTEP: netip.MustParseAddr("172.31.0.3"), MTU: 1500},
+				{Name: "idcf", Endpoint: netip.MustParseAddrPort("203.0.113.3:4600"), VTEP: netip.MustParseAddr("172.31.0.3")}, // mtu unset: probed
 			},
 			MSSClamp: true,
 			AgeTime:  300 * time.Second,
@@ -658,7 +658,7 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		for _, p := range c.Peer {
 			if p.Name == "" || !p.Endpoint.IsValid() || p.Endpoint.Port() == 0 || p.Endpoint.Addr().Is4() != c.Listen.Is4() ||
-				p.VTEP.Is4() != c.VTEP.Is4() || p.MTU < minMTU || p.MTU > maxPeerMTU {
+				p.VTEP.Is4() != c.VTEP.Is4() || (p.MTU != 0 && p.MTU < minMTU) || p.MTU > maxPeerMTU {
 				t.Fatalf("accepted a bad peer: %+v (site %v, vtep %v)", p, c.Listen, c.VTEP)
 			}
 		}

@@ -201,7 +201,14 @@ endpoint = "192.0.2.%d"
 	}
 
 	// show
-	if ps := showPeers(); len(ps) != 1 || ps[0].Name != "b" || ps[0].RxPackets == 0 || ps[0].MTU != 1500 {
+	// The path MTU is probed: 1500 (the local link's) within a few round trips.
+	var ps []dataplane.PeerStatus
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if ps = showPeers(); len(ps) == 1 && ps[0].MTU == 1500 {
+			break
+		}
+	}
+	if len(ps) != 1 || ps[0].Name != "b" || ps[0].RxPackets == 0 || ps[0].MTU != 1500 {
 		t.Errorf("show peers: got %+v, want peer b with traffic at MTU 1500", ps)
 	}
 	out, err := cli("show", "fdb", "-c", a.config)

@@ -42,8 +42,10 @@ func newFakeSwitch() *fakeSwitch {
 		},
 		peers: []dataplane.PeerStatus{
 			{Name: "sakura", Endpoint: "198.51.100.2:4500", VTEP: "172.31.0.2", MTU: 1400, State: "up",
+				MTUSource: "probed", Probe: "search_complete", ProbesSent: 7, ProbesAcked: 6, ProbesLost: 1,
 				TxPackets: 10, TxBytes: 15000, RxPackets: 9, RxBytes: 13000, Fragments: 4, IKE: "aes128gcm16-prfsha256-x25519, 5m0s"},
-			{Name: "starbed", Endpoint: "203.0.113.6:4500", VTEP: "172.31.0.6", MTU: 1500, State: "connecting"},
+			{Name: "starbed", Endpoint: "203.0.113.6:4500", VTEP: "172.31.0.6", MTU: 1500, State: "connecting",
+				MTUSource: "base", Probe: "base", ProbesSent: 1},
 		},
 		sas: []dataplane.SAStatus{
 			{Peer: "sakura", Direction: "out", SPI: 0xc0ffee01, Suite: "aes128gcm16", ESN: true, Packets: 10, Bytes: 15000,

@@ -145,9 +145,9 @@ func TestShowTables(t *testing.T) {
 			"129  02:00:0a:0b:81:02  sakura  learned  12s    1\n" +
 			"129  02:00:0a:0b:81:fe  sakura  static   -      0\n"},
 		{[]string{"show", "-S", path, "peers"}, "" +
-			"NAME     ENDPOINT           VTEP        MTU   STATE       TX-PKTS  TX-BYTES  TX-FRAGS  RX-PKTS  RX-BYTES  IKE SA\n" +
-			"sakura   198.51.100.2:4500  172.31.0.2  1400  up          10       15000     4         9        13000     aes128gcm16-prfsha256-x25519, 5m0s\n" +
-			"starbed  203.0.113.6:4500   172.31.0.6  1500  connecting  0        0         0         0        0         -\n"},
+			"NAME     ENDPOINT           VTEP        MTU   MTU-FROM  PROBE            PROBES(SENT/ACK/LOST)  STATE       TX-PKTS  TX-BYTES  TX-FRAGS  RX-PKTS  RX-BYTES  IKE SA\n" +
+			"sakura   198.51.100.2:4500  172.31.0.2  1400  probed    search_complete  7/6/1                  up          10       15000     4         9        13000     aes128gcm16-prfsha256-x25519, 5m0s\n" +
+			"starbed  203.0.113.6:4500   172.31.0.6  1500  base      base             1/0/0                  connecting  0        0         0         0        0         -\n"},
 		{[]string{"show", "sas", "-S", path}, "" +
 			"PEER    DIR  SPI         SUITE        ESN  PACKETS  BYTES\n" +
 			"sakura  out  0xc0ffee01  aes128gcm16  yes  10       15000\n" +

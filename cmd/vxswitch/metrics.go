@@ -38,7 +38,7 @@ func newMetricsCollector(sw controlled, site string) *metricsCollector {
 		peerUp: prometheus.NewDesc("vxswitch_peer_up",
 			"1 when the peer is up (its IKE SA established; always in plain mode).", []string{"peer"}, constLabels),
 		peerMTU: prometheus.NewDesc("vxswitch_peer_path_mtu_bytes",
-			"Path MTU to the peer: configured, lowered by what the kernel learns.", []string{"peer"}, constLabels),
+			"Path MTU to the peer: probed (RFC 8899), or configured and lowered by ICMP for a peer that is not probed.", []string{"peer"}, constLabels),
 		peerPkts: prometheus.NewDesc("vxswitch_peer_packets_total",
 			"Packets to and from the peer on the underlay.", []string{"peer", "direction"}, constLabels),
 		peerByte: prometheus.NewDesc("vxswitch_peer_bytes_total",

@@ -157,7 +157,7 @@ func restartChanges(a, b *siteConfig) []string {
 		out = append(out, "security")
 	}
 	if a.MSSClamp != b.MSSClamp || a.AgeTime != b.AgeTime || a.Reassembly != b.Reassembly ||
-		a.CryptoWorkers != b.CryptoWorkers || a.NoOffload != b.NoOffload {
+		a.CryptoWorkers != b.CryptoWorkers || a.NoOffload != b.NoOffload || a.PMTU != b.PMTU {
 		out = append(out, "switch")
 	}
 	return out

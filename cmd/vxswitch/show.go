@@ -139,10 +139,10 @@ func formatAge(d time.Duration) string {
 }
 
 func writePeers(w io.Writer, ps []dataplane.PeerStatus) error {
-	tw := newTable(w, "NAME", "ENDPOINT", "VTEP", "MTU", "STATE", "TX-PKTS", "TX-BYTES", "TX-FRAGS", "RX-PKTS", "RX-BYTES", "IKE SA")
+	tw := newTable(w, "NAME", "ENDPOINT", "VTEP", "MTU", "MTU-FROM", "PROBE", "PROBES(SENT/ACK/LOST)", "STATE", "TX-PKTS", "TX-BYTES", "TX-FRAGS", "RX-PKTS", "RX-BYTES", "IKE SA")
 	for _, p := range ps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n",
-			p.Name, p.Endpoint, p.VTEP, p.MTU, p.State, p.TxPackets, p.TxBytes, p.Fragments, p.RxPackets, p.RxBytes, cmp.Or(p.IKE, "-"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n",
+			p.Name, p.Endpoint, p.VTEP, p.MTU, p.MTUSource, p.Probe, fmt.Sprintf("%d/%d/%d", p.ProbesSent, p.ProbesAcked, p.ProbesLost), p.State, p.TxPackets, p.TxBytes, p.Fragments, p.RxPackets, p.RxBytes, cmp.Or(p.IKE, "-"))
 	}
 	return tw.Flush()
 }

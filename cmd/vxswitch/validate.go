@@ -185,6 +185,14 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 	d.MSSClamp = sw.MSSClamp == nil || *sw.MSSClamp
 	d.AgeTime = v.duration("switch.age_time", sw.AgeTime, 300*time.Second)
 	d.Reassembly.Timeout = v.duration("switch.reassembly_timeout", sw.ReassemblyTimeout, 0)
+	d.PMTU.Off = sw.PMTUProbe != nil && !*sw.PMTUProbe
+	// Unset timers stay 0: the pmtu package's defaults.
+	d.PMTU.ProbeTimer = v.duration("switch.pmtu_probe_timer", sw.PMTUProbeTimer, 0)
+	d.PMTU.RaiseTimer = v.duration("switch.pmtu_raise_timer", sw.PMTURaiseTimer, 0)
+	d.PMTU.ConfirmTimer = v.duration("switch.pmtu_confirm_timer", sw.PMTUConfirmTimer, 0)
+	if d.PMTU.ProbeTimer != 0 && d.PMTU.ProbeTimer < 50*time.Millisecond {
+		v.errorf("switch.pmtu_probe_timer", "%v is too short (at least 50ms: an acknowledgement needs a round trip)", d.PMTU.ProbeTimer)
+	}
 	if n := sw.ReassemblyMaxDatagrams; n != nil {
 		if *n < 1 || *n > maxReassembly {
 			v.errorf("switch.reassembly_max_datagrams", "%d is out of range (1..%d; each preallocates a jumbo datagram's room)", *n, maxReassembly)
@@ -383,7 +391,9 @@ func (v *validator) peers(ps []peerSection, d *dataplane.Config, vnis map[encap.
 			}
 		}
 
-		pc.MTU = v.mtu(key+".mtu", p.MTU, maxPeerMTU)
+		if p.MTU != nil { // unset: 0, probed up to the local link's MTU
+			pc.MTU = v.mtu(key+".mtu", p.MTU, maxPeerMTU)
+		}
 		// An empty remote_id accepts any identity from the endpoint's
 		// address (the PSK authenticates): right behind NAT too, where the
 		// peer's own address is not the one we see.

@@ -37,7 +37,7 @@ func New(mode dataplane.Mode, suite crypto.Suite, mtu int) (*Pair, error) {
 	site := func(name string, i byte, peer string, j byte) (*dataplane.Switch, error) {
 		return dataplane.New(dataplane.Config{
 			Name: name, Listen: netip.AddrFrom4([4]byte{192, 0, 2, i}), VTEP: netip.AddrFrom4([4]byte{172, 31, 0, i}),
-			Mode: mode, Suite: suite, MSSClamp: true,
+			Mode: mode, Suite: suite, MSSClamp: true, PMTU: dataplane.PMTUConfig{Off: true}, // no probes among the benchmark's frames
 			Segment: []dataplane.SegmentConfig{{VNI: VNI, TAP: "vx129", MTU: 9000}},
 			Peer: []dataplane.PeerConfig{{Name: peer, Endpoint: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, j}), 0),
 				VTEP: netip.AddrFrom4([4]byte{172, 31, 0, j}), MTU: mtu}},

@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vxswitch/vxswitch/dataplane"
+	"github.com/vxswitch/vxswitch/internal/nstest"
+)
+
+// Path MTU on a routed underlay (RFC 8899): both sites' links are 1500
+// bytes, the router between them carries less (a route MTU), and in the
+// black-hole cases its own ICMP errors are dropped (nftables in the router
+// namespace), as at many cloud and corporate edges.
+
+// probeTimers shortens the probing timers so that the tests take seconds.
+const probeTimers = "[switch]\npmtu_probe_timer = \"200ms\"\npmtu_confirm_timer = \"1s\"\npmtu_raise_timer = \"8s\"\n"
+
+// setRouteMTU sets the router's route MTU toward every site.
+func setRouteMTU(t *testing.T, n *nstest.Net, mtu int, v6 bool) {
+	t.Helper()
+	for i, s := range n.Sites {
+		dev := fmt.Sprintf("s%d", i+1)
+		args := []string{"ip", "route", "change", s.Addr.String() + "/32", "dev", dev, "mtu", fmt.Sprint(mtu)}
+		if v6 {
+			args = []string{"ip", "-6", "route", "change", s.Addr6.String() + "/128", "dev", dev, "mtu", fmt.Sprint(mtu)}
+		}
+		if err := n.Router.Exec(args...); err != nil {
+			t.Fatalf("route MTU: %v", err)
+		}
+	}
+}
+
+// dropRouterICMP makes the router a PMTU black hole: it drops its own
+// "fragmentation needed" and "packet too big".
+func dropRouterICMP(t *testing.T, n *nstest.Net) {
+	t.Helper()
+	nstest.RequireTool(t, "nft")
+	for _, c := range [][]string{
+		{"nft", "add", "table", "inet", "bh"},
+		{"nft", "add chain inet bh out { type filter hook output priority 0; }"},
+		{"nft", "add rule inet bh out icmp type destination-unreachable drop"},
+		{"nft", "add rule inet bh out icmpv6 type packet-too-big drop"},
+	} {
+		args := c
+		if len(c) == 2 {
+			args = append([]string{"nft"}, strings.Fields(c[1])...)
+		}
+		if err := n.Router.Exec(args...); err != nil {
+			t.Fatalf("nft: %v", err)
+		}
+	}
+}
+
+// peerStatus reads one peer's row of show peers --json.
+func (s *site) peerStatus(t *testing.T, name string) dataplane.PeerStatus {
+	t.Helper()
+	var ps []dataplane.PeerStatus
+	if err := json.Unmarshal([]byte(s.show(t, "peers", "--json")), &ps); err != nil {
+		t.Fatalf("show peers --json: %v", err)
+	}
+	for _, p := range ps {
+		if p.Name == name {
+			return p
+		}
+	}
+	t.Fatalf("%s has no peer %s", s.Name, name)
+	return dataplane.PeerStatus{}
+}
+
+// waitMTU waits until from's path MTU to to is within 16 bytes below want
+// (probed), and returns the time it took.
+func waitMTU(t *testing.T, from, to *site, want int, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var last dataplane.PeerStatus
+	err := nstest.WaitFor(limit, func() error {
+		last = from.peerStatus(t, to.Name)
+		if last.MTU > want || last.MTU < want-16 {
+			return fmt.Errorf("path MTU %d (%s, %s)", last.MTU, last.MTUSource, last.Probe)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s -> %s: path MTU not within 16 bytes of %d after %v: %v", from.Name, to.Name, want, limit, err)
+	}
+	return time.Since(start)
+}
+
+func TestPathMTURouted(t *testing.T) {
+	for _, c := range []struct {
+		mode string
+		icmp bool
+		v6   bool
+	}{
+		{"esp", false, false}, {"esp", true, false}, {"plain", false, false}, {"plain", true, false},
+		{"esp", false, true},
+	} {
+		name := fmt.Sprintf("%s/icmp=%v/v6=%v", c.mode, c.icmp, c.v6)
+		t.Run(name, func(t *testing.T) {
+			n := nstest.New(t, nstest.Sites("a", "b")...)
+			setRouteMTU(t, n, 1400, c.v6)
+			if !c.icmp {
+				dropRouterICMP(t, n)
+			}
+			sites := startSites(t, n, options{mode: c.mode, ipv6: c.v6, peerMTU: func(_, _ *nstest.Site) int { return 0 }, extraPeers: probeTimers})
+			a, b := sites[0], sites[1]
+			dst := overlayAddr(b.Site).String()
+			if err := nstest.WaitFor(20*time.Second, func() error { return a.Ping(dst, 56, 1, false) }); err != nil {
+				t.Fatalf("a -> b: %v", err)
+			}
+			// Every DF 1472-byte ping, from the first: sized to the base
+			// until the search confirms more.
+			if err := a.Ping(dst, 1472, 5, true); err != nil {
+				t.Errorf("DF 1472 right after start: %v\n%s", err, a.show(t, "peers"))
+			}
+			took := waitMTU(t, a, b, 1400, 15*time.Second)
+			t.Logf("path MTU found in %v: %+v", took, a.peerStatus(t, "b"))
+			if st := a.peerStatus(t, "b"); st.MTUSource != "probed" && !c.icmp {
+				t.Errorf("path MTU source %q, want probed", st.MTUSource)
+			}
+			for _, size := range []int{1472, 3000, 8000} {
+				if err := a.Ping(dst, size, 3, size == 1472); err != nil {
+					t.Errorf("%d-byte pings: %v", size, err)
+				}
+			}
+			res, err := n.Transfer(a.Site, b.Site, overlayAddr(b.Site), 20<<20, 60*time.Second)
+			if err != nil {
+				t.Errorf("TCP a -> b: %v\n%s", err, a.show(t, "stats"))
+			} else {
+				t.Logf("TCP a -> b: %.2f Gbit/s", res.Gbps())
+			}
+		})
+	}
+}
+
+// TestPathMTUChangesUnderTraffic: the path shrinks to 1280 and grows back
+// to 1400 without any ICMP; DF 1472-byte pings recover within the stated
+// bound, and the probed size follows both ways.
+func TestPathMTUChangesUnderTraffic(t *testing.T) {
+	n := nstest.New(t, nstest.Sites("a", "b")...)
+	setRouteMTU(t, n, 1400, false)
+	dropRouterICMP(t, n)
+	sites := startSites(t, n, options{mode: "esp", peerMTU: func(_, _ *nstest.Site) int { return 0 }, extraPeers: probeTimers})
+	a, b := sites[0], sites[1]
+	dst := overlayAddr(b.Site).String()
+	if err := nstest.WaitFor(20*time.Second, func() error { return a.Ping(dst, 56, 1, false) }); err != nil {
+		t.Fatalf("a -> b: %v", err)
+	}
+	waitMTU(t, a, b, 1400, 15*time.Second)
+	// Detection bound: confirmation timer 1 s + 3 lost probes of 200 ms,
+	// then the search; 5 s with room for scheduling.
+	const bound = 5 * time.Second
+	setRouteMTU(t, n, 1280, false)
+	start := time.Now()
+	if err := nstest.WaitFor(bound, func() error { return a.Ping(dst, 1472, 1, true) }); err != nil {
+		t.Fatalf("DF 1472 not back within %v after the path shrank: %v\n%s", bound, err, a.show(t, "peers"))
+	}
+	t.Logf("traffic recovered %v after the path shrank to 1280", time.Since(start).Round(100*time.Millisecond))
+	waitMTU(t, a, b, 1280, bound)
+	setRouteMTU(t, n, 1400, false)
+	took := waitMTU(t, a, b, 1400, 15*time.Second) // the raise timer (8 s) and a search
+	t.Logf("path MTU rose back to 1400 in %v", took)
+	if err := a.Ping(dst, 1472, 5, true); err != nil {
+		t.Errorf("DF 1472 after the path grew: %v", err)
+	}
+}
