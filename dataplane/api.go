@@ -21,10 +21,10 @@ type FDBEntry struct {
 
 // PeerStatus is one row of `vxswitch show peers`.
 type PeerStatus struct {
-	Name      string `json:"name"`
-	Endpoint  string `json:"endpoint"`
-	VTEP      string `json:"vtep"`
-	MTU       int    `json:"mtu"`   // current path MTU
+	Name     string `json:"name"`
+	Endpoint string `json:"endpoint"`
+	VTEP     string `json:"vtep"`
+	MTU      int    `json:"mtu"` // current path MTU
 	// MTUSource says where MTU comes from: "probed", "icmp" (a report
 	// being confirmed, or the only source for a peer that is not probed),
 	// "base" (not yet confirmed larger), "configured".
@@ -32,16 +32,16 @@ type PeerStatus struct {
 	// Probe is the probing state (RFC 8899): "base", "searching",
 	// "search_complete", "error", "not_probing" (the peer answers no
 	// probes: classic PMTUD), or "off".
-	Probe        string `json:"probe"`
-	ProbesSent   uint64 `json:"probes_sent"`
-	ProbesAcked  uint64 `json:"probes_acked"`
-	ProbesLost   uint64 `json:"probes_lost"`
-	State     string `json:"state"` // "up", "down", "connecting"
-	TxPackets uint64 `json:"tx_packets"`
-	TxBytes   uint64 `json:"tx_bytes"`
-	RxPackets uint64 `json:"rx_packets"`
-	RxBytes   uint64 `json:"rx_bytes"`
-	Fragments uint64 `json:"tx_fragments"`
+	Probe       string `json:"probe"`
+	ProbesSent  uint64 `json:"probes_sent"`
+	ProbesAcked uint64 `json:"probes_acked"`
+	ProbesLost  uint64 `json:"probes_lost"`
+	State       string `json:"state"` // "up", "down", "connecting"
+	TxPackets   uint64 `json:"tx_packets"`
+	TxBytes     uint64 `json:"tx_bytes"`
+	RxPackets   uint64 `json:"rx_packets"`
+	RxBytes     uint64 `json:"rx_bytes"`
+	Fragments   uint64 `json:"tx_fragments"`
 	// IKE is the peer's established IKE SA: its algorithms and age, "-"
 	// when none (always in plain mode).
 	IKE string `json:"ike"`
