@@ -69,13 +69,20 @@ func (s *Switch) startProber(p *peer) {
 	}
 	base := basePLPMTU(p.Endpoint().Addr())
 	ceiling := s.probeCeiling(p)
+	// A peer that answers no probes (a kernel VTEP, a strongSwan gateway)
+	// gets the configured path MTU if there is one. Without, esp mode
+	// sends at the base size, fragmenting inside the tunnel, since nothing
+	// tells it what the path carries and the path may drop ICMP; plain
+	// mode over IPv4 sends at the local link's MTU with DF off, so routers
+	// fragment as they do for a kernel VTEP; over IPv6, where routers
+	// never fragment, it fragments to 1280 itself.
 	fallback := int(p.mtu.Load())
 	if p.cfg.MTU == 0 {
-		fallback = ceiling
-		if base == basePLPMTU6 {
-			// IPv6 routers never fragment: toward a peer that answers no
-			// probes and sends no Packet Too Big, 1280 always gets through.
-			fallback = basePLPMTU6
+		switch {
+		case s.cfg.Mode == ModeESP, base == basePLPMTU6:
+			fallback = base
+		default:
+			fallback = ceiling
 		}
 	}
 	c := s.cfg.PMTU

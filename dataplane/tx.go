@@ -237,9 +237,35 @@ func (t *txPath) plainFlood(pt *peerTable, list []fdb.Port, buf []byte, n int) {
 			if len(t.out) == cap(t.out) {
 				t.flush()
 			}
-			t.queue(pkt, p)
+			t.queuePlain(pkt, p)
 		}
 	}
+}
+
+// queuePlain queues a VXLAN datagram for p, or, when it is larger than the
+// path to p carries, sends it at once as fragments made here (behind what
+// is queued, to keep the order).
+func (t *txPath) queuePlain(pkt []byte, p *peer) {
+	ep := p.Endpoint()
+	mtu := p.pathMTU()
+	if len(pkt)+outerOverhead(ep) <= mtu {
+		t.queue(pkt, p)
+		return
+	}
+	t.flush()
+	if err := t.s.under.WriteFragmented(pkt, ep, mtu); err != nil {
+		p.ctr.inc(cTxErrors)
+		t.s.logf("sender fragmentation failed", "peer", p.cfg.Name, "err", err)
+		return
+	}
+	hdr := outerOverhead(ep) - encap.UDPHeaderLen
+	per := (mtu - hdr) &^ 7
+	if !ep.Addr().Is4() && !ep.Addr().Is4In6() {
+		per = (mtu - hdr - encap.IPv6FragmentHeaderLen) &^ 7
+	}
+	p.ctr.inc(cTxPackets)
+	p.ctr.add(cTxBytes, uint64(len(pkt)))
+	p.ctr.add(cTxFragments, uint64((len(pkt)+encap.UDPHeaderLen+per-1)/per))
 }
 
 func (t *txPath) queue(pkt []byte, p *peer) {
@@ -260,7 +286,7 @@ func (t *txPath) toPeer(p *peer, buf []byte, n int, inPlace bool) {
 		if s.capture.active(CaptureInner) {
 			s.emitSynth(CaptureInner, seg.vni, s.localAddr, p.Endpoint(), buf[start:Headroom+n])
 		}
-		t.queue(buf[start:Headroom+n], p)
+		t.queuePlain(buf[start:Headroom+n], p)
 		return
 	}
 	sa := p.outSA.Load()

@@ -1,8 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +102,7 @@ func TestPathMTURouted(t *testing.T) {
 		v6   bool
 	}{
 		{"esp", false, false}, {"esp", true, false}, {"plain", false, false}, {"plain", true, false},
-		{"esp", false, true},
+		{"esp", false, true}, {"plain", false, true},
 	} {
 		name := fmt.Sprintf("%s/icmp=%v/v6=%v", c.mode, c.icmp, c.v6)
 		t.Run(name, func(t *testing.T) {
@@ -166,5 +171,102 @@ func TestPathMTUChangesUnderTraffic(t *testing.T) {
 	t.Logf("path MTU rose back to 1400 in %v", took)
 	if err := a.Ping(dst, 1472, 5, true); err != nil {
 		t.Errorf("DF 1472 after the path grew: %v", err)
+	}
+}
+
+// TestPathMTUJumboOverBlackHole: a 9000-byte overlay across the 1400-byte
+// black hole: DF 8972-byte pings (9000-byte IP packets on the segment)
+// cross, in esp mode fragmented inside the tunnel, in plain mode as
+// fragments the sender makes.
+func TestPathMTUJumboOverBlackHole(t *testing.T) {
+	for _, mode := range []string{"esp", "plain"} {
+		t.Run(mode, func(t *testing.T) {
+			n := nstest.New(t, nstest.Sites("a", "b")...)
+			setRouteMTU(t, n, 1400, false)
+			dropRouterICMP(t, n)
+			sites := startSites(t, n, options{mode: mode, overlayMTU: 9000, peerMTU: func(_, _ *nstest.Site) int { return 0 }, extraPeers: probeTimers})
+			a, b := sites[0], sites[1]
+			dst := overlayAddr(b.Site).String()
+			if err := nstest.WaitFor(20*time.Second, func() error { return a.Ping(dst, 56, 1, false) }); err != nil {
+				t.Fatalf("a -> b: %v", err)
+			}
+			waitMTU(t, a, b, 1400, 15*time.Second)
+			if err := a.Ping(dst, 8972, 5, true); err != nil {
+				t.Errorf("DF 8972: %v\n%s", err, a.show(t, "peers"))
+			}
+			if err := b.Ping(overlayAddr(a.Site).String(), 8972, 5, true); err != nil {
+				t.Errorf("b -> a DF 8972: %v", err)
+			}
+		})
+	}
+}
+
+// TestKernelVTEPNotProbed: toward a standard VTEP (the kernel's vxlan
+// device, in a bridge as a host would have it) vxswitch sends probes, gets
+// no answer, marks the peer as not probing and keeps classic PMTUD; the
+// kernel drops every probe before its bridge, which never sees one.
+func TestKernelVTEPNotProbed(t *testing.T) {
+	tcpdump := nstest.RequireTool(t, "tcpdump")
+	n := nstest.New(t, nstest.Sites("vx", "kernel")...)
+	only := func(from, to *nstest.Site) bool { return from.Name == "vx" }
+	k := n.Sites[1]
+	if err := k.KernelVXLAN(nstest.VXLAN{Dev: "vx129", VNI: 129, Remotes: []netip.Addr{n.Sites[0].Addr}, MTU: 1500}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][]string{
+		{"ip", "link", "add", "br129", "type", "bridge"},
+		{"ip", "link", "set", "vx129", "master", "br129"},
+		{"ip", "addr", "add", netip.PrefixFrom(overlayAddr(k), 24).String(), "dev", "br129"},
+		{"ip", "link", "set", "br129", "up"},
+	} {
+		if err := k.Exec(c...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The bridge is watched before vxswitch starts: it sees every probe
+	// that gets past the kernel's vxlan device.
+	capture := filepath.Join(t.TempDir(), "br129.pcap")
+	dump := k.Start(tcpdump, "-i", "br129", "--immediate-mode", "-U", "-s", "0", "-w", capture)
+	time.Sleep(500 * time.Millisecond)
+	sites := startSites(t, &nstest.Net{Core: n.Core, Sites: n.Sites[:1]}, options{mode: "plain", only: only,
+		extraPeers: fmt.Sprintf("[[peer]]\nname = \"kernel\"\nendpoint = %q\nvtep = %q\n\n%s", k.Addr, k.Addr, probeTimers)})
+	vx := sites[0]
+	err := nstest.WaitFor(10*time.Second, func() error {
+		if st := vx.peerStatus(t, "kernel"); st.Probe != "not_probing" {
+			return fmt.Errorf("probe state %q", st.Probe)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the kernel VTEP was not marked as not probing: %v", err)
+	}
+	st := vx.peerStatus(t, "kernel")
+	if st.ProbesSent == 0 || st.ProbesAcked != 0 {
+		t.Errorf("probes toward the kernel VTEP: %d sent, %d acknowledged; want some sent, none answered", st.ProbesSent, st.ProbesAcked)
+	}
+	if st.MTU != 1500 {
+		t.Errorf("path MTU to a peer that is not probed: %d, want the local link's 1500 (DF off)", st.MTU)
+	}
+	if err := vx.Ping(overlayAddr(k).String(), 1472, 3, false); err != nil {
+		t.Errorf("ping the kernel VTEP: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	_ = dump.Signal(os.Interrupt) // tcpdump writes out what it holds
+	select {
+	case <-dump.Done():
+	case <-time.After(5 * time.Second):
+		t.Log("tcpdump did not stop on SIGINT")
+	}
+	data, err := os.ReadFile(capture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The capture did see the overlay (the pings), and no probe.
+	if len(data) < 3*1500 {
+		out, _ := exec.Command(tcpdump, "-n", "-r", capture).CombinedOutput()
+		t.Errorf("the bridge capture holds only %d bytes: it missed the pings\n%s", len(data), out)
+	}
+	if bytes.Contains(data, []byte("VXPM")) {
+		t.Error("a probe frame reached the kernel VTEP's bridge")
 	}
 }

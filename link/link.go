@@ -60,6 +60,11 @@ type Underlay interface {
 	// MTU probe, RFC 8899); a size the local link refuses fails with
 	// EMSGSIZE and is reported through PathMTUs.
 	WriteProbe(b []byte, to netip.AddrPort) error
+	// WriteFragmented sends one datagram as IP fragments of at most mtu
+	// bytes that the sender makes itself (a raw socket: the slow path for
+	// a datagram larger than the path carries, where no router may or
+	// will fragment it). The receiver's kernel reassembles them.
+	WriteFragmented(b []byte, to netip.AddrPort, mtu int) error
 	// PathMTUs reports every path MTU the kernel learnt since the last
 	// call (an ICMP "fragmentation needed" or "packet too big", or a
 	// local EMSGSIZE), by destination. It costs one atomic load when there

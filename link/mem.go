@@ -293,6 +293,23 @@ func (u *MemUnderlay) WriteProbe(b []byte, to netip.AddrPort) error {
 	return err
 }
 
+// WriteFragmented implements Underlay: fragments of at most mtu bytes
+// cross a path of at least that size and are reassembled at the receiver,
+// so the datagram arrives whole; on a smaller path it is lost.
+func (u *MemUnderlay) WriteFragmented(b []byte, to netip.AddrPort, mtu int) error {
+	n := u.net
+	n.mu.Lock()
+	dst, path := n.ends[to], n.path
+	if dst == nil || (path > 0 && mtu > path) {
+		n.drops++
+		n.mu.Unlock()
+		return nil
+	}
+	n.mu.Unlock()
+	dst.deliver(b, u.addr)
+	return nil
+}
+
 // PathMTUs implements Underlay.
 func (u *MemUnderlay) PathMTUs(report func(dst netip.Addr, mtu int)) {
 	u.mu.Lock()

@@ -23,7 +23,7 @@ func Listen(cfg UDPConfig) (Underlay, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &udpUnderlay{udpConn: main, probe: main}
+	u := &udpUnderlay{udpConn: main, probe: main, frag: newSenderFragmenter(main.LocalAddr())}
 	if !cfg.DontFragment {
 		// Probes need DF: a send-only socket of their own.
 		if u.probe, err = listenUDP(netip.AddrPortFrom(main.LocalAddr().Addr(), 0), true, false, 1, MaxDatagram, cfg.Truncated); err != nil {
@@ -45,6 +45,12 @@ type udpUnderlay struct {
 	*udpConn
 	spread *spreadUnderlay
 	probe  *udpConn // DF socket for probes: the listening one in DF mode
+	frag   *senderFragmenter
+}
+
+// WriteFragmented implements Underlay.
+func (u *udpUnderlay) WriteFragmented(b []byte, to netip.AddrPort, mtu int) error {
+	return u.frag.write(b, to, mtu)
 }
 
 // WriteProbe implements Underlay.
@@ -110,6 +116,7 @@ func (u *udpUnderlay) PathMTUs(report func(dst netip.Addr, mtu int)) {
 // Close implements Underlay.
 func (u *udpUnderlay) Close() error {
 	err := u.udpConn.Close()
+	u.frag.close()
 	if u.probe != u.udpConn {
 		u.probe.Close()
 	}
