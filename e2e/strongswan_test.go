@@ -88,3 +88,70 @@ func TestStrongSwanKernelVXLAN(t *testing.T) {
 		})
 	}
 }
+
+// TestStrongSwanBlackHole: the strongSwan gateway behind a router that
+// carries 1400 bytes and drops its own ICMP. strongSwan answers no
+// data-plane probes, so vxswitch sends to it at the base size, fragmenting
+// inside the tunnel, and MSS clamping keeps TCP segments small both ways;
+// TCP runs both ways and vxswitch's large packets get through. (strongSwan's
+// own full-size ESP packets toward us are lost in the black hole: nothing
+// on our side can fragment them, so a 1472-byte echo reply does not return.)
+func TestStrongSwanBlackHole(t *testing.T) {
+	n := nstest.New(t, nstest.SiteSpec{Name: "vx"}, nstest.SiteSpec{Name: "swan"})
+	vxSite, sw := n.Sites[0], n.Sites[1]
+	setRouteMTU(t, n, 1400, false)
+	dropRouterICMP(t, n)
+	psk := "correct horse battery staple, e2e"
+	swVTEP := vtepAddr(sw)
+	sw.Run("ip", "addr", "add", swVTEP.String()+"/32", "dev", "lo")
+	charon := sw.StartCharon(nstest.SwanctlConf(nstest.SwanConn{
+		Local: sw.Addr, Remote: vxSite.Addr, LocalVTEP: swVTEP, RemoteVTEP: vtepAddr(vxSite),
+		Proposals: "aes128gcm16-prfsha256-x25519", ESPProposals: "aes128gcm16", PSK: psk, DPDDelay: "10s",
+	}))
+	sites := startSites(t, &nstest.Net{Core: n.Core, Sites: n.Sites[:1]}, options{
+		mode: "esp", only: func(_, _ *nstest.Site) bool { return false }, psk: psk,
+		extraPeers: fmt.Sprintf("[[peer]]\nname = \"swan\"\nendpoint = %q\nvtep = %q\nremote_id = %q\n\n%s", sw.Addr, swVTEP, sw.Addr, probeTimers),
+	})
+	vx := sites[0]
+	if err := nstest.WaitFor(15*time.Second, func() error {
+		out, err := charon.Swanctl("--list-sas")
+		if err != nil || !strings.Contains(out, "INSTALLED") {
+			return fmt.Errorf("no Child SA yet: %v", err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("strongSwan: %v\n%s", err, vx.proc.Output())
+	}
+	if err := sw.KernelVXLAN(nstest.VXLAN{Dev: "vx129", VNI: 129, Local: swVTEP, Remotes: []netip.Addr{vtepAddr(vxSite)},
+		MTU: 1500, Address: netip.PrefixFrom(overlayAddr(sw), 24)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Exec("ethtool", "-K", "vx129", "tx", "off"); err != nil {
+		t.Fatal(err)
+	}
+	target := overlayAddr(sw).String()
+	if err := nstest.WaitFor(10*time.Second, func() error { return vx.Ping(target, 56, 1, false) }); err != nil {
+		t.Fatalf("ping the host behind strongSwan: %v", err)
+	}
+	if err := nstest.WaitFor(10*time.Second, func() error {
+		if st := vx.peerStatus(t, "swan"); st.Probe != "not_probing" {
+			return fmt.Errorf("probe state %q", st.Probe)
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("strongSwan was not marked as not probing: %v", err)
+	}
+	if st := vx.peerStatus(t, "swan"); st.MTU > 1400 {
+		t.Errorf("path MTU to strongSwan %d: above the black hole's 1400", st.MTU)
+	}
+	// Echoes whose replies strongSwan can still send across the path.
+	if err := vx.Ping(target, 1200, 3, true); err != nil {
+		t.Errorf("DF 1200-byte pings: %v", err)
+	}
+	if _, err := n.Transfer(vxSite, sw, overlayAddr(sw), 5<<20, 30*time.Second); err != nil {
+		t.Errorf("TCP vxswitch -> strongSwan over the black hole: %v", err)
+	}
+	if _, err := n.Transfer(sw, vxSite, overlayAddr(vxSite), 5<<20, 30*time.Second); err != nil {
+		t.Errorf("TCP strongSwan -> vxswitch over the black hole (MSS clamped): %v", err)
+	}
+}
