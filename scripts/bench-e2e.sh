@@ -12,11 +12,16 @@
 # iperf3 and the tunnel share the machine's cores, so the numbers are the
 # whole system's, and noisy when anything else runs.
 #
+# BENCH_MTUS may also name routed topologies: "1400r" puts a router between
+# the sites whose links are 1500 bytes, with a route MTU of 1400 (it answers
+# with ICMP), and "1400bh" does the same with the router's ICMP dropped (a
+# PMTU black hole). There vxswitch's peers have no mtu set: it probes.
+#
 # Environment:
 #   BENCH_TIME=8          seconds per iperf3 run
 #   BENCH_ONLY=regex      run only the tunnels whose label matches (kernel is always run)
 #   BENCH_MTUS="1500 1400" underlay MTUs
-#   BENCH_DEADLINE=285    seconds after which remaining runs are skipped
+#   BENCH_DEADLINE=600    seconds after which remaining runs are skipped
 set -euo pipefail
 
 BIN=${1:-bin/vxswitch}
@@ -28,8 +33,8 @@ source ./lib-netns.sh
 
 T=${BENCH_TIME:-8}
 ONLY=${BENCH_ONLY:-.}
-MTUS=${BENCH_MTUS:-"1500 1400"}
-DEADLINE=${BENCH_DEADLINE:-285}
+MTUS=${BENCH_MTUS:-"1500 1400 1400r 1400bh"}
+DEADLINE=${BENCH_DEADLINE:-600}
 SUITES=(aes128gcm16 aes256gcm16 chacha20poly1305)
 for tool in iperf3 jq ping; do
   command -v "$tool" >/dev/null || { echo "error: $tool not installed (make deps)" >&2; exit 1; }
@@ -77,7 +82,7 @@ setup_vxswitch() { # UMTU MODE [SUITE]
       printf '[[segment]]\nvni = 129\ntap = "vx129"\nmtu = 1500\naddress = "10.11.129.%s/24"\n\n' "$(num_of "$n")"
       printf '[security]\nmode = "%s"\n' "$mode"
       [ "$mode" = esp ] && printf 'suite = "%s"\npsk_file = "%s"\n' "$suite" "$PSK"
-      printf '\n[[peer]]\nname = "%s"\nendpoint = "192.0.2.%s"\nmtu = %s\n' "$p" "$(num_of "$p")" "$umtu"
+      printf '\n[[peer]]\nname = "%s"\nendpoint = "192.0.2.%s"\n%s' "$p" "$(num_of "$p")" "$(peer_mtu "$umtu")"
     } >"$cfg"
     chmod 600 "$cfg"
     bg "$n" "$NSL_TMP/run-$n.log" "$BIN" run -c "$cfg"
@@ -114,7 +119,7 @@ setup_tinc() { # UMTU
 }
 
 setup_wg() { # UMTU: wireguard-go's natural MTU 1420 over 1500; overlay 1500 over a smaller underlay
-  local umtu=$1 n p mtu=1420
+  local umtu=${1%%[a-z]*} n p mtu=1420
   [ "$umtu" -lt 1500 ] && mtu=1500
   for n in a b; do
     [ -f "$NSL_TMP/wg-$n.key" ] || { (umask 077; wg genkey >"$NSL_TMP/wg-$n.key"); wg pubkey <"$NSL_TMP/wg-$n.key" >"$NSL_TMP/wg-$n.pub"; }
@@ -130,6 +135,38 @@ setup_wg() { # UMTU: wireguard-go's natural MTU 1420 over 1500; overlay 1500 ove
   done
 }
 
+# topo UMTU: the underlay between a and b. "N": one veth pair of MTU N;
+# "Nr": 1500-byte links through a router whose route MTU is N; "Nbh": the
+# same router, its ICMP errors dropped.
+topo() {
+  local u=$1 m=${1%%[a-z]*}
+  case $u in
+    *r|*bh)
+      nsl_router
+      nsl_site a 1 1500
+      nsl_site b 2 1500
+      ip -n "$(nsl_ns core)" route change 192.0.2.1/32 dev s1 mtu "$m"
+      ip -n "$(nsl_ns core)" route change 192.0.2.2/32 dev s2 mtu "$m"
+      if [[ $u == *bh ]]; then
+        ip netns exec "$(nsl_ns core)" nft -f - <<'NFT'
+table inet bh {
+  chain out {
+    type filter hook output priority 0;
+    icmp type destination-unreachable drop
+    icmpv6 type packet-too-big drop
+  }
+}
+NFT
+      fi
+      ;;
+    *) nsl_pair a b "$u" ;;
+  esac
+}
+
+# peer_mtu UMTU: the peer's mtu line for vxswitch: the link's MTU over a
+# direct link, none (probed) over a routed path.
+peer_mtu() { case $1 in *r|*bh) ;; *) printf 'mtu = %s\n' "$1" ;; esac; }
+
 # --- one measurement -----------------------------------------------------------
 declare -A GBPS RETR NOTE
 LABELS=()
@@ -142,7 +179,7 @@ run_case() {
   if [ "$label" != kernel-vxlan ] && ! [[ $label =~ $ONLY ]]; then NOTE[$key]="-"; return; fi
   if [ $((SECONDS + T + 15)) -gt "$DEADLINE" ]; then NOTE[$key]="skipped (time)"; return; fi
   printf '   %-30s underlay %s ... ' "$label" "$umtu"
-  nsl_pair a b "$umtu"
+  topo "$umtu"
   RUN_PIDS=()
   if ! "$fn" "$umtu" "$@" >"$NSL_TMP/setup.log" 2>&1; then
     NOTE[$key]="setup failed"; echo "setup failed: $(tail -n 2 "$NSL_TMP/setup.log" | tr '\n' ' ')"

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -193,7 +194,16 @@ func (n *ikeNet) startOurs(t *testing.T, suite crypto.Suite, ikeSuite string, in
 		o.tr.close()
 	}
 	err = n.ours.Do(func() error {
-		tr, err := ListenUDP(ctx, o.d, netip.AddrPortFrom(n.ours.Addr, 500), netip.AddrPortFrom(n.ours.Addr, 4500))
+		// A daemon stopped a moment ago may still hold the ports: its
+		// sockets close once their blocked reads return.
+		var tr Transport
+		var err error
+		for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			tr, err = ListenUDP(ctx, o.d, netip.AddrPortFrom(n.ours.Addr, 500), netip.AddrPortFrom(n.ours.Addr, 4500))
+			if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+				break
+			}
+		}
 		if err != nil {
 			return err
 		}
