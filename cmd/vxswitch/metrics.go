@@ -26,6 +26,8 @@ type metricsCollector struct {
 	peerMTU  *prometheus.Desc
 	peerPkts *prometheus.Desc
 	peerByte *prometheus.Desc
+	probes   *prometheus.Desc
+	pmtuInfo *prometheus.Desc
 }
 
 func newMetricsCollector(sw controlled, site string) *metricsCollector {
@@ -43,12 +45,16 @@ func newMetricsCollector(sw controlled, site string) *metricsCollector {
 			"Packets to and from the peer on the underlay.", []string{"peer", "direction"}, constLabels),
 		peerByte: prometheus.NewDesc("vxswitch_peer_bytes_total",
 			"Bytes to and from the peer on the underlay.", []string{"peer", "direction"}, constLabels),
+		probes: prometheus.NewDesc("vxswitch_peer_pmtu_probes_total",
+			"Path MTU probes to the peer (RFC 8899) by result: sent, acked, lost.", []string{"peer", "result"}, constLabels),
+		pmtuInfo: prometheus.NewDesc("vxswitch_peer_pmtu_info",
+			"1, labelled with where the peer's path MTU comes from and the probing state.", []string{"peer", "source", "probe"}, constLabels),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.counters, m.peerUp, m.peerMTU, m.peerPkts, m.peerByte} {
+	for _, d := range []*prometheus.Desc{m.counters, m.peerUp, m.peerMTU, m.peerPkts, m.peerByte, m.probes, m.pmtuInfo} {
 		ch <- d
 	}
 }
@@ -70,6 +76,10 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.peerPkts, prometheus.CounterValue, float64(p.RxPackets), p.Name, "rx")
 		ch <- prometheus.MustNewConstMetric(m.peerByte, prometheus.CounterValue, float64(p.TxBytes), p.Name, "tx")
 		ch <- prometheus.MustNewConstMetric(m.peerByte, prometheus.CounterValue, float64(p.RxBytes), p.Name, "rx")
+		ch <- prometheus.MustNewConstMetric(m.probes, prometheus.CounterValue, float64(p.ProbesSent), p.Name, "sent")
+		ch <- prometheus.MustNewConstMetric(m.probes, prometheus.CounterValue, float64(p.ProbesAcked), p.Name, "acked")
+		ch <- prometheus.MustNewConstMetric(m.probes, prometheus.CounterValue, float64(p.ProbesLost), p.Name, "lost")
+		ch <- prometheus.MustNewConstMetric(m.pmtuInfo, prometheus.GaugeValue, 1, p.Name, p.MTUSource, p.Probe)
 	}
 }
 
