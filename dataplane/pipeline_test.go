@@ -11,6 +11,7 @@ import (
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/crypto/ike"
 	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/internal/testframe"
 	"github.com/vxswitch/vxswitch/link"
 )
 
@@ -75,20 +76,7 @@ func must(t testing.TB, err error) {
 }
 
 // testFrame is an Ethernet frame of size bytes: IPv4/UDP with a counting payload.
-func testFrame(dst, src encap.MAC, size int) []byte {
-	f := make([]byte, size)
-	eth := encap.EthernetFields{Dst: dst, Src: src, EtherType: encap.EtherTypeIPv4}
-	eth.Encode(f)
-	ip := encap.IPv4Fields{TotalLen: uint16(size - 14), ID: 7, TTL: 64, Protocol: encap.ProtoUDP,
-		Src: netip.MustParseAddr("10.11.129.1"), Dst: netip.MustParseAddr("10.11.129.2")}
-	ip.Encode(f[14:])
-	u := encap.UDPFields{SrcPort: 1000, DstPort: 2000, Length: uint16(size - 34)}
-	u.Encode(f[34:])
-	for i := 42; i < size; i++ {
-		f[i] = byte(i)
-	}
-	return f
-}
+func testFrame(dst, src encap.MAC, size int) []byte { return testframe.UDP(dst, src, size) }
 
 // send injects frames into a's port and delivers what a sends to b.
 func (p *pair) send(frames ...[]byte) {

@@ -75,9 +75,9 @@ type txPath struct {
 func newTxPath(s *Switch, seg *segment) *txPath {
 	t := &txPath{
 		s: s, seg: seg,
-		bufs: makeBuffers(batchSize, Headroom+seg.port.ReadRoom()+Tailroom), sizes: make([]int, batchSize),
+		bufs: link.MakeBuffers(batchSize, Headroom+seg.port.ReadRoom()+Tailroom), sizes: make([]int, batchSize),
 		dsts: make([]encap.MAC, batchSize), ports: make([]fdb.Port, batchSize), found: make([]bool, batchSize),
-		spare: makeBuffers(outSize, BufferSize),
+		spare: link.MakeBuffers(outSize, BufferSize),
 		out:   make([][]byte, 0, outSize), outTo: make([]netip.AddrPort, 0, outSize),
 		outPeer: make([]*peer, 0, outSize), jobs: make([]sealJob, 0, outSize),
 		fragBufs: make([][]byte, outSize), fragSizes: make([]int, outSize),
@@ -85,15 +85,6 @@ func newTxPath(s *Switch, seg *segment) *txPath {
 	t.sealFn = t.sealRange
 	t.failFn = t.sendFailed
 	return t
-}
-
-func makeBuffers(n, size int) [][]byte {
-	backing := make([]byte, n*size)
-	bufs := make([][]byte, n)
-	for i := range bufs {
-		bufs[i] = backing[i*size : (i+1)*size : (i+1)*size]
-	}
-	return bufs
 }
 
 // serve reads one batch from the segment's port and forwards it.

@@ -156,6 +156,17 @@ func Closed(err error) bool {
 	return errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed)
 }
 
+// MakeBuffers returns n buffers of size bytes in one backing array (each
+// capped at its size, so appends never run into the next).
+func MakeBuffers(n, size int) [][]byte {
+	backing := make([]byte, n*size)
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = backing[i*size : (i+1)*size : (i+1)*size]
+	}
+	return bufs
+}
+
 func count(c *atomic.Uint64) {
 	if c != nil {
 		c.Add(1)

@@ -156,16 +156,6 @@ func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch, maxDatagr
 	return u, nil
 }
 
-// makeBuffers returns n buffers of size bytes in one backing array.
-func makeBuffers(n, size int) [][]byte {
-	backing := make([]byte, n*size)
-	bufs := make([][]byte, n)
-	for i := range bufs {
-		bufs[i] = backing[i*size : (i+1)*size : (i+1)*size]
-	}
-	return bufs
-}
-
 func setUnderlayOptions(fd int, v6, dontFragment bool) error {
 	// Large buffers absorb bursts; as root, force them past rmem_max.
 	for _, o := range []struct{ force, plain int }{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
@@ -223,7 +213,7 @@ func (u *udpConn) ReadBatch() int { return u.maxBatch }
 // and reading goes on.
 func (u *udpConn) Read(pkts [][]byte, from []netip.AddrPort) (int, error) {
 	if u.rbufs == nil {
-		u.rbufs = makeBuffers(len(u.rsizes), u.rbufSize)
+		u.rbufs = MakeBuffers(len(u.rsizes), u.rbufSize)
 	}
 	for {
 		n, err := u.readMessages(min(len(u.rbufs), len(pkts)))

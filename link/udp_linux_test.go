@@ -34,7 +34,7 @@ func TestUDPConnConcurrentWrites(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			bufs := makeBuffers(32, size)
+			bufs := MakeBuffers(32, size)
 			to := make([]netip.AddrPort, 32)
 			for i := range bufs {
 				bufs[i] = bufs[i][:size]

@@ -8,13 +8,13 @@ package dptest
 
 import (
 	"crypto/rand"
-	"fmt"
 	"net/netip"
 
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/crypto/ike"
 	"github.com/vxswitch/vxswitch/dataplane"
 	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/internal/testframe"
 	"github.com/vxswitch/vxswitch/link"
 )
 
@@ -114,20 +114,4 @@ func Forward(from *dataplane.Switch, fromPort *link.MemPort, to *dataplane.Switc
 
 // Frame returns an Ethernet frame of size bytes from src to dst carrying
 // IPv4/UDP with a counting payload.
-func Frame(dst, src encap.MAC, size int) []byte {
-	if size < 42 {
-		panic(fmt.Sprintf("dptest: frame size %d below 42", size))
-	}
-	f := make([]byte, size)
-	eth := encap.EthernetFields{Dst: dst, Src: src, EtherType: encap.EtherTypeIPv4}
-	eth.Encode(f)
-	ip := encap.IPv4Fields{TotalLen: uint16(size - 14), ID: 7, TTL: 64, Protocol: encap.ProtoUDP,
-		Src: netip.MustParseAddr("10.11.129.1"), Dst: netip.MustParseAddr("10.11.129.2")}
-	ip.Encode(f[14:])
-	u := encap.UDPFields{SrcPort: 1000, DstPort: 2000, Length: uint16(size - 34)}
-	u.Encode(f[34:])
-	for i := 42; i < size; i++ {
-		f[i] = byte(i)
-	}
-	return f
-}
+func Frame(dst, src encap.MAC, size int) []byte { return testframe.UDP(dst, src, size) }
