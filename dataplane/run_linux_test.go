@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
@@ -43,10 +44,20 @@ func TestRunAllocsPerPacket(t *testing.T) {
 		return sw
 	}
 	a, b := n.Sites[0], n.Sites[1]
-	start(a, b)
+	swA := start(a, b)
 	start(b, a)
 	if err := nstest.WaitFor(10*time.Second, func() error { return a.Ping("10.11.129.2", 56, 1, false) }); err != nil {
 		t.Fatalf("overlay ping: %v", err)
+	}
+	// Until the probes confirm the 1500-byte path, a's 1200-byte datagrams
+	// exceed the base size and take the slow path (sender fragmentation).
+	if err := nstest.WaitFor(10*time.Second, func() error {
+		if m := swA.peers.Load().byName["b"].pathMTU(); m < 1500 {
+			return fmt.Errorf("path MTU %d", m)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("probing: %v", err)
 	}
 	var recv *net.UDPConn
 	if err := b.Do(func() (err error) {

@@ -22,6 +22,7 @@ type senderFragmenter struct {
 	raw6  int
 	ids   *encap.IDGenerator
 	src   map[netip.Addr]netip.Addr // destination -> our source address
+	dsts  map[netip.Addr]unix.Sockaddr
 	local netip.AddrPort            // the listening socket: source port, and address if bound
 	buf   []byte
 	out   [][]byte
@@ -29,7 +30,13 @@ type senderFragmenter struct {
 }
 
 func newSenderFragmenter(local netip.AddrPort) *senderFragmenter {
-	f := &senderFragmenter{raw4: -1, raw6: -1, ids: encap.NewIDGenerator(), src: make(map[netip.Addr]netip.Addr), local: local}
+	f := &senderFragmenter{raw4: -1, raw6: -1, ids: encap.NewIDGenerator(), src: make(map[netip.Addr]netip.Addr),
+		dsts: make(map[netip.Addr]unix.Sockaddr), local: local}
+	// Open the raw socket now, on the caller's thread: in the namespace
+	// (and with the privilege) the underlay was opened in. Without
+	// CAP_NET_RAW it fails, and every WriteFragmented says so.
+	a := local.Addr()
+	_, _ = f.socket(a.Is4() || a.Is4In6())
 	f.buf = make([]byte, encap.IPv6HeaderLen+encap.UDPHeaderLen+MaxDatagram)
 	for range 64 {
 		f.out = append(f.out, make([]byte, 65536))
@@ -120,9 +127,13 @@ func (f *senderFragmenter) write(payload []byte, to netip.AddrPort, mtu int) err
 	if err != nil {
 		return err
 	}
-	var sa unix.Sockaddr = &unix.SockaddrInet6{Addr: dst.As16()}
-	if v4 {
-		sa = &unix.SockaddrInet4{Addr: dst.As4()}
+	sa := f.dsts[dst]
+	if sa == nil {
+		sa = &unix.SockaddrInet6{Addr: dst.As16()}
+		if v4 {
+			sa = &unix.SockaddrInet4{Addr: dst.As4()}
+		}
+		f.dsts[dst] = sa
 	}
 	for i := 0; i < nf; i++ {
 		if err := unix.Sendto(fd, f.out[i][:f.sizes[i]], 0, sa); err != nil {

@@ -1,6 +1,7 @@
 package pmtu
 
 import (
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -113,7 +114,6 @@ type Prober struct {
 	round       []probe
 	hintNext    int // a hinted size to probe in the next search round
 	silent      int // rounds (or base/confirm probes) in a row without any acknowledgement
-	nextID      uint32
 	timer       clock.Timer
 	gen         uint64 // invalidates stale timer callbacks
 	completedAt time.Time
@@ -237,9 +237,11 @@ func (p *Prober) newRoundLocked(sizes ...int) []sendReq {
 	p.round = p.round[:0]
 	var sends []sendReq
 	for _, s := range sizes {
-		p.nextID++
-		p.round = append(p.round, probe{id: p.nextID, size: s})
-		sends = append(sends, sendReq{p.nextID, s})
+		// Random IDs: an off-path sender cannot forge the acknowledgement
+		// of a probe it has not seen (plain mode is unauthenticated).
+		id := rand.Uint32()
+		p.round = append(p.round, probe{id: id, size: s})
+		sends = append(sends, sendReq{id, s})
 		p.stats.Sent++
 	}
 	p.armLocked(p.cfg.ProbeTimer)
