@@ -165,6 +165,7 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 			p = op
 			if pc.MTU != p.cfg.MTU {
 				p.cfg.MTU = pc.MTU
+				p.ceiling.Store(int32(pc.MTU))
 				p.cfgMTU.Store(int32(mtu))
 				p.mtu.Store(int32(mtu))
 				restart = append(restart, p)
@@ -180,6 +181,7 @@ func (s *Switch) setPeers(cfgs []PeerConfig) error {
 			if !s.cfg.PMTU.Off {
 				p.baseMTU = basePLPMTU(pc.Endpoint.Addr())
 			}
+			p.ceiling.Store(int32(pc.MTU))
 			ep := pc.Endpoint
 			p.endpoint.Store(&ep)
 			p.mtu.Store(int32(mtu))

@@ -39,7 +39,8 @@ type peer struct {
 	// with probing off. probeMu guards probeBuf (probes go out from timers
 	// and acknowledgements from the receive goroutine).
 	prober   atomic.Pointer[pmtu.Prober]
-	baseMTU  int // with probing on: the base PLPMTU, sent to until a prober confirms more; 0: probing off
+	baseMTU  int          // with probing on: the base PLPMTU, sent to until a prober confirms more; 0: probing off
+	ceiling  atomic.Int32 // peer.mtu as configured (0: unset), for the prober; reload changes it
 	probeMu  sync.Mutex
 	probeBuf []byte
 
@@ -87,6 +88,12 @@ func (p *peer) pathMTU() int {
 		return min(p.baseMTU, int(p.mtu.Load()))
 	}
 	return int(p.mtu.Load())
+}
+
+// answersProbes reports whether the peer has acknowledged a path MTU probe.
+func (p *peer) answersProbes() bool {
+	pr := p.prober.Load()
+	return pr != nil && pr.Answering()
 }
 
 func stateName(s int32) string {

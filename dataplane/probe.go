@@ -51,8 +51,8 @@ func (s *Switch) probeCeiling(p *peer) int {
 		need += p.tunnel.Overhead() - encap.VXLANHeaderLen + crypto.HeaderLen + crypto.MaxTrailerLen
 	}
 	need = (need + 3) &^ 3
-	if p.cfg.MTU > 0 {
-		return min(need, p.cfg.MTU)
+	if c := int(p.ceiling.Load()); c > 0 {
+		return min(need, c)
 	}
 	if l := routeMTUFn(ep.Addr()); l > 0 {
 		return min(need, l)
@@ -67,6 +67,11 @@ func (s *Switch) startProber(p *peer) {
 	if s.cfg.PMTU.Off || p.prober.Load() != nil {
 		return
 	}
+	// Only a peer that is still configured, and in esp mode one with an SA
+	// to probe in (a delayed start may come after PeerDown or removal).
+	if s.peers.Load().byName[p.cfg.Name] != p || (s.cfg.Mode == ModeESP && p.outSA.Load() == nil) {
+		return
+	}
 	base := basePLPMTU(p.Endpoint().Addr())
 	ceiling := s.probeCeiling(p)
 	// A peer that answers no probes (a kernel VTEP, a strongSwan gateway)
@@ -76,8 +81,8 @@ func (s *Switch) startProber(p *peer) {
 	// mode over IPv4 sends at the local link's MTU with DF off, so routers
 	// fragment as they do for a kernel VTEP; over IPv6, where routers
 	// never fragment, it fragments to 1280 itself.
-	fallback := int(p.mtu.Load())
-	if p.cfg.MTU == 0 {
+	fallback := int(p.cfgMTU.Load())
+	if p.ceiling.Load() == 0 {
 		switch {
 		case s.cfg.Mode == ModeESP, base == basePLPMTU6:
 			fallback = base

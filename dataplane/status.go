@@ -94,7 +94,10 @@ func (s *Switch) Peers() []PeerStatus {
 			state, src, stats := pr.Status()
 			st.Probe, st.MTUSource = state.String(), src.String()
 			if state == pmtu.StateDisabled && src == pmtu.SourceBase {
-				st.MTUSource = "configured"
+				st.MTUSource = "fallback" // what a peer that does not probe gets (README, Path MTU)
+				if p.ceiling.Load() > 0 {
+					st.MTUSource = "configured"
+				}
 			}
 			st.ProbesSent, st.ProbesAcked, st.ProbesLost = stats.Sent, stats.Acked, stats.Lost
 		} else if p.mtu.Load() < p.cfgMTU.Load() {

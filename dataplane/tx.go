@@ -239,7 +239,9 @@ func (t *txPath) plainFlood(pt *peerTable, list []fdb.Port, buf []byte, n int) {
 func (t *txPath) queuePlain(pkt []byte, p *peer) {
 	ep := p.Endpoint()
 	mtu := p.pathMTU()
-	if len(pkt)+outerOverhead(ep) <= mtu {
+	if len(pkt)+outerOverhead(ep) <= mtu || (ep.Addr().Is4() && !p.answersProbes()) {
+		// It fits; or an IPv4 peer not known to be a vxswitch (yet): DF
+		// off, as a kernel VTEP sends, routers may fragment.
 		t.queue(pkt, p)
 		return
 	}

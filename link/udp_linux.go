@@ -180,6 +180,9 @@ func setUnderlayOptions(fd int, v6, dontFragment bool) error {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, pmtu6); err != nil {
 			return fmt.Errorf("IPV6_MTU_DISCOVER: %w", err)
 		}
+		// A dual-stack socket sends to IPv4-mapped peers too: the same DF
+		// setting for them (an error means the socket is IPv6-only).
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, pmtu)
 		return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1)
 	}
 	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, pmtu); err != nil {

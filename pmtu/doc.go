@@ -16,5 +16,7 @@
 // ConfirmTimer: black-hole detection, since the tunnel carries no
 // acknowledgements of its own), ERROR (not even the base size is
 // acknowledged), and DISABLED: the peer answered no probe at all (a
-// kernel VTEP, a strongSwan gateway), so classic PMTUD applies.
+// kernel VTEP, a strongSwan gateway): the PLPMTU is then the configured
+// Fallback, lowered by hints (which hold until the next raise timer), and a
+// base probe every RaiseTimer asks whether the peer takes part now.
 package pmtu

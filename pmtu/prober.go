@@ -103,7 +103,8 @@ type Prober struct {
 	clock clock.Clock
 	send  Sender
 
-	plpmtu atomic.Int32
+	plpmtu    atomic.Int32
+	answering atomic.Bool // the peer has acknowledged a probe
 
 	mu          sync.Mutex
 	state       State
@@ -161,6 +162,10 @@ func New(cfg Config, clk clock.Clock, send Sender) *Prober {
 	return p
 }
 
+// Answering reports whether the peer has acknowledged any probe (it takes
+// part in probing). One atomic load.
+func (p *Prober) Answering() bool { return p.answering.Load() }
+
 // Config returns the configuration with defaults filled in.
 func (p *Prober) Config() Config { return p.cfg }
 
@@ -177,6 +182,10 @@ func (p *Prober) Status() (State, Source, Stats) {
 // Start begins probing at the base size.
 func (p *Prober) Start() {
 	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return // a stopped Prober stays stopped
+	}
 	sends := p.enterBaseLocked()
 	p.mu.Unlock()
 	p.flush(sends)
@@ -328,6 +337,9 @@ func (p *Prober) completeLocked() []sendReq {
 }
 
 func (p *Prober) ackLocked(id uint32, size int) []sendReq {
+	if p.stopped {
+		return nil
+	}
 	var pr *probe
 	for i := range p.round {
 		if p.round[i].id == id && p.round[i].size == size && !p.round[i].acked {
@@ -340,6 +352,7 @@ func (p *Prober) ackLocked(id uint32, size int) []sendReq {
 	pr.acked = true
 	p.stats.Acked++
 	p.everAcked = true
+	p.answering.Store(true)
 	p.silent = 0
 	switch p.state {
 	case StateBase, StateError, StateDisabled:
@@ -412,6 +425,24 @@ func (p *Prober) timeoutLocked() []sendReq {
 		p.armLocked(p.cfg.RaiseTimer)
 		return nil
 	case StateSearch:
+		anyAcked := false
+		for _, r := range p.round {
+			anyAcked = anyAcked || r.acked
+		}
+		if !anyAcked && p.silent+1 < p.cfg.MaxProbes {
+			// Not a single answer: a burst of loss as likely as sizes that
+			// fail. Send the same round again (MAX_PROBES, RFC 8899 §5.1.2)
+			// before taking its sizes as too big.
+			p.silent++
+			sizes := make([]int, 0, len(p.round))
+			for _, r := range p.round {
+				sizes = append(sizes, r.size)
+			}
+			return p.newRoundLocked(sizes...)
+		}
+		p.silent = 0
+		// Sizes lost while a smaller one of the same round came back (or
+		// lost MAX_PROBES times over) are too big for the path.
 		for _, r := range p.round {
 			if !r.acked && r.size > p.lo && r.size < p.hiFail {
 				p.hiFail = r.size
@@ -444,6 +475,9 @@ func (p *Prober) timeoutLocked() []sendReq {
 }
 
 func (p *Prober) hintLocked(mtu int) (bool, []sendReq) {
+	if p.stopped {
+		return false, nil
+	}
 	cur := p.PLPMTU()
 	if mtu < p.cfg.Base {
 		return false, nil

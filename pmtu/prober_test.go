@@ -192,3 +192,34 @@ func TestHintDuringSearch(t *testing.T) {
 		t.Errorf("PLPMTU %d, want exactly the reported 1400", got)
 	}
 }
+
+// TestBurstLossDoesNotShrinkTheSearch: a whole round lost at once (a burst,
+// not the sizes) is sent again before its sizes count as too big.
+func TestBurstLossDoesNotShrinkTheSearch(t *testing.T) {
+	cfg := testCfg
+	cfg.Max = 1500 // every size of the round is within the path
+	pa := newPath(t, cfg, 1500)
+	drop := true
+	pa.lossy = func(size int) bool { return drop && size > 1280 } // the first search round, lost whole
+	pa.p.Start()
+	pa.until(t, time.Second, func() bool { st, _, _ := pa.p.Status(); return st == StateSearch })
+	pa.clk.Advance(testCfg.ProbeTimer / 2)
+	drop = false
+	pa.until(t, 10*time.Second, func() bool { st, _, _ := pa.p.Status(); return st == StateComplete })
+	if got := pa.p.PLPMTU(); !within(got, 1500, 16) {
+		t.Errorf("after a burst loss: PLPMTU %d, want near 1500", got)
+	}
+}
+
+// TestStoppedProberSendsNothing: after Stop, acknowledgements, hints and
+// Start do nothing.
+func TestStoppedProberSendsNothing(t *testing.T) {
+	pa := newPath(t, testCfg, 1500)
+	pa.p.Stop()
+	pa.p.Start()
+	pa.p.Hint(1300)
+	pa.clk.Advance(time.Minute)
+	if len(pa.sent) != 0 || pa.p.PLPMTU() != 1280 {
+		t.Errorf("a stopped prober sent %d probes, PLPMTU %d", len(pa.sent), pa.p.PLPMTU())
+	}
+}
