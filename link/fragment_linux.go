@@ -23,7 +23,7 @@ type senderFragmenter struct {
 	ids   *encap.IDGenerator
 	src   map[netip.Addr]netip.Addr // destination -> our source address
 	dsts  map[netip.Addr]unix.Sockaddr
-	local netip.AddrPort            // the listening socket: source port, and address if bound
+	local netip.AddrPort // the listening socket: source port, and address if bound
 	buf   []byte
 	out   [][]byte
 	sizes []int
