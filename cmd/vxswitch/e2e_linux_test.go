@@ -225,7 +225,9 @@ endpoint = "192.0.2.%d"
 			_, err := cli("capture", "-S", a.control, "-p", point, "-c", fmt.Sprint(count), "-w", file)
 			done <- err
 		}()
-		for range 20 {
+		// The capture client needs a moment to attach (an exec, a socket):
+		// ping until it has its packets, for up to 5 s.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 			ping(1)
 			select {
 			case err := <-done:
@@ -238,7 +240,7 @@ endpoint = "192.0.2.%d"
 			default:
 			}
 		}
-		t.Fatalf("capture -p %s got fewer than %d packets from 20 pings", point, count)
+		t.Fatalf("capture -p %s got fewer than %d packets from 5 s of pings", point, count)
 		return nil
 	}
 	for _, p := range capture("tap", 2) {
