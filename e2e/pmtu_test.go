@@ -102,7 +102,7 @@ func TestPathMTURouted(t *testing.T) {
 		v6   bool
 	}{
 		{"esp", false, false}, {"esp", true, false}, {"plain", false, false}, {"plain", true, false},
-		{"esp", false, true}, {"plain", false, true},
+		{"esp", false, true}, {"esp", true, true}, {"plain", false, true}, {"plain", true, true},
 	} {
 		name := fmt.Sprintf("%s/icmp=%v/v6=%v", c.mode, c.icmp, c.v6)
 		t.Run(name, func(t *testing.T) {
@@ -143,12 +143,20 @@ func TestPathMTURouted(t *testing.T) {
 }
 
 // TestPathMTUChangesUnderTraffic: the path shrinks to 1280 and grows back
-// to 1400 without any ICMP; DF 1472-byte pings recover within the stated
+// to 1400, with the router's ICMP and without; DF 1472-byte pings recover within the stated
 // bound, and the probed size follows both ways.
 func TestPathMTUChangesUnderTraffic(t *testing.T) {
+	for _, icmp := range []bool{false, true} {
+		t.Run(fmt.Sprintf("icmp=%v", icmp), func(t *testing.T) { pathMTUChanges(t, icmp) })
+	}
+}
+
+func pathMTUChanges(t *testing.T, icmp bool) {
 	n := nstest.New(t, nstest.Sites("a", "b")...)
 	setRouteMTU(t, n, 1400, false)
-	dropRouterICMP(t, n)
+	if !icmp {
+		dropRouterICMP(t, n)
+	}
 	sites := startSites(t, n, options{mode: "esp", peerMTU: func(_, _ *nstest.Site) int { return 0 }, extraPeers: probeTimers})
 	a, b := sites[0], sites[1]
 	dst := overlayAddr(b.Site).String()
