@@ -139,3 +139,15 @@ func TestSpreadSourcePorts(t *testing.T) {
 		t.Errorf("%d flows all left from %d source port(s)", flows, len(ports))
 	}
 }
+
+// TestRouteMTU: the local link's MTU toward an address on loopback is the
+// route's (no non-loopback interface has the source), and an invalid
+// address gives 0.
+func TestRouteMTU(t *testing.T) {
+	if got := RouteMTU(netip.MustParseAddr("127.0.0.1")); got < 1280 {
+		t.Errorf("RouteMTU(127.0.0.1) = %d, want the loopback route's MTU", got)
+	}
+	if got := RouteMTU(netip.Addr{}); got != 0 {
+		t.Errorf("RouteMTU(invalid) = %d, want 0", got)
+	}
+}

@@ -2,6 +2,7 @@ package link
 
 import (
 	"errors"
+	"net"
 
 	"net/netip"
 	"syscall"
@@ -82,11 +83,48 @@ func routeMTU(dst netip.Addr) int {
 	if unix.Connect(fd, sa) != nil {
 		return 0
 	}
+	// The MTU of the interface the route leaves by, found by the source
+	// address the kernel picked: IP_MTU would include the kernel's cached
+	// path MTU (from an ICMP, possibly forged), which probing is there to
+	// see past. IP_MTU only when the interface cannot be told.
+	if got, err := unix.Getsockname(fd); err == nil {
+		if src, ok := sockaddrAddr(got); ok {
+			if m := interfaceMTU(src); m > 0 {
+				return m
+			}
+		}
+	}
 	mtu, err := unix.GetsockoptInt(fd, level, opt)
 	if err != nil {
 		return 0
 	}
 	return mtu
+}
+
+// interfaceMTU is the MTU of the (non-loopback) interface that has addr,
+// or 0.
+func interfaceMTU(addr netip.Addr) int {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return 0
+	}
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == addr.Unmap() {
+					return ifc.MTU
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // Write implements Underlay.
