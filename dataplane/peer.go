@@ -38,11 +38,14 @@ type peer struct {
 	// prober finds the path MTU (RFC 8899); nil before the peer is up, or
 	// with probing off. probeMu guards probeBuf (probes go out from timers
 	// and acknowledgements from the receive goroutine).
-	prober   atomic.Pointer[pmtu.Prober]
-	baseMTU  int          // with probing on: the base PLPMTU, sent to until a prober confirms more; 0: probing off
-	ceiling  atomic.Int32 // peer.mtu as configured (0: unset), for the prober; reload changes it
-	probeMu  sync.Mutex
-	probeBuf []byte
+	prober  atomic.Pointer[pmtu.Prober]
+	baseMTU int          // with probing on: the base PLPMTU, sent to until a prober confirms more; 0: probing off
+	ceiling atomic.Int32 // peer.mtu as configured (0: unset), for the prober; reload changes it
+	// dontFragment: the underlay sends to the peer with DF (plain mode,
+	// once it answered a probe).
+	dontFragment atomic.Bool
+	probeMu      sync.Mutex
+	probeBuf     []byte
 
 	ctr counters
 	sas []saRecord // installed Child SAs, guarded by Switch.mu

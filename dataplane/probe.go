@@ -102,6 +102,9 @@ func (s *Switch) startProber(p *peer) {
 
 // stopProber stops probing p; it reports whether p was probed.
 func (s *Switch) stopProber(p *peer) bool {
+	if p.dontFragment.Swap(false) && s.under != nil {
+		s.under.SetDontFragment(p.Endpoint(), false)
+	}
 	pr := p.prober.Swap(nil)
 	if pr != nil {
 		pr.Stop()
@@ -187,6 +190,11 @@ func (s *Switch) handleProbe(p *peer, msg []byte) {
 		p.ctr.inc(cRxProbeAcks)
 		if pr := p.prober.Load(); pr != nil {
 			pr.Ack(m.ID, m.Size)
+			if pr.Answering() && !p.dontFragment.Swap(true) {
+				// A vxswitch peer: DF on its data too, so a path that
+				// shrinks says so (ICMP) or shows as a black hole at once.
+				s.under.SetDontFragment(p.Endpoint(), true)
+			}
 		}
 	}
 }

@@ -146,18 +146,20 @@ func TestPathMTURouted(t *testing.T) {
 // to 1400, with the router's ICMP and without; DF 1472-byte pings recover within the stated
 // bound, and the probed size follows both ways.
 func TestPathMTUChangesUnderTraffic(t *testing.T) {
-	for _, icmp := range []bool{false, true} {
-		t.Run(fmt.Sprintf("icmp=%v", icmp), func(t *testing.T) { pathMTUChanges(t, icmp) })
+	for _, mode := range []string{"esp", "plain"} {
+		for _, icmp := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/icmp=%v", mode, icmp), func(t *testing.T) { pathMTUChanges(t, mode, icmp) })
+		}
 	}
 }
 
-func pathMTUChanges(t *testing.T, icmp bool) {
+func pathMTUChanges(t *testing.T, mode string, icmp bool) {
 	n := nstest.New(t, nstest.Sites("a", "b")...)
 	setRouteMTU(t, n, 1400, false)
 	if !icmp {
 		dropRouterICMP(t, n)
 	}
-	sites := startSites(t, n, options{mode: "esp", peerMTU: func(_, _ *nstest.Site) int { return 0 }, extraPeers: probeTimers})
+	sites := startSites(t, n, options{mode: mode, peerMTU: func(_, _ *nstest.Site) int { return 0 }, extraPeers: probeTimers})
 	a, b := sites[0], sites[1]
 	dst := overlayAddr(b.Site).String()
 	if err := nstest.WaitFor(20*time.Second, func() error { return a.Ping(dst, 56, 1, false) }); err != nil {

@@ -65,6 +65,10 @@ type Underlay interface {
 	// a datagram larger than the path carries, where no router may or
 	// will fragment it). The receiver's kernel reassembles them.
 	WriteFragmented(b []byte, to netip.AddrPort, mtu int) error
+	// SetDontFragment sends to dst with DF set (on) or not, where the
+	// underlay's default is DF off (plain mode: DF toward vxswitch peers
+	// whose path is probed, off toward standard VTEPs).
+	SetDontFragment(dst netip.AddrPort, on bool)
 	// PathMTUs reports every path MTU the kernel learnt since the last
 	// call (an ICMP "fragmentation needed" or "packet too big", or a
 	// local EMSGSIZE), by destination. It costs one atomic load when there

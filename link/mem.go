@@ -310,6 +310,9 @@ func (u *MemUnderlay) WriteFragmented(b []byte, to netip.AddrPort, mtu int) erro
 	return nil
 }
 
+// SetDontFragment implements Underlay: every datagram on a MemNet has DF.
+func (u *MemUnderlay) SetDontFragment(netip.AddrPort, bool) {}
+
 // PathMTUs implements Underlay.
 func (u *MemUnderlay) PathMTUs(report func(dst netip.Addr, mtu int)) {
 	u.mu.Lock()

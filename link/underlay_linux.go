@@ -49,6 +49,14 @@ type udpUnderlay struct {
 	frag   *senderFragmenter
 }
 
+// SetDontFragment implements Underlay: plain mode's spread sockets have a
+// DF twin each; the listening socket is DF already in esp mode.
+func (u *udpUnderlay) SetDontFragment(dst netip.AddrPort, on bool) {
+	if u.spread != nil {
+		u.spread.setDontFragment(dst, on)
+	}
+}
+
 // WriteFragmented implements Underlay.
 func (u *udpUnderlay) WriteFragmented(b []byte, to netip.AddrPort, mtu int) error {
 	return u.frag.write(b, to, mtu)
