@@ -204,9 +204,10 @@ func (s *Switch) InstallChildSA(c ike.ChildSA) error {
 	}
 	if p.outSA.Load() == nil {
 		p.outSA.Store(out)
-		// The first SA: the path can be probed once the peer has it too,
-		// which its first packet shows (the receive path starts the prober
-		// then); a peer that sends nothing is probed after a moment.
+		// The first SA: the path is probed a moment later, once the peer
+		// has installed it too and a duplicate IKE SA from a simultaneous
+		// start (and its Child SAs) is settled, so probes are not sealed
+		// under an SA the peer is deleting. Until then: the base size.
 		s.clock.AfterFunc(firstProbeDelay, func() { s.startProber(p) })
 	} else {
 		p.pending.Store(&pendingSA{in: in, out: out, deadline: s.clock.Now().Add(pendingWait)})
@@ -235,7 +236,8 @@ func (s *Switch) DeleteChildSA(peerName string, inSPI, outSPI uint32) {
 const inboundGrace = 2 * time.Second
 
 // firstProbeDelay is how long after a peer's first SA its path is probed
-// at the latest (an IKE responder installs its SAs before the initiator).
+// (an IKE responder installs its SAs before the initiator; a simultaneous
+// start leaves a duplicate IKE SA to settle).
 const firstProbeDelay = 500 * time.Millisecond
 
 // pendingWait is the longest a new SA pair waits to take over sending.

@@ -136,9 +136,6 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 	}
 	p.ctr.inc(cRxPackets)
 	p.ctr.add(cRxBytes, uint64(len(j.pkt)))
-	if p.prober.Load() == nil && !s.cfg.PMTU.Off {
-		s.startProber(p) // the peer has an SA with us: probe the path
-	}
 	// The peer sends on the new SA pair: it has it, so we may too.
 	if pd := p.pending.Load(); pd != nil && pd.in == j.sa {
 		s.promote(p, pd)
