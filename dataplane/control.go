@@ -299,19 +299,33 @@ func (s *Switch) updateFloodLists() {
 // port order) and the smallest frame MTU over them for MSS clamping.
 func (s *Switch) updateFloodListsLocked() {
 	pt := s.peers.Load()
-	for vni, seg := range s.segments {
+	for vni := range s.segments {
 		var list []fdb.Port
+		for _, p := range pt.byPort {
+			if p != nil && p.inSegment(vni) {
+				list = append(list, p.port)
+			}
+		}
+		s.fdb.SetFloodList(vni, list)
+	}
+	s.updateFloodMTUs()
+}
+
+// updateFloodMTUs sets each segment's smallest frame MTU over its peers,
+// which floods are MSS-clamped to. It takes no lock (path MTUs move under
+// probing; housekeeping calls it).
+func (s *Switch) updateFloodMTUs() {
+	pt := s.peers.Load()
+	for vni, seg := range s.segments {
 		minMTU := int64(0)
 		for _, p := range pt.byPort {
 			if p == nil || !p.inSegment(vni) {
 				continue
 			}
-			list = append(list, p.port)
 			if m := int64(p.frameMTU(s.cfg.Mode)); minMTU == 0 || m < minMTU {
 				minMTU = m
 			}
 		}
-		s.fdb.SetFloodList(vni, list)
 		seg.minFrameMTU.Store(minMTU)
 	}
 }

@@ -35,7 +35,7 @@ func (s *Switch) lowerPathMTU(dst netip.Addr, mtu int) {
 		p.mtu.Store(int32(mtu))
 		p.mtuLow.Store(s.clock.Now().UnixNano())
 		s.log.Info("path MTU lowered", "peer", p.cfg.Name, "mtu", mtu)
-		s.updateFloodLists()
+		s.updateFloodMTUs()
 	}
 }
 
@@ -46,9 +46,9 @@ func (s *Switch) lowerPathMTU(dst netip.Addr, mtu int) {
 const pathMTURecheck = 10 * time.Minute
 
 // restorePathMTUs raises lowered path MTUs back to the configured ones
-// once pathMTURecheck has passed (housekeeping).
+// once pathMTURecheck has passed (housekeeping, which then updates the
+// floods' MSS clamp).
 func (s *Switch) restorePathMTUs(now time.Time) {
-	changed := false
 	for _, p := range s.peers.Load().byPort {
 		if p == nil {
 			continue
@@ -56,11 +56,7 @@ func (s *Switch) restorePathMTUs(now time.Time) {
 		cfg := p.cfgMTU.Load()
 		if p.mtu.Load() < cfg && now.Sub(time.Unix(0, p.mtuLow.Load())) > pathMTURecheck {
 			p.mtu.Store(cfg)
-			changed = true
 			s.log.Info("path MTU back to the configured one", "peer", p.cfg.Name, "mtu", cfg)
 		}
-	}
-	if changed {
-		s.updateFloodLists()
 	}
 }

@@ -63,11 +63,15 @@ func outerOverhead(ap netip.AddrPort) int {
 }
 
 // maxInner is the largest tunnel-inner IP packet that, sealed in ESP and
-// wrapped in the outer headers, fits the peer's path MTU: room left after
+// wrapped in the outer headers, fits the peer's path MTU.
+func (p *peer) maxInner() int { return espPayloadFor(p.pathMTU(), p.Endpoint()) }
+
+// espPayloadFor is the largest ESP payload whose packet, sealed and in its
+// outer IP and UDP headers to ep, is at most size bytes: room left after
 // the outer headers, the ESP header and ICV, rounded down to the 4-byte
-// ESP alignment, less the pad-length and next-header bytes.
-func (p *peer) maxInner() int {
-	room := p.pathMTU() - outerOverhead(p.Endpoint()) - crypto.HeaderLen - 16
+// ESP alignment (so no padding), less the pad-length and next-header bytes.
+func espPayloadFor(size int, ep netip.AddrPort) int {
+	room := size - outerOverhead(ep) - crypto.HeaderLen - crypto.ICVLen
 	return room&^3 - 2
 }
 

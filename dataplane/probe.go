@@ -121,23 +121,16 @@ func (s *Switch) sendProbe(p *peer, typ uint8, id uint32, size int) {
 		p.probeBuf = make([]byte, BufferSize)
 	}
 	ep := p.Endpoint()
-	room := size - outerOverhead(ep)
-	if typ == pmtu.TypeAck {
-		room = pmtu.HeaderLen + encap.VXLANHeaderLen
-		if s.cfg.Mode == ModeESP {
-			room = crypto.SealedLen(pmtu.HeaderLen + 2)
-		}
-	}
 	var pkt []byte
 	if s.cfg.Mode == ModeESP {
 		sa := p.outSA.Load()
 		if sa == nil {
 			return
 		}
-		// The payload whose sealed packet is room bytes (4-byte aligned,
-		// so no padding): room less the header, ICV, pad length and next
-		// header.
-		n := (room-crypto.HeaderLen-crypto.ICVLen)&^3 - 2
+		n := pmtu.HeaderLen // an acknowledgement: the message alone
+		if typ == pmtu.TypeProbe {
+			n = espPayloadFor(size, ep) // a probe: padded to size on the wire
+		}
 		if n < pmtu.HeaderLen || crypto.HeaderLen+n+crypto.MaxTrailerLen > len(p.probeBuf) {
 			return
 		}
@@ -148,6 +141,10 @@ func (s *Switch) sendProbe(p *peer, typ uint8, id uint32, size int) {
 		}
 		pkt = p.probeBuf[:sealed]
 	} else {
+		room := encap.VXLANHeaderLen + pmtu.HeaderLen
+		if typ == pmtu.TypeProbe {
+			room = size - outerOverhead(ep)
+		}
 		if room < encap.VXLANHeaderLen+pmtu.HeaderLen || room > len(p.probeBuf) {
 			return
 		}
@@ -207,6 +204,4 @@ func isPlainProbe(pkt []byte) bool {
 
 // routeMTUFn asks the kernel for the local link's MTU toward a peer
 // (a variable so that in-memory tests can stand in for it).
-var routeMTUFn = func(dst netip.Addr) int { return linkRouteMTU(dst) }
-
-func linkRouteMTU(dst netip.Addr) int { return link.RouteMTU(dst) }
+var routeMTUFn = link.RouteMTU

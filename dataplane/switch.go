@@ -266,23 +266,24 @@ const housekeepingInterval = time.Second
 // housekeeping runs housekeep every housekeepingInterval on the Switch's
 // clock until ctx is done.
 func (s *Switch) housekeeping(ctx context.Context) error {
-	var tick func()
-	var mu sync.Mutex
+	var mu sync.Mutex // guards t and stopped: a tick reschedules itself
 	var t clock.Timer
+	stopped := false
+	var tick func()
 	tick = func() {
-		if ctx.Err() != nil {
-			return
-		}
 		s.housekeep()
 		mu.Lock()
-		t = s.clock.AfterFunc(housekeepingInterval, tick)
-		mu.Unlock()
+		defer mu.Unlock()
+		if !stopped {
+			t = s.clock.AfterFunc(housekeepingInterval, tick)
+		}
 	}
 	mu.Lock()
 	t = s.clock.AfterFunc(housekeepingInterval, tick)
 	mu.Unlock()
 	<-ctx.Done()
 	mu.Lock()
+	stopped = true
 	t.Stop()
 	mu.Unlock()
 	return nil
@@ -301,7 +302,7 @@ func (s *Switch) housekeep() {
 	if s.under != nil {
 		s.applyPathMTUs()
 	}
-	s.updateFloodLists() // probed path MTUs move: the floods' MSS clamp follows
+	s.updateFloodMTUs() // probed path MTUs move: the floods' MSS clamp follows
 	s.rx.expire()
 }
 

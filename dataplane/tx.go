@@ -246,19 +246,15 @@ func (t *txPath) queuePlain(pkt []byte, p *peer) {
 		return
 	}
 	t.flush()
-	if err := t.s.under.WriteFragmented(pkt, ep, mtu); err != nil {
+	nf, err := t.s.under.WriteFragmented(pkt, ep, mtu)
+	if err != nil {
 		p.ctr.inc(cTxErrors)
 		t.s.logf("sender fragmentation failed", "peer", p.cfg.Name, "err", err)
 		return
 	}
-	hdr := outerOverhead(ep) - encap.UDPHeaderLen
-	per := (mtu - hdr) &^ 7
-	if !ep.Addr().Is4() && !ep.Addr().Is4In6() {
-		per = (mtu - hdr - encap.IPv6FragmentHeaderLen) &^ 7
-	}
 	p.ctr.inc(cTxPackets)
 	p.ctr.add(cTxBytes, uint64(len(pkt)))
-	p.ctr.add(cTxFragments, uint64((len(pkt)+encap.UDPHeaderLen+per-1)/per))
+	p.ctr.add(cTxFragments, uint64(nf))
 }
 
 func (t *txPath) queue(pkt []byte, p *peer) {

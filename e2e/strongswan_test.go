@@ -23,39 +23,7 @@ func TestStrongSwanKernelVXLAN(t *testing.T) {
 			n := nstest.New(t, nstest.SiteSpec{Name: "vx"}, nstest.SiteSpec{Name: "swan"})
 			vxSite, sw := n.Sites[0], n.Sites[1]
 			psk := "correct horse battery staple, e2e"
-			// The gateway: VTEP on lo (no dummy interfaces here), charon,
-			// and a kernel vxlan device whose packets to our VTEP are routed
-			// (table 220) into libipsec's ipsec0.
-			swVTEP := vtepAddr(sw)
-			sw.Run("ip", "addr", "add", swVTEP.String()+"/32", "dev", "lo")
-			charon := sw.StartCharon(nstest.SwanctlConf(nstest.SwanConn{
-				Local: sw.Addr, Remote: vxSite.Addr, LocalVTEP: swVTEP, RemoteVTEP: vtepAddr(vxSite),
-				Proposals: "aes128gcm16-prfsha256-x25519,aes128gcm16-prfsha256-ecp256", ESPProposals: suite, PSK: psk, DPDDelay: "10s",
-			}))
-			sites := startSites(t, &nstest.Net{Core: n.Core, Sites: n.Sites[:1]}, options{
-				mode: "esp", suite: suite, only: func(_, _ *nstest.Site) bool { return false }, psk: psk,
-				extraPeers: fmt.Sprintf("[[peer]]\nname = \"swan\"\nendpoint = %q\nvtep = %q\nremote_id = %q\nmtu = 1500\n", sw.Addr, swVTEP, sw.Addr),
-			})
-			vx := sites[0]
-			err := nstest.WaitFor(15*time.Second, func() error {
-				out, err := charon.Swanctl("--list-sas")
-				if err != nil || !strings.Contains(out, "INSTALLED") {
-					return fmt.Errorf("no Child SA yet: %v\n%s", err, out)
-				}
-				return nil
-			})
-			if err != nil {
-				t.Fatalf("strongSwan: %v\nvxswitch:\n%s", err, vx.proc.Output())
-			}
-			if err := sw.KernelVXLAN(nstest.VXLAN{Dev: "vx129", VNI: 129, Local: swVTEP, Remotes: []netip.Addr{vtepAddr(vxSite)},
-				MTU: 1500, Address: netip.PrefixFrom(overlayAddr(sw), 24)}); err != nil {
-				t.Fatal(err)
-			}
-			// As on a NIC, the kernel VTEP's inner checksums must be finished
-			// before they leave the box (libipsec copies packets as they are).
-			if err := sw.Exec("ethtool", "-K", "vx129", "tx", "off"); err != nil {
-				t.Fatal(err)
-			}
+			vx, charon := swanGateway(t, n, suite, "aes128gcm16-prfsha256-x25519,aes128gcm16-prfsha256-ecp256", psk, "mtu = 1500\n")
 			target := overlayAddr(sw).String()
 			if err := nstest.WaitFor(10*time.Second, func() error { return vx.Ping(target, 56, 1, false) }); err != nil {
 				list, _ := charon.Swanctl("--list-sas")
@@ -102,33 +70,7 @@ func TestStrongSwanBlackHole(t *testing.T) {
 	setRouteMTU(t, n, 1400, false)
 	dropRouterICMP(t, n)
 	psk := "correct horse battery staple, e2e"
-	swVTEP := vtepAddr(sw)
-	sw.Run("ip", "addr", "add", swVTEP.String()+"/32", "dev", "lo")
-	charon := sw.StartCharon(nstest.SwanctlConf(nstest.SwanConn{
-		Local: sw.Addr, Remote: vxSite.Addr, LocalVTEP: swVTEP, RemoteVTEP: vtepAddr(vxSite),
-		Proposals: "aes128gcm16-prfsha256-x25519", ESPProposals: "aes128gcm16", PSK: psk, DPDDelay: "10s",
-	}))
-	sites := startSites(t, &nstest.Net{Core: n.Core, Sites: n.Sites[:1]}, options{
-		mode: "esp", only: func(_, _ *nstest.Site) bool { return false }, psk: psk,
-		extraPeers: fmt.Sprintf("[[peer]]\nname = \"swan\"\nendpoint = %q\nvtep = %q\nremote_id = %q\n\n%s", sw.Addr, swVTEP, sw.Addr, probeTimers),
-	})
-	vx := sites[0]
-	if err := nstest.WaitFor(15*time.Second, func() error {
-		out, err := charon.Swanctl("--list-sas")
-		if err != nil || !strings.Contains(out, "INSTALLED") {
-			return fmt.Errorf("no Child SA yet: %v", err)
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("strongSwan: %v\n%s", err, vx.proc.Output())
-	}
-	if err := sw.KernelVXLAN(nstest.VXLAN{Dev: "vx129", VNI: 129, Local: swVTEP, Remotes: []netip.Addr{vtepAddr(vxSite)},
-		MTU: 1500, Address: netip.PrefixFrom(overlayAddr(sw), 24)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sw.Exec("ethtool", "-K", "vx129", "tx", "off"); err != nil {
-		t.Fatal(err)
-	}
+	vx, _ := swanGateway(t, n, "aes128gcm16", "aes128gcm16-prfsha256-x25519", psk, "\n"+probeTimers)
 	target := overlayAddr(sw).String()
 	if err := nstest.WaitFor(10*time.Second, func() error { return vx.Ping(target, 56, 1, false) }); err != nil {
 		t.Fatalf("ping the host behind strongSwan: %v", err)
@@ -154,4 +96,46 @@ func TestStrongSwanBlackHole(t *testing.T) {
 	if _, err := n.Transfer(sw, vxSite, overlayAddr(vxSite), 5<<20, 30*time.Second); err != nil {
 		t.Errorf("TCP strongSwan -> vxswitch over the black hole (MSS clamped): %v", err)
 	}
+}
+
+// swanGateway brings up the strongSwan gateway side of n (sites "vx" and
+// "swan"): its VTEP on lo (no dummy interfaces here), charon keyed with
+// psk for the ESP suite, and vxswitch on "vx" with the gateway as its one
+// peer (peerExtra: more of its [[peer]] table, then anything after it).
+// Once the Child SA is in, it adds the gateway's kernel vxlan device, whose
+// packets to our VTEP are routed (table 220) into libipsec's ipsec0.
+func swanGateway(t *testing.T, n *nstest.Net, suite, proposals, psk, peerExtra string) (*site, *nstest.Charon) {
+	t.Helper()
+	vxSite, sw := n.Sites[0], n.Sites[1]
+	swVTEP := vtepAddr(sw)
+	sw.Run("ip", "addr", "add", swVTEP.String()+"/32", "dev", "lo")
+	charon := sw.StartCharon(nstest.SwanctlConf(nstest.SwanConn{
+		Local: sw.Addr, Remote: vxSite.Addr, LocalVTEP: swVTEP, RemoteVTEP: vtepAddr(vxSite),
+		Proposals: proposals, ESPProposals: suite, PSK: psk, DPDDelay: "10s",
+	}))
+	sites := startSites(t, &nstest.Net{Core: n.Core, Sites: n.Sites[:1]}, options{
+		mode: "esp", suite: suite, only: func(_, _ *nstest.Site) bool { return false }, psk: psk,
+		extraPeers: fmt.Sprintf("[[peer]]\nname = \"swan\"\nendpoint = %q\nvtep = %q\nremote_id = %q\n%s", sw.Addr, swVTEP, sw.Addr, peerExtra),
+	})
+	vx := sites[0]
+	err := nstest.WaitFor(15*time.Second, func() error {
+		out, err := charon.Swanctl("--list-sas")
+		if err != nil || !strings.Contains(out, "INSTALLED") {
+			return fmt.Errorf("no Child SA yet: %v\n%s", err, out)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("strongSwan: %v\nvxswitch:\n%s", err, vx.proc.Output())
+	}
+	if err := sw.KernelVXLAN(nstest.VXLAN{Dev: "vx129", VNI: 129, Local: swVTEP, Remotes: []netip.Addr{vtepAddr(vxSite)},
+		MTU: 1500, Address: netip.PrefixFrom(overlayAddr(sw), 24)}); err != nil {
+		t.Fatal(err)
+	}
+	// As on a NIC, the kernel VTEP's inner checksums must be finished
+	// before they leave the box (libipsec copies packets as they are).
+	if err := sw.Exec("ethtool", "-K", "vx129", "tx", "off"); err != nil {
+		t.Fatal(err)
+	}
+	return vx, charon
 }

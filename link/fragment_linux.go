@@ -78,14 +78,15 @@ func (f *senderFragmenter) source(dst netip.Addr) (netip.Addr, error) {
 	return a, nil
 }
 
-// write sends payload to to as fragments of at most mtu bytes each.
-func (f *senderFragmenter) write(payload []byte, to netip.AddrPort, mtu int) error {
+// write sends payload to to as fragments of at most mtu bytes each and
+// returns how many.
+func (f *senderFragmenter) write(payload []byte, to netip.AddrPort, mtu int) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	dst := to.Addr().Unmap()
 	src, err := f.source(dst)
 	if err != nil {
-		return fmt.Errorf("fragment to %v: %w", to, err)
+		return 0, fmt.Errorf("fragment to %v: %w", to, err)
 	}
 	v4 := dst.Is4()
 	hdr := encap.IPv6HeaderLen
@@ -94,7 +95,7 @@ func (f *senderFragmenter) write(payload []byte, to netip.AddrPort, mtu int) err
 	}
 	n := hdr + encap.UDPHeaderLen + len(payload)
 	if n > len(f.buf) {
-		return fmt.Errorf("fragment to %v: %d-byte datagram: %w", to, len(payload), unix.EMSGSIZE)
+		return 0, fmt.Errorf("fragment to %v: %d-byte datagram: %w", to, len(payload), unix.EMSGSIZE)
 	}
 	pkt := f.buf[:n]
 	udpLen := uint16(encap.UDPHeaderLen + len(payload))
@@ -121,11 +122,11 @@ func (f *senderFragmenter) write(payload []byte, to netip.AddrPort, mtu int) err
 		nf, err = encap.FragmentIPv6(pkt, mtu, f.ids.Next(dst), f.out, f.sizes)
 	}
 	if err != nil {
-		return fmt.Errorf("fragment to %v at %d: %w", to, mtu, err)
+		return 0, fmt.Errorf("fragment to %v at %d: %w", to, mtu, err)
 	}
 	fd, err := f.socket(v4)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	sa := f.dsts[dst]
 	if sa == nil {
@@ -137,10 +138,10 @@ func (f *senderFragmenter) write(payload []byte, to netip.AddrPort, mtu int) err
 	}
 	for i := 0; i < nf; i++ {
 		if err := unix.Sendto(fd, f.out[i][:f.sizes[i]], 0, sa); err != nil {
-			return fmt.Errorf("fragment to %v: %w", to, err)
+			return 0, fmt.Errorf("fragment to %v: %w", to, err)
 		}
 	}
-	return nil
+	return nf, nil
 }
 
 // socket opens (once) the raw socket of a family, which takes whole IP

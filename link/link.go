@@ -63,8 +63,9 @@ type Underlay interface {
 	// WriteFragmented sends one datagram as IP fragments of at most mtu
 	// bytes that the sender makes itself (a raw socket: the slow path for
 	// a datagram larger than the path carries, where no router may or
-	// will fragment it). The receiver's kernel reassembles them.
-	WriteFragmented(b []byte, to netip.AddrPort, mtu int) error
+	// will fragment it), and returns how many. The receiver's kernel
+	// reassembles them.
+	WriteFragmented(b []byte, to netip.AddrPort, mtu int) (int, error)
 	// SetDontFragment sends to dst with DF set (on) or not, where the
 	// underlay's default is DF off (plain mode: DF toward vxswitch peers
 	// whose path is probed, off toward standard VTEPs).

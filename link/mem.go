@@ -296,18 +296,23 @@ func (u *MemUnderlay) WriteProbe(b []byte, to netip.AddrPort) error {
 // WriteFragmented implements Underlay: fragments of at most mtu bytes
 // cross a path of at least that size and are reassembled at the receiver,
 // so the datagram arrives whole; on a smaller path it is lost.
-func (u *MemUnderlay) WriteFragmented(b []byte, to netip.AddrPort, mtu int) error {
+func (u *MemUnderlay) WriteFragmented(b []byte, to netip.AddrPort, mtu int) (int, error) {
 	n := u.net
 	n.mu.Lock()
 	dst, path := n.ends[to], n.path
 	if dst == nil || (path > 0 && mtu > path) {
 		n.drops++
 		n.mu.Unlock()
-		return nil
+		return 0, nil
 	}
 	n.mu.Unlock()
 	dst.deliver(b, u.addr)
-	return nil
+	hdr := outerOverhead(to.Addr()) - encap.UDPHeaderLen
+	per := (mtu - hdr) &^ 7
+	if !to.Addr().Is4() && !to.Addr().Is4In6() {
+		per = (mtu - hdr - encap.IPv6FragmentHeaderLen) &^ 7
+	}
+	return (len(b) + encap.UDPHeaderLen + per - 1) / per, nil
 }
 
 // SetDontFragment implements Underlay: every datagram on a MemNet has DF.

@@ -58,7 +58,7 @@ func (u *udpUnderlay) SetDontFragment(dst netip.AddrPort, on bool) {
 }
 
 // WriteFragmented implements Underlay.
-func (u *udpUnderlay) WriteFragmented(b []byte, to netip.AddrPort, mtu int) error {
+func (u *udpUnderlay) WriteFragmented(b []byte, to netip.AddrPort, mtu int) (int, error) {
 	return u.frag.write(b, to, mtu)
 }
 

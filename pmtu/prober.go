@@ -109,7 +109,6 @@ type Prober struct {
 	mu          sync.Mutex
 	state       State
 	source      Source
-	everAcked   bool
 	lo          int // largest size acknowledged in this search
 	hiFail      int // smallest size that failed (Max+1: none)
 	round       []probe
@@ -351,7 +350,6 @@ func (p *Prober) ackLocked(id uint32, size int) []sendReq {
 	}
 	pr.acked = true
 	p.stats.Acked++
-	p.everAcked = true
 	p.answering.Store(true)
 	p.silent = 0
 	switch p.state {
@@ -401,7 +399,7 @@ func (p *Prober) timeoutLocked() []sendReq {
 			return p.newRoundLocked(p.cfg.Base)
 		}
 		p.silent = 0
-		if !p.everAcked {
+		if !p.answering.Load() {
 			// Never a single answer: the peer does not take part.
 			p.state = StateDisabled
 			p.setLocked(p.cfg.Fallback, SourceBase)
