@@ -32,7 +32,11 @@ type PeerStatus struct {
 	// Probe is the probing state (RFC 8899): "base", "searching",
 	// "search_complete", "error", "not_probing" (the peer answers no
 	// probes: classic PMTUD), or "off".
-	Probe       string `json:"probe"`
+	Probe string `json:"probe"`
+	// ProbeVia is how probes travel: "data" (the peer's vxswitch data plane
+	// answers them), "ike" (padded IKE INFORMATIONAL requests, for an ESP
+	// peer such as strongSwan whose data plane does not), "" (off).
+	ProbeVia    string `json:"probe_via,omitempty"`
 	ProbesSent  uint64 `json:"probes_sent"`
 	ProbesAcked uint64 `json:"probes_acked"`
 	ProbesLost  uint64 `json:"probes_lost"`

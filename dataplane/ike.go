@@ -173,6 +173,21 @@ func (t ikeTransport) Send(from, to netip.AddrPort, msg []byte) error {
 	return t.s.under.WriteControl(b, to)
 }
 
+// SendProbe sends an IKE path MTU probe as Send does, with DF set (see
+// ike.ProbeTransport).
+func (t ikeTransport) SendProbe(from, to netip.AddrPort, msg []byte) error {
+	t.s.ike.mu.Lock()
+	u500 := t.s.ike.udp500
+	t.s.ike.mu.Unlock()
+	if from.Port() == encap.PortIKE && u500 != nil {
+		_, err := u500.WriteToUDPAddrPort(msg, to) // port 500 sockets keep the kernel's DF default
+		return err
+	}
+	b := make([]byte, crypto.NonESPMarkerLen+len(msg))
+	copy(b[crypto.NonESPMarkerLen:], msg)
+	return t.s.under.WriteProbe(b, to)
+}
+
 // InstallChildSA installs an ESP SA pair for a peer: inbound first, then
 // outbound traffic switches to the new SA (make-before-break). It is the
 // IKE daemon's ike.Handler; tests and benchmarks call it directly.

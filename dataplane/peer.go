@@ -44,8 +44,11 @@ type peer struct {
 	// dontFragment: the underlay sends to the peer with DF (plain mode,
 	// once it answered a probe).
 	dontFragment atomic.Bool
-	probeMu      sync.Mutex
-	probeBuf     []byte
+	// ikeProbed: the prober's probes travel in IKE (esp mode, the peer's
+	// data plane answered none of its own).
+	ikeProbed atomic.Bool
+	probeMu   sync.Mutex
+	probeBuf  []byte
 
 	ctr counters
 	sas []saRecord // installed Child SAs, guarded by Switch.mu

@@ -91,12 +91,53 @@ func (s *Switch) startProber(p *peer) {
 		}
 	}
 	c := s.cfg.PMTU
-	pr := pmtu.New(pmtu.Config{Base: min(base, ceiling), Max: ceiling, Fallback: min(fallback, ceiling),
-		ProbeTimer: c.ProbeTimer, RaiseTimer: c.RaiseTimer, ConfirmTimer: c.ConfirmTimer, MaxProbes: c.MaxProbes},
-		s.clock, func(id uint32, size int) { s.sendProbe(p, pmtu.TypeProbe, id, size) })
+	cfg := pmtu.Config{Base: min(base, ceiling), Max: ceiling, Fallback: min(fallback, ceiling),
+		ProbeTimer: c.ProbeTimer, RaiseTimer: c.RaiseTimer, ConfirmTimer: c.ConfirmTimer, MaxProbes: c.MaxProbes}
+	var pr *pmtu.Prober
+	if s.cfg.Mode == ModeESP {
+		// An ESP peer whose data plane answers none of our probes (a
+		// strongSwan gateway) is probed through IKE instead.
+		cfg.OnDisabled = func() { s.startIKEProber(p, pr) }
+	}
+	pr = pmtu.New(cfg, s.clock, func(id uint32, size int) { s.sendProbe(p, pmtu.TypeProbe, id, size) })
 	if !p.prober.CompareAndSwap(nil, pr) {
 		return
 	}
+	pr.Start()
+}
+
+// startIKEProber replaces old, the data-plane prober of p that found no
+// answer, with one whose probes are padded IKE INFORMATIONAL requests
+// (ike.Daemon.Probe): one at a time, as IKE's window allows. A peer that
+// answers these neither (its IKE SA is down) is left to ICMP as before.
+func (s *Switch) startIKEProber(p *peer, old *pmtu.Prober) {
+	s.ike.mu.Lock()
+	d := s.ike.daemon
+	s.ike.mu.Unlock()
+	if d == nil || old == nil {
+		return
+	}
+	cfg := old.Config()
+	cfg.PerRound = 1
+	cfg.OnDisabled = nil
+	var pr *pmtu.Prober
+	pr = pmtu.New(cfg, s.clock, func(id uint32, size int) {
+		udpLen := size - outerOverhead(p.Endpoint())
+		if d.Probe(p.cfg.Name, udpLen, cfg.ProbeTimer, func(acked bool) {
+			if acked {
+				p.ctr.inc(cRxProbeAcks)
+				pr.Ack(id, size)
+			}
+		}) {
+			p.ctr.inc(cTxProbes)
+		}
+	})
+	if !p.prober.CompareAndSwap(old, pr) {
+		return // stopped or replaced meanwhile
+	}
+	old.Stop()
+	p.ikeProbed.Store(true)
+	s.log.Info("path MTU: the peer answers no data-plane probes, probing through IKE", "peer", p.cfg.Name)
 	pr.Start()
 }
 
@@ -105,6 +146,7 @@ func (s *Switch) stopProber(p *peer) bool {
 	if p.dontFragment.Swap(false) && s.under != nil {
 		s.under.SetDontFragment(p.Endpoint(), false)
 	}
+	p.ikeProbed.Store(false)
 	pr := p.prober.Swap(nil)
 	if pr != nil {
 		pr.Stop()

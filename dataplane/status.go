@@ -92,7 +92,10 @@ func (s *Switch) Peers() []PeerStatus {
 		st := &out[len(out)-1]
 		if pr := p.prober.Load(); pr != nil {
 			state, src, stats := pr.Status()
-			st.Probe, st.MTUSource = state.String(), src.String()
+			st.Probe, st.MTUSource, st.ProbeVia = state.String(), src.String(), "data"
+			if p.ikeProbed.Load() {
+				st.ProbeVia = "ike"
+			}
 			if state == pmtu.StateDisabled && src == pmtu.SourceBase {
 				st.MTUSource = "fallback" // what a peer that does not probe gets (README, Path MTU)
 				if p.ceiling.Load() > 0 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vxswitch/vxswitch/dataplane"
 	"github.com/vxswitch/vxswitch/internal/nstest"
 )
 
@@ -58,12 +59,13 @@ func TestStrongSwanKernelVXLAN(t *testing.T) {
 }
 
 // TestStrongSwanBlackHole: the strongSwan gateway behind a router that
-// carries 1400 bytes and drops its own ICMP. strongSwan answers no
-// data-plane probes, so vxswitch sends to it at the base size, fragmenting
-// inside the tunnel, and MSS clamping keeps TCP segments small both ways;
-// TCP runs both ways and vxswitch's large packets get through. (strongSwan's
-// own full-size ESP packets toward us are lost in the black hole: nothing
-// on our side can fragment them, so a 1472-byte echo reply does not return.)
+// carries 1400 bytes and drops its own ICMP. strongSwan's data plane
+// answers none of our probes, so vxswitch probes the path with padded IKE
+// INFORMATIONAL requests, which charon answers, and finds the 1400 bytes;
+// until then it sends at the base size. strongSwan's side is set up as an
+// operator of that path would set it (its TUN's MTU below the path, since
+// nothing tells charon what the path carries). DF 1472-byte pings, larger
+// ones and TCP both ways pass, every one from the start.
 func TestStrongSwanBlackHole(t *testing.T) {
 	n := nstest.New(t, nstest.SiteSpec{Name: "vx"}, nstest.SiteSpec{Name: "swan"})
 	vxSite, sw := n.Sites[0], n.Sites[1]
@@ -71,30 +73,44 @@ func TestStrongSwanBlackHole(t *testing.T) {
 	dropRouterICMP(t, n)
 	psk := "correct horse battery staple, e2e"
 	vx, _ := swanGateway(t, n, "aes128gcm16", "aes128gcm16-prfsha256-x25519", psk, "\n"+probeTimers)
+	if err := sw.Exec("ip", "link", "set", "ipsec0", "mtu", "1300"); err != nil {
+		t.Fatal(err)
+	}
 	target := overlayAddr(sw).String()
 	if err := nstest.WaitFor(10*time.Second, func() error { return vx.Ping(target, 56, 1, false) }); err != nil {
 		t.Fatalf("ping the host behind strongSwan: %v", err)
 	}
-	if err := nstest.WaitFor(10*time.Second, func() error {
-		if st := vx.peerStatus(t, "swan"); st.Probe != "not_probing" {
-			return fmt.Errorf("probe state %q", st.Probe)
+	// From the first: the base size carries them while the search runs.
+	if err := vx.Ping(target, 1472, 3, true); err != nil {
+		t.Errorf("DF 1472-byte pings while probing: %v", err)
+	}
+	var st dataplane.PeerStatus
+	if err := nstest.WaitFor(30*time.Second, func() error {
+		st = vx.peerStatus(t, "swan")
+		if st.ProbeVia != "ike" || st.Probe != "search_complete" {
+			return fmt.Errorf("probe %q via %q, MTU %d", st.Probe, st.ProbeVia, st.MTU)
 		}
 		return nil
 	}); err != nil {
-		t.Errorf("strongSwan was not marked as not probing: %v", err)
+		t.Fatalf("strongSwan's path was not probed through IKE: %v\n%s", err, vx.show(t, "peers"))
 	}
-	if st := vx.peerStatus(t, "swan"); st.MTU > 1400 {
-		t.Errorf("path MTU to strongSwan %d: above the black hole's 1400", st.MTU)
+	if st.MTU > 1400 || st.MTU < 1400-16 {
+		t.Errorf("path MTU to strongSwan %d, want within 16 bytes below 1400", st.MTU)
 	}
-	// Echoes whose replies strongSwan can still send across the path.
-	if err := vx.Ping(target, 1200, 3, true); err != nil {
-		t.Errorf("DF 1200-byte pings: %v", err)
+	t.Logf("path MTU to strongSwan through IKE probes: %d (%d probes sent, %d acknowledged)", st.MTU, st.ProbesSent, st.ProbesAcked)
+	for _, size := range []int{1472, 3000} {
+		if err := vx.Ping(target, size, 3, size == 1472); err != nil {
+			t.Errorf("pings of %d bytes: %v", size, err)
+		}
 	}
 	if _, err := n.Transfer(vxSite, sw, overlayAddr(sw), 5<<20, 30*time.Second); err != nil {
 		t.Errorf("TCP vxswitch -> strongSwan over the black hole: %v", err)
 	}
 	if _, err := n.Transfer(sw, vxSite, overlayAddr(vxSite), 5<<20, 30*time.Second); err != nil {
 		t.Errorf("TCP strongSwan -> vxswitch over the black hole (MSS clamped): %v", err)
+	}
+	if down := vx.peerStatus(t, "swan").State; down != "up" {
+		t.Errorf("peer state %q after probing through IKE", down)
 	}
 }
 

@@ -70,6 +70,13 @@ type Config struct {
 	// Granularity ends a search when the largest size acknowledged and the
 	// smallest that failed are this close (default 16 bytes).
 	Granularity int
+	// PerRound is how many sizes a search round probes at once (default
+	// 4); 1 where probes travel one at a time (IKE's window).
+	PerRound int
+	// OnDisabled, if set, runs (without the Prober's lock) when the peer
+	// is found not to answer probes at all and the Prober enters
+	// StateDisabled; the caller may then try another kind of probe.
+	OnDisabled func()
 }
 
 // Defaults. RFC 8899 recommends 15 s for PROBE_TIMER and 600 s for
@@ -85,8 +92,8 @@ const (
 	DefaultGranularity  = 16
 )
 
-// probesPerRound is how many sizes a search round probes at once.
-const probesPerRound = 4
+// DefaultPerRound is how many sizes a search round probes at once.
+const DefaultPerRound = 4
 
 // Sender sends a probe of size bytes (the outer IP packet) with the given
 // ID; the Prober calls it without its lock held.
@@ -155,6 +162,9 @@ func New(cfg Config, clk clock.Clock, send Sender) *Prober {
 	}
 	if cfg.Granularity <= 0 {
 		cfg.Granularity = DefaultGranularity
+	}
+	if cfg.PerRound <= 0 {
+		cfg.PerRound = DefaultPerRound
 	}
 	p := &Prober{cfg: cfg, clock: clock.Or(clk), send: send, hiFail: cfg.Max + 1}
 	p.plpmtu.Store(int32(cfg.Base))
@@ -275,9 +285,14 @@ func (p *Prober) fire(gen uint64) {
 		p.mu.Unlock()
 		return
 	}
+	wasDisabled := p.state == StateDisabled
 	sends := p.timeoutLocked()
+	disabled := !wasDisabled && p.state == StateDisabled
 	p.mu.Unlock()
 	p.flush(sends)
+	if disabled && p.cfg.OnDisabled != nil {
+		p.cfg.OnDisabled()
+	}
 }
 
 // enterBaseLocked probes the base size (RFC 8899 BASE state).
@@ -301,15 +316,19 @@ func (p *Prober) searchRoundLocked() []sendReq {
 	}
 	var sizes []int
 	span := p.hiFail - p.lo
-	for j := 1; j <= probesPerRound; j++ {
-		s := p.lo + span*j/(probesPerRound+1)
+	n := p.cfg.PerRound
+	if n == 1 && p.hiFail > p.cfg.Max && p.hintNext == 0 {
+		n = 0 // one at a time: the largest size alone comes first (below)
+	}
+	for j := 1; j <= n; j++ {
+		s := p.lo + span*j/(n+1)
 		s &^= 3
 		if s > p.lo && (len(sizes) == 0 || s > sizes[len(sizes)-1]) {
 			sizes = append(sizes, s)
 		}
 	}
 	if h := p.hintNext; h > p.lo && h < p.hiFail {
-		sizes = append(sizes[:min(len(sizes), probesPerRound-1)], h)
+		sizes = append(sizes[:min(len(sizes), max(n-1, 0))], h)
 		slices.Sort(sizes)
 		sizes = slices.Compact(sizes)
 	}

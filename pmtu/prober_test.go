@@ -223,3 +223,49 @@ func TestStoppedProberSendsNothing(t *testing.T) {
 		t.Errorf("a stopped prober sent %d probes, PLPMTU %d", len(pa.sent), pa.p.PLPMTU())
 	}
 }
+
+// TestOneProbeAtATime: with PerRound 1 (probes carried by IKE, whose
+// window is one request) no two probes are sent at once, and the search
+// still ends within the granularity of the path.
+func TestOneProbeAtATime(t *testing.T) {
+	cfg := testCfg
+	cfg.PerRound = 1
+	for _, mtu := range []int{1280, 1400, 1500, 9000} {
+		pa := newPath(t, cfg, mtu)
+		var last time.Time
+		send := pa.send
+		pa.p.send = func(id uint32, size int) {
+			if now := pa.clk.Now(); now.Equal(last) {
+				t.Fatalf("path %d: two probes at %v", mtu, now)
+			} else {
+				last = now
+			}
+			send(id, size)
+		}
+		pa.p.Start()
+		took := pa.until(t, 60*time.Second, func() bool { st, _, _ := pa.p.Status(); return st == StateComplete })
+		if got := pa.p.PLPMTU(); !within(got, mtu, DefaultGranularity) {
+			t.Errorf("path %d: PLPMTU %d, want within %d bytes below", mtu, got, DefaultGranularity)
+		}
+		t.Logf("path %d: PLPMTU %d in %v, %d probes", mtu, pa.p.PLPMTU(), took, len(pa.sent))
+	}
+}
+
+// TestOnDisabled: a peer that answers nothing is reported once, when the
+// Prober gives up on it, not again at each periodic retry.
+func TestOnDisabled(t *testing.T) {
+	cfg := testCfg
+	calls := 0
+	cfg.OnDisabled = func() { calls++ }
+	pa := newPath(t, cfg, 1500)
+	pa.answers = false
+	pa.p.Start()
+	pa.until(t, 5*time.Second, func() bool { st, _, _ := pa.p.Status(); return st == StateDisabled })
+	if calls != 1 {
+		t.Fatalf("OnDisabled ran %d times on entering StateDisabled, want 1", calls)
+	}
+	pa.clk.Advance(3 * cfg.RaiseTimer)
+	if calls != 1 {
+		t.Errorf("OnDisabled ran %d times after the periodic retries, want 1", calls)
+	}
+}

@@ -142,7 +142,7 @@ func writePeers(w io.Writer, ps []dataplane.PeerStatus) error {
 	tw := newTable(w, "NAME", "ENDPOINT", "VTEP", "MTU", "MTU-FROM", "PROBE", "PROBES(SENT/ACK/LOST)", "STATE", "TX-PKTS", "TX-BYTES", "TX-FRAGS", "RX-PKTS", "RX-BYTES", "IKE SA")
 	for _, p := range ps {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n",
-			p.Name, p.Endpoint, p.VTEP, p.MTU, p.MTUSource, p.Probe, fmt.Sprintf("%d/%d/%d", p.ProbesSent, p.ProbesAcked, p.ProbesLost), p.State, p.TxPackets, p.TxBytes, p.Fragments, p.RxPackets, p.RxBytes, cmp.Or(p.IKE, "-"))
+			p.Name, p.Endpoint, p.VTEP, p.MTU, p.MTUSource, probeState(p), fmt.Sprintf("%d/%d/%d", p.ProbesSent, p.ProbesAcked, p.ProbesLost), p.State, p.TxPackets, p.TxBytes, p.Fragments, p.RxPackets, p.RxBytes, cmp.Or(p.IKE, "-"))
 	}
 	return tw.Flush()
 }
@@ -179,4 +179,13 @@ func writeStats(w io.Writer, cs []dataplane.Counter) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\n", c.Scope, c.Name, c.Value)
 	}
 	return tw.Flush()
+}
+
+// probeState is the PROBE column: the state, and "/ike" when the probes
+// travel in IKE.
+func probeState(p dataplane.PeerStatus) string {
+	if p.ProbeVia == "ike" {
+		return p.Probe + "/ike"
+	}
+	return p.Probe
 }

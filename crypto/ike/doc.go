@@ -5,7 +5,9 @@
 // CREATE_CHILD_SA to rekey Child SAs (make-before-break, with PFS) and the
 // IKE SA, INFORMATIONAL for deletes and dead peer detection, COOKIE
 // challenges, INVALID_KE_PAYLOAD renegotiation, retransmission with
-// exponential backoff, simultaneous-rekey handling (RFC 7296 §2.8.1).
+// exponential backoff, simultaneous-rekey handling (RFC 7296 §2.8.1),
+// and path MTU probes padded into INFORMATIONAL requests (Probe) for peers
+// whose data plane answers none of its own.
 // IKE messages are encrypted with AES-GCM-16 (RFC 5282) or
 // ChaCha20-Poly1305 (RFC 7634); PRFs are HMAC-SHA2-256/384/512; DH groups
 // 31 (X25519, RFC 8031), 19 and 20 (RFC 5903). ESP is always

@@ -56,7 +56,9 @@ func (sa *ikeSA) respond(h Header, ps []Payload) {
 // liveness check (empty INFORMATIONAL). Daemon.tick calls it, d.mu held.
 func (sa *ikeSA) tick(now time.Time) {
 	d := sa.d
-	if r := sa.req; r != nil && !now.Before(r.next) {
+	if r := sa.req; r != nil && r.probe != nil && !now.Before(r.next) {
+		sa.probeLost(r, now)
+	} else if r != nil && !now.Before(r.next) {
 		if r.tries >= d.cfg.RetransmitTries {
 			sa.req = nil
 			if r.onTimeout != nil {

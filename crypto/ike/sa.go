@@ -63,6 +63,9 @@ type request struct {
 	next      time.Time
 	onReply   func(p *parsed, msg []byte, h Header, now time.Time)
 	onTimeout func(now time.Time)
+	// probe is set while the request is a path MTU probe (Probe): it is
+	// not retransmitted, and when next passes, probeLost runs instead.
+	probe func(acked bool)
 }
 
 type queued struct {
