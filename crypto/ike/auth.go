@@ -17,15 +17,23 @@ import (
 func (sa *ikeSA) sendAuth(now time.Time) {
 	d, pe := sa.d, sa.peer
 	idBody := sa.localID().Encode()
-	auth := pskAuth(sa.algs.prf, d.cfg.PSK, sa.initMsg, sa.nr, sa.keys.pi, idBody)
+	certs, auth, err := sa.ourAuth(sa.initMsg, sa.nr, sa.keys.pi, idBody)
+	if err != nil {
+		sa.fail("cannot authenticate", err, now)
+		return
+	}
 	c := &childSA{state: childPending, suite: d.cfg.Suite, inSPI: d.newESPSPI()}
 	d.inSPIs[c.inSPI] = c
 	sa.authChild = c
 	ps := []Payload{{Type: PayloadIDi, Body: idBody}}
+	ps = append(ps, certs...)
+	if cr := d.creds; cr != nil && certs != nil {
+		ps = append(ps, cr.certReqPayload())
+	}
 	if pe.remoteID != nil {
 		ps = append(ps, Payload{Type: PayloadIDr, Body: pe.remoteID.Encode()})
 	}
-	ps = append(ps, Payload{Type: PayloadAUTH, Body: Auth{Method: AuthSharedKeyMIC, Data: auth}.Encode()})
+	ps = append(ps, auth)
 	if d.establishedSAs(pe, sa) == 0 {
 		// RFC 7296 §2.4: this will be the only IKE SA with the peer
 		ps = append(ps, notifyPayload(NotifyInitialContact, nil))
@@ -33,6 +41,67 @@ func (sa *ikeSA) sendAuth(now time.Time) {
 	ps = append(ps, Payload{Type: PayloadSA, Body: EncodeSA([]Proposal{espProposal(d.cfg.Suite, c.inSPI, DHNone)})})
 	ps = append(ps, tsPayloads(vtepTS(pe.cfg.LocalVTEP), vtepTS(pe.cfg.RemoteVTEP))...)
 	sa.request(ExchIKEAuth, ps, sa.onAuthReply, nil, now)
+}
+
+// pskFor is the pre-shared key that authenticates pe: its own, else the
+// mesh key unless certificates are configured; nil means certificates.
+func (d *Daemon) pskFor(pe *peer) []byte {
+	if len(pe.cfg.PSK) > 0 {
+		return pe.cfg.PSK
+	}
+	if d.creds != nil {
+		return nil
+	}
+	return d.cfg.PSK
+}
+
+// ourAuth returns our AUTH payload over realMsg (our IKE_SA_INIT message),
+// the peer's nonce and prf(skp, idBody), and the CERT payloads to send
+// with it (nil with a PSK).
+func (sa *ikeSA) ourAuth(realMsg, peerNonce, skp, idBody []byte) ([]Payload, Payload, error) {
+	d := sa.d
+	if psk := d.pskFor(sa.peer); psk != nil {
+		a := Auth{Method: AuthSharedKeyMIC, Data: pskAuth(sa.algs.prf, psk, realMsg, peerNonce, skp, idBody)}
+		return nil, Payload{Type: PayloadAUTH, Body: a.Encode()}, nil
+	}
+	if d.creds == nil {
+		return nil, Payload{}, fmt.Errorf("no PSK and no certificate for peer %q: %w", sa.peer.cfg.Name, ErrConfig)
+	}
+	a, err := signAuth(d.creds.Key, signedOctets(sa.algs.prf, realMsg, peerNonce, skp, idBody), sa.peerHashes)
+	if err != nil {
+		return nil, Payload{}, err
+	}
+	return d.creds.certPayloads(), Payload{Type: PayloadAUTH, Body: a.Encode()}, nil
+}
+
+// checkPeerAuth verifies the peer's AUTH in p as pe's: with pe's PSK, or
+// with the certificate chain in p, which must bind to pe's VTEP address
+// and contain id. realMsg is the peer's IKE_SA_INIT message, ourNonce ours,
+// skp the peer's SK_p. It returns a reason for the log with the error.
+func (sa *ikeSA) checkPeerAuth(pe *peer, p *parsed, id ID, idBody, realMsg, ourNonce, skp []byte, now time.Time) (string, error) {
+	d := sa.d
+	if psk := d.pskFor(pe); psk != nil {
+		want := pskAuth(sa.algs.prf, psk, realMsg, ourNonce, skp, idBody)
+		if p.auth.Method != AuthSharedKeyMIC {
+			return fmt.Sprintf("the peer authenticates with method %d, a PSK is configured", p.auth.Method), ErrAuth
+		}
+		if !hmac.Equal(want, p.auth.Data) {
+			return "AUTH does not verify (a different PSK?)", ErrAuth
+		}
+		return "", nil
+	}
+	if p.auth.Method == AuthSharedKeyMIC {
+		return "the peer authenticates with a PSK, a certificate is configured", ErrAuth
+	}
+	leaf, err := d.creds.verifyPeer(p.certs, now, pe.cfg.RemoteVTEP, id)
+	if err != nil {
+		d.certRefused.Add(1)
+		return "certificate refused", err
+	}
+	if err := verifyAuth(leaf.PublicKey, *p.auth, signedOctets(sa.algs.prf, realMsg, ourNonce, skp, idBody)); err != nil {
+		return "signature does not verify", err
+	}
+	return "", nil
 }
 
 // onAuthReply handles the IKE_AUTH response: it checks the peer's identity
@@ -53,9 +122,10 @@ func (sa *ikeSA) onAuthReply(p *parsed, msg []byte, h Header, now time.Time) {
 		sa.fail("peer identity "+p.idr.String()+" is not "+pe.remoteID.String(), ErrAuth, now)
 		return
 	}
-	want := pskAuth(sa.algs.prf, d.cfg.PSK, sa.peerInitMsg, sa.ni, sa.keys.pr, p.idrBody)
-	if p.auth.Method != AuthSharedKeyMIC || !hmac.Equal(want, p.auth.Data) {
-		sa.fail("peer AUTH does not verify", ErrAuth, now)
+	if why, err := sa.checkPeerAuth(pe, p, *p.idr, p.idrBody, sa.peerInitMsg, sa.ni, sa.keys.pr, now); err != nil {
+		d.authFailures.Add(1)
+		d.logAuthFailure(pe.cfg.Name, "ike: peer's IKE_AUTH response refused", why, err, sa.remote)
+		sa.d.destroy(sa, why, now)
 		return
 	}
 	sa.state = stEstablished
@@ -94,8 +164,9 @@ func (sa *ikeSA) onAuthReply(p *parsed, msg []byte, h Header, now time.Time) {
 // the response payloads; on failure AUTHENTICATION_FAILED with destroyNow set.
 func (sa *ikeSA) respondAuth(p *parsed, now time.Time) []Payload {
 	d := sa.d
-	authFailed := func(why string) []Payload {
-		d.log.Info("ike: IKE_AUTH failed", append(sa.logAttrs(), "from", sa.remote, "reason", why)...)
+	authFailed := func(peerName, why string, err error) []Payload {
+		d.authFailures.Add(1)
+		d.logAuthFailure(peerName, "ike: IKE_AUTH request refused", why, err, sa.remote)
 		sa.destroyNow = true
 		return []Payload{notifyPayload(NotifyAuthenticationFailed, nil)}
 	}
@@ -103,28 +174,29 @@ func (sa *ikeSA) respondAuth(p *parsed, now time.Time) []Payload {
 		return []Payload{notifyPayload(NotifyInvalidSyntax, nil)}
 	}
 	if p.idi == nil || p.auth == nil {
-		return authFailed("no IDi or AUTH")
+		return authFailed("", "no IDi or AUTH", ErrMalformed)
 	}
 	pe := d.findPeerForAuth(*p.idi, sa.remote)
 	if pe == nil {
-		return authFailed("no peer configured for identity " + p.idi.String())
+		return authFailed("", "no peer configured for identity "+p.idi.String(), ErrAuth)
 	}
-	want := pskAuth(sa.algs.prf, d.cfg.PSK, sa.peerInitMsg, sa.nr, sa.keys.pi, p.idiBody)
-	if p.auth.Method != AuthSharedKeyMIC || !hmac.Equal(want, p.auth.Data) {
-		return authFailed("AUTH does not verify")
+	sa.peer = pe // for ourAuth and the log; a failure destroys sa
+	if why, err := sa.checkPeerAuth(pe, p, *p.idi, p.idiBody, sa.peerInitMsg, sa.nr, sa.keys.pi, now); err != nil {
+		return authFailed(pe.cfg.Name, why, err)
 	}
-	sa.peer = pe
+	idBody := sa.localID().Encode()
+	certs, auth, err := sa.ourAuth(sa.initMsg, sa.ni, sa.keys.pr, idBody)
+	if err != nil {
+		return authFailed(pe.cfg.Name, "cannot authenticate ourselves", err)
+	}
 	delete(d.halfOpen, *sa.halfOpen)
 	sa.halfOpen = nil
 	sa.state = stEstablished
 	sa.established = now
 	sa.rekeyAt = now.Add(d.jitter(d.cfg.Lifetime))
 	d.log.Info("ike: IKE SA established", append(sa.logAttrs(), "algs", sa.algs.String(), "remote", sa.remote)...)
-	idBody := sa.localID().Encode()
-	resp := []Payload{
-		{Type: PayloadIDr, Body: idBody},
-		{Type: PayloadAUTH, Body: Auth{Method: AuthSharedKeyMIC, Data: pskAuth(sa.algs.prf, d.cfg.PSK, sa.initMsg, sa.ni, sa.keys.pr, idBody)}.Encode()},
-	}
+	resp := append([]Payload{{Type: PayloadIDr, Body: idBody}}, certs...)
+	resp = append(resp, auth)
 	if p.sa != nil {
 		cps, c, code, data := sa.respondChild(p, true, sa.ni, sa.nr)
 		if code != 0 {

@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vxswitch/vxswitch/clock"
 	"github.com/vxswitch/vxswitch/crypto"
+	"github.com/vxswitch/vxswitch/internal/ratelimit"
 )
 
 // PeerConfig describes one peer site.
@@ -40,11 +43,19 @@ type PeerConfig struct {
 	LocalVTEP, RemoteVTEP netip.Addr
 	// Initiate makes this side start (and restart) the IKE SA.
 	Initiate bool
+	// PSK is this peer's own pre-shared key; empty: the mesh PSK, or
+	// certificates when Config.Credentials is set.
+	PSK []byte
 }
 
 // Config configures a Daemon.
 type Config struct {
+	// PSK is the mesh key: it authenticates every peer without a PSK of its
+	// own when Credentials is nil.
 	PSK []byte
+	// Credentials, when set, authenticate with certificates (RFC 7427)
+	// every peer without a PSK of its own.
+	Credentials *Credentials
 	// Suite is the ESP suite offered and accepted for Child SAs.
 	Suite crypto.Suite
 	// IKESuite lists the IKE SA algorithms as strongSwan writes them, e.g.
@@ -157,6 +168,7 @@ type Daemon struct {
 	clock clock.Clock
 
 	mu           sync.Mutex
+	creds        *Credentials // Config.Credentials, replaced by SetAuth
 	peers        map[string]*peer
 	sas          map[uint64]*ikeSA // by our SPI
 	inSPIs       map[uint32]*childSA
@@ -169,6 +181,56 @@ type Daemon struct {
 		second time.Time
 		n      int
 	}
+	authLog map[string]*ratelimit.Limiter // per peer: refused authentications
+
+	authFailures atomic.Uint64 // IKE_AUTH refused, either way
+	certRefused  atomic.Uint64 // of which a peer's certificate was refused
+}
+
+// Stats counts what the daemon refused.
+type Stats struct {
+	// AuthFailures counts IKE_AUTH exchanges refused (a PSK or signature
+	// that does not verify, a certificate refused, an unknown identity).
+	AuthFailures uint64
+	// CertificatesRefused counts the refusals of a peer's certificate: no
+	// chain to a trusted CA, expired, revoked, or not bound to the VTEP
+	// address or identity the peer claims.
+	CertificatesRefused uint64
+}
+
+// Stats returns the daemon's counters.
+func (d *Daemon) Stats() Stats {
+	return Stats{AuthFailures: d.authFailures.Load(), CertificatesRefused: d.certRefused.Load()}
+}
+
+// SetAuth replaces the mesh PSK and the credentials (a reload re-read the
+// files); SAs that are up stay up, new exchanges use the new ones.
+func (d *Daemon) SetAuth(psk []byte, creds *Credentials) {
+	d.mu.Lock()
+	defer d.unlock()
+	d.cfg.PSK, d.cfg.Credentials, d.creds = psk, creds, creds
+}
+
+// logAuthFailure logs a refused authentication at Warn, at most once a
+// minute for each peer (unknown identities share one limit).
+func (d *Daemon) logAuthFailure(peerName, msg, why string, err error, from netip.AddrPort) {
+	l := d.authLog[peerName]
+	if l == nil {
+		if len(d.authLog) > 1024 {
+			clear(d.authLog)
+		}
+		l = &ratelimit.Limiter{Interval: time.Minute}
+		d.authLog[peerName] = l
+	}
+	ok, held := l.Allow(d.clock.Now().UnixNano())
+	if !ok {
+		return
+	}
+	attrs := []any{"peer", peerName, "from", from, "reason", why, "err", err}
+	if held > 0 {
+		attrs = append(attrs, "suppressed", held)
+	}
+	d.log.Warn(msg, attrs...)
 }
 
 type halfOpenKey struct {
@@ -188,8 +250,12 @@ type peer struct {
 // New checks cfg and returns a daemon; Run starts its timers. tr may be
 // nil when ListenUDP (or SetTransport) provides it later.
 func New(cfg Config, tr Transport, h Handler) (*Daemon, error) {
-	if len(cfg.PSK) == 0 {
-		return nil, fmt.Errorf("empty PSK: %w", ErrConfig)
+	if len(cfg.PSK) == 0 && cfg.Credentials == nil {
+		for _, p := range cfg.Peers {
+			if len(p.PSK) == 0 {
+				return nil, fmt.Errorf("peer %q: no PSK and no certificate: %w", p.Name, ErrConfig)
+			}
+		}
 	}
 	if cfg.Suite.KeyLen() == 0 {
 		return nil, fmt.Errorf("suite %v: %w", cfg.Suite, ErrConfig)
@@ -235,6 +301,8 @@ func New(cfg Config, tr Transport, h Handler) (*Daemon, error) {
 		inSPIs:   map[uint32]*childSA{},
 		halfOpen: map[halfOpenKey]*ikeSA{},
 		wake:     make(chan struct{}, 1),
+		creds:    cfg.Credentials,
+		authLog:  map[string]*ratelimit.Limiter{},
 	}
 	if _, err := rand.Read(d.cookieSecret[:]); err != nil {
 		return nil, fmt.Errorf("cookie secret: %w", err)
@@ -370,6 +438,12 @@ func (d *Daemon) RekeyChild(outSPI uint32) bool {
 	return false
 }
 
+// samePeer reports whether a and b differ in nothing but their PSK.
+func samePeer(a, b PeerConfig) bool {
+	a.PSK, b.PSK = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
 // UpdatePeers replaces the peer list (configuration reload). Peers that
 // are gone or changed lose their SAs; new and changed ones start again.
 func (d *Daemon) UpdatePeers(peers []PeerConfig) {
@@ -378,7 +452,8 @@ func (d *Daemon) UpdatePeers(peers []PeerConfig) {
 	for _, pc := range peers {
 		seen[pc.Name] = true
 		old, ok := d.peers[pc.Name]
-		if ok && old.cfg == pc {
+		if ok && samePeer(old.cfg, pc) {
+			old.cfg.PSK = pc.PSK // a new key is for the next exchanges; SAs stay up
 			continue
 		}
 		np, err := newPeer(pc)
@@ -515,6 +590,15 @@ func (d *Daemon) findPeerForAuth(id ID, remote netip.AddrPort) *peer {
 	for _, p := range d.peers {
 		if p.remoteID != nil && p.remoteID.Type == id.Type && string(p.remoteID.Data) == string(id.Data) {
 			return p
+		}
+	}
+	// Certificate peers without remote_id are known by their VTEP address,
+	// which their certificate must carry (verifyPeer checks it).
+	if v := vtepOf(id); v.IsValid() && d.creds != nil {
+		for _, p := range d.peers {
+			if p.remoteID == nil && len(p.cfg.PSK) == 0 && p.cfg.RemoteVTEP == v {
+				return p
+			}
 		}
 	}
 	for _, p := range d.peers {

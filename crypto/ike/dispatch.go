@@ -43,10 +43,23 @@ func (d *Daemon) HandleMessage(local, remote netip.AddrPort, msg []byte) {
 	if h.IsInitiator() == sa.initiator {
 		return // the I flag must name the other side
 	}
+	if h.NextPayload == PayloadSKF && h.Exchange != ExchIKESAInit {
+		err := sa.handleFragment(h, msg, func(ps []Payload) {
+			if h.IsResponse() {
+				sa.handleResponse(local, remote, h, msg, ps, now)
+			} else {
+				sa.handleRequest(local, remote, h, msg, ps, now)
+			}
+		}, now)
+		if err != nil {
+			d.log.Debug("ike: dropping fragment", append(sa.logAttrs(), "err", err)...)
+		}
+		return
+	}
 	if h.IsResponse() {
-		sa.handleResponse(local, remote, h, msg, now)
+		sa.handleResponse(local, remote, h, msg, nil, now)
 	} else {
-		sa.handleRequest(local, remote, h, msg, now)
+		sa.handleRequest(local, remote, h, msg, nil, now)
 	}
 }
 
@@ -87,8 +100,9 @@ func (sa *ikeSA) decrypt(h Header, msg []byte) ([]Payload, error) {
 // handleResponse matches a response to the outstanding request, decrypts
 // it (IKE_SA_INIT is plaintext) and hands it to the request's onReply, then
 // sends the next queued request. A malformed encrypted response destroys the
-// SA; other mismatches are dropped. d.mu must be held.
-func (sa *ikeSA) handleResponse(local, remote netip.AddrPort, h Header, msg []byte, now time.Time) {
+// SA; other mismatches are dropped. ps, when not nil, are the payloads of
+// a message reassembled from fragments (already decrypted). d.mu must be held.
+func (sa *ikeSA) handleResponse(local, remote netip.AddrPort, h Header, msg []byte, ps []Payload, now time.Time) {
 	req := sa.req
 	if req == nil || req.msgID != h.MessageID || req.exch != h.Exchange {
 		sa.d.log.Debug("ike: unexpected response", append(sa.logAttrs(), "msgid", h.MessageID, "exchange", h.Exchange, "outstanding", req != nil)...)
@@ -97,11 +111,12 @@ func (sa *ikeSA) handleResponse(local, remote netip.AddrPort, h Header, msg []by
 	if sa.spiR != 0 && h.SPIr != sa.spiR || h.SPIi != sa.spiI {
 		return
 	}
-	var ps []Payload
 	var err error
-	if h.Exchange == ExchIKESAInit {
+	switch {
+	case ps != nil:
+	case h.Exchange == ExchIKESAInit:
 		ps, err = DecodePayloads(h.NextPayload, msg[HeaderLen:])
-	} else {
+	default:
 		ps, err = sa.decrypt(h, msg)
 	}
 	if err != nil {
@@ -134,22 +149,25 @@ func (sa *ikeSA) handleResponse(local, remote netip.AddrPort, h Header, msg []by
 // handleRequest answers a request from the peer: a retransmission of the
 // last one gets the cached response again, any other message ID but the
 // next is dropped (RFC 7296 §2.2). It dispatches by exchange, sends the
-// response and destroys the SA if that set destroyNow. d.mu must be held.
-func (sa *ikeSA) handleRequest(local, remote netip.AddrPort, h Header, msg []byte, now time.Time) {
+// response and destroys the SA if that set destroyNow. ps, when not nil,
+// are the payloads of a reassembled message. d.mu must be held.
+func (sa *ikeSA) handleRequest(local, remote netip.AddrPort, h Header, msg []byte, ps []Payload, now time.Time) {
 	if h.SPIr != sa.spiR || h.SPIi != sa.spiI {
 		return
 	}
 	if sa.lastResp != nil && h.MessageID == sa.lastRespID && h.MessageID+1 == sa.peerMsgID {
-		sa.d.send(sa.local, sa.remote, sa.lastResp) // retransmitted request
+		sa.sendAll(sa.lastResp) // retransmitted request
 		return
 	}
 	if h.MessageID != sa.peerMsgID {
 		return
 	}
-	ps, err := sa.decrypt(h, msg)
-	if err != nil {
-		sa.d.log.Debug("ike: dropping request", append(sa.logAttrs(), "err", err)...)
-		return
+	if ps == nil {
+		var err error
+		if ps, err = sa.decrypt(h, msg); err != nil {
+			sa.d.log.Debug("ike: dropping request", append(sa.logAttrs(), "err", err)...)
+			return
+		}
 	}
 	sa.noteAddrs(local, remote)
 	sa.lastHeard = now

@@ -158,7 +158,7 @@ func (sa *ikeSA) sendDeleteIKE() {
 	sa.nextMsgID++
 	h := Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: ExchInformational, Flags: sa.iflag(), MessageID: id}
 	ps := []Payload{{Type: PayloadDelete, Body: Delete{Protocol: ProtoIKE}.Encode()}}
-	sa.d.send(sa.local, sa.remote, sa.out.sealMessage(h, ps))
+	sa.sendAll(sa.seal(h, ps))
 }
 
 // respondInformational answers an INFORMATIONAL request. A Delete of the

@@ -81,10 +81,12 @@ func (sa *ikeSA) sendInit(now time.Time) {
 		Payload{Type: PayloadNonce, Body: sa.ni},
 	)
 	ps = append(ps, natPayloads(sa.spiI, 0, sa.remote)...)
+	ps = append(ps, notifyPayload(NotifyFragmentationSupported, nil),
+		notifyPayload(NotifySignatureHashAlgorithms, EncodeHashAlgorithms(ourHashes)))
 	msg := EncodeMessage(Header{SPIi: sa.spiI, Exchange: ExchIKESAInit, Flags: FlagInitiator}, ps)
 	sa.initMsg = msg
 	sa.nextMsgID = 1
-	sa.startRequest(0, ExchIKESAInit, msg, sa.onInitReply, nil, now)
+	sa.startRequest(0, ExchIKESAInit, [][]byte{msg}, sa.onInitReply, nil, now)
 }
 
 // fail logs why the negotiation of sa failed and destroys it without any
@@ -160,6 +162,7 @@ func (sa *ikeSA) onInitReply(p *parsed, msg []byte, h Header, now time.Time) {
 	}
 	sa.peerInitMsg = msg
 	sa.dh = nil
+	sa.noteCapabilities(p)
 	if n := p.notify(NotifyNATDetectionDestIP); n != nil && !bytes.Equal(n.Data, natHash(sa.spiI, sa.spiR, sa.local)) {
 		d.log.Debug("ike: NAT in front of us", sa.logAttrs()...)
 	}
@@ -204,7 +207,7 @@ func (d *Daemon) respondInit(local, remote netip.AddrPort, h Header, msg []byte,
 	key := halfOpenKey{h.SPIi, remote}
 	if sa := d.halfOpen[key]; sa != nil {
 		if bytes.Equal(sa.peerInitMsg, msg) {
-			d.send(sa.local, sa.remote, sa.lastResp)
+			sa.sendAll(sa.lastResp)
 		}
 		return
 	}
@@ -260,11 +263,34 @@ func (d *Daemon) respondInit(local, remote netip.AddrPort, h Header, msg []byte,
 		{Type: PayloadNonce, Body: sa.nr},
 	}
 	resp = append(resp, natPayloads(sa.spiI, sa.spiR, remote)...)
+	sa.noteCapabilities(p)
+	if sa.fragOK {
+		resp = append(resp, notifyPayload(NotifyFragmentationSupported, nil))
+	}
+	if sa.peerHashes != nil {
+		resp = append(resp, notifyPayload(NotifySignatureHashAlgorithms, EncodeHashAlgorithms(ourHashes)))
+	}
+	if d.creds != nil {
+		resp = append(resp, d.creds.certReqPayload())
+	}
 	out := EncodeMessage(Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: ExchIKESAInit, Flags: FlagResponse}, resp)
 	sa.peerInitMsg, sa.initMsg = msg, out
-	sa.lastResp, sa.lastRespID, sa.peerMsgID = out, 0, 1
+	sa.lastResp, sa.lastRespID, sa.peerMsgID = [][]byte{out}, 0, 1
 	sa.halfOpen = &key
 	d.sas[sa.spiR] = sa
 	d.halfOpen[key] = sa
 	d.send(local, remote, out)
+}
+
+// noteCapabilities records what the peer's IKE_SA_INIT message p says it
+// supports: IKE fragmentation (RFC 7383; we always do) and the hashes of
+// RFC 7427 signatures.
+func (sa *ikeSA) noteCapabilities(p *parsed) {
+	sa.fragOK = p.notify(NotifyFragmentationSupported) != nil
+	if n := p.notify(NotifySignatureHashAlgorithms); n != nil {
+		hs, err := ParseHashAlgorithms(n.Data)
+		if err == nil {
+			sa.peerHashes = append([]uint16{}, hs...)
+		}
+	}
 }

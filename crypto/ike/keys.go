@@ -227,6 +227,17 @@ func (c *skCipher) sealMessage(h Header, ps []Payload) []byte {
 // openSK decrypts the SK payload whose body is sk (aliasing msg) and returns
 // the inner payload chain.
 func (c *skCipher) openSK(msg, sk []byte) ([]Payload, error) {
+	pt, err := c.openRaw(msg, sk)
+	if err != nil {
+		return nil, err
+	}
+	return DecodePayloads(msg[len(msg)-len(sk)-4], pt)
+}
+
+// openRaw decrypts an SK payload's body sk, or an SKF payload's after the
+// fragment numbers (both end msg; what comes before is the associated
+// data), and returns the plaintext without its padding.
+func (c *skCipher) openRaw(msg, sk []byte) ([]byte, error) {
 	if len(sk) < skIVLen+skICVLen+1 {
 		return nil, fmt.Errorf("SK payload of %d bytes: %w", len(sk), ErrTruncated)
 	}
@@ -242,8 +253,7 @@ func (c *skCipher) openSK(msg, sk []byte) ([]Payload, error) {
 	if pad+1 > len(pt) {
 		return nil, fmt.Errorf("SK pad length %d of %d: %w", pad, len(pt), ErrMalformed)
 	}
-	pt = pt[:len(pt)-1-pad]
-	return DecodePayloads(msg[aadLen-4], pt)
+	return pt[:len(pt)-1-pad], nil
 }
 
 // dhKey is one ephemeral Diffie-Hellman key of a group: 31 (X25519, RFC

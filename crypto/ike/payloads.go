@@ -20,6 +20,8 @@ type parsed struct {
 	idiBody  []byte
 	idrBody  []byte
 	auth     *Auth
+	certs    []Cert
+	certReqs []CertReq
 	notifies []Notify
 	deletes  []Delete
 	tsi, tsr []TrafficSelector
@@ -60,6 +62,14 @@ func parsePayloads(ps []Payload) (*parsed, error) {
 			var a Auth
 			a, err = ParseAuth(pl.Body)
 			p.auth = &a
+		case PayloadCERT:
+			var c Cert
+			c, err = ParseCert(pl.Body)
+			p.certs = append(p.certs, c)
+		case PayloadCERTREQ:
+			var c CertReq
+			c, err = ParseCertReq(pl.Body)
+			p.certReqs = append(p.certReqs, c)
 		case PayloadNotify:
 			var n Notify
 			n, err = ParseNotify(pl.Body)

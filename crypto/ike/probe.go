@@ -78,7 +78,7 @@ func (d *Daemon) Probe(peerName string, udpLen int, timeout time.Duration, done 
 		// never saw the old one, or answers the new one with the old
 		// one's cached response, which then acknowledges a size that
 		// is no larger than one that got through.
-		if r.probe == nil || msgLen > len(r.msg) {
+		if r.probe == nil || len(r.msgs) != 1 || msgLen > len(r.msgs[0]) {
 			return false
 		}
 		old := r.probe
@@ -90,7 +90,7 @@ func (d *Daemon) Probe(peerName string, udpLen int, timeout time.Duration, done 
 	h := Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: ExchInformational, Flags: sa.iflag(), MessageID: id}
 	msg := sa.out.sealMessage(h, []Payload{notifyPayload(NotifyPathMTUProbe, make([]byte, pad))})
 	sa.req = &request{
-		msgID: id, exch: ExchInformational, msg: msg, next: now.Add(timeout),
+		msgID: id, exch: ExchInformational, msgs: [][]byte{msg}, next: now.Add(timeout),
 		onReply: func(*parsed, []byte, Header, time.Time) { d.emit(func() { done(true) }) },
 		probe:   done,
 	}
@@ -114,10 +114,10 @@ func (sa *ikeSA) probeLost(r *request, now time.Time) {
 	r.probe = nil
 	sa.d.emit(func() { done(false) })
 	h := Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: ExchInformational, Flags: sa.iflag(), MessageID: r.msgID}
-	r.msg = sa.out.sealMessage(h, nil)
+	r.msgs = [][]byte{sa.out.sealMessage(h, nil)}
 	r.tries = 0
 	r.next = now.Add(sa.d.cfg.RetransmitTimeout)
 	r.onReply = func(*parsed, []byte, Header, time.Time) {}
 	r.onTimeout = nil
-	sa.d.send(sa.local, sa.remote, r.msg)
+	sa.sendAll(r.msgs)
 }

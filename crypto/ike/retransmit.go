@@ -11,9 +11,16 @@ import (
 // startRequest sends the encoded request msg and makes it the outstanding
 // request, retransmitted by tick; onReply gets its response, onTimeout
 // (nil: destroy the SA) runs when retransmission gives up.
-func (sa *ikeSA) startRequest(msgID uint32, exch uint8, msg []byte, onReply func(*parsed, []byte, Header, time.Time), onTimeout func(time.Time), now time.Time) {
-	sa.req = &request{msgID: msgID, exch: exch, msg: msg, next: now.Add(sa.d.cfg.RetransmitTimeout), onReply: onReply, onTimeout: onTimeout}
-	sa.d.send(sa.local, sa.remote, msg)
+func (sa *ikeSA) startRequest(msgID uint32, exch uint8, msgs [][]byte, onReply func(*parsed, []byte, Header, time.Time), onTimeout func(time.Time), now time.Time) {
+	sa.req = &request{msgID: msgID, exch: exch, msgs: msgs, next: now.Add(sa.d.cfg.RetransmitTimeout), onReply: onReply, onTimeout: onTimeout}
+	sa.sendAll(msgs)
+}
+
+// sendAll sends a message's datagrams (its fragments) in order.
+func (sa *ikeSA) sendAll(msgs [][]byte) {
+	for _, m := range msgs {
+		sa.d.send(sa.local, sa.remote, m)
+	}
 }
 
 // request sends an encrypted request, or queues it while one is in flight
@@ -26,7 +33,7 @@ func (sa *ikeSA) request(exch uint8, ps []Payload, onReply func(*parsed, []byte,
 	id := sa.nextMsgID
 	sa.nextMsgID++
 	h := Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: exch, Flags: sa.iflag(), MessageID: id}
-	sa.startRequest(id, exch, sa.out.sealMessage(h, ps), onReply, onTimeout, now)
+	sa.startRequest(id, exch, sa.seal(h, ps), onReply, onTimeout, now)
 }
 
 // sendQueued sends the next queued request unless one is outstanding or
@@ -44,10 +51,10 @@ func (sa *ikeSA) sendQueued(now time.Time) {
 // retransmitted requests and advances the expected request ID.
 func (sa *ikeSA) respond(h Header, ps []Payload) {
 	rh := Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: h.Exchange, Flags: FlagResponse | sa.iflag(), MessageID: h.MessageID}
-	msg := sa.out.sealMessage(rh, ps)
-	sa.lastResp, sa.lastRespID = msg, h.MessageID
+	msgs := sa.seal(rh, ps)
+	sa.lastResp, sa.lastRespID = msgs, h.MessageID
 	sa.peerMsgID = h.MessageID + 1
-	sa.d.send(sa.local, sa.remote, msg)
+	sa.sendAll(msgs)
 }
 
 // tick runs sa's timers: retransmission with exponential backoff, the
@@ -71,7 +78,7 @@ func (sa *ikeSA) tick(now time.Time) {
 		}
 		r.tries++
 		r.next = now.Add(d.cfg.RetransmitTimeout << r.tries)
-		d.send(sa.local, sa.remote, r.msg)
+		sa.sendAll(r.msgs)
 	}
 	switch sa.state {
 	case stHalfOpen:

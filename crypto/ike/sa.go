@@ -58,7 +58,7 @@ type childSA struct {
 type request struct {
 	msgID     uint32
 	exch      uint8
-	msg       []byte
+	msgs      [][]byte // the request: one datagram, or its fragments
 	tries     int
 	next      time.Time
 	onReply   func(p *parsed, msg []byte, h Header, now time.Time)
@@ -104,15 +104,22 @@ type ikeSA struct {
 	keTries     int
 	authChild   *childSA // pending Child SA of IKE_AUTH (initiator)
 
+	// From the peer's IKE_SA_INIT: the hashes of its
+	// SIGNATURE_HASH_ALGORITHMS (nil: none sent), and whether both sides
+	// support IKE fragmentation (RFC 7383).
+	peerHashes []uint16
+	fragOK     bool
+
 	nextMsgID uint32
 	req       *request
 	queue     []queued
 
-	peerMsgID  uint32 // next request ID expected from the peer
-	lastResp   []byte
+	peerMsgID  uint32   // next request ID expected from the peer
+	lastResp   [][]byte // the last response (its fragments), for retransmitted requests
 	lastRespID uint32
 	halfOpen   *halfOpenKey
-	destroyNow bool // destroy after sending the response
+	destroyNow bool    // destroy after sending the response
+	defrag     *defrag // fragments of a message coming in (RFC 7383)
 
 	children    []*childSA
 	created     time.Time
@@ -138,12 +145,17 @@ func (sa *ikeSA) natTPort() uint16 {
 	return 4500
 }
 
-// localID is the identity we authenticate as on this SA.
+// localID is the identity we authenticate as on this SA: the configured
+// one, else with a certificate our VTEP address (which the certificate
+// carries), else our underlay address.
 func (sa *ikeSA) localID() ID {
 	if id := sa.peer.localID; id != nil {
 		return *id
 	}
 	a := sa.local.Addr()
+	if sa.d.pskFor(sa.peer) == nil && sa.peer.cfg.LocalVTEP.IsValid() {
+		a = sa.peer.cfg.LocalVTEP
+	}
 	if !a.IsValid() || a.IsUnspecified() {
 		a = sa.peer.cfg.LocalVTEP
 	}

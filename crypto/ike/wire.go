@@ -1,6 +1,8 @@
 package ike
 
 import (
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -417,11 +419,12 @@ func (k KE) Encode() []byte {
 
 // Identification types (RFC 7296 §3.5).
 const (
-	IDIPv4   uint8 = 1
-	IDFQDN   uint8 = 2
-	IDRFC822 uint8 = 3
-	IDIPv6   uint8 = 5
-	IDKeyID  uint8 = 11
+	IDIPv4      uint8 = 1
+	IDFQDN      uint8 = 2
+	IDRFC822    uint8 = 3
+	IDIPv6      uint8 = 5
+	IDDERASN1DN uint8 = 9 // a certificate subject, DER
+	IDKeyID     uint8 = 11
 )
 
 // ID is an Identification payload (IDi or IDr).
@@ -465,6 +468,13 @@ func (id ID) String() string {
 		}
 	case IDFQDN, IDRFC822:
 		return string(id.Data)
+	case IDDERASN1DN:
+		var rdn pkix.RDNSequence
+		if rest, err := asn1.Unmarshal(id.Data, &rdn); err == nil && len(rest) == 0 {
+			var n pkix.Name
+			n.FillFromRDNSequence(&rdn)
+			return n.String()
+		}
 	}
 	return fmt.Sprintf("%d:%x", id.Type, id.Data)
 }
