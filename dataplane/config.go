@@ -7,6 +7,7 @@ import (
 
 	"github.com/vxswitch/vxswitch/clock"
 	"github.com/vxswitch/vxswitch/crypto"
+	"github.com/vxswitch/vxswitch/crypto/ike"
 	"github.com/vxswitch/vxswitch/encap"
 )
 
@@ -67,7 +68,10 @@ type PMTUConfig struct {
 
 // IKEConfig is the key-exchange part of [security].
 type IKEConfig struct {
-	PSK           []byte
+	PSK []byte // the mesh key, for peers without their own (and without Credentials)
+	// Credentials authenticate with certificates every peer without a PSK
+	// of its own (RFC 7427); nil: PSKs only.
+	Credentials   *ike.Credentials
 	LocalID       string
 	Proposal      string // IKE proposal, e.g. "aes128gcm16-prfsha256-x25519"
 	Lifetime      time.Duration
@@ -106,6 +110,7 @@ type PeerConfig struct {
 	RemoteID string         // IKE identity; default the endpoint address
 	Segments []encap.VNI    // segments this peer joins; empty: all
 	Initiate Initiate       // whether this site starts IKE with the peer; default yes
+	PSK      []byte         // this peer's own PSK; nil: the mesh PSK or certificates
 }
 
 // Initiate says whether this site starts the IKE SA with a peer.

@@ -338,6 +338,21 @@ func (s *Switch) Reload(peers []PeerConfig) error {
 	return s.reloadLocked(peers)
 }
 
+// SetAuth replaces the mesh PSK and the certificate credentials (a reload
+// re-read their files): IKE SAs that are up stay up, and every exchange
+// from now on (rekeys included) authenticates with the new ones.
+func (s *Switch) SetAuth(psk []byte, creds *ike.Credentials) {
+	s.ctlMu.Lock()
+	defer s.ctlMu.Unlock()
+	s.cfg.IKE.PSK, s.cfg.IKE.Credentials = psk, creds
+	s.ike.mu.Lock()
+	d := s.ike.daemon
+	s.ike.mu.Unlock()
+	if d != nil {
+		d.SetAuth(psk, creds)
+	}
+}
+
 // reloadLocked is Reload with ctlMu held.
 func (s *Switch) reloadLocked(peers []PeerConfig) error {
 	if err := s.setPeers(peers); err != nil {

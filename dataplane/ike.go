@@ -86,7 +86,7 @@ func unmapAddrPort(ap netip.AddrPort) netip.AddrPort {
 func (s *Switch) ikeConfig(pt *peerTable) ike.Config {
 	c := s.cfg.IKE
 	cfg := ike.Config{
-		PSK: c.PSK, Suite: s.cfg.Suite, IKESuite: c.Proposal, Lifetime: c.Lifetime,
+		PSK: c.PSK, Credentials: c.Credentials, Suite: s.cfg.Suite, IKESuite: c.Proposal, Lifetime: c.Lifetime,
 		ChildLifetime: c.ChildLifetime, DPDInterval: c.DPDInterval, Logger: s.log.With("component", "ike"),
 	}
 	cfg.Peers = s.ikePeers(pt)
@@ -103,7 +103,7 @@ func (s *Switch) ikePeers(pt *peerTable) []ike.PeerConfig {
 			Name: p.cfg.Name, Endpoint: p.cfg.Endpoint, Local: s.localAddr,
 			LocalID: s.cfg.IKE.LocalID, RemoteID: p.cfg.RemoteID,
 			LocalVTEP: s.cfg.VTEP, RemoteVTEP: p.cfg.VTEP,
-			Initiate: p.initiates(),
+			Initiate: p.initiates(), PSK: p.cfg.PSK,
 		})
 	}
 	return peers

@@ -140,6 +140,18 @@ func (s *Switch) Stats() []Counter {
 		}
 	}
 	out = append(out, reassemblyCounters(s.rx.reassemblyStats())...)
+	s.ike.mu.Lock()
+	d := s.ike.daemon
+	s.ike.mu.Unlock()
+	if d != nil {
+		is := d.Stats()
+		for _, c := range []Counter{{Name: "auth_failures", Value: is.AuthFailures}, {Name: "certificates_refused", Value: is.CertificatesRefused}} {
+			if c.Value != 0 {
+				c.Scope = "ike"
+				out = append(out, c)
+			}
+		}
+	}
 	return out
 }
 

@@ -77,6 +77,10 @@ type options struct {
 	// peer's underlay address); remote_id is left to accept any identity.
 	endpoint func(from, to *nstest.Site) string
 	only     func(from, to *nstest.Site) bool
+	// pki, when set, authenticates with certificates that `vxswitch pki`
+	// made there (see makePKI) instead of the mesh PSK; crl adds a crl_file.
+	pki string
+	crl string
 }
 
 // startSites writes a config for every site of n (one segment, VNI 129,
@@ -112,7 +116,16 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 		}
 		b.WriteString("\n")
 		fmt.Fprintf(&b, "[[segment]]\nvni = 129\ntap = \"vx129\"\nmtu = %d\naddress = \"%s/24\"\n\n", o.overlayMTU, overlayAddr(s))
-		fmt.Fprintf(&b, "[security]\nmode = %q\nsuite = %q\npsk_file = %q\n%s\n", o.mode, o.suite, psk, o.securityExtra)
+		if o.pki != "" {
+			fmt.Fprintf(&b, "[security]\nmode = %q\nsuite = %q\nauth = \"certificate\"\nca_file = %q\ncert_file = %q\nkey_file = %q\n",
+				o.mode, o.suite, filepath.Join(o.pki, "ca", "ca.pem"), filepath.Join(o.pki, s.Name, s.Name+".pem"), filepath.Join(o.pki, s.Name, s.Name+".key"))
+			if o.crl != "" {
+				fmt.Fprintf(&b, "crl_file = %q\n", o.crl)
+			}
+			fmt.Fprintf(&b, "%s\n", o.securityExtra)
+		} else {
+			fmt.Fprintf(&b, "[security]\nmode = %q\nsuite = %q\npsk_file = %q\n%s\n", o.mode, o.suite, psk, o.securityExtra)
+		}
 		for _, p := range n.Sites {
 			if p == s || (o.only != nil && !o.only(s, p)) {
 				continue

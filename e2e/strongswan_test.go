@@ -144,7 +144,17 @@ func swanGateway(t *testing.T, n *nstest.Net, suite, proposals, psk, peerExtra s
 	if err != nil {
 		t.Fatalf("strongSwan: %v\nvxswitch:\n%s", err, vx.proc.Output())
 	}
-	if err := sw.KernelVXLAN(nstest.VXLAN{Dev: "vx129", VNI: 129, Local: swVTEP, Remotes: []netip.Addr{vtepAddr(vxSite)},
+	addSwanVXLAN(t, n)
+	return vx, charon
+}
+
+// addSwanVXLAN adds the strongSwan gateway's kernel vxlan device (site 1
+// of n) toward vxswitch's VTEP (site 0); its packets are routed (table
+// 220) into libipsec's ipsec0.
+func addSwanVXLAN(t *testing.T, n *nstest.Net) {
+	t.Helper()
+	vxSite, sw := n.Sites[0], n.Sites[1]
+	if err := sw.KernelVXLAN(nstest.VXLAN{Dev: "vx129", VNI: 129, Local: vtepAddr(sw), Remotes: []netip.Addr{vtepAddr(vxSite)},
 		MTU: 1500, Address: netip.PrefixFrom(overlayAddr(sw), 24)}); err != nil {
 		t.Fatal(err)
 	}
@@ -153,5 +163,4 @@ func swanGateway(t *testing.T, n *nstest.Net, suite, proposals, psk, peerExtra s
 	if err := sw.Exec("ethtool", "-K", "vx129", "tx", "off"); err != nil {
 		t.Fatal(err)
 	}
-	return vx, charon
 }

@@ -75,6 +75,11 @@ type securitySection struct {
 	Mode          string `toml:"mode"`
 	Suite         string `toml:"suite"`
 	PSKFile       string `toml:"psk_file"`
+	Auth          string `toml:"auth"`
+	CAFile        string `toml:"ca_file"`
+	CertFile      string `toml:"cert_file"`
+	KeyFile       string `toml:"key_file"`
+	CRLFile       string `toml:"crl_file"`
 	LocalID       string `toml:"local_id"`
 	IKEProposal   string `toml:"ike_proposal"`
 	Lifetime      string `toml:"lifetime"`
@@ -91,6 +96,7 @@ type peerSection struct {
 	RemoteID string  `toml:"remote_id"`
 	Segments []int64 `toml:"segments"`
 	Initiate string  `toml:"initiate"`
+	PSKFile  string  `toml:"psk_file"`
 }
 
 type switchSection struct {

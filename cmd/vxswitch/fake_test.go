@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vxswitch/vxswitch/crypto/ike"
 	"github.com/vxswitch/vxswitch/dataplane"
 	"github.com/vxswitch/vxswitch/encap"
 )
@@ -31,6 +32,9 @@ type fakeSwitch struct {
 	sessions chan *fakeSession // every Capture is sent here
 	reloads  chan []dataplane.PeerConfig
 	running  atomic.Bool
+
+	mu  sync.Mutex
+	psk []byte // the last SetAuth
 }
 
 func newFakeSwitch() *fakeSwitch {
@@ -90,6 +94,12 @@ func (f *fakeSwitch) Reload(peers []dataplane.PeerConfig) error {
 	}
 	f.reloads <- peers
 	return nil
+}
+
+func (f *fakeSwitch) SetAuth(psk []byte, _ *ike.Credentials) {
+	f.mu.Lock()
+	f.psk = psk
+	f.mu.Unlock()
 }
 
 // fakeSession is a capture session the test feeds.

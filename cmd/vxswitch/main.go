@@ -6,6 +6,7 @@
 //	vxswitch check -c site.toml          validate a configuration
 //	vxswitch show fdb|peers|sas|stats    tables from the running switch
 //	vxswitch capture -p point -w file    pcap from inside the running switch
+//	vxswitch pki ca|issue|revoke|show    a site CA and site certificates
 //	vxswitch version
 //
 // Exit codes: 0 success, 1 runtime or configuration error, 2 usage error.
@@ -50,6 +51,7 @@ commands:
                                          tables from the running switch
   capture -p tap|underlay|inner [-s vni] [-c count] -w out.pcap|- [-S socket | -config site.toml]
                                          pcap from inside the running switch
+  pki ca|issue|revoke|show               a site CA: certificates for auth = "certificate"
   version                                print the version
 
 Run 'vxswitch <command> -h' for the flags of a command.
@@ -81,6 +83,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = c.show(rest)
 	case "capture":
 		err = c.capture(ctx, rest)
+	case "pki":
+		err = c.pki(rest)
 	case "version":
 		err = c.version(rest)
 	case "help", "-h", "-help", "--help":
@@ -188,5 +192,29 @@ func (c *cli) check(args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "%s: ok: site %s, %s, listen %s port %d, segments %s, %d peers, control %s\n",
 		*path, cfg.Name, mode, cfg.Listen, cfg.Port, strings.Join(vnis, " "), len(cfg.Peer), cfg.Control)
+	for _, w := range configWarnings(cfg) {
+		fmt.Fprintf(c.stdout, "%s: warning: %s\n", *path, w)
+	}
 	return nil
+}
+
+// meshPSKWarnAt is how many peers sharing the mesh PSK make check warn.
+const meshPSKWarnAt = 4
+
+// configWarnings lists likely mistakes in a valid configuration.
+func configWarnings(cfg *siteConfig) []string {
+	var out []string
+	if cfg.Mode == dataplane.ModeESP && cfg.IKE.Credentials == nil {
+		shared := 0
+		for _, p := range cfg.Peer {
+			if len(p.PSK) == 0 {
+				shared++
+			}
+		}
+		if shared >= meshPSKWarnAt {
+			out = append(out, fmt.Sprintf("%d peers share the mesh PSK: any site that holds it can pose as any other; "+
+				"give each peer its own psk_file, or use auth = \"certificate\" (vxswitch pki)", shared))
+		}
+	}
+	return out
 }

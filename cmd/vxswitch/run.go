@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"reflect"
 	"syscall"
 
+	"github.com/vxswitch/vxswitch/crypto/ike"
 	"github.com/vxswitch/vxswitch/dataplane"
 )
 
@@ -18,6 +20,7 @@ type siteSwitch interface {
 	controlled
 	Run(ctx context.Context) error
 	Reload(peers []dataplane.PeerConfig) error
+	SetAuth(psk []byte, creds *ike.Credentials)
 }
 
 // newSwitch builds the switch of a site; tests replace it.
@@ -129,7 +132,7 @@ func reloadPeers(path string, cur *siteConfig, sw siteSwitch, log *slog.Logger) 
 		return cur
 	}
 	if changed := restartChanges(cur, next); len(changed) > 0 {
-		log.Error("reload: only [[peer]] sections apply on SIGHUP; restart to apply the others, keeping the running configuration",
+		log.Error("reload: only [[peer]] sections and the key, certificate and CRL files apply on SIGHUP; restart to apply the others, keeping the running configuration",
 			"changed", changed)
 		return cur
 	}
@@ -137,9 +140,14 @@ func reloadPeers(path string, cur *siteConfig, sw siteSwitch, log *slog.Logger) 
 		log.Error("reload: switch refused the new peers, keeping the old ones", "err", err)
 		return cur
 	}
-	log.Info("reload: peers replaced", "peers", len(next.Peer))
+	authChanged := !bytes.Equal(cur.IKE.PSK, next.IKE.PSK) || !sameCredentials(cur.IKE.Credentials, next.IKE.Credentials)
+	if authChanged {
+		sw.SetAuth(next.IKE.PSK, next.IKE.Credentials)
+	}
+	log.Info("reload: peers replaced", "peers", len(next.Peer), "keys_and_certificates_reread", authChanged)
 	out := *cur
 	out.Peer = next.Peer
+	out.IKE.PSK, out.IKE.Credentials = next.IKE.PSK, next.IKE.Credentials
 	return &out
 }
 
@@ -153,7 +161,10 @@ func restartChanges(a, b *siteConfig) []string {
 	if !reflect.DeepEqual(a.Segment, b.Segment) {
 		out = append(out, "segment")
 	}
-	if a.Mode != b.Mode || a.Suite != b.Suite || a.ReplayWindow != b.ReplayWindow || !reflect.DeepEqual(a.IKE, b.IKE) {
+	// Keys and certificates (the files' contents) apply on reload.
+	ai, bi := a.IKE, b.IKE
+	ai.PSK, ai.Credentials, bi.PSK, bi.Credentials = nil, nil, nil, nil
+	if a.Mode != b.Mode || a.Suite != b.Suite || a.ReplayWindow != b.ReplayWindow || !reflect.DeepEqual(ai, bi) {
 		out = append(out, "security")
 	}
 	if a.MSSClamp != b.MSSClamp || a.AgeTime != b.AgeTime || a.Reassembly != b.Reassembly ||
@@ -161,4 +172,13 @@ func restartChanges(a, b *siteConfig) []string {
 		out = append(out, "switch")
 	}
 	return out
+}
+
+// sameCredentials reports whether a and b hold the same certificates,
+// key and CRLs.
+func sameCredentials(a, b *ike.Credentials) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(b)
 }

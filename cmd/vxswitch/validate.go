@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -21,6 +20,9 @@ type validator struct {
 	baseDir string
 	readPSK pskReader
 	errs    []error
+	// everyPeerHasPSK: every [[peer]] has its own psk_file, so the mesh
+	// psk_file is not needed.
+	everyPeerHasPSK bool
 }
 
 func (v *validator) errorf(key, format string, args ...any) {
@@ -91,6 +93,10 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 		listenOK = false
 	}
 
+	v.everyPeerHasPSK = len(fc.Peer) > 0
+	for _, p := range fc.Peer {
+		v.everyPeerHasPSK = v.everyPeerHasPSK && p.PSKFile != ""
+	}
 	v.security(sec, d, listenOK)
 
 	// [[segment]]
@@ -267,37 +273,7 @@ func (v *validator) security(sec *securitySection, d *dataplane.Config, listenOK
 	if d.Mode != dataplane.ModeESP {
 		return
 	}
-	if d.IKE.LocalID == "" && listenOK {
-		if d.Listen.IsUnspecified() {
-			v.errorf("security.local_id", "required in esp mode when site.listen is the unspecified address %s", d.Listen)
-		} else {
-			d.IKE.LocalID = d.Listen.String()
-		}
-	}
-	if sec.PSKFile == "" {
-		v.errorf("security.psk_file", "required in esp mode")
-		return
-	}
-	path := sec.PSKFile
-	if !filepath.IsAbs(path) && v.baseDir != "" {
-		path = filepath.Join(v.baseDir, path)
-	}
-	data, mode, err := v.readPSK(path)
-	if err != nil {
-		v.errorf("security.psk_file", "%v", err)
-		return
-	}
-	if perm := mode.Perm(); perm&0o077 != 0 {
-		v.errorf("security.psk_file", "%s has mode %04o: group and others must have no access (chmod 600 %s)", path, perm, path)
-		return
-	}
-	psk := bytes.TrimSuffix(data, []byte("\n"))
-	psk = bytes.TrimSuffix(psk, []byte("\r"))
-	if len(psk) < minPSKLen {
-		v.errorf("security.psk_file", "%s holds %d bytes, a PSK needs at least %d", path, len(psk), minPSKLen)
-		return
-	}
-	d.IKE.PSK = psk
+	v.auth(sec, d, listenOK)
 }
 
 func (v *validator) peers(ps []peerSection, d *dataplane.Config, vnis map[encap.VNI]int, listenOK, vtepOK bool) {
@@ -398,6 +374,13 @@ func (v *validator) peers(ps []peerSection, d *dataplane.Config, vnis map[encap.
 		// address (the PSK authenticates): right behind NAT too, where the
 		// peer's own address is not the one we see.
 		pc.RemoteID = p.RemoteID
+		if p.PSKFile != "" {
+			if d.Mode != dataplane.ModeESP {
+				v.errorf(key+".psk_file", "only esp mode uses keys")
+			} else {
+				pc.PSK = v.psk(key+".psk_file", p.PSKFile)
+			}
+		}
 		switch p.Initiate {
 		case "", "auto":
 			pc.Initiate = dataplane.InitiateAuto

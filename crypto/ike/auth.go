@@ -125,6 +125,9 @@ func (sa *ikeSA) onAuthReply(p *parsed, msg []byte, h Header, now time.Time) {
 	if why, err := sa.checkPeerAuth(pe, p, *p.idr, p.idrBody, sa.peerInitMsg, sa.ni, sa.keys.pr, now); err != nil {
 		d.authFailures.Add(1)
 		d.logAuthFailure(pe.cfg.Name, "ike: peer's IKE_AUTH response refused", why, err, sa.remote)
+		// RFC 7296 §2.21.2: tell the responder, which has installed its
+		// Child SA already, and delete the IKE SA.
+		sa.sendOneShot([]Payload{notifyPayload(NotifyAuthenticationFailed, nil), {Type: PayloadDelete, Body: Delete{Protocol: ProtoIKE}.Encode()}})
 		sa.d.destroy(sa, why, now)
 		return
 	}

@@ -51,7 +51,7 @@ func NewCredentials(chain []*x509.Certificate, key gocrypto.Signer, cas []*x509.
 		return nil, fmt.Errorf("%w: a certificate, its key and a CA are all needed", ErrConfig)
 	}
 	if !publicKeysEqual(chain[0].PublicKey, key.Public()) {
-		return nil, fmt.Errorf("%w: the private key does not belong to the certificate %q", ErrConfig, chain[0].Subject)
+		return nil, fmt.Errorf("the private key does not belong to the certificate %q", chain[0].Subject.String())
 	}
 	c := &Credentials{Chain: chain, Key: key, CAs: cas, CRLs: crls, roots: x509.NewCertPool()}
 	for _, ca := range cas {
@@ -67,7 +67,7 @@ func NewCredentials(chain []*x509.Certificate, key gocrypto.Signer, cas []*x509.
 			}
 		}
 		if !signed {
-			return nil, fmt.Errorf("%w: the CRL of %q is not signed by a configured CA", ErrConfig, crl.Issuer)
+			return nil, fmt.Errorf("the CRL of %q is not signed by a configured CA", crl.Issuer.String())
 		}
 	}
 	return c, nil
@@ -84,7 +84,7 @@ func publicKeysEqual(a, b gocrypto.PublicKey) bool {
 // not be readable by group or others), the trusted CA certificates and,
 // if crlFile is not empty, CRLs (PEM or DER).
 func LoadCredentials(certFile, keyFile, caFile, crlFile string) (*Credentials, error) {
-	chain, err := loadCerts(certFile)
+	chain, err := LoadCertificates(certFile)
 	if err != nil {
 		return nil, err
 	}
@@ -92,23 +92,24 @@ func LoadCredentials(certFile, keyFile, caFile, crlFile string) (*Credentials, e
 	if err != nil {
 		return nil, err
 	}
-	cas, err := loadCerts(caFile)
+	cas, err := LoadCertificates(caFile)
 	if err != nil {
 		return nil, err
 	}
 	var crls []*x509.RevocationList
 	if crlFile != "" {
-		if crls, err = loadCRLs(crlFile); err != nil {
+		if crls, err = LoadCRLs(crlFile); err != nil {
 			return nil, err
 		}
 	}
 	return NewCredentials(chain, key, cas, crls)
 }
 
-func loadCerts(path string) ([]*x509.Certificate, error) {
+// LoadCertificates reads the PEM certificates of a file, in order.
+func LoadCertificates(path string) ([]*x509.Certificate, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, err
 	}
 	var out []*x509.Certificate
 	for {
@@ -122,12 +123,12 @@ func loadCerts(path string) ([]*x509.Certificate, error) {
 		}
 		c, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		out = append(out, c)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: %s holds no PEM certificate", ErrConfig, path)
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
 	}
 	return out, nil
 }
@@ -136,18 +137,18 @@ func loadCerts(path string) ([]*x509.Certificate, error) {
 func LoadPrivateKey(path string) (gocrypto.Signer, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, err
 	}
 	if m := st.Mode().Perm(); m&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %#o: group and others must have no access (chmod 600)", ErrConfig, path, m)
+		return nil, fmt.Errorf("%s has mode %#o: group and others must have no access (chmod 600)", path, m)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, err
 	}
 	blk, _ := pem.Decode(b)
 	if blk == nil {
-		return nil, fmt.Errorf("%w: %s holds no PEM key", ErrConfig, path)
+		return nil, fmt.Errorf("%s holds no PEM key", path)
 	}
 	var key any
 	switch blk.Type {
@@ -161,19 +162,20 @@ func LoadPrivateKey(path string) (gocrypto.Signer, error) {
 		err = fmt.Errorf("PEM block %q is not a private key", blk.Type)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	switch k := key.(type) {
 	case *ecdsa.PrivateKey, ed25519.PrivateKey, *rsa.PrivateKey:
 		return k.(gocrypto.Signer), nil
 	}
-	return nil, fmt.Errorf("%w: %s: key type %T is not supported", ErrConfig, path, key)
+	return nil, fmt.Errorf("%s: key type %T is not supported", path, key)
 }
 
-func loadCRLs(path string) ([]*x509.RevocationList, error) {
+// LoadCRLs reads the CRLs of a file: PEM (any number) or one DER.
+func LoadCRLs(path string) ([]*x509.RevocationList, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, err
 	}
 	var ders [][]byte
 	rest := b
@@ -194,7 +196,7 @@ func loadCRLs(path string) ([]*x509.RevocationList, error) {
 	for _, der := range ders {
 		crl, err := x509.ParseRevocationList(der)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		out = append(out, crl)
 	}
@@ -316,4 +318,49 @@ func vtepOf(id ID) netip.Addr {
 	}
 	a, _ := netip.AddrFromSlice(id.Data)
 	return a.Unmap()
+}
+
+// CheckOwn checks our own certificate before we present it: valid at now,
+// carrying our VTEP address as an IP SAN (what peers check), and chaining
+// to one of the trusted CAs (peers of the same CA can verify it).
+func (c *Credentials) CheckOwn(vtep netip.Addr, now time.Time) error {
+	leaf := c.Chain[0]
+	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+		return fmt.Errorf("the certificate %q is valid from %s to %s, not now", leaf.Subject.String(), leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
+	}
+	if vtep.IsValid() && !hasIP(leaf, vtep) {
+		return fmt.Errorf("the certificate %q does not carry the VTEP address %s as an IP SAN: peers would refuse it", leaf.Subject.String(), vtep)
+	}
+	inter := x509.NewCertPool()
+	for _, x := range c.Chain[1:] {
+		inter.AddCert(x)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: c.roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return fmt.Errorf("the certificate %q does not verify with the configured CA: %w", leaf.Subject.String(), err)
+	}
+	return nil
+}
+
+// Equal reports whether c and o hold the same certificates, key and CRLs.
+func (c *Credentials) Equal(o *Credentials) bool {
+	same := func(a, b []*x509.Certificate) bool {
+		if len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if !a[i].Equal(b[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	if !same(c.Chain, o.Chain) || !same(c.CAs, o.CAs) || len(c.CRLs) != len(o.CRLs) || !publicKeysEqual(c.Key.Public(), o.Key.Public()) {
+		return false
+	}
+	for i := range c.CRLs {
+		if !bytes.Equal(c.CRLs[i].Raw, o.CRLs[i].Raw) {
+			return false
+		}
+	}
+	return true
 }

@@ -151,13 +151,18 @@ func (sa *ikeSA) deleteIKE(now time.Time) {
 // sendDeleteIKE sends a single Delete of the IKE SA, without waiting for
 // the answer.
 func (sa *ikeSA) sendDeleteIKE() {
+	sa.sendOneShot([]Payload{{Type: PayloadDelete, Body: Delete{Protocol: ProtoIKE}.Encode()}})
+}
+
+// sendOneShot sends an INFORMATIONAL request ps without waiting for the
+// answer (the SA is about to go).
+func (sa *ikeSA) sendOneShot(ps []Payload) {
 	if sa.out == nil {
 		return
 	}
 	id := sa.nextMsgID
 	sa.nextMsgID++
 	h := Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: ExchInformational, Flags: sa.iflag(), MessageID: id}
-	ps := []Payload{{Type: PayloadDelete, Body: Delete{Protocol: ProtoIKE}.Encode()}}
 	sa.sendAll(sa.seal(h, ps))
 }
 

@@ -30,7 +30,7 @@ type Charon struct {
 // here) and gives the instance its own VICI socket and log.
 const charonConf = `charon {
 	load_modular = no
-	load = random nonce openssl aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici
+	load = random nonce openssl aes sha1 sha2 hmac gcm kdf mgf1 pem pkcs1 pkcs8 x509 pubkey constraints kernel-libipsec kernel-netlink socket-default vici
 	install_virtual_ip = no
 	plugins {
 		vici {
@@ -48,7 +48,7 @@ const charonConf = `charon {
 	}
 }
 swanctl {
-	load = random nonce openssl pem pkcs1 x509 pubkey
+	load = random nonce openssl pem pkcs1 pkcs8 x509 pubkey
 	socket = unix://%[1]s/charon.vici
 }
 `
@@ -58,7 +58,12 @@ swanctl {
 // namespace with a private /run. It is stopped at cleanup; its log is
 // shown if the test failed. Needs root and Debian's strongswan-charon,
 // strongswan-swanctl and libcharon-extra-plugins (see RequireTool).
-func (s *Site) StartCharon(swanctlConf string) *Charon {
+func (s *Site) StartCharon(swanctlConf string) *Charon { return s.StartCharonFiles(swanctlConf, nil) }
+
+// StartCharonFiles is StartCharon with credentials: files maps a path
+// inside the swanctl directory (x509/site.pem, x509ca/ca.pem,
+// pkcs8/site.key) to the file to copy there before swanctl loads them.
+func (s *Site) StartCharonFiles(swanctlConf string, files map[string]string) *Charon {
 	t := s.t
 	t.Helper()
 	RequireTool(t, CharonPath)
@@ -71,6 +76,18 @@ func (s *Site) StartCharon(swanctlConf string) *Charon {
 	}
 	if err := os.WriteFile(filepath.Join(dir, "swanctl.conf"), []byte(swanctlConf), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	for rel, src := range files {
+		b, err := os.ReadFile(src)
+		if err == nil {
+			err = os.MkdirAll(filepath.Dir(filepath.Join(dir, rel)), 0o700)
+		}
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, rel), b, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	c.Proc = s.Start("env", "STRONGSWAN_CONF="+conf, "unshare", "--mount", "--propagation", "private",
 		"sh", "-c", "mount -t tmpfs tmpfs /run && exec "+CharonPath)
@@ -98,7 +115,7 @@ func (s *Site) StartCharon(swanctlConf string) *Charon {
 // Swanctl runs swanctl against this charon (its own VICI socket).
 func (c *Charon) Swanctl(args ...string) (string, error) {
 	cmd := exec.Command("swanctl", append(args, "--uri", c.uri)...)
-	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(c.dir, "strongswan.conf"))
+	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(c.dir, "strongswan.conf"), "SWANCTL_DIR="+c.dir)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -126,6 +143,11 @@ type SwanConn struct {
 	PSK                   string
 	DPDDelay              string // e.g. "5s"; "" for charon's default
 	NoRekey               bool   // rekey_time = 0 for the IKE and Child SA: only the peer rekeys
+	// Cert, when set, authenticates with certificates instead of the PSK:
+	// the file name of charon's certificate in x509/ (its key and the CA
+	// are loaded from pkcs8/ and x509ca/, see StartCharonFiles); the
+	// identities are then the VTEP addresses, which the certificates carry.
+	Cert string
 }
 
 // SwanctlConf renders c as a swanctl.conf for StartCharon.
@@ -138,6 +160,28 @@ func SwanctlConf(c SwanConn) string {
 		extra += "\t\trekey_time = 0\n"
 		childExtra = "\t\t\t\trekey_time = 0\n"
 	}
+	auth := fmt.Sprintf(`		local {
+			auth = psk
+			id = %[1]s
+		}
+		remote {
+			auth = psk
+			id = %[2]s
+		}
+`, c.Local, c.Remote)
+	if c.Cert != "" {
+		auth = fmt.Sprintf(`		local {
+			auth = pubkey
+			certs = %[1]s
+			id = %[2]s
+		}
+		remote {
+			auth = pubkey
+			id = %[3]s
+		}
+`, c.Cert, c.LocalVTEP, c.RemoteVTEP)
+	}
+	extra += auth
 	return fmt.Sprintf(`connections {
 	vx {
 		version = 2
@@ -146,15 +190,7 @@ func SwanctlConf(c SwanConn) string {
 		proposals = %[5]s
 		encap = yes
 		mobike = no
-%[8]s		local {
-			auth = psk
-			id = %[1]s
-		}
-		remote {
-			auth = psk
-			id = %[2]s
-		}
-		children {
+%[8]s		children {
 			vx {
 				local_ts = %[3]s/32[udp]
 				remote_ts = %[4]s/32[udp]
