@@ -134,17 +134,7 @@ func swanGateway(t *testing.T, n *nstest.Net, suite, proposals, psk, peerExtra s
 		extraPeers: fmt.Sprintf("[[peer]]\nname = \"swan\"\nendpoint = %q\nvtep = %q\nremote_id = %q\n%s", sw.Addr, swVTEP, sw.Addr, peerExtra),
 	})
 	vx := sites[0]
-	err := nstest.WaitFor(15*time.Second, func() error {
-		out, err := charon.Swanctl("--list-sas")
-		if err != nil || !strings.Contains(out, "INSTALLED") {
-			return fmt.Errorf("no Child SA yet: %v\n%s", err, out)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("strongSwan: %v\nvxswitch:\n%s", err, vx.proc.Output())
-	}
-	addSwanVXLAN(t, n)
+	waitSwanChild(t, n, charon, vx)
 	return vx, charon
 }
 
