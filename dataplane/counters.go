@@ -127,12 +127,10 @@ type counters [numCounters]atomic.Uint64
 func (c *counters) inc(k counter)           { c[k].Add(1) }
 func (c *counters) add(k counter, n uint64) { c[k].Add(n) }
 
-// appendNonZero appends the non-zero counters of c under scope.
-func (c *counters) appendNonZero(out []Counter, scope string) []Counter {
+// appendAll appends every counter of c under scope, zeros included.
+func (c *counters) appendAll(out []Counter, scope string) []Counter {
 	for i := range c {
-		if v := c[i].Load(); v != 0 {
-			out = append(out, Counter{Scope: scope, Name: counterNames[i], Value: v})
-		}
+		out = append(out, Counter{Scope: scope, Name: counterNames[i], Value: c[i].Load()})
 	}
 	return out
 }

@@ -337,10 +337,8 @@ func reassemblyCounters(st encap.ReassemblyStats) []Counter {
 		{Name: "drop_malformed", Value: st.Malformed}, {Name: "drop_tiny_first_fragment", Value: st.TinyFirstFragment},
 		{Name: "in_progress", Value: uint64(st.InProgress)}, {Name: "memory_in_use", Value: uint64(st.MemoryInUse)},
 	} {
-		if c.Value != 0 {
-			c.Scope = "reassembly"
-			out = append(out, c)
-		}
+		c.Scope = "reassembly"
+		out = append(out, c)
 	}
 	return out
 }

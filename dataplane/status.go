@@ -110,21 +110,21 @@ func (s *Switch) Peers() []PeerStatus {
 	return out
 }
 
-// Stats returns every non-zero counter: the switch's, each segment's, each
+// Stats returns every counter, zeros included: the switch's, each segment's, each
 // peer's, the FDB's, the reassembler's and the SAs'.
 func (s *Switch) Stats() []Counter {
-	out := s.ctr.appendNonZero(nil, "switch")
+	out := s.ctr.appendAll(nil, "switch")
 	vnis := make([]encap.VNI, 0, len(s.segments))
 	for vni := range s.segments {
 		vnis = append(vnis, vni)
 	}
 	slices.Sort(vnis)
 	for _, vni := range vnis {
-		out = s.segments[vni].ctr.appendNonZero(out, fmt.Sprintf("segment %d", vni))
+		out = s.segments[vni].ctr.appendAll(out, fmt.Sprintf("segment %d", vni))
 	}
 	for _, p := range s.peers.Load().byPort {
 		if p != nil {
-			out = p.ctr.appendNonZero(out, "peer "+p.cfg.Name)
+			out = p.ctr.appendAll(out, "peer "+p.cfg.Name)
 		}
 	}
 	fs := s.fdb.Stats()
@@ -134,10 +134,8 @@ func (s *Switch) Stats() []Counter {
 		{Name: "static_conflicts", Value: fs.StaticConflicts}, {Name: "refused_full", Value: fs.RefusedFull},
 		{Name: "aged_out", Value: fs.AgedOut}, {Name: "flushed", Value: fs.Flushed}, {Name: "ignored_src", Value: fs.Ignored},
 	} {
-		if c.Value != 0 {
-			c.Scope = "fdb"
-			out = append(out, c)
-		}
+		c.Scope = "fdb"
+		out = append(out, c)
 	}
 	out = append(out, reassemblyCounters(s.rx.reassemblyStats())...)
 	s.ike.mu.Lock()
@@ -145,12 +143,8 @@ func (s *Switch) Stats() []Counter {
 	s.ike.mu.Unlock()
 	if d != nil {
 		is := d.Stats()
-		for _, c := range []Counter{{Name: "auth_failures", Value: is.AuthFailures}, {Name: "certificates_refused", Value: is.CertificatesRefused}} {
-			if c.Value != 0 {
-				c.Scope = "ike"
-				out = append(out, c)
-			}
-		}
+		out = append(out, Counter{Scope: "ike", Name: "auth_failures", Value: is.AuthFailures},
+			Counter{Scope: "ike", Name: "certificates_refused", Value: is.CertificatesRefused})
 	}
 	return out
 }

@@ -517,7 +517,7 @@ func TestCaptureInner(t *testing.T) {
 	pcap := filepath.Join(t.TempDir(), "inner.pcap")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	capture := exec.CommandContext(ctx, vxswitchBin, "capture", "-S", b.control, "-p", "inner", "-c", "6", "-w", pcap)
+	capture := exec.CommandContext(ctx, vxswitchBin, "capture", "-S", b.control, "-p", "inner", "-n", "6", "-w", pcap)
 	capOut := &strings.Builder{}
 	capture.Stdout, capture.Stderr = capOut, capOut
 	if err := capture.Start(); err != nil {

@@ -17,13 +17,14 @@ import (
 )
 
 func (c *cli) capture(ctx context.Context, args []string) error {
-	fs := c.newFlags("capture", "-p tap|underlay|inner [-s vni] [-c count] -w out.pcap|- [-S socket | -config site.toml]")
+	fs := c.newFlags("capture", "-p tap|underlay|inner [-s vni] [-n count] -w out.pcap|- [-S socket | -c site.toml]")
 	point := fs.String("p", "", "capture point: tap (Ethernet frames at the TAP ports), underlay (UDP datagrams on the wire), inner (decrypted, reassembled VXLAN packets)")
 	vni := fs.Uint("s", 0, "segment (VNI) to capture; 0: all (tap and inner only)")
-	count := fs.Int("c", 0, "stop after this many packets; 0: until interrupted")
+	count := fs.Int("n", 0, "stop after this many packets; 0: until interrupted")
 	out := fs.String("w", "", "pcap file to write, \"-\" for standard output")
 	socket := fs.String("S", "", "control socket path")
-	config := fs.String("config", "", "configuration file, to find the control socket")
+	config := fs.String("c", "", "configuration file, to find the control socket (as for show and run)")
+	fs.StringVar(config, "config", "", "the same as -c (older name)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -40,7 +41,7 @@ func (c *cli) capture(ctx context.Context, args []string) error {
 	case *vni > uint(encap.MaxVNI):
 		return usagef("-s %d: a VNI is 0..%d", *vni, encap.MaxVNI)
 	case *count < 0:
-		return usagef("-c %d: count may not be negative", *count)
+		return usagef("-n %d: count may not be negative", *count)
 	case *out == "":
 		return usagef("-w out.pcap (or -w - for standard output) is required")
 	}

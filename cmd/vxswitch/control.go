@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -60,6 +61,7 @@ const (
 type controlRequest struct {
 	Cmd   string `json:"cmd"`             // "show" or "capture"
 	What  string `json:"what,omitempty"`  // show: fdb, peers, sas, stats
+	Keys  bool   `json:"keys,omitempty"`  // show sas: with the ESP keys (the Wireshark export)
 	Point string `json:"point,omitempty"` // capture: tap, underlay, inner
 	VNI   uint32 `json:"vni,omitempty"`   // capture: one segment, 0 all
 	Count int    `json:"count,omitempty"` // capture: stop after count packets, 0 never
@@ -334,7 +336,14 @@ func (s *controlServer) do(req controlRequest) controlResponse {
 	case "peers":
 		data = nonNil(s.sw.Peers())
 	case "sas":
-		data = nonNil(s.sw.SAs())
+		sas := slices.Clone(nonNil(s.sw.SAs()))
+		if !req.Keys {
+			// Live keys leave the switch only when asked for by name.
+			for i := range sas {
+				sas[i].Wireshark = ""
+			}
+		}
+		data = sas
 	case "stats":
 		data = nonNil(s.sw.Stats())
 	default:
@@ -475,14 +484,14 @@ func roundTrip(c net.Conn, r *bufio.Reader, req controlRequest) (controlResponse
 }
 
 // show asks the switch at socket for one table and decodes it into out.
-func show(socket, what string, out any) error {
+func show(socket, what string, keys bool, out any) error {
 	c, err := dialControl(socket)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	resp, err := roundTrip(c, bufio.NewReader(c), controlRequest{Cmd: "show", What: what})
+	resp, err := roundTrip(c, bufio.NewReader(c), controlRequest{Cmd: "show", What: what, Keys: keys})
 	if err != nil {
 		return err
 	}

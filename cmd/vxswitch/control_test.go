@@ -64,7 +64,7 @@ func TestControlShow(t *testing.T) {
 		{"stats", &stats, sw.stats},
 	} {
 		t.Run(tt.what, func(t *testing.T) {
-			if err := show(path, tt.what, tt.got); err != nil {
+			if err := show(path, tt.what, tt.what == "sas", tt.got); err != nil {
 				t.Fatal(err)
 			}
 			if got := reflect.ValueOf(tt.got).Elem().Interface(); !reflect.DeepEqual(got, tt.want) {
@@ -160,7 +160,7 @@ func TestControlPermission(t *testing.T) {
 		s.allowed = func(uid uint32) bool { return uid == 12345 } // not us
 	})
 	var fdb []dataplane.FDBEntry
-	err := show(path, "fdb", &fdb)
+	err := show(path, "fdb", false, &fdb)
 	if !errors.Is(err, ErrControl) || !strings.Contains(err.Error(), "permission denied: uid") {
 		t.Errorf("got %v, want permission denied", err)
 	}
@@ -204,7 +204,7 @@ func TestControlStaleAndLive(t *testing.T) {
 		t.Errorf("live socket: got %v, want ErrControlInUse", err)
 	}
 	var peers []dataplane.PeerStatus
-	if err := show(path, "peers", &peers); err != nil {
+	if err := show(path, "peers", false, &peers); err != nil {
 		t.Errorf("the first server stopped answering: %v", err)
 	}
 
@@ -295,7 +295,7 @@ func TestCaptureCount(t *testing.T) {
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
 	go func() {
-		done <- runMain(context.Background(), []string{"capture", "-S", path, "-p", "inner", "-s", "129", "-c", "3", "-w", out}, io.Discard, &stderr)
+		done <- runMain(context.Background(), []string{"capture", "-S", path, "-p", "inner", "-s", "129", "-n", "3", "-w", out}, io.Discard, &stderr)
 	}()
 	s := nextSession(t, sw)
 	if s.point != dataplane.CaptureInner || s.vni != 129 {
@@ -347,7 +347,7 @@ func TestCaptureStdoutTAP(t *testing.T) {
 	var stdout bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runMain(context.Background(), []string{"capture", "-p", "tap", "-c", "2", "-w", "-", "-S", path}, &stdout, io.Discard)
+		done <- runMain(context.Background(), []string{"capture", "-p", "tap", "-n", "2", "-w", "-", "-S", path}, &stdout, io.Discard)
 	}()
 	s := nextSession(t, sw)
 	frame := vxlanPacket(t, 1, 1)[36:] // the inner Ethernet frame
@@ -399,7 +399,7 @@ func TestCaptureServerStops(t *testing.T) {
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
 	go func() {
-		done <- runMain(context.Background(), []string{"capture", "-S", path, "-p", "inner", "-c", "10", "-w", out}, io.Discard, &stderr)
+		done <- runMain(context.Background(), []string{"capture", "-S", path, "-p", "inner", "-n", "10", "-w", out}, io.Discard, &stderr)
 	}()
 	s := nextSession(t, sw)
 	s.c <- dataplane.CapturedPacket{Time: time.Now(), Data: vxlanPacket(t, 5, 1)}

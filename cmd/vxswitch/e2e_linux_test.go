@@ -222,7 +222,7 @@ endpoint = "192.0.2.%d"
 		file := filepath.Join(dir, point+".pcap")
 		done := make(chan error, 1)
 		go func() {
-			_, err := cli("capture", "-S", a.control, "-p", point, "-c", fmt.Sprint(count), "-w", file)
+			_, err := cli("capture", "-S", a.control, "-p", point, "-n", fmt.Sprint(count), "-w", file)
 			done <- err
 		}()
 		// The capture client needs a moment to attach (an exec, a socket):

@@ -49,7 +49,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"capture", "-p", "inner"}, "-w out.pcap (or -w - for standard output) is required"},
 		{[]string{"capture", "-p", "inner", "-s", "16777216", "-w", "x"}, "-s 16777216: a VNI is 0..16777215"},
 		{[]string{"capture", "-p", "inner", "-s", "-1", "-w", "x"}, `invalid value "-1" for flag -s`},
-		{[]string{"capture", "-p", "inner", "-c", "-5", "-w", "x"}, "-c -5: count may not be negative"},
+		{[]string{"capture", "-p", "inner", "-n", "-5", "-w", "x"}, "-n -5: count may not be negative"},
 		{[]string{"capture", "-p", "inner", "-w", "x", "now"}, `unexpected argument "now"`},
 		{[]string{"version", "--short"}, "flag provided but not defined: -short"},
 		{[]string{"version", "x"}, `unexpected argument "x"`},
@@ -170,6 +170,25 @@ func TestShowTables(t *testing.T) {
 				t.Errorf("got\n%s\nwant\n%s", stdout, tt.want)
 			}
 		})
+	}
+
+	// Keys only when asked for: --json carries none; -w writes a new
+	// file that only its owner may read, and never over another.
+	if _, stdout, _ := invoke(t, "show", "sas", "--json", "-S", path); strings.Contains(stdout, "0x00112233") || strings.Contains(stdout, `"wireshark": "IPv4`) {
+		t.Errorf("show sas --json prints keys:\n%s", stdout)
+	}
+	export := filepath.Join(t.TempDir(), "esp_sa")
+	if code, _, stderr := invoke(t, "show", "sas", "--wireshark", "-w", export, "-S", path); code != exitOK {
+		t.Fatalf("--wireshark -w: %d %s", code, stderr)
+	}
+	if st, err := os.Stat(export); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("export: %v, mode %v", err, st.Mode().Perm())
+	}
+	if b, _ := os.ReadFile(export); string(b) != sw.sas[0].Wireshark+"\n"+sw.sas[1].Wireshark+"\n" {
+		t.Errorf("export holds %q", b)
+	}
+	if code, _, _ := invoke(t, "show", "sas", "--wireshark", "-w", export, "-S", path); code == exitOK {
+		t.Error("--wireshark -w wrote over an existing file")
 	}
 }
 

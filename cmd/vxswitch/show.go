@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -40,9 +41,11 @@ func resolveSocket(socket, config string) (string, error) {
 }
 
 func (c *cli) show(args []string) error {
-	fs := c.newFlags("show", "fdb|peers|sas|stats [--json] [--wireshark] [-S socket | -c site.toml]")
+	fs := c.newFlags("show", "fdb|peers|sas|stats [--json] [--all] [--wireshark [-w file]] [-S socket | -c site.toml]")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	wireshark := fs.Bool("wireshark", false, "show sas: print the SAs as Wireshark/tshark esp_sa entries")
+	all := fs.Bool("all", false, "show stats: counters at zero too (--json always has them all)")
+	wireshark := fs.Bool("wireshark", false, "show sas: the SAs with their keys, as Wireshark/tshark esp_sa entries")
+	wfile := fs.String("w", "", "with --wireshark: write the entries to this new file, mode 0600, instead of standard output")
 	socket := fs.String("S", "", "control socket path")
 	config := fs.String("c", "", "configuration file, to find the control socket")
 	pos, err := parseFlags(fs, args)
@@ -67,6 +70,9 @@ func (c *cli) show(args []string) error {
 	if *wireshark && *asJSON {
 		return usagef("--wireshark and --json exclude each other")
 	}
+	if *wfile != "" && !*wireshark {
+		return usagef("-w goes with --wireshark")
+	}
 	path, err := resolveSocket(*socket, *config)
 	if err != nil {
 		return err
@@ -83,7 +89,7 @@ func (c *cli) show(args []string) error {
 	case "stats":
 		table = new([]dataplane.Counter)
 	}
-	if err := show(path, what, table); err != nil {
+	if err := show(path, what, *wireshark, table); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -97,12 +103,15 @@ func (c *cli) show(args []string) error {
 	case *[]dataplane.PeerStatus:
 		return writePeers(c.stdout, *t)
 	case *[]dataplane.SAStatus:
+		if *wireshark && *wfile != "" {
+			return writeWiresharkFile(*wfile, *t)
+		}
 		if *wireshark {
 			return writeWireshark(c.stdout, *t)
 		}
 		return writeSAs(c.stdout, *t)
 	case *[]dataplane.Counter:
-		return writeStats(c.stdout, *t)
+		return writeStats(c.stdout, *t, *all)
 	}
 	return nil
 }
@@ -173,12 +182,39 @@ func writeWireshark(w io.Writer, sas []dataplane.SAStatus) error {
 	return nil
 }
 
-func writeStats(w io.Writer, cs []dataplane.Counter) error {
+// writeWiresharkFile writes the esp_sa entries to a new file that only its
+// owner may read (the keys decrypt the traffic).
+func writeWiresharkFile(path string, sas []dataplane.SAStatus) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := writeWireshark(f, sas); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// writeStats prints the counters, those at zero only with all.
+func writeStats(w io.Writer, cs []dataplane.Counter, all bool) error {
 	tw := newTable(w, "SCOPE", "COUNTER", "VALUE")
+	hidden := 0
 	for _, c := range cs {
+		if c.Value == 0 && !all {
+			hidden++
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\n", c.Scope, c.Name, c.Value)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if hidden > 0 {
+		_, err := fmt.Fprintf(w, "(%d counters at zero not shown: --all)\n", hidden)
+		return err
+	}
+	return nil
 }
 
 // probeState is the PROBE column: the state, and "/ike" when the probes
