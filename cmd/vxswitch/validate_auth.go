@@ -116,4 +116,3 @@ func (v *validator) path(p string) string {
 	}
 	return p
 }
-
