@@ -88,7 +88,7 @@ func TestConfigPerPeerPSK(t *testing.T) {
 		t.Errorf("PSKs: %q %q mesh %q", cfg.Peer[0].PSK, cfg.Peer[1].PSK, cfg.IKE.PSK)
 	}
 	bad := strings.Replace(peers, "/psk/readonly", "/psk/group-readable", 1)
-	if _, err := parseConfig([]byte(conf{security: "[security]\n", peer: bad}.String()), "", fakeReadPSK); err == nil || !strings.Contains(err.Error(), "peer[0].psk_file") {
+	if _, err := parseConfig([]byte(conf{security: "[security]\n", peer: bad}.String()), "", fakeReadPSK); err == nil || !strings.Contains(err.Error(), `peer[0] "sakura".psk_file`) {
 		t.Errorf("group-readable peer PSK: %v", err)
 	}
 	one := strings.Replace(basePeers, "vtep     = \"172.31.0.2\"", "vtep     = \"172.31.0.2\"\npsk_file = \"/psk/readonly\"", 1)

@@ -101,7 +101,7 @@ func TestCheck(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.toml")
 	os.WriteFile(bad, []byte(conf{peer: "[[peer]]\nname = \"a\"\nendpoint = \"198.51.100.9\"\nmtu = 70000\n"}.String()), 0o644)
 	code, stdout, stderr = invoke(t, "check", "-c", bad)
-	if code != exitRuntime || stdout != "" || !strings.Contains(stderr, "peer[0].mtu: 70000 is out of range (576..65535)") {
+	if code != exitRuntime || stdout != "" || !strings.Contains(stderr, `peer[0] "a".mtu: 70000 is out of range (576..65535)`) {
 		t.Errorf("got %d %q %q, want 1 and the mtu error", code, stdout, stderr)
 	}
 	code, _, stderr = invoke(t, "check", "-c", filepath.Join(t.TempDir(), "missing.toml"))

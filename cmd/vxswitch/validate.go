@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -283,20 +284,21 @@ func (v *validator) peers(ps []peerSection, d *dataplane.Config, vnis map[encap.
 	vteps := map[netip.Addr]int{}
 	for i := range ps {
 		p := &ps[i]
-		key := fmt.Sprintf("peer[%d]", i)
+		key := peerKey(ps, i)
+		nameKey := fmt.Sprintf("peer[%d].name", i)
 		var pc dataplane.PeerConfig
 		switch {
 		case p.Name == "":
-			v.errorf(key+".name", "required")
+			v.errorf(nameKey, "required")
 		case checkSiteName(p.Name) != nil:
-			v.errorf(key+".name", "%v", checkSiteName(p.Name))
+			v.errorf(nameKey, "%v", checkSiteName(p.Name))
 		case p.Name == "local":
-			v.errorf(key+".name", "%q is reserved: show fdb calls this site's own TAP port so", p.Name)
+			v.errorf(nameKey, "%q is reserved: show fdb calls this site's own TAP port so", p.Name)
 		case p.Name == d.Name:
-			v.errorf(key+".name", "%q is this site's own name (site.name)", p.Name)
+			v.errorf(nameKey, "%q is this site's own name (site.name)", p.Name)
 		default:
 			if j, dup := names[p.Name]; dup {
-				v.errorf(key+".name", "%q is already peer[%d].name", p.Name, j)
+				v.errorf(nameKey, "%q is already peer[%d].name", p.Name, j)
 			} else {
 				names[p.Name] = i
 			}
@@ -322,7 +324,7 @@ func (v *validator) peers(ps []peerSection, d *dataplane.Config, vnis map[encap.
 				v.errorf(key+".endpoint", "%s is this site's own listen address", ap)
 			}
 			if j, dup := endpoints[ap]; dup {
-				v.errorf(key+".endpoint", "%s is already peer[%d].endpoint", ap, j)
+				v.errorf(key+".endpoint", "%s is already the endpoint of %s", ap, peerKey(ps, j))
 			} else {
 				endpoints[ap] = i
 			}
@@ -330,9 +332,9 @@ func (v *validator) peers(ps []peerSection, d *dataplane.Config, vnis map[encap.
 			// peers behind one NAT need remote_id to be told apart.
 			if j, dup := endpointAddrs[ap.Addr()]; dup {
 				if d.Mode == dataplane.ModePlain {
-					v.errorf(key+".endpoint", "%s: peer[%d] has the same address; plain mode tells peers apart by address", ap.Addr(), j)
+					v.errorf(key+".endpoint", "%s: %s has the same address; plain mode tells peers apart by address", ap.Addr(), peerKey(ps, j))
 				} else if p.RemoteID == "" || ps[j].RemoteID == "" {
-					v.errorf(key+".remote_id", "required: peer[%d] has the same address %s, so the identities must tell them apart", j, ap.Addr())
+					v.errorf(key+".remote_id", "required: %s has the same address %s, so the identities must tell them apart", peerKey(ps, j), ap.Addr())
 				}
 			} else {
 				endpointAddrs[ap.Addr()] = i
@@ -476,12 +478,28 @@ func parseAddr(s string) (netip.Addr, error) {
 
 // parseEndpoint parses "addr", "addr:port" or "[v6addr]:port". A bare
 // address has port 0 (the mode's default).
+// peerKey names the i-th [[peer]] in errors: by its name when it has one.
+func peerKey(ps []peerSection, i int) string {
+	if n := ps[i].Name; n != "" && checkSiteName(n) == nil {
+		return fmt.Sprintf("peer[%d] %q", i, n)
+	}
+	return fmt.Sprintf("peer[%d]", i)
+}
+
 func parseEndpoint(s string) (netip.AddrPort, error) {
 	if a, err := netip.ParseAddr(s); err == nil {
 		return netip.AddrPortFrom(a.Unmap(), 0), nil
 	}
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
+		if i := strings.LastIndexByte(s, ':'); i > 0 {
+			if _, aerr := netip.ParseAddr(strings.Trim(s[:i], "[]")); aerr == nil {
+				if n, perr := strconv.Atoi(s[i+1:]); perr == nil {
+					return netip.AddrPort{}, fmt.Errorf("%q: port %d is out of range (1..65535)", s, n)
+				}
+				return netip.AddrPort{}, fmt.Errorf("%q: %q is not a port number", s, s[i+1:])
+			}
+		}
 		return netip.AddrPort{}, fmt.Errorf("%q is not an address, address:port or [IPv6]:port", s)
 	}
 	if ap.Port() == 0 {
