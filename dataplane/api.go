@@ -46,6 +46,11 @@ type PeerStatus struct {
 	RxPackets   uint64 `json:"rx_packets"`
 	RxBytes     uint64 `json:"rx_bytes"`
 	Fragments   uint64 `json:"tx_fragments"`
+	// LastError is why the last IKE negotiation with the peer failed (a
+	// refused authentication, no proposal chosen, no answer, ...), and
+	// LastErrorAt when; empty if none failed.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	// IKE is the peer's established IKE SA: its algorithms and age, "-"
 	// when none (always in plain mode).
 	IKE string `json:"ike"`

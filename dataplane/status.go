@@ -11,6 +11,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/vxswitch/vxswitch/crypto/ike"
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/fdb"
 	"github.com/vxswitch/vxswitch/pmtu"
@@ -76,6 +77,13 @@ func (s *Switch) Peers() []PeerStatus {
 			ikeSA[sa.Peer] = fmt.Sprintf("%s, %s", sa.Algorithms, time.Since(sa.Established).Round(time.Second))
 		}
 	}
+	var errs map[string]ike.PeerError
+	s.ike.mu.Lock()
+	d := s.ike.daemon
+	s.ike.mu.Unlock()
+	if d != nil {
+		errs = d.PeerErrors()
+	}
 	var out []PeerStatus
 	for _, p := range pt.byPort {
 		if p == nil {
@@ -90,6 +98,9 @@ func (s *Switch) Peers() []PeerStatus {
 			IKE:       cmp.Or(ikeSA[p.cfg.Name], "-"),
 		})
 		st := &out[len(out)-1]
+		if e, ok := errs[p.cfg.Name]; ok {
+			st.LastError, st.LastErrorAt = e.Reason, e.At
+		}
 		if pr := p.prober.Load(); pr != nil {
 			state, src, stats := pr.Status()
 			st.Probe, st.MTUSource, st.ProbeVia = state.String(), src.String(), "data"

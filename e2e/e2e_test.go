@@ -81,6 +81,9 @@ type options struct {
 	// made there (see makePKI) instead of the mesh PSK; crl adds a crl_file.
 	pki string
 	crl string
+	// sitePSK, when set, gives each site a mesh PSK of its own (in
+	// <dir>/<site>.psk) instead of the one shared by all.
+	sitePSK func(s *nstest.Site) string
 }
 
 // startSites writes a config for every site of n (one segment, VNI 129,
@@ -124,7 +127,14 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 			}
 			fmt.Fprintf(&b, "%s\n", o.securityExtra)
 		} else {
-			fmt.Fprintf(&b, "[security]\nmode = %q\nsuite = %q\npsk_file = %q\n%s\n", o.mode, o.suite, psk, o.securityExtra)
+			file := psk
+			if o.sitePSK != nil {
+				file = filepath.Join(dir, s.Name+".psk")
+				if err := os.WriteFile(file, []byte(o.sitePSK(s)+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fmt.Fprintf(&b, "[security]\nmode = %q\nsuite = %q\npsk_file = %q\n%s\n", o.mode, o.suite, file, o.securityExtra)
 		}
 		for _, p := range n.Sites {
 			if p == s || (o.only != nil && !o.only(s, p)) {

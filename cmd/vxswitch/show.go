@@ -153,7 +153,18 @@ func writePeers(w io.Writer, ps []dataplane.PeerStatus) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n",
 			p.Name, p.Endpoint, p.VTEP, p.MTU, p.MTUSource, probeState(p), fmt.Sprintf("%d/%d/%d", p.ProbesSent, p.ProbesAcked, p.ProbesLost), p.State, p.TxPackets, p.TxBytes, p.Fragments, p.RxPackets, p.RxBytes, cmp.Or(p.IKE, "-"))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// Why a peer is not up (or was not, last time): below the table.
+	for _, p := range ps {
+		if p.LastError != "" {
+			if _, err := fmt.Fprintf(w, "%s: last error %s ago: %s\n", p.Name, formatAge(time.Since(p.LastErrorAt)), p.LastError); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func writeSAs(w io.Writer, sas []dataplane.SAStatus) error {

@@ -115,7 +115,7 @@ func (sa *ikeSA) onAuthReply(p *parsed, msg []byte, h Header, now time.Time) {
 		if n := p.errorNotify(); n != nil {
 			code = n.Type
 		}
-		sa.fail(fmt.Sprintf("IKE_AUTH refused with notify %d", code), ErrAuth, now)
+		sa.fail("the peer refused our IKE_AUTH with "+notifyName(code)+refusalHint(code), ErrAuth, now)
 		return
 	}
 	if pe.remoteID != nil && (pe.remoteID.Type != p.idr.Type || !bytes.Equal(pe.remoteID.Data, p.idr.Data)) {

@@ -187,6 +187,32 @@ type Daemon struct {
 	certRefused  atomic.Uint64 // of which a peer's certificate was refused
 }
 
+// PeerError is why the last negotiation with a peer failed, and when.
+type PeerError struct {
+	Reason string
+	At     time.Time
+}
+
+// PeerErrors returns the last error of every peer that had one.
+func (d *Daemon) PeerErrors() map[string]PeerError {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]PeerError{}
+	for name, p := range d.peers {
+		if p.lastErr != "" {
+			out[name] = PeerError{Reason: p.lastErr, At: p.lastErrAt}
+		}
+	}
+	return out
+}
+
+// noteError keeps why a negotiation with p failed; d.mu must be held.
+func (d *Daemon) noteError(p *peer, why string, now time.Time) {
+	if p != nil {
+		p.lastErr, p.lastErrAt = why, now
+	}
+}
+
 // Stats counts what the daemon refused.
 type Stats struct {
 	// AuthFailures counts IKE_AUTH exchanges refused (a PSK or signature
@@ -207,13 +233,32 @@ func (d *Daemon) Stats() Stats {
 // files); SAs that are up stay up, new exchanges use the new ones.
 func (d *Daemon) SetAuth(psk []byte, creds *Credentials) {
 	d.mu.Lock()
-	defer d.unlock()
 	d.cfg.PSK, d.cfg.Credentials, d.creds = psk, creds, creds
+	// Peers that are down may have failed for the old key: try them now.
+	now := d.clock.Now()
+	for _, p := range d.peers {
+		if !p.up {
+			p.nextAttempt = now
+		}
+	}
+	d.unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
 }
 
 // logAuthFailure logs a refused authentication at Warn, at most once a
-// minute for each peer (unknown identities share one limit).
+// minute for each peer (unknown identities share one limit), and keeps it
+// as the peer's last error.
 func (d *Daemon) logAuthFailure(peerName, msg, why string, err error, from netip.AddrPort) {
+	if p := d.peers[peerName]; p != nil {
+		reason := why
+		if err != nil && !errors.Is(err, ErrAuth) {
+			reason += ": " + err.Error()
+		}
+		d.noteError(p, reason, d.clock.Now())
+	}
 	l := d.authLog[peerName]
 	if l == nil {
 		if len(d.authLog) > 1024 {
@@ -240,8 +285,10 @@ type halfOpenKey struct {
 
 type peer struct {
 	cfg         PeerConfig
-	localID     *ID // nil: the local underlay address of the IKE SA
-	remoteID    *ID // nil: any
+	lastErr     string    // why the last negotiation with the peer failed
+	lastErrAt   time.Time // and when
+	localID     *ID       // nil: the local underlay address of the IKE SA
+	remoteID    *ID       // nil: any
 	up          bool
 	nextAttempt time.Time
 	keGroup     uint16 // group to use in the next IKE_SA_INIT

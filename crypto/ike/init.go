@@ -92,7 +92,8 @@ func (sa *ikeSA) sendInit(now time.Time) {
 // fail logs why the negotiation of sa failed and destroys it without any
 // message to the peer.
 func (sa *ikeSA) fail(why string, err error, now time.Time) {
-	sa.d.log.Info("ike: negotiation failed", append(sa.logAttrs(), "reason", why, "err", err)...)
+	sa.d.log.Warn("ike: negotiation failed", append(sa.logAttrs(), "reason", why, "err", err)...)
+	sa.d.noteError(sa.peer, why, now)
 	sa.d.destroy(sa, why, now)
 }
 
@@ -130,7 +131,7 @@ func (sa *ikeSA) onInitReply(p *parsed, msg []byte, h Header, now time.Time) {
 		return
 	}
 	if n := p.errorNotify(); n != nil {
-		sa.fail(fmt.Sprintf("peer refused IKE_SA_INIT with notify %d", n.Type), nil, now)
+		sa.fail("the peer refused IKE_SA_INIT with "+notifyName(n.Type)+refusalHint(n.Type), nil, now)
 		return
 	}
 	if p.sa == nil || p.ke == nil || p.nonce == nil || h.SPIr == 0 {

@@ -71,8 +71,13 @@ func (sa *ikeSA) tick(now time.Time) {
 			if r.onTimeout != nil {
 				r.onTimeout(now)
 			} else {
-				d.log.Info("ike: peer not responding", sa.logAttrs()...)
-				d.destroy(sa, "peer not responding", now)
+				why := "peer not responding"
+				if sa.state == stInitSent {
+					why = "no answer to IKE_SA_INIT (is the peer running, and UDP 4500 open toward it?)"
+				}
+				d.log.Info("ike: "+why, sa.logAttrs()...)
+				d.noteError(sa.peer, why, now)
+				d.destroy(sa, why, now)
 			}
 			return
 		}

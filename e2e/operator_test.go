@@ -1,0 +1,68 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vxswitch/vxswitch/internal/nstest"
+)
+
+// TestWrongPSKThenFixedBySIGHUP: two sites with different PSKs. Each
+// side's show peers names the reason (with the peer's name), and after
+// the wrong file is fixed, SIGHUP alone brings the peer up.
+func TestWrongPSKThenFixedBySIGHUP(t *testing.T) {
+	n := nstest.New(t, nstest.Sites("a", "b")...)
+	const good = "correct horse battery staple, e2e"
+	sites := startSites(t, n, options{mode: "esp", sitePSK: func(s *nstest.Site) string {
+		if s.Name == "b" {
+			return "a wrong key, typed by someone else"
+		}
+		return good
+	}})
+	a, b := sites[0], sites[1]
+	for _, c := range []struct {
+		s    *site
+		peer string
+	}{{a, "b"}, {b, "a"}} {
+		if err := nstest.WaitFor(15*time.Second, func() error {
+			st := c.s.peerStatus(t, c.peer)
+			if st.State == "up" {
+				return fmt.Errorf("up with a wrong PSK")
+			}
+			if !strings.Contains(st.LastError, "PSK") || st.LastErrorAt.IsZero() {
+				return fmt.Errorf("last error %q at %v", st.LastError, st.LastErrorAt)
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("%s's peer %s: %v\n%s", c.s.Name, c.peer, err, c.s.show(t, "peers"))
+		}
+		t.Logf("%s: %s", c.s.Name, c.s.peerStatus(t, c.peer).LastError)
+		if out := c.s.proc.Output(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "peer="+c.peer) {
+			t.Errorf("%s logged no Warn naming peer %s", c.s.Name, c.peer)
+		}
+	}
+	if out := a.show(t, "peers"); !strings.Contains(out, "b: last error") {
+		t.Errorf("show peers does not print the last error:\n%s", out)
+	}
+
+	// Fix b's key and reload it: no restart.
+	if err := os.WriteFile(filepath.Join(filepath.Dir(b.config), "b.psk"), []byte(good+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := nstest.WaitFor(20*time.Second, func() error { return a.Ping(overlayAddr(b.Site).String(), 56, 1, false) }); err != nil {
+		t.Fatalf("after fixing the PSK and SIGHUP: %v\n%s\n%s", err, a.show(t, "peers"), b.proc.Output())
+	}
+	t.Logf("up %v after SIGHUP", time.Since(start).Round(100*time.Millisecond))
+	if !strings.Contains(b.proc.Output(), "keys_and_certificates_reread=true") {
+		t.Error("b's reload did not say it re-read the keys")
+	}
+}
