@@ -25,6 +25,7 @@ const (
 	cDropOffload
 	cFloodCopies
 	cMSSClamped
+	cRxChecksumFinished
 	cTxPackets
 	cTxBytes
 	cTxFragments
@@ -83,6 +84,7 @@ var counterNames = [numCounters]string{
 	cDropOffload:          "tx_drop_offload",
 	cFloodCopies:          "flood_copies",
 	cMSSClamped:           "mss_clamped",
+	cRxChecksumFinished:   "rx_checksum_finished",
 	cTxPackets:            "tx_packets",
 	cTxBytes:              "tx_bytes",
 	cTxFragments:          "tx_fragments",

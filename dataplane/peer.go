@@ -100,6 +100,10 @@ func (p *peer) pathMTU() int {
 	return int(p.mtu.Load())
 }
 
+// isVXSwitch reports whether the peer's data plane is a vxswitch's: it
+// answered a data-plane path MTU probe (IKE-carried ones do not count).
+func (p *peer) isVXSwitch() bool { return p.answersProbes() && !p.ikeProbed.Load() }
+
 // answersProbes reports whether the peer has acknowledged a path MTU probe.
 func (p *peer) answersProbes() bool {
 	pr := p.prober.Load()

@@ -275,6 +275,12 @@ func (r *rxPath) deliver(p *peer, vni encap.VNI, frame []byte, reassembled bool)
 		return
 	}
 	s.fdb.Learn(vni, src, p.port)
+	if !p.isVXSwitch() && encap.FinishPartialChecksum(frame) {
+		// A kernel VTEP on a veth left the inner checksum to an offload
+		// that never ran (CHECKSUM_PARTIAL); vxswitch peers always send
+		// complete ones, so only other VTEPs pay for this check.
+		p.ctr.inc(cRxChecksumFinished)
+	}
 	if s.cfg.MSSClamp && clampFrame(frame, p.frameMTU(s.cfg.Mode)) {
 		seg.ctr.inc(cMSSClamped)
 	}
