@@ -179,9 +179,9 @@ func (sa *ikeSA) respondAuth(p *parsed, now time.Time) []Payload {
 	if p.idi == nil || p.auth == nil {
 		return authFailed("", "no IDi or AUTH", ErrMalformed)
 	}
-	pe := d.findPeerForAuth(*p.idi, sa.remote)
+	pe := d.findPeerForAuth(*p.idi, sa.remote, p.tsi)
 	if pe == nil {
-		return authFailed("", "no peer configured for identity "+p.idi.String(), ErrAuth)
+		return authFailed("", fmt.Sprintf("no peer configured for identity %s from %s (set peer.remote_id to it, or make the peer's endpoint or vtep match)", p.idi, sa.remote.Addr()), ErrAuth)
 	}
 	sa.peer = pe // for ourAuth and the log; a failure destroys sa
 	if why, err := sa.checkPeerAuth(pe, p, *p.idi, p.idiBody, sa.peerInitMsg, sa.nr, sa.keys.pi, now); err != nil {

@@ -631,9 +631,10 @@ func (d *Daemon) jitter(life time.Duration) time.Duration {
 }
 
 // findPeerForAuth finds the peer a responder authenticates: the one whose
-// RemoteID matches id, else one without a RemoteID whose endpoint address
-// is remote's.
-func (d *Daemon) findPeerForAuth(id ID, remote netip.AddrPort) *peer {
+// RemoteID matches id; else, among those without a RemoteID, a certificate
+// peer whose VTEP is id, one whose endpoint address is remote's, or one
+// with its own key whose VTEP is the Child SA's TSi.
+func (d *Daemon) findPeerForAuth(id ID, remote netip.AddrPort, tsi []TrafficSelector) *peer {
 	for _, p := range d.peers {
 		if p.remoteID != nil && p.remoteID.Type == id.Type && string(p.remoteID.Data) == string(id.Data) {
 			return p
@@ -651,6 +652,19 @@ func (d *Daemon) findPeerForAuth(id ID, remote netip.AddrPort) *peer {
 	for _, p := range d.peers {
 		if p.remoteID == nil && p.cfg.Endpoint.Addr() == remote.Addr() {
 			return p
+		}
+	}
+	// Behind a NAT whose address is not the configured endpoint, a site
+	// that sets no local_id claims its private address, which no
+	// configuration names: its Child SA's TSi, its VTEP address, does.
+	// Only for a peer with a key of its own (its PSK, or a certificate bound
+	// to that VTEP), which the AUTH must then verify with: with the mesh PSK
+	// every member could claim any VTEP.
+	if len(tsi) == 1 && tsi[0].StartAddr == tsi[0].EndAddr {
+		for _, p := range d.peers {
+			if p.remoteID == nil && p.cfg.RemoteVTEP == tsi[0].StartAddr.Unmap() && (len(p.cfg.PSK) > 0 || d.creds != nil) {
+				return p
+			}
 		}
 	}
 	return nil

@@ -1,0 +1,41 @@
+package ike
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNATedPeerFoundByVTEP: b knows a by a configured endpoint that is not
+// the address a's packets come from (a NAT with another public address),
+// and a claims its own underlay address, which b's configuration does not
+// name. With a PSK of its own for a, b finds a by the Child SA's TSi (a's
+// VTEP) and the PSK authenticates it; with only the mesh PSK it refuses,
+// and says what to set.
+func TestNATedPeerFoundByVTEP(t *testing.T) {
+	elsewhere := netip.AddrPortFrom(netip.MustParseAddr("198.51.100.77"), 4500)
+	t.Run("own PSK", func(t *testing.T) {
+		p := newPair(t, func(a, b *Config) {
+			b.Peers[0].Endpoint = elsewhere
+			a.Peers[0].PSK = []byte("a key for a and b only")
+			b.Peers[0].PSK = []byte("a key for a and b only")
+		})
+		p.step(0)
+		if len(p.rb.live()) != 1 || len(p.ra.live()) != 1 {
+			t.Fatalf("live SAs %d/%d: the NATed peer was not found by its VTEP", len(p.ra.live()), len(p.rb.live()))
+		}
+	})
+	t.Run("mesh PSK", func(t *testing.T) {
+		p := newPair(t, func(a, b *Config) { b.Peers[0].Endpoint = elsewhere })
+		p.step(0)
+		p.step(time.Second)
+		if len(p.rb.live()) != 0 {
+			t.Fatal("a mesh-PSK peer was accepted by its TSi alone")
+		}
+		errs := p.a.PeerErrors()
+		if !strings.Contains(errs["b"].Reason, "AUTHENTICATION_FAILED") {
+			t.Errorf("a's last error: %q", errs["b"].Reason)
+		}
+	})
+}
