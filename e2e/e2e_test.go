@@ -84,6 +84,8 @@ type options struct {
 	// sitePSK, when set, gives each site a mesh PSK of its own (in
 	// <dir>/<site>.psk) instead of the one shared by all.
 	sitePSK func(s *nstest.Site) string
+	// wrap, when set, runs vxswitch behind this command line (e.g. setpriv).
+	wrap []string
 }
 
 // startSites writes a config for every site of n (one segment, VNI 129,
@@ -160,7 +162,8 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 			t.Fatal(err)
 		}
 		st := &site{Site: s, control: filepath.Join(dir, s.Name+".sock"), config: cfg}
-		st.proc = s.Start(vxswitchBin, "run", "-c", cfg, "-log-level", "debug")
+		argv := append(append([]string{}, o.wrap...), vxswitchBin, "run", "-c", cfg, "-log-level", "debug")
+		st.proc = s.Start(argv...)
 		sites = append(sites, st)
 		t.Cleanup(func() {
 			if out := st.proc.Output(); strings.Contains(out, "WARNING: DATA RACE") || strings.Contains(out, "panic:") {

@@ -66,3 +66,46 @@ func TestWrongPSKThenFixedBySIGHUP(t *testing.T) {
 		t.Error("b's reload did not say it re-read the keys")
 	}
 }
+
+// TestLeastCapabilities: vxswitch runs with only the capabilities that
+// examples/systemd/vxswitch.service leaves it (CAP_NET_ADMIN, CAP_NET_RAW,
+// CAP_NET_BIND_SERVICE) and no_new_privs: esp mode with IKE on port 500
+// too, a TAP, sender-made fragments, and the control socket.
+func TestLeastCapabilities(t *testing.T) {
+	nstest.RequireTool(t, "setpriv")
+	unit, err := os.ReadFile(filepath.Join("..", "examples", "systemd", "vxswitch.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var caps []string
+	for _, l := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapabilityBoundingSet="); ok {
+			for _, c := range strings.Fields(v) {
+				caps = append(caps, "+"+strings.ToLower(strings.TrimPrefix(c, "CAP_")))
+			}
+		}
+	}
+	if len(caps) == 0 {
+		t.Fatal("the unit has no CapabilityBoundingSet")
+	}
+	wrap := []string{"setpriv", "--bounding-set", "-all," + strings.Join(caps, ","), "--no-new-privs", "--"}
+	n := nstest.New(t, nstest.Sites("a", "b")...)
+	setRouteMTU(t, n, 1400, false)
+	sites := startSites(t, n, options{mode: "esp", wrap: wrap, peerMTU: func(_, _ *nstest.Site) int { return 0 }, extraPeers: probeTimers})
+	a, b := sites[0], sites[1]
+	if err := nstest.WaitFor(20*time.Second, func() error { return a.Ping(overlayAddr(b.Site).String(), 56, 1, false) }); err != nil {
+		t.Fatalf("with %v only: %v\n%s", caps, err, a.proc.Output())
+	}
+	for _, size := range []int{1472, 4000} {
+		if err := a.Ping(overlayAddr(b.Site).String(), size, 2, size == 1472); err != nil {
+			t.Errorf("%d-byte pings: %v", size, err)
+		}
+	}
+	status, err := a.Output("grep", "-E", "^Cap(Bnd|Eff)", fmt.Sprintf("/proc/%d/status", a.proc.Pid()))
+	if err == nil {
+		t.Logf("vxswitch's capabilities:\n%s", status)
+	}
+	if out := a.proc.Output(); strings.Contains(out, "operation not permitted") || strings.Contains(out, "port 500 unavailable") {
+		t.Errorf("vxswitch lacked a privilege:\n%s", out)
+	}
+}
