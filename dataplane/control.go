@@ -339,8 +339,9 @@ func (s *Switch) Reload(peers []PeerConfig) error {
 }
 
 // SetAuth replaces the mesh PSK and the certificate credentials (a reload
-// re-read their files): IKE SAs that are up stay up, and every exchange
-// from now on (rekeys included) authenticates with the new ones.
+// re-read their files): new IKE SAs authenticate with them, and
+// established ones whose peer certificate no longer passes (revoked, a CA
+// removed) are deleted (ike.Daemon.SetAuth).
 func (s *Switch) SetAuth(psk []byte, creds *ike.Credentials) {
 	s.ctlMu.Lock()
 	defer s.ctlMu.Unlock()

@@ -173,19 +173,22 @@ func (t ikeTransport) Send(from, to netip.AddrPort, msg []byte) error {
 	return t.s.under.WriteControl(b, to)
 }
 
-// SendProbe sends an IKE path MTU probe as Send does, with DF set (see
-// ike.ProbeTransport).
-func (t ikeTransport) SendProbe(from, to netip.AddrPort, msg []byte) error {
-	t.s.ike.mu.Lock()
-	u500 := t.s.ike.udp500
-	t.s.ike.mu.Unlock()
-	if from.Port() == encap.PortIKE && u500 != nil {
-		_, err := u500.WriteToUDPAddrPort(msg, to) // port 500 sockets keep the kernel's DF default
-		return err
-	}
+// SendProbe sends an IKE path MTU probe on the ESP socket behind the
+// non-ESP marker, with DF set (see ike.ProbeTransport; the daemon sends no
+// probes from port 500).
+func (t ikeTransport) SendProbe(_, to netip.AddrPort, msg []byte) error {
 	b := make([]byte, crypto.NonESPMarkerLen+len(msg))
 	copy(b[crypto.NonESPMarkerLen:], msg)
 	return t.s.under.WriteProbe(b, to)
+}
+
+// SendFragmented sends an IKE message as IP fragments of at most mtu
+// bytes made here (a lost probe's retransmission, see ike.Probe).
+func (t ikeTransport) SendFragmented(_, to netip.AddrPort, msg []byte, mtu int) error {
+	b := make([]byte, crypto.NonESPMarkerLen+len(msg))
+	copy(b[crypto.NonESPMarkerLen:], msg)
+	_, err := t.s.under.WriteFragmented(b, to, mtu)
+	return err
 }
 
 // InstallChildSA installs an ESP SA pair for a peer: inbound first, then

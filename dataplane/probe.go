@@ -123,7 +123,7 @@ func (s *Switch) startIKEProber(p *peer, old *pmtu.Prober) {
 	var pr *pmtu.Prober
 	pr = pmtu.New(cfg, s.clock, func(id uint32, size int) {
 		udpLen := size - outerOverhead(p.Endpoint())
-		if d.Probe(p.cfg.Name, udpLen, cfg.ProbeTimer, func(acked bool) {
+		if d.Probe(p.cfg.Name, udpLen, cfg.Base, cfg.ProbeTimer, func(acked bool) {
 			if acked {
 				p.ctr.inc(cRxProbeAcks)
 				pr.Ack(id, size)

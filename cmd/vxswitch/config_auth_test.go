@@ -153,3 +153,18 @@ func TestPKI(t *testing.T) {
 		t.Error("issued with a bad -ip")
 	}
 }
+
+func TestConfigCertificateIdentityAndMode(t *testing.T) {
+	dir := pkiDir(t, "172.31.0.1")
+	_, err := parseConfig([]byte(conf{security: certSecurity(dir) + "local_id = \"@elsewhere\"\n"}.String()), "", fakeReadPSK)
+	if err == nil || !strings.Contains(err.Error(), "does not contain the local identity @elsewhere") {
+		t.Errorf("local_id not in the certificate: %v", err)
+	}
+	if _, err := parseConfig([]byte(conf{security: certSecurity(dir) + "local_id = \"makuhari\"\n"}.String()), "", fakeReadPSK); err != nil {
+		t.Errorf("local_id = the certificate's DNS SAN: %v", err)
+	}
+	plain := "[security]\nmode = \"plain\"\nauth = \"certificate\"\ncert_file = \"x\"\n"
+	if _, err := parseConfig([]byte(conf{security: plain}.String()), "", fakeReadPSK); err == nil || !strings.Contains(err.Error(), "security.cert_file: only esp mode") {
+		t.Errorf("certificate keys in plain mode: %v", err)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/vxswitch/vxswitch/dataplane"
 )
@@ -204,6 +205,18 @@ const meshPSKWarnAt = 4
 // configWarnings lists likely mistakes in a valid configuration.
 func configWarnings(cfg *siteConfig) []string {
 	var out []string
+	if cr := cfg.IKE.Credentials; cr != nil {
+		now := time.Now()
+		for _, crl := range cr.CRLs {
+			if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
+				out = append(out, fmt.Sprintf("the CRL of %q was due for an update at %s: revocations since then are not known here",
+					crl.Issuer.String(), crl.NextUpdate.UTC().Format(time.RFC3339)))
+			}
+		}
+		if left := time.Until(cr.Chain[0].NotAfter); left < 30*24*time.Hour {
+			out = append(out, fmt.Sprintf("this site's certificate expires in %s: issue a new one (vxswitch pki issue)", left.Round(time.Hour)))
+		}
+	}
 	if cfg.Mode == dataplane.ModeESP && cfg.IKE.Credentials == nil {
 		shared := 0
 		for _, p := range cfg.Peer {

@@ -272,6 +272,12 @@ func (v *validator) security(sec *securitySection, d *dataplane.Config, listenOK
 		}
 	}
 	if d.Mode != dataplane.ModeESP {
+		for _, k := range []struct{ key, val string }{{"auth", sec.Auth}, {"ca_file", sec.CAFile}, {"cert_file", sec.CertFile},
+			{"key_file", sec.KeyFile}, {"crl_file", sec.CRLFile}} {
+			if k.val != "" {
+				v.errorf("security."+k.key, "only esp mode authenticates (plain mode is RFC 7348 without keys)")
+			}
+		}
 		return
 	}
 	v.auth(sec, d, listenOK)

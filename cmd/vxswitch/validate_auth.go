@@ -81,7 +81,7 @@ func (v *validator) credentials(sec *securitySection, d *dataplane.Config) *ike.
 		v.errorf("security.key_file", "%v", err)
 		return nil
 	}
-	if err := creds.CheckOwn(d.VTEP, time.Now()); err != nil {
+	if err := creds.CheckOwn(d.VTEP, d.IKE.LocalID, time.Now()); err != nil {
 		v.errorf("security.cert_file", "%v", err)
 		return nil
 	}

@@ -93,6 +93,13 @@ func (sa *ikeSA) checkPeerAuth(pe *peer, p *parsed, id ID, idBody, realMsg, ourN
 	if p.auth.Method == AuthSharedKeyMIC {
 		return "the peer authenticates with a PSK, a certificate is configured", ErrAuth
 	}
+	if d.creds == nil {
+		return "no PSK and no certificate configured for the peer", ErrConfig
+	}
+	if sa.peerHashes != nil && p.auth.Method != AuthDigitalSignature {
+		// It announced RFC 7427: no falling back to SHA-1 or raw ECDSA.
+		return fmt.Sprintf("the peer announced RFC 7427 signatures but signed with method %d", p.auth.Method), ErrSignature
+	}
 	leaf, err := d.creds.verifyPeer(p.certs, now, pe.cfg.RemoteVTEP, id)
 	if err != nil {
 		d.certRefused.Add(1)
@@ -101,7 +108,48 @@ func (sa *ikeSA) checkPeerAuth(pe *peer, p *parsed, id ID, idBody, realMsg, ourN
 	if err := verifyAuth(leaf.PublicKey, *p.auth, signedOctets(sa.algs.prf, realMsg, ourNonce, skp, idBody)); err != nil {
 		return "signature does not verify", err
 	}
+	sa.peerCerts = cloneCerts(p.certs)
+	sa.peerClaim = ID{Type: id.Type, Data: bytes.Clone(id.Data)}
 	return "", nil
+}
+
+func cloneCerts(cs []Cert) []Cert {
+	out := make([]Cert, len(cs))
+	for i, c := range cs {
+		out[i] = Cert{Encoding: c.Encoding, Data: bytes.Clone(c.Data)}
+	}
+	return out
+}
+
+// certRecheckInterval is how often established SAs' certificates are
+// checked again for expiry (a reload checks them at once).
+const certRecheckInterval = time.Minute
+
+// recheckCertificates checks the certificates of every established IKE SA
+// again, with the credentials and CRLs in force now: an SA whose peer's
+// certificate has expired, been revoked or no longer chains to a trusted
+// CA is deleted (IKE rekeys do not authenticate again). d.mu must be held.
+func (d *Daemon) recheckCertificates(now time.Time) {
+	d.lastCertCheck = now
+	for _, sa := range d.sas {
+		if sa.state != stEstablished || sa.peerCerts == nil || sa.peer == nil {
+			continue
+		}
+		var err error
+		if d.creds == nil || d.pskFor(sa.peer) != nil {
+			err = fmt.Errorf("the peer is no longer authenticated by certificate")
+		} else {
+			_, err = d.creds.verifyPeer(sa.peerCerts, now, sa.peer.cfg.RemoteVTEP, sa.peerClaim)
+		}
+		if err == nil {
+			continue
+		}
+		d.certRefused.Add(1)
+		d.log.Warn("ike: the peer's certificate is no longer accepted, deleting its IKE SA", append(sa.logAttrs(), "err", err)...)
+		d.noteError(sa.peer, "certificate no longer accepted: "+err.Error(), now)
+		sa.sendDeleteIKE()
+		d.destroy(sa, "certificate no longer accepted", now)
+	}
 }
 
 // onAuthReply handles the IKE_AUTH response: it checks the peer's identity

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -178,6 +179,7 @@ func LoadCRLs(path string) ([]*x509.RevocationList, error) {
 		return nil, err
 	}
 	var ders [][]byte
+	var others []string
 	rest := b
 	for {
 		var blk *pem.Block
@@ -187,7 +189,12 @@ func LoadCRLs(path string) ([]*x509.RevocationList, error) {
 		}
 		if blk.Type == "X509 CRL" {
 			ders = append(ders, blk.Bytes)
+		} else {
+			others = append(others, blk.Type)
 		}
+	}
+	if len(ders) == 0 && len(others) > 0 {
+		return nil, fmt.Errorf("%s holds no X509 CRL, only PEM %s", path, strings.Join(others, ", "))
 	}
 	if len(ders) == 0 {
 		ders = [][]byte{b} // DER
@@ -253,6 +260,9 @@ func (c *Credentials) verifyPeer(certs []Cert, now time.Time, vtep netip.Addr, i
 		if crl := c.revokedBy(x); crl != nil {
 			return nil, fmt.Errorf("%w: %q (serial %s) is revoked by the CRL of %q", ErrCertificate, x.Subject.String(), x.SerialNumber, crl.Issuer.String())
 		}
+	}
+	if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return nil, fmt.Errorf("%w: %q may not sign (its key usage lacks digitalSignature)", ErrCertificate, leaf.Subject.String())
 	}
 	if !hasIP(leaf, vtep) {
 		return nil, fmt.Errorf("%w: %q does not carry the peer's VTEP address %s as an IP SAN", ErrCertificate, leaf.Subject.String(), vtep)
@@ -323,8 +333,17 @@ func vtepOf(id ID) netip.Addr {
 // CheckOwn checks our own certificate before we present it: valid at now,
 // carrying our VTEP address as an IP SAN (what peers check), and chaining
 // to one of the trusted CAs (peers of the same CA can verify it).
-func (c *Credentials) CheckOwn(vtep netip.Addr, now time.Time) error {
+func (c *Credentials) CheckOwn(vtep netip.Addr, localID string, now time.Time) error {
 	leaf := c.Chain[0]
+	if localID != "" {
+		id, err := ParseIdentity(localID)
+		if err != nil {
+			return err
+		}
+		if !certHasID(leaf, id) {
+			return fmt.Errorf("the certificate %q does not contain the local identity %s: peers would refuse it", leaf.Subject.String(), localID)
+		}
+	}
 	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
 		return fmt.Errorf("the certificate %q is valid from %s to %s, not now", leaf.Subject.String(), leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
 	}

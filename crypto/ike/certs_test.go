@@ -378,3 +378,101 @@ func TestFragmentedAuth(t *testing.T) {
 		t.Fatalf("certificates of %d bytes fit unfragmented", len(whole))
 	}
 }
+
+// TestRevocationCutsEstablishedSA: a CRL that revokes a's certificate,
+// applied at b by SetAuth, deletes a's established IKE SA at once; an
+// expired certificate ends its SA within the recheck interval, although
+// IKE rekeys never authenticate again.
+func TestRevocationCutsEstablishedSA(t *testing.T) {
+	ca := newCA(t, "CA")
+	aCreds := ca.creds(t, "p256", "a", vtepA)
+	bCreds := ca.creds(t, "p256", "b", vtepB)
+	p := newPair(t, func(a, b *Config) {
+		a.PSK, b.PSK = nil, nil
+		a.Credentials, b.Credentials = aCreds, bCreds
+	})
+	p.step(0)
+	p.checkMatched(crypto.SuiteAES128GCM16)
+	crlDER, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(1), ThisUpdate: testEpoch, NextUpdate: testEpoch.Add(24 * time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: aCreds.Chain[0].SerialNumber, RevocationTime: testEpoch}},
+	}, ca.cert, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, _ := x509.ParseRevocationList(crlDER)
+	revoking, err := NewCredentials(bCreds.Chain, bCreds.Key, bCreds.CAs, []*x509.RevocationList{crl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.b.SetAuth(nil, revoking)
+	p.net.Pump()
+	if len(p.rb.live()) != 0 || p.rb.down == 0 {
+		t.Fatalf("b still has %d Child SAs with the revoked a", len(p.rb.live()))
+	}
+	if p.b.Stats().CertificatesRefused == 0 || !strings.Contains(p.b.PeerErrors()["a"].Reason, "revoked") {
+		t.Errorf("not counted or not said: %+v %q", p.b.Stats(), p.b.PeerErrors()["a"].Reason)
+	}
+
+	t.Run("expiry", func(t *testing.T) {
+		c, k := ca.issue(t, "p256", "a", []netip.Addr{vtepA}, testEpoch.Add(-time.Hour), 2*time.Hour)
+		short, _ := NewCredentials([]*x509.Certificate{c}, k, []*x509.Certificate{ca.cert}, nil)
+		p := newPair(t, func(a, b *Config) {
+			a.PSK, b.PSK = nil, nil
+			a.Credentials, b.Credentials = short, ca.creds(t, "p256", "b", vtepB)
+			a.Lifetime, b.Lifetime = 20*time.Minute, 20*time.Minute // IKE rekeys on the way
+		})
+		p.step(0)
+		p.checkMatched(crypto.SuiteAES128GCM16)
+		for i := 0; i < 70; i++ {
+			p.step(time.Minute)
+		}
+		for _, sa := range p.b.SAs() {
+			if sa.State == "established" {
+				t.Fatalf("b kept an established SA with a's expired certificate")
+			}
+		}
+		if len(p.rb.live()) != 0 {
+			t.Fatalf("b kept %d Child SAs with a's expired certificate", len(p.rb.live()))
+		}
+	})
+}
+
+// TestCertificateBindingChecks: each check of verifyPeer refuses on its
+// own — a certificate that carries the claimed identity but not the
+// peer's VTEP, one that carries the VTEP but not the claimed identity,
+// and one whose key may not sign.
+func TestCertificateBindingChecks(t *testing.T) {
+	ca := newCA(t, "CA")
+	b := ca.creds(t, "p256", "b", vtepB)
+	ipID := func(a netip.Addr) ID { return ID{Type: IDIPv4, Data: a.AsSlice()} }
+	other := netip.MustParseAddr("172.31.0.66")
+	// Carries the identity it claims (its own address, and the DNS name
+	// "a") but not peer a's VTEP.
+	c1, _ := ca.issue(t, "p256", "a", []netip.Addr{other}, testEpoch.Add(-time.Hour), 48*time.Hour)
+	for _, id := range []ID{ipID(other), {Type: IDFQDN, Data: []byte("a")}} {
+		_, err := b.verifyPeer([]Cert{{CertX509Signature, c1.Raw}}, testEpoch, vtepA, id)
+		if err == nil || !strings.Contains(err.Error(), "VTEP") {
+			t.Errorf("identity %v carried, VTEP not: %v", id, err)
+		}
+	}
+	// Carries a's VTEP but not the identity claimed.
+	c2, _ := ca.issue(t, "p256", "a", []netip.Addr{vtepA}, testEpoch.Add(-time.Hour), 48*time.Hour)
+	_, err := b.verifyPeer([]Cert{{CertX509Signature, c2.Raw}}, testEpoch, vtepA, ID{Type: IDFQDN, Data: []byte("not-a")})
+	if err == nil || !strings.Contains(err.Error(), "identity") {
+		t.Errorf("VTEP carried, identity not: %v", err)
+	}
+	if _, err := b.verifyPeer([]Cert{{CertX509Signature, c2.Raw}}, testEpoch, vtepA, ipID(vtepA)); err != nil {
+		t.Errorf("the genuine certificate: %v", err)
+	}
+	// Key usage without digitalSignature.
+	key := newKey(t, "p256")
+	serial++
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "a"},
+		NotBefore: testEpoch.Add(-time.Hour), NotAfter: testEpoch.Add(time.Hour), KeyUsage: x509.KeyUsageKeyEncipherment,
+		IPAddresses: []net.IP{net.IP(vtepA.AsSlice())}}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if _, err := b.verifyPeer([]Cert{{CertX509Signature, der}}, testEpoch, vtepA, ipID(vtepA)); err == nil || !strings.Contains(err.Error(), "digitalSignature") {
+		t.Errorf("a certificate that may not sign: %v", err)
+	}
+}

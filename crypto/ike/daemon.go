@@ -181,7 +181,9 @@ type Daemon struct {
 		second time.Time
 		n      int
 	}
-	authLog map[string]*ratelimit.Limiter // per peer: refused authentications
+	authLog       map[string]*ratelimit.Limiter // per peer: refused authentications
+	lastCertCheck time.Time                     // when recheckCertificates last ran
+	fragMemory    int                           // bytes of partial IKE messages held, all SAs
 
 	authFailures atomic.Uint64 // IKE_AUTH refused, either way
 	certRefused  atomic.Uint64 // of which a peer's certificate was refused
@@ -230,12 +232,15 @@ func (d *Daemon) Stats() Stats {
 }
 
 // SetAuth replaces the mesh PSK and the credentials (a reload re-read the
-// files); SAs that are up stay up, new exchanges use the new ones.
+// files): new IKE SAs use them; established ones authenticated by a
+// certificate that no longer passes (revoked, expired, another CA) are
+// deleted, and peers that are down are tried again at once.
 func (d *Daemon) SetAuth(psk []byte, creds *Credentials) {
 	d.mu.Lock()
 	d.cfg.PSK, d.cfg.Credentials, d.creds = psk, creds, creds
-	// Peers that are down may have failed for the old key: try them now.
 	now := d.clock.Now()
+	d.recheckCertificates(now)
+	// Peers that are down may have failed for the old key: try them now.
 	for _, p := range d.peers {
 		if !p.up {
 			p.nextAttempt = now
@@ -736,6 +741,9 @@ func (d *Daemon) peerBusy(p *peer) bool {
 // being set up or established, then runs every SA's timers. d.mu must be
 // held; Tick calls it.
 func (d *Daemon) tick(now time.Time) {
+	if now.Sub(d.lastCertCheck) >= certRecheckInterval {
+		d.recheckCertificates(now)
+	}
 	for _, p := range d.peers {
 		if p.cfg.Initiate && !now.Before(p.nextAttempt) && !d.peerBusy(p) {
 			d.initiate(p, now)

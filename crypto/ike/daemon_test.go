@@ -21,6 +21,7 @@ import (
 type packet struct {
 	from, to netip.AddrPort
 	msg      []byte
+	frag     bool // sent as sender-made IP fragments (SendFragmented)
 }
 
 // fakeNet connects daemons by address; Pump delivers queued datagrams.
@@ -39,12 +40,26 @@ type fakeTransport struct {
 }
 
 func (t *fakeTransport) Send(from, to netip.AddrPort, msg []byte) error {
+	return t.send(from, to, msg, false)
+}
+
+func (t *fakeTransport) SendProbe(from, to netip.AddrPort, msg []byte) error {
+	return t.send(from, to, msg, false)
+}
+
+// SendFragmented delivers msg whole, marked as fragmented: a test's drop
+// rule sees what a path would carry.
+func (t *fakeTransport) SendFragmented(from, to netip.AddrPort, msg []byte, _ int) error {
+	return t.send(from, to, msg, true)
+}
+
+func (t *fakeTransport) send(from, to netip.AddrPort, msg []byte, frag bool) error {
 	if from.Addr().IsUnspecified() {
 		from = netip.AddrPortFrom(t.self, from.Port())
 	}
 	t.n.mu.Lock()
 	defer t.n.mu.Unlock()
-	p := packet{from, to, bytes.Clone(msg)}
+	p := packet{from, to, bytes.Clone(msg), frag}
 	t.n.log = append(t.n.log, p)
 	if t.n.drop != nil && t.n.drop(p) {
 		return nil

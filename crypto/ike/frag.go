@@ -21,14 +21,13 @@ const maxReassembled = 64 << 10
 
 // defrag collects the fragments of one message.
 type defrag struct {
-	msgID    uint32
-	response bool
-	total    uint16
-	first    uint8 // next payload of fragment 1: the first inner payload
-	parts    [][]byte
-	have     int
-	size     int
-	started  time.Time
+	msgID   uint32
+	total   uint16
+	first   uint8 // next payload of fragment 1: the first inner payload
+	parts   [][]byte
+	have    int
+	size    int
+	started time.Time
 }
 
 // udpBudget is how many bytes of IKE message one datagram to the peer may
@@ -100,12 +99,24 @@ func (c *skCipher) sealFragment(h Header, next uint8, number, total uint16, chun
 	return c.aead.Seal(b, nonce[:], pt, b[:hdr])
 }
 
+// Reassembly bounds: a partial message is dropped after
+// fragmentTimeout, and all SAs together hold at most maxFragmentMemory
+// bytes of partial messages (half-open SAs accept IKE_AUTH fragments from
+// anyone who completed IKE_SA_INIT).
+const (
+	fragmentTimeout   = 30 * time.Second
+	maxFragmentMemory = 1 << 20
+)
+
 // handleFragment takes one Encrypted Fragment message for sa. When it
 // completes a message, it hands the reassembled payloads on as an
-// unfragmented message would go; a fragment of a retransmitted request
-// gets the cached response again (only fragment 1, RFC 7383 §2.6.1).
-// d.mu must be held.
+// unfragmented message would go. A fragment of a retransmitted request
+// gets the cached response again, once it is authenticated and only for
+// fragment 1 (RFC 7383 §2.6.1). d.mu must be held.
 func (sa *ikeSA) handleFragment(h Header, msg []byte, deliver func(ps []Payload), now time.Time) error {
+	if h.SPIi != sa.spiI || sa.spiR != 0 && h.SPIr != sa.spiR {
+		return nil
+	}
 	ps, err := DecodePayloads(h.NextPayload, msg[HeaderLen:])
 	if err != nil || len(ps) != 1 || ps[0].Type != PayloadSKF {
 		return fmt.Errorf("SKF message: %w", ErrMalformed)
@@ -114,14 +125,10 @@ func (sa *ikeSA) handleFragment(h Header, msg []byte, deliver func(ps []Payload)
 	if err != nil {
 		return err
 	}
+	retransmit := false
 	if !h.IsResponse() {
-		if sa.lastResp != nil && h.MessageID == sa.lastRespID && h.MessageID+1 == sa.peerMsgID {
-			if f.Number == 1 {
-				sa.sendAll(sa.lastResp)
-			}
-			return nil
-		}
-		if h.MessageID != sa.peerMsgID {
+		retransmit = sa.lastResp != nil && h.MessageID == sa.lastRespID && h.MessageID+1 == sa.peerMsgID
+		if !retransmit && h.MessageID != sa.peerMsgID {
 			return nil
 		}
 	} else if sa.req == nil || sa.req.msgID != h.MessageID || sa.req.exch != h.Exchange {
@@ -134,18 +141,33 @@ func (sa *ikeSA) handleFragment(h Header, msg []byte, deliver func(ps []Payload)
 	if err != nil {
 		return err
 	}
-	df := sa.defrag
-	if df == nil || df.msgID != h.MessageID || df.response != h.IsResponse() || df.total != f.Total {
-		df = &defrag{msgID: h.MessageID, response: h.IsResponse(), total: f.Total, parts: make([][]byte, f.Total), started: now}
-		sa.defrag = df
+	if retransmit {
+		if f.Number == 1 {
+			sa.sendAll(sa.lastResp)
+		}
+		return nil
+	}
+	slot := &sa.defragReq
+	if h.IsResponse() {
+		slot = &sa.defragResp
+	}
+	df := *slot
+	if df != nil && df.msgID == h.MessageID && f.Total < df.total {
+		return nil // RFC 7383 §2.6: a smaller total belongs to an older try
+	}
+	if df == nil || df.msgID != h.MessageID || f.Total > df.total {
+		sa.dropDefrag(slot)
+		df = &defrag{msgID: h.MessageID, total: f.Total, parts: make([][]byte, f.Total), started: now}
+		*slot = df
 	}
 	i := int(f.Number - 1)
 	if df.parts[i] != nil {
 		return nil // a duplicate
 	}
-	if df.size+len(pt) > maxReassembled {
-		sa.defrag = nil
-		return fmt.Errorf("reassembled message over %d bytes: %w", maxReassembled, ErrMalformed)
+	d := sa.d
+	if df.size+len(pt) > maxReassembled || d.fragMemory+len(pt) > maxFragmentMemory {
+		sa.dropDefrag(slot)
+		return fmt.Errorf("reassembly over its bounds (%d bytes in this message, %d in all): %w", df.size+len(pt), d.fragMemory, ErrMalformed)
 	}
 	if f.Number == 1 {
 		df.first = msg[HeaderLen] // the SKF header's next payload
@@ -153,18 +175,40 @@ func (sa *ikeSA) handleFragment(h Header, msg []byte, deliver func(ps []Payload)
 	df.parts[i] = pt
 	df.have++
 	df.size += len(pt)
+	d.fragMemory += len(pt)
 	if df.have < int(df.total) {
 		return nil
 	}
-	sa.defrag = nil
 	whole := make([]byte, 0, df.size)
 	for _, p := range df.parts {
 		whole = append(whole, p...)
 	}
-	inner, err := DecodePayloads(df.first, whole)
+	first := df.first
+	sa.dropDefrag(slot)
+	inner, err := DecodePayloads(first, whole)
 	if err != nil {
 		return err
 	}
+	if inner == nil {
+		inner = []Payload{} // an empty message: still reassembled, not to be decrypted again
+	}
 	deliver(inner)
 	return nil
+}
+
+// dropDefrag forgets the partial message in *slot and its memory.
+func (sa *ikeSA) dropDefrag(slot **defrag) {
+	if df := *slot; df != nil {
+		sa.d.fragMemory -= df.size
+		*slot = nil
+	}
+}
+
+// expireFragments drops partial messages older than fragmentTimeout.
+func (sa *ikeSA) expireFragments(now time.Time) {
+	for _, slot := range []**defrag{&sa.defragReq, &sa.defragResp} {
+		if df := *slot; df != nil && now.Sub(df.started) > fragmentTimeout {
+			sa.dropDefrag(slot)
+		}
+	}
 }

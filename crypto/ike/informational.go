@@ -17,6 +17,8 @@ func (d *Daemon) destroy(sa *ikeSA, why string, now time.Time) {
 	}
 	wasUp := sa.state == stEstablished
 	sa.state = stDead
+	sa.dropDefrag(&sa.defragReq)
+	sa.dropDefrag(&sa.defragResp)
 	sa.req = nil
 	sa.queue = nil
 	if d.sas[sa.ourSPI()] == sa {

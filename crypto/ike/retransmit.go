@@ -27,7 +27,7 @@ func (sa *ikeSA) sendAll(msgs [][]byte) {
 // (our window size is 1).
 func (sa *ikeSA) request(exch uint8, ps []Payload, onReply func(*parsed, []byte, Header, time.Time), onTimeout func(time.Time), now time.Time) {
 	if sa.req != nil {
-		sa.queue = append(sa.queue, queued{exch, ps, onReply, onTimeout})
+		sa.queue = append(sa.queue, queued{exch: exch, ps: ps, onReply: onReply, onTimeout: onTimeout})
 		return
 	}
 	id := sa.nextMsgID
@@ -44,6 +44,10 @@ func (sa *ikeSA) sendQueued(now time.Time) {
 	}
 	q := sa.queue[0]
 	sa.queue = sa.queue[1:]
+	if q.probe != nil {
+		sa.startProbe(q.probe, now)
+		return
+	}
 	sa.request(q.exch, q.ps, q.onReply, q.onTimeout, now)
 }
 
@@ -63,6 +67,7 @@ func (sa *ikeSA) respond(h Header, ps []Payload) {
 // liveness check (empty INFORMATIONAL). Daemon.tick calls it, d.mu held.
 func (sa *ikeSA) tick(now time.Time) {
 	d := sa.d
+	sa.expireFragments(now)
 	if r := sa.req; r != nil && r.probe != nil && !now.Before(r.next) {
 		sa.probeLost(r, now)
 	} else if r != nil && !now.Before(r.next) {
@@ -83,7 +88,7 @@ func (sa *ikeSA) tick(now time.Time) {
 		}
 		r.tries++
 		r.next = now.Add(d.cfg.RetransmitTimeout << r.tries)
-		sa.sendAll(r.msgs)
+		sa.resend(r)
 	}
 	switch sa.state {
 	case stHalfOpen:

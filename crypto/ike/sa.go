@@ -65,10 +65,14 @@ type request struct {
 	onTimeout func(now time.Time)
 	// probe is set while the request is a path MTU probe (Probe): it is
 	// not retransmitted, and when next passes, probeLost runs instead.
-	probe func(acked bool)
+	probe *probeSpec
+	// fragmentTo: a lost probe's retransmissions go as IP fragments of
+	// at most this many bytes (0: as they are).
+	fragmentTo int
 }
 
 type queued struct {
+	probe     *probeSpec // a path MTU probe waiting its turn; the rest unused
 	exch      uint8
 	ps        []Payload
 	onReply   func(p *parsed, msg []byte, h Header, now time.Time)
@@ -109,6 +113,11 @@ type ikeSA struct {
 	// support IKE fragmentation (RFC 7383).
 	peerHashes []uint16
 	fragOK     bool
+	// peerCerts and peerClaim are the certificates and identity the peer
+	// authenticated with (nil with a PSK), checked again when the
+	// credentials change and as time passes (revocation, expiry).
+	peerCerts []Cert
+	peerClaim ID
 
 	nextMsgID uint32
 	req       *request
@@ -119,7 +128,8 @@ type ikeSA struct {
 	lastRespID uint32
 	halfOpen   *halfOpenKey
 	destroyNow bool    // destroy after sending the response
-	defrag     *defrag // fragments of a message coming in (RFC 7383)
+	defragReq  *defrag // fragments of a request coming in (RFC 7383)
+	defragResp *defrag // and of a response
 
 	children    []*childSA
 	created     time.Time

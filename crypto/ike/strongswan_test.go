@@ -146,7 +146,7 @@ func (h *holdTransport) Send(from, to netip.AddrPort, msg []byte) error {
 	if !h.collide || err != nil || hd.Exchange != ExchCreateChildSA {
 		return h.inner.Send(from, to, msg)
 	}
-	h.held = append(h.held, packet{from, to, bytes.Clone(msg)})
+	h.held = append(h.held, packet{from: from, to: to, msg: bytes.Clone(msg)})
 	var req, resp *packet
 	for i := range h.held {
 		if hh, _ := DecodeHeader(h.held[i].msg); hh.IsResponse() {
