@@ -182,4 +182,3 @@ func TestProbeNeedsEstablishedSA(t *testing.T) {
 		t.Fatal("Probe sent for a size below an empty INFORMATIONAL")
 	}
 }
-
