@@ -26,7 +26,7 @@ func TestExamplesCheck(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := parseConfig(b, "", fakeReadPSK)
+		_, err = parseConfig(b, "", fakeReadPSK)
 		if err == nil || !strings.Contains(err.Error(), "security.cert_file") {
 			t.Fatalf("%s without its files: %v", name, err)
 		}
@@ -41,7 +41,8 @@ func TestExamplesCheck(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		local := strings.ReplaceAll(string(b), "/etc/vxswitch/", dir+"/")
-		if cfg, err = parseConfig([]byte(local), "", fakeReadPSK); err != nil {
+		cfg, err := parseConfig([]byte(local), "", fakeReadPSK)
+		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
