@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,5 +167,22 @@ func TestConfigCertificateIdentityAndMode(t *testing.T) {
 	plain := "[security]\nmode = \"plain\"\nauth = \"certificate\"\ncert_file = \"x\"\n"
 	if _, err := parseConfig([]byte(conf{security: plain}.String()), "", fakeReadPSK); err == nil || !strings.Contains(err.Error(), "security.cert_file: only esp mode") {
 		t.Errorf("certificate keys in plain mode: %v", err)
+	}
+}
+
+func TestCheckWarnsAboutPeerMTUAndSelf(t *testing.T) {
+	old := routeMTU
+	routeMTU = func(netip.Addr) int { return 1300 }
+	defer func() { routeMTU = old }()
+	peers := strings.Replace(basePeers, `endpoint = "198.51.100.2"`, `endpoint = "127.0.0.1"`, 1)
+	cfg, err := parseConfig([]byte(conf{peer: peers, site: strings.ReplaceAll(baseSite, "192.0.2.1", "127.0.0.2")}.String()), "", fakeReadPSK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(configWarnings(cfg), "\n")
+	for _, want := range []string{`peer "sakura": endpoint 127.0.0.1 is an address of this machine`, `peer "sakura": mtu 1400 is larger than this machine's link toward it (1300)`} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings:\n%s\nwant %q", w, want)
+		}
 	}
 }

@@ -25,7 +25,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"time"
 
 	"github.com/vxswitch/vxswitch/dataplane"
 )
@@ -193,41 +192,11 @@ func (c *cli) check(args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "%s: ok: site %s, %s, listen %s port %d, segments %s, %d peers, control %s\n",
 		*path, cfg.Name, mode, cfg.Listen, cfg.Port, strings.Join(vnis, " "), len(cfg.Peer), cfg.Control)
+	for _, l := range describePlan(cfg) {
+		fmt.Fprintf(c.stdout, "  %s\n", l)
+	}
 	for _, w := range configWarnings(cfg) {
 		fmt.Fprintf(c.stdout, "%s: warning: %s\n", *path, w)
 	}
 	return nil
-}
-
-// meshPSKWarnAt is how many peers sharing the mesh PSK make check warn.
-const meshPSKWarnAt = 4
-
-// configWarnings lists likely mistakes in a valid configuration.
-func configWarnings(cfg *siteConfig) []string {
-	var out []string
-	if cr := cfg.IKE.Credentials; cr != nil {
-		now := time.Now()
-		for _, crl := range cr.CRLs {
-			if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
-				out = append(out, fmt.Sprintf("the CRL of %q was due for an update at %s: revocations since then are not known here",
-					crl.Issuer.String(), crl.NextUpdate.UTC().Format(time.RFC3339)))
-			}
-		}
-		if left := time.Until(cr.Chain[0].NotAfter); left < 30*24*time.Hour {
-			out = append(out, fmt.Sprintf("this site's certificate expires in %s: issue a new one (vxswitch pki issue)", left.Round(time.Hour)))
-		}
-	}
-	if cfg.Mode == dataplane.ModeESP && cfg.IKE.Credentials == nil {
-		shared := 0
-		for _, p := range cfg.Peer {
-			if len(p.PSK) == 0 {
-				shared++
-			}
-		}
-		if shared >= meshPSKWarnAt {
-			out = append(out, fmt.Sprintf("%d peers share the mesh PSK: any site that holds it can pose as any other; "+
-				"give each peer its own psk_file, or use auth = \"certificate\" (vxswitch pki)", shared))
-		}
-	}
-	return out
 }

@@ -92,10 +92,16 @@ func TestVersion(t *testing.T) {
 func TestCheck(t *testing.T) {
 	files := sixSites(t, t.TempDir())
 	code, stdout, stderr := invoke(t, "check", "-c", files["makuhari"])
-	want := "ok: site makuhari, esp aes128gcm16, listen 192.0.2.1 port 4500, segments 129/vx129, 5 peers, control /run/vxswitch/makuhari.sock\n" +
-		files["makuhari"] + ": warning: 5 peers share the mesh PSK"
-	if code != exitOK || !strings.Contains(stdout, want) {
-		t.Errorf("got %d %q %q, want 0 and %q", code, stdout, stderr, want)
+	for _, want := range []string{
+		"ok: site makuhari, esp aes128gcm16, listen 192.0.2.1 port 4500, segments 129/vx129, 5 peers, control /run/vxswitch/makuhari.sock\n",
+		"  TAP vx129: segment 129, MTU 1500, address 10.11.129.1/24\n",
+		"  UDP 192.0.2.1:4500: ESP and IKE (non-ESP marker); UDP 192.0.2.1:500: IKE\n",
+		"  peer sakura: endpoint 198.51.100.2:4500, vtep 172.31.0.2, path MTU probed up to 1400, the mesh PSK\n",
+		files["makuhari"] + ": warning: 5 peers share the mesh PSK",
+	} {
+		if code != exitOK || !strings.Contains(stdout, want) {
+			t.Errorf("got %d %q %q, want 0 and %q", code, stdout, stderr, want)
+		}
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.toml")
