@@ -207,6 +207,9 @@ func (sa *ikeSA) onAuthReply(p *parsed, msg []byte, h Header, now time.Time) {
 	c.out, c.in = childKeymat(sa.algs.prf, sa.keys.d, nil, sa.ni, sa.nr, c.suite.KeymatLen())
 	sa.installChild(c, now)
 	d.dedup(pe, sa, now)
+	if sa.reauth && sa.state == stEstablished {
+		d.retireOlder(pe, sa, now)
+	}
 }
 
 // respondAuth answers an IKE_AUTH request on a half-open SA: it finds the

@@ -360,6 +360,14 @@ func (c *Credentials) CheckOwn(vtep netip.Addr, localID string, now time.Time) e
 	return nil
 }
 
+// sameKeys reports whether c and o hold the same certificates, key and CAs
+// (CRLs aside).
+func (c *Credentials) sameKeys(o *Credentials) bool {
+	a, b := *c, *o
+	a.CRLs, b.CRLs = nil, nil
+	return a.Equal(&b)
+}
+
 // Equal reports whether c and o hold the same certificates, key and CRLs.
 func (c *Credentials) Equal(o *Credentials) bool {
 	same := func(a, b []*x509.Certificate) bool {

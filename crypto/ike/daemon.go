@@ -237,10 +237,25 @@ func (d *Daemon) Stats() Stats {
 // deleted, and peers that are down are tried again at once.
 func (d *Daemon) SetAuth(psk []byte, creds *Credentials) {
 	d.mu.Lock()
+	// Whether peers without a PSK of their own authenticate differently now:
+	// with another certificate or key (a new CRL alone is only rechecked
+	// below), or with another mesh PSK.
+	var changedKey bool
+	if creds != nil {
+		changedKey = d.creds == nil || !d.creds.sameKeys(creds)
+	} else {
+		changedKey = d.creds != nil || !bytes.Equal(d.cfg.PSK, psk)
+	}
 	d.cfg.PSK, d.cfg.Credentials, d.creds = psk, creds, creds
 	now := d.clock.Now()
 	d.recheckCertificates(now)
-	// Peers that are down may have failed for the old key: try them now.
+	// Peers whose key changed authenticate again (make-before-break);
+	// peers that are down may have failed for the old key: try them now.
+	for _, p := range d.peers {
+		if p.up && len(p.cfg.PSK) == 0 {
+			p.reauth = p.reauth || changedKey
+		}
+	}
 	for _, p := range d.peers {
 		if !p.up {
 			p.nextAttempt = now
@@ -290,6 +305,7 @@ type halfOpenKey struct {
 
 type peer struct {
 	cfg         PeerConfig
+	reauth      bool      // its key changed: authenticate a new IKE SA, then retire the old
 	lastErr     string    // why the last negotiation with the peer failed
 	lastErrAt   time.Time // and when
 	localID     *ID       // nil: the local underlay address of the IKE SA
@@ -505,7 +521,10 @@ func (d *Daemon) UpdatePeers(peers []PeerConfig) {
 		seen[pc.Name] = true
 		old, ok := d.peers[pc.Name]
 		if ok && samePeer(old.cfg, pc) {
-			old.cfg.PSK = pc.PSK // a new key is for the next exchanges; SAs stay up
+			if !bytes.Equal(old.cfg.PSK, pc.PSK) {
+				old.cfg.PSK = pc.PSK
+				old.reauth = old.up // authenticate again with the new key (make-before-break)
+			}
 			continue
 		}
 		np, err := newPeer(pc)
@@ -704,6 +723,9 @@ func (d *Daemon) liveSAs(p *peer, except *ikeSA) int {
 // redundant and its initiator deletes it. Only SAs created within 30s of
 // each other count: a stale SA is removed by INITIAL_CONTACT instead.
 func (d *Daemon) dedup(p *peer, fresh *ikeSA, now time.Time) {
+	if fresh.reauth {
+		return // a re-authentication: retireOlder removes the old SA
+	}
 	var cands []*ikeSA
 	for _, sa := range d.sas {
 		if sa.peer == p && sa.state == stEstablished && len(sa.children) > 0 &&
@@ -728,6 +750,27 @@ func (d *Daemon) dedup(p *peer, fresh *ikeSA, now time.Time) {
 }
 
 // peerBusy reports whether p has an IKE SA being set up or established.
+// settingUp reports whether an IKE SA with p is being set up by us.
+func (d *Daemon) settingUp(p *peer) bool {
+	for _, sa := range d.sas {
+		if sa.peer == p && (sa.state == stInitSent || sa.state == stAuthSent) {
+			return true
+		}
+	}
+	return false
+}
+
+// retireOlder deletes the peer's IKE SAs older than fresh (a
+// re-authentication after a key change is up: make-before-break).
+func (d *Daemon) retireOlder(p *peer, fresh *ikeSA, now time.Time) {
+	for _, sa := range d.sas {
+		if sa.peer == p && sa != fresh && sa.state == stEstablished && sa.created.Before(fresh.created) {
+			d.log.Info("ike: retiring the IKE SA authenticated with the old key", sa.logAttrs()...)
+			sa.deleteIKE(now)
+		}
+	}
+}
+
 func (d *Daemon) peerBusy(p *peer) bool {
 	for _, sa := range d.sas {
 		if sa.peer == p && (sa.state == stEstablished || sa.state == stInitSent || sa.state == stAuthSent) {
@@ -745,8 +788,20 @@ func (d *Daemon) tick(now time.Time) {
 		d.recheckCertificates(now)
 	}
 	for _, p := range d.peers {
-		if p.cfg.Initiate && !now.Before(p.nextAttempt) && !d.peerBusy(p) {
+		switch {
+		case p.cfg.Initiate && !now.Before(p.nextAttempt) && !d.peerBusy(p):
 			d.initiate(p, now)
+		case p.reauth && p.cfg.Initiate && !d.settingUp(p):
+			// Make-before-break: a new IKE SA with the new key alongside
+			// the old one, which goes once the new one is up (retireOlder).
+			p.reauth = false
+			d.log.Info("ike: the peer's key changed, authenticating a new IKE SA", "peer", p.cfg.Name)
+			d.initiate(p, now)
+			for _, sa := range d.sas {
+				if sa.peer == p && sa.state == stInitSent && sa.created.Equal(now) {
+					sa.reauth = true
+				}
+			}
 		}
 	}
 	for _, sa := range d.sas {

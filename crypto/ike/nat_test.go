@@ -39,3 +39,39 @@ func TestNATedPeerFoundByVTEP(t *testing.T) {
 		}
 	})
 }
+
+// TestReauthOnKeyChange: a new mesh PSK on both sides (a reload) makes the
+// initiator authenticate a new IKE SA with it and then retire the old one:
+// a new Child SA is installed before the old one goes, the peer never goes
+// down, and one IKE SA remains on each side.
+func TestReauthOnKeyChange(t *testing.T) {
+	p := newPair(t, nil)
+	p.step(0)
+	p.checkMatched(p.ra.live()[0].Suite)
+	installed := len(p.ra.installed)
+	p.step(time.Minute) // a while later (not a simultaneous start)
+	key := []byte("the new mesh key, rotated by reload")
+	p.b.SetAuth(key, nil)
+	p.a.SetAuth(key, nil)
+	for range 5 {
+		p.step(time.Second)
+	}
+	if len(p.ra.installed) <= installed {
+		t.Fatal("no new Child SA after the key change")
+	}
+	p.checkMatched(p.ra.live()[0].Suite)
+	if p.ra.down != 0 || p.rb.down != 0 {
+		t.Errorf("peer down during re-authentication: %d/%d", p.ra.down, p.rb.down)
+	}
+	for _, d := range []*Daemon{p.a, p.b} {
+		n := 0
+		for _, sa := range d.SAs() {
+			if sa.State == "established" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d established IKE SAs after re-authentication, want 1", n)
+		}
+	}
+}

@@ -118,6 +118,7 @@ type ikeSA struct {
 	// credentials change and as time passes (revocation, expiry).
 	peerCerts []Cert
 	peerClaim ID
+	reauth    bool // started because the peer's key changed: retire the older SAs once up
 
 	nextMsgID uint32
 	req       *request
