@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -22,7 +23,11 @@ type ikeBridge struct {
 	udp500 *net.UDPConn
 	// queue takes IKE messages from the receive path to the daemon's own
 	// goroutine: a flood of IKE_SA_INIT (a DH each) must not stall ESP.
-	queue chan ikeMessage
+	// Messages of existing IKE SAs (DPD, rekeys, deletes, IKE_AUTH) have a
+	// queue of their own, served first, so that a flood of new IKE_SA_INITs
+	// never delays them (initQueue).
+	queue     chan ikeMessage
+	initQueue chan ikeMessage
 }
 
 // ikeMessage is an IKE message copied off the receive path.
@@ -54,14 +59,14 @@ func (s *Switch) runIKE(ctx context.Context) error {
 	} else {
 		defer u500.Close()
 	}
-	q := make(chan ikeMessage, 256)
+	q, iq := make(chan ikeMessage, 256), make(chan ikeMessage, 256)
 	s.ike.mu.Lock()
-	s.ike.daemon, s.ike.udp500, s.ike.queue = d, u500, q
+	s.ike.daemon, s.ike.udp500, s.ike.queue, s.ike.initQueue = d, u500, q, iq
 	s.ike.mu.Unlock()
 	// A reload between reading the peers above and publishing the daemon
 	// found no daemon to tell: hand it the peers as they are now.
 	d.UpdatePeers(s.ikePeers(s.peers.Load()))
-	go serveIKE(ctx, d, q)
+	go serveIKE(ctx, d, q, iq)
 	if u500 != nil {
 		local := netip.AddrPortFrom(s.localAddr.Addr(), encap.PortIKE)
 		go func() {
@@ -103,7 +108,7 @@ func (s *Switch) ikePeers(pt *peerTable) []ike.PeerConfig {
 			Name: p.cfg.Name, Endpoint: p.cfg.Endpoint, Local: s.localAddr,
 			LocalID: s.cfg.IKE.LocalID, RemoteID: p.cfg.RemoteID,
 			LocalVTEP: s.cfg.VTEP, RemoteVTEP: p.cfg.VTEP,
-			Initiate: p.initiates(), PSK: p.cfg.PSK,
+			Initiate: p.initiates(), Passive: p.cfg.Initiate == InitiateNo, PSK: p.cfg.PSK,
 		})
 	}
 	return peers
@@ -133,6 +138,9 @@ func (b *ikeBridge) updatePeers(s *Switch) {
 func (s *Switch) handleIKE(from netip.AddrPort, msg []byte) {
 	s.ike.mu.Lock()
 	q := s.ike.queue
+	if isNewIKESAInit(msg) {
+		q = s.ike.initQueue
+	}
 	s.ike.mu.Unlock()
 	if q == nil {
 		return
@@ -144,13 +152,29 @@ func (s *Switch) handleIKE(from netip.AddrPort, msg []byte) {
 	}
 }
 
-// serveIKE hands queued IKE messages to the daemon until ctx is done.
-func serveIKE(ctx context.Context, d *ike.Daemon, q <-chan ikeMessage) {
+// isNewIKESAInit reports whether msg opens a new IKE SA: an IKE_SA_INIT
+// request with no responder SPI yet.
+func isNewIKESAInit(msg []byte) bool {
+	return len(msg) >= ike.HeaderLen && msg[18] == ike.ExchIKESAInit && msg[19]&ike.FlagResponse == 0 &&
+		binary.BigEndian.Uint64(msg[8:16]) == 0
+}
+
+// serveIKE hands queued IKE messages to the daemon until ctx is done,
+// those of existing SAs (q) before new IKE_SA_INITs (iq).
+func serveIKE(ctx context.Context, d *ike.Daemon, q, iq <-chan ikeMessage) {
 	for {
+		select {
+		case m := <-q:
+			d.HandleMessage(m.local, m.remote, m.msg)
+			continue
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case m := <-q:
+			d.HandleMessage(m.local, m.remote, m.msg)
+		case m := <-iq:
 			d.HandleMessage(m.local, m.remote, m.msg)
 		}
 	}

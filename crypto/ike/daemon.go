@@ -43,6 +43,10 @@ type PeerConfig struct {
 	LocalVTEP, RemoteVTEP netip.Addr
 	// Initiate makes this side start (and restart) the IKE SA.
 	Initiate bool
+	// Passive: never initiate, not even when the peer names an IKE SA we
+	// lost in a restart (which otherwise starts one at once, to the
+	// configured endpoint); the peer must find out by its liveness checks.
+	Passive bool
 	// PSK is this peer's own pre-shared key; empty: the mesh PSK, or
 	// certificates when Config.Credentials is set.
 	PSK []byte
@@ -79,8 +83,9 @@ type Config struct {
 	// or a lost peer (default 5s).
 	RetryInterval time.Duration
 	// CookieThreshold is the number of half-open SAs above which the
-	// responder demands a COOKIE (RFC 7296 §2.6); default 64, negative
-	// means always.
+	// responder demands a COOKIE (RFC 7296 §2.6); default 16, negative
+	// means always. COOKIEs are demanded too whenever more than 50
+	// IKE_SA_INITs arrived in the last second.
 	CookieThreshold int
 }
 
@@ -167,20 +172,19 @@ type Daemon struct {
 	log   *slog.Logger
 	clock clock.Clock
 
-	mu           sync.Mutex
-	creds        *Credentials // Config.Credentials, replaced by SetAuth
-	peers        map[string]*peer
-	sas          map[uint64]*ikeSA // by our SPI
-	inSPIs       map[uint32]*childSA
-	halfOpen     map[halfOpenKey]*ikeSA
-	cookieSecret [32]byte
-	out          []func() // handler calls and sends waiting for unlock
-	draining     bool     // a goroutine is running out
-	wake         chan struct{}
-	stateless    struct {
-		second time.Time
-		n      int
-	}
+	mu            sync.Mutex
+	creds         *Credentials // Config.Credentials, replaced by SetAuth
+	peers         map[string]*peer
+	sas           map[uint64]*ikeSA // by our SPI
+	inSPIs        map[uint32]*childSA
+	halfOpen      map[halfOpenKey]*ikeSA
+	cookies       cookieJar
+	out           []func() // handler calls and sends waiting for unlock
+	draining      bool     // a goroutine is running out
+	wake          chan struct{}
+	stateless     budget // stateless replies but COOKIEs
+	cookieReplies budget
+	initRate      budget                        // IKE_SA_INITs in the last second
 	authLog       map[string]*ratelimit.Limiter // per peer: refused authentications
 	lastCertCheck time.Time                     // when recheckCertificates last ran
 	fragMemory    int                           // bytes of partial IKE messages held, all SAs
@@ -351,7 +355,7 @@ func New(cfg Config, tr Transport, h Handler) (*Daemon, error) {
 		cfg.RetryInterval = 5 * time.Second
 	}
 	if cfg.CookieThreshold == 0 {
-		cfg.CookieThreshold = 64
+		cfg.CookieThreshold = 16
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -371,9 +375,6 @@ func New(cfg Config, tr Transport, h Handler) (*Daemon, error) {
 		wake:     make(chan struct{}, 1),
 		creds:    cfg.Credentials,
 		authLog:  map[string]*ratelimit.Limiter{},
-	}
-	if _, err := rand.Read(d.cookieSecret[:]); err != nil {
-		return nil, fmt.Errorf("cookie secret: %w", err)
 	}
 	for _, pc := range cfg.Peers {
 		p, err := newPeer(pc)
@@ -594,16 +595,6 @@ func (d *Daemon) SAs() []IKESAInfo {
 		return out[i].Established.Before(out[j].Established)
 	})
 	return out
-}
-
-// allowStateless rate-limits unauthenticated error replies (COOKIE,
-// INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN) to 50 per second.
-func (d *Daemon) allowStateless(now time.Time) bool {
-	if now.Sub(d.stateless.second) >= time.Second {
-		d.stateless.second, d.stateless.n = now, 0
-	}
-	d.stateless.n++
-	return d.stateless.n <= 50
 }
 
 // randUint64 returns a random uint64 from crypto/rand; it panics on failure.

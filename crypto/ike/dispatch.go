@@ -156,7 +156,15 @@ func (sa *ikeSA) handleRequest(local, remote netip.AddrPort, h Header, msg []byt
 		return
 	}
 	if sa.lastResp != nil && h.MessageID == sa.lastRespID && h.MessageID+1 == sa.peerMsgID {
-		sa.sendAll(sa.lastResp) // retransmitted request
+		// A retransmitted request gets the cached response again, once it
+		// authenticates: anyone who saw the SPIs could otherwise make us
+		// reflect it (IKE_SA_INIT's are rate-limited in respondInit).
+		if ps == nil {
+			if _, err := sa.decrypt(h, msg); err != nil {
+				return
+			}
+		}
+		sa.sendAll(sa.lastResp)
 		return
 	}
 	if h.MessageID != sa.peerMsgID {

@@ -111,7 +111,15 @@ func (sa *ikeSA) installChild(c *childSA, now time.Time) {
 		"in_spi", fmt.Sprintf("%08x", c.inSPI), "out_spi", fmt.Sprintf("%08x", c.outSPI))...)
 	d.emit(func() {
 		if err := d.h.InstallChildSA(info); err != nil {
-			d.log.Error("ike: installing child SA failed", "peer", info.Peer, "err", err)
+			// The data plane refused it: the peer must not go on sending
+			// into an SA we cannot open. Delete it (a rekey or the next
+			// attempt makes another).
+			d.log.Error("ike: installing child SA failed, deleting it", "peer", info.Peer, "err", err)
+			d.mu.Lock()
+			if c.owner != nil && c.state == childInstalled {
+				c.owner.deleteChildren([]*childSA{c}, d.clock.Now())
+			}
+			d.unlock()
 		}
 	})
 	if p := sa.peer; p != nil && !p.up {

@@ -6,8 +6,6 @@ package ike
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -22,7 +20,7 @@ import (
 // starts what the retry timer would start anyway.
 func (d *Daemon) unknownSA(remote netip.AddrPort, now time.Time) {
 	for _, p := range d.peers {
-		if p.cfg.Endpoint.Addr() == remote.Addr() && !d.peerBusy(p) && !now.Before(p.nextAttempt) {
+		if !p.cfg.Passive && p.cfg.Endpoint.Addr() == remote.Addr() && !d.peerBusy(p) && !now.Before(p.nextAttempt) {
 			d.log.Info("ike: peer uses an IKE SA we do not have, initiating", "peer", p.cfg.Name)
 			d.initiate(p, now)
 			return
@@ -178,22 +176,16 @@ func (sa *ikeSA) onInitReply(p *parsed, msg []byte, h Header, now time.Time) {
 	sa.sendAuth(now)
 }
 
-// cookieFor returns the COOKIE we demand from an initiator (RFC 7296 §2.6):
-// SHA-256 over our secret, Ni, the initiator's IP address and SPIi.
-func (d *Daemon) cookieFor(ni []byte, remote netip.AddrPort, spii uint64) []byte {
-	h := sha256.New()
-	h.Write(d.cookieSecret[:])
-	h.Write(ni)
-	h.Write(remote.Addr().AsSlice())
-	h.Write(be64(spii))
-	return h.Sum(nil)
-}
-
 // statelessReply answers the IKE_SA_INIT request h with the single notify
-// n (COOKIE, INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN), keeping no state;
-// allowStateless rate-limits it.
+// n (COOKIE, INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN), keeping no state.
+// COOKIE replies and the others have budgets of their own, so that a
+// flood of one kind never silences the other.
 func (d *Daemon) statelessReply(local, remote netip.AddrPort, h Header, n Payload, now time.Time) {
-	if !d.allowStateless(now) {
+	b, limit := &d.stateless, statelessRepliesPerSec
+	if nt, err := ParseNotify(n.Body); err == nil && nt.Type == NotifyCookie {
+		b, limit = &d.cookieReplies, cookieRepliesPerSec
+	}
+	if !b.allow(now, limit) {
 		return
 	}
 	msg := EncodeMessage(Header{SPIi: h.SPIi, Exchange: ExchIKESAInit, Flags: FlagResponse}, []Payload{n})
@@ -207,7 +199,10 @@ func (d *Daemon) statelessReply(local, remote netip.AddrPort, h Header, n Payloa
 func (d *Daemon) respondInit(local, remote netip.AddrPort, h Header, msg []byte, now time.Time) {
 	key := halfOpenKey{h.SPIi, remote}
 	if sa := d.halfOpen[key]; sa != nil {
-		if bytes.Equal(sa.peerInitMsg, msg) {
+		// A retransmission: the cached response again, at most twice a
+		// second (the request is not authenticated, its source may be forged).
+		if bytes.Equal(sa.peerInitMsg, msg) && now.Sub(sa.lastResend) >= 500*time.Millisecond {
+			sa.lastResend = now
 			sa.sendAll(sa.lastResp)
 		}
 		return
@@ -224,13 +219,20 @@ func (d *Daemon) respondInit(local, remote netip.AddrPort, h Header, msg []byte,
 		d.log.Debug("ike: dropping IKE_SA_INIT", "from", remote, "err", err)
 		return
 	}
-	if d.cfg.CookieThreshold < 0 || len(d.halfOpen) >= d.cfg.CookieThreshold {
-		want := d.cookieFor(p.nonce, remote, h.SPIi)
+	if d.needCookie(now) {
 		n := p.notify(NotifyCookie)
-		if n == nil || p.first != PayloadNotify || !hmac.Equal(n.Data, want) {
-			d.statelessReply(local, remote, h, notifyPayload(NotifyCookie, want), now)
+		if n == nil || p.first != PayloadNotify || !d.cookies.valid(n.Data, p.nonce, remote, h.SPIi, now) {
+			d.statelessReply(local, remote, h, notifyPayload(NotifyCookie, d.cookies.make(p.nonce, remote, h.SPIi, now)), now)
 			return
 		}
+		// The COOKIE proves the address; it may hold only so many half-open SAs.
+		if !d.admitHalfOpen(remote) {
+			d.log.Debug("ike: half-open SAs from this address at their bound", "from", remote)
+			return
+		}
+	} else if !d.admitHalfOpen(remote) {
+		d.statelessReply(local, remote, h, notifyPayload(NotifyCookie, d.cookies.make(p.nonce, remote, h.SPIi, now)), now)
+		return
 	}
 	choice, sel, ok := d.algs.selectIKE(p.sa)
 	if !ok {

@@ -12,8 +12,8 @@ import (
 // ErrPSKFile is wrapped by LoadPSK for files it refuses.
 var ErrPSKFile = errors.New("ike: unusable PSK file")
 
-// LoadPSK reads a pre-shared key file. It refuses a file that other users
-// may read or write (any "other" permission bit, or group write): the key
+// LoadPSK reads a pre-shared key file. It refuses a file that group or
+// others may read or write (as the binary's own check does): the key
 // protects every SA of the mesh. The content is the key itself, with
 // trailing white space removed; as in strongSwan's secrets, a "0x" prefix
 // means hex and "0s" base64.
@@ -27,8 +27,8 @@ func LoadPSK(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPSKFile, err)
 	}
-	if m := st.Mode().Perm(); m&0o027 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %#o, others may read it (chmod 600)", ErrPSKFile, path, m)
+	if m := st.Mode().Perm(); m&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %#o: group and others must have no access (chmod 600)", ErrPSKFile, path, m)
 	}
 	b := make([]byte, 0, 256)
 	buf := make([]byte, 4096)

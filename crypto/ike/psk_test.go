@@ -17,7 +17,7 @@ func TestLoadPSK(t *testing.T) {
 		wantErr error
 	}{
 		{"plain", "mesh secret\n", 0o600, "mesh secret", nil},
-		{"group read", "k", 0o640, "k", nil},
+		{"group read", "k", 0o640, "", ErrPSKFile},
 		{"hex", "0x6b6579\n", 0o400, "key", nil},
 		{"base64", "0sa2V5", 0o600, "key", nil},
 		{"world readable", "k", 0o644, "", ErrPSKFile},

@@ -122,6 +122,10 @@ func jitterRetry(d *Daemon) time.Duration {
 // goes to respondRekeyIKE; otherwise it creates a Child SA, with REKEY_SA
 // as the replacement of the named one (which the peer deletes), noting the
 // nonce to settle a collision with our own rekey of it (RFC 7296 §2.8.1).
+// maxChildSAs bounds the Child SAs of one IKE SA, rekeys in flight
+// included.
+const maxChildSAs = 4
+
 func (sa *ikeSA) respondCreateChild(p *parsed, now time.Time) []Payload {
 	if sa.state != stEstablished {
 		return []Payload{notifyPayload(NotifyTemporaryFailure, nil)}
@@ -145,6 +149,12 @@ func (sa *ikeSA) respondCreateChild(p *parsed, now time.Time) []Payload {
 		if old.state == childRekeyed || old.state == childDeleting {
 			return []Payload{notifyPayload(NotifyTemporaryFailure, nil)}
 		}
+	}
+	if len(sa.children) >= maxChildSAs {
+		// One pair is what a site needs; rekeys overlap for a moment.
+		// More is a peer filling our memory (a replay window each).
+		sa.d.log.Warn("ike: refusing another Child SA", append(sa.logAttrs(), "children", len(sa.children))...)
+		return []Payload{notifyPayload(NotifyNoAdditionalSAs, nil)}
 	}
 	nr := randBytes(32)
 	ps, c, code, data := sa.respondChild(p, false, p.nonce, nr)

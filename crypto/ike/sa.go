@@ -120,6 +120,8 @@ type ikeSA struct {
 	peerClaim ID
 	reauth    bool // started because the peer's key changed: retire the older SAs once up
 
+	lastResend time.Time // when a retransmitted IKE_SA_INIT last got our response again
+
 	nextMsgID uint32
 	req       *request
 	queue     []queued

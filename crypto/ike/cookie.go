@@ -1,0 +1,117 @@
+// Admission of new IKE SAs under load (RFC 7296 §2.6): COOKIEs from a
+// rotating, versioned secret, demanded early (many half-open SAs, or many
+// IKE_SA_INITs a second); half-open SAs bounded per source address and in
+// total; and budgets for stateless replies, so that COOKIE replies are
+// never crowded out by the others.
+
+package ike
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"net/netip"
+	"time"
+)
+
+// Admission bounds.
+const (
+	cookieRotate           = 2 * time.Minute // a secret is used this long, accepted twice as long
+	initRateForCookies     = 50              // IKE_SA_INITs a second above which every one needs a COOKIE
+	maxHalfOpenPerSource   = 8               // half-open SAs from one (COOKIE-verified) address
+	maxHalfOpen            = 1024            // half-open SAs in all
+	cookieRepliesPerSec    = 10000           // COOKIE replies (small: no amplification)
+	statelessRepliesPerSec = 50              // other stateless replies (INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN)
+)
+
+// cookieJar makes and checks COOKIEs: 4 bytes of secret version, then
+// SHA-256 over the secret, Ni, the initiator's address and SPIi. The
+// secret rotates every cookieRotate; a COOKIE of the previous one is still
+// accepted, so one harvested COOKIE is good for at most two rotations.
+type cookieJar struct {
+	version   uint32
+	cur, prev [32]byte
+	rotated   time.Time
+}
+
+func (j *cookieJar) rotate(now time.Time) {
+	if !j.rotated.IsZero() && now.Sub(j.rotated) < cookieRotate {
+		return
+	}
+	j.prev = j.cur
+	if _, err := rand.Read(j.cur[:]); err != nil {
+		panic("ike: crypto/rand: " + err.Error())
+	}
+	j.version++
+	j.rotated = now
+}
+
+// make returns the COOKIE for this initiator under the current secret.
+func (j *cookieJar) make(ni []byte, remote netip.AddrPort, spii uint64, now time.Time) []byte {
+	j.rotate(now)
+	return append(binary.BigEndian.AppendUint32(nil, j.version), j.sum(&j.cur, ni, remote, spii)...)
+}
+
+func (j *cookieJar) sum(secret *[32]byte, ni []byte, remote netip.AddrPort, spii uint64) []byte {
+	h := sha256.New()
+	h.Write(secret[:])
+	h.Write(ni)
+	h.Write(remote.Addr().AsSlice())
+	h.Write(be64(spii))
+	return h.Sum(nil)
+}
+
+// valid reports whether c is a COOKIE we made for this initiator under the
+// current or the previous secret.
+func (j *cookieJar) valid(c, ni []byte, remote netip.AddrPort, spii uint64, now time.Time) bool {
+	j.rotate(now)
+	if len(c) != 4+sha256.Size {
+		return false
+	}
+	v := binary.BigEndian.Uint32(c)
+	switch v {
+	case j.version:
+		return hmac.Equal(c[4:], j.sum(&j.cur, ni, remote, spii))
+	case j.version - 1:
+		return hmac.Equal(c[4:], j.sum(&j.prev, ni, remote, spii))
+	}
+	return false
+}
+
+// budget lets n events a second through.
+type budget struct {
+	second time.Time
+	n      int
+}
+
+func (b *budget) allow(now time.Time, perSec int) bool {
+	if now.Sub(b.second) >= time.Second {
+		b.second, b.n = now, 0
+	}
+	b.n++
+	return b.n <= perSec
+}
+
+// needCookie reports whether a new IKE_SA_INIT must carry a COOKIE: when
+// configured so, when CookieThreshold half-open SAs exist, or when more
+// than initRateForCookies arrived in the last second. d.mu must be held.
+func (d *Daemon) needCookie(now time.Time) bool {
+	d.initRate.allow(now, 0) // counts this one
+	return d.cfg.CookieThreshold < 0 || len(d.halfOpen) >= d.cfg.CookieThreshold || d.initRate.n > initRateForCookies
+}
+
+// admitHalfOpen reports whether a new half-open SA from remote fits the
+// bounds. d.mu must be held.
+func (d *Daemon) admitHalfOpen(remote netip.AddrPort) bool {
+	if len(d.halfOpen) >= maxHalfOpen {
+		return false
+	}
+	n := 0
+	for k := range d.halfOpen {
+		if k.remote.Addr() == remote.Addr() {
+			n++
+		}
+	}
+	return n < maxHalfOpenPerSource
+}
