@@ -83,6 +83,10 @@ type IKEConfig struct {
 type ReassemblyConfig struct {
 	Timeout      time.Duration
 	MaxDatagrams int
+	// PerPeer is the most datagrams in progress from one peer's VTEP
+	// (default a quarter of MaxDatagrams): beyond it a peer evicts only
+	// its own (counted as reassembly drop_source_share).
+	PerPeer int
 }
 
 // SegmentConfig is one [[segment]]: a VNI and its TAP port.

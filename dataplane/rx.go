@@ -43,6 +43,7 @@ func newRxPath(s *Switch) *rxPath {
 		reasm: encap.NewReassembler(encap.ReassemblyConfig{
 			Timeout:      s.cfg.Reassembly.Timeout,
 			MaxDatagrams: s.cfg.Reassembly.MaxDatagrams,
+			SourceShare:  s.cfg.Reassembly.PerPeer,
 			Clock:        s.clock,
 		}),
 	}
@@ -339,7 +340,7 @@ func reassemblyCounters(st encap.ReassemblyStats) []Counter {
 		{Name: "fragments", Value: st.Fragments}, {Name: "completed", Value: st.Completed},
 		{Name: "duplicates", Value: st.Duplicates}, {Name: "drop_timeout", Value: st.Timeout},
 		{Name: "drop_overlap", Value: st.Overlap}, {Name: "drop_too_big", Value: st.TooBig},
-		{Name: "drop_too_many_fragments", Value: st.TooManyFragments}, {Name: "drop_no_memory", Value: st.NoMemory},
+		{Name: "drop_too_many_fragments", Value: st.TooManyFragments}, {Name: "drop_no_memory", Value: st.NoMemory}, {Name: "drop_source_share", Value: st.SourceShare},
 		{Name: "drop_malformed", Value: st.Malformed}, {Name: "drop_tiny_first_fragment", Value: st.TinyFirstFragment},
 		{Name: "in_progress", Value: uint64(st.InProgress)}, {Name: "memory_in_use", Value: uint64(st.MemoryInUse)},
 	} {

@@ -56,6 +56,11 @@ type ReassemblyConfig struct {
 	MaxDatagrams int
 	// MaxFragments is the most fragments one datagram may have (default 64).
 	MaxFragments int
+	// SourceShare is the most datagrams in progress from one source
+	// address (default a quarter of MaxDatagrams, at least 1): a new one
+	// beyond it evicts that source's own oldest, so one busy or hostile
+	// peer cannot evict every other peer's datagrams.
+	SourceShare int
 	// MaxMemory bounds the fragment payload bytes held across all datagrams
 	// in progress (default and minimum: MaxDatagram; at most
 	// MaxDatagrams*MaxDatagram, which is also what is preallocated). A
@@ -79,6 +84,9 @@ func (c ReassemblyConfig) withDefaults() ReassemblyConfig {
 	c.MaxDatagram = min(max(c.MaxDatagram, IPv6HeaderLen+8), maxIPDatagram)
 	if c.MaxDatagrams <= 0 {
 		c.MaxDatagrams = DefaultMaxDatagrams
+	}
+	if c.SourceShare <= 0 {
+		c.SourceShare = max(1, min(c.MaxDatagrams, 1<<20)/4)
 	}
 	c.MaxDatagrams = min(c.MaxDatagrams, 1<<20)
 	if c.MaxFragments <= 0 {
@@ -113,6 +121,7 @@ type ReassemblyStats struct {
 	TooBig            uint64 // fragments beyond MaxDatagram or the IP length limit
 	TooManyFragments  uint64 // fragments beyond MaxFragments
 	NoMemory          uint64 // datagrams evicted, oldest first, for MaxDatagrams or MaxMemory
+	SourceShare       uint64 // datagrams evicted because their source was at its SourceShare
 	Malformed         uint64 // packets that are not well-formed IP fragments
 	TinyFirstFragment uint64 // first fragments shorter than MinFirstFragment
 
@@ -550,7 +559,10 @@ func (r *Reassembler) lookup(k *fragKey, h uint64) (pos uint64, si int32) {
 func (r *Reassembler) alloc(k *fragKey, h uint64) int32 {
 	r.now = r.clock.Now()
 	r.expire()
-	if len(r.free) == 0 {
+	if own, oldest := r.sourceUse(k); own >= r.cfg.SourceShare && r.cfg.SourceShare < r.cfg.MaxDatagrams {
+		r.drop(oldest)
+		r.stats.SourceShare++
+	} else if len(r.free) == 0 {
 		r.drop(r.head)
 		r.stats.NoMemory++
 	}
@@ -613,4 +625,19 @@ func (r *Reassembler) drop(si int32) {
 	s.used = false
 	s.frags = s.frags[:0]
 	r.free = append(r.free, si)
+}
+
+// sourceUse counts the datagrams in progress from k's source address and
+// returns the oldest of them (-1 if none).
+func (r *Reassembler) sourceUse(k *fragKey) (n int, oldest int32) {
+	oldest = -1
+	for si := r.head; si >= 0; si = r.slots[si].next {
+		if s := &r.slots[si]; s.key[0] == k[0] && s.key[1] == k[1] {
+			if n == 0 {
+				oldest = si
+			}
+			n++
+		}
+	}
+	return n, oldest
 }

@@ -288,7 +288,7 @@ func TestReassemblerEvents(t *testing.T) {
 			{advance: 1, expire: true},
 			{pkt: v4frag(2, 16, 8, false), wantID: 2, wantLen: 44},
 		}, ReassemblyStats{Fragments: 4, Timeout: 1, Completed: 1}},
-		{"oldest evicted for a new datagram", with(func(c *ReassemblyConfig) { c.MaxDatagrams = 2 }), []reasmStep{
+		{"oldest evicted for a new datagram", with(func(c *ReassemblyConfig) { c.MaxDatagrams = 2; c.SourceShare = 2 }), []reasmStep{
 			{pkt: v4frag(1, 0, 16, true)},
 			{pkt: v4frag(2, 0, 16, true)},
 			{pkt: v4frag(3, 0, 16, true)},
@@ -296,7 +296,7 @@ func TestReassemblerEvents(t *testing.T) {
 			{pkt: v4frag(3, 16, 8, false), wantID: 3, wantLen: 44},
 			{pkt: v4frag(1, 16, 8, false)},
 		}, ReassemblyStats{Fragments: 6, NoMemory: 1, Completed: 2, InProgress: 1, MemoryInUse: 8}},
-		{"oldest evicted for memory", with(func(c *ReassemblyConfig) { c.MaxDatagram = 100; c.MaxDatagrams = 4; c.MaxMemory = 150 }), []reasmStep{
+		{"oldest evicted for memory", with(func(c *ReassemblyConfig) { c.MaxDatagram = 100; c.MaxDatagrams = 4; c.MaxMemory = 150; c.SourceShare = 4 }), []reasmStep{
 			{pkt: v4frag(1, 0, 64, true)},
 			{pkt: v4frag(2, 0, 64, true)},
 			{pkt: v4frag(2, 64, 8, true)},
@@ -653,7 +653,43 @@ func TestReassemblerFlood(t *testing.T) {
 		}
 	}
 	s := r.Stats()
-	if s.Completed != uint64(completed) || s.NoMemory < 5000-uint64(cfg.MaxDatagrams) {
+	if s.Completed != uint64(completed) || s.NoMemory+s.SourceShare < 5000-uint64(cfg.MaxDatagrams) {
 		t.Errorf("got %+v, want %d completed and the flood evicted", s, completed)
+	}
+}
+
+// fromSource rewrites an IPv4 fragment's source address (checksum fixed).
+func fromSource(pkt []byte, last byte) []byte {
+	p := append([]byte(nil), pkt...)
+	p[ipv4Src+3] = last
+	ip := IPv4(p)
+	ip.SetChecksum(0)
+	ip.SetChecksum(ip.CalculateChecksum())
+	return p
+}
+
+// TestReassemblerSourceShare: one source flooding first fragments keeps
+// at most SourceShare datagrams and evicts only its own; another source's
+// datagram in progress survives the flood and completes.
+func TestReassemblerSourceShare(t *testing.T) {
+	r := NewReassembler(ReassemblyConfig{MaxDatagrams: 8, MinFirstFragment: -1})
+	if got := r.Config().SourceShare; got != 2 {
+		t.Fatalf("default share of 8 datagrams: %d, want 2", got)
+	}
+	if _, err := r.Add(fromSource(v4frag(7, 0, 16, true), 99)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1000; i++ {
+		if _, err := r.Add(v4frag(uint16(100+i), 0, 16, true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := r.Stats()
+	if s.InProgress != 3 || s.SourceShare != 998 || s.NoMemory != 0 {
+		t.Fatalf("after the flood: %+v, want 3 in progress (2 + the other source's), 998 evicted by share", s)
+	}
+	d, err := r.Add(fromSource(v4frag(7, 16, 8, false), 99))
+	if err != nil || d == nil {
+		t.Fatalf("the other source's datagram did not complete: %v", err)
 	}
 }

@@ -104,6 +104,7 @@ type switchSection struct {
 	AgeTime                string `toml:"age_time"`
 	ReassemblyTimeout      string `toml:"reassembly_timeout"`
 	ReassemblyMaxDatagrams *int64 `toml:"reassembly_max_datagrams"`
+	ReassemblyPerPeer      *int64 `toml:"reassembly_per_peer"`
 	CryptoWorkers          *int64 `toml:"crypto_workers"`
 	Offload                *bool  `toml:"offload"`
 	// Path MTU probing (RFC 8899) of every peer.

@@ -207,6 +207,13 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 			d.Reassembly.MaxDatagrams = int(*n)
 		}
 	}
+	if n := sw.ReassemblyPerPeer; n != nil {
+		if *n < 1 || *n > maxReassembly {
+			v.errorf("switch.reassembly_per_peer", "%d is out of range (1..%d)", *n, maxReassembly)
+		} else {
+			d.Reassembly.PerPeer = int(*n)
+		}
+	}
 	if n := sw.CryptoWorkers; n != nil {
 		if *n < 1 || *n > 256 {
 			v.errorf("switch.crypto_workers", "%d is out of range (1..256)", *n)
