@@ -296,7 +296,12 @@ func TestReassemblerEvents(t *testing.T) {
 			{pkt: v4frag(3, 16, 8, false), wantID: 3, wantLen: 44},
 			{pkt: v4frag(1, 16, 8, false)},
 		}, ReassemblyStats{Fragments: 6, NoMemory: 1, Completed: 2, InProgress: 1, MemoryInUse: 8}},
-		{"oldest evicted for memory", with(func(c *ReassemblyConfig) { c.MaxDatagram = 100; c.MaxDatagrams = 4; c.MaxMemory = 150; c.SourceShare = 4 }), []reasmStep{
+		{"oldest evicted for memory", with(func(c *ReassemblyConfig) {
+			c.MaxDatagram = 100
+			c.MaxDatagrams = 4
+			c.MaxMemory = 150
+			c.SourceShare = 4
+		}), []reasmStep{
 			{pkt: v4frag(1, 0, 64, true)},
 			{pkt: v4frag(2, 0, 64, true)},
 			{pkt: v4frag(2, 64, 8, true)},
