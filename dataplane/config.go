@@ -46,12 +46,13 @@ type Config struct {
 	// order). 0: every core when there are at least 4, else 1: on smaller
 	// machines the kernel's network stack needs the other cores and waking
 	// a worker costs more than it saves.
-	CryptoWorkers int
-	AgeTime       time.Duration // FDB aging; 0: 300s
-	ReplayWindow  int           // 0: 4096
-	Reassembly    ReassemblyConfig
-	Logger        *slog.Logger
-	PMTU          PMTUConfig
+	CryptoWorkers  int
+	AgeTime        time.Duration // FDB aging; 0: 300s
+	MaxMACsPerPort int           // learned MACs one port (a peer or the TAP) may hold in a segment; 0: 16384
+	ReplayWindow   int           // 0: 4096
+	Reassembly     ReassemblyConfig
+	Logger         *slog.Logger
+	PMTU           PMTUConfig
 	// Clock drives every timer of the data plane (SA grace periods and
 	// promotion, path-MTU timers, housekeeping, FDB aging, reassembly
 	// timeouts); nil: the system clock.

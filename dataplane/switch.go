@@ -88,7 +88,7 @@ func New(cfg Config) (*Switch, error) {
 	clk := clock.Or(cfg.Clock)
 	s := &Switch{
 		cfg: cfg, log: log, clock: clk,
-		fdb:      fdb.New(fdb.Config{AgeTime: cfg.AgeTime, Logger: log, Clock: clk}),
+		fdb:      fdb.New(fdb.Config{AgeTime: cfg.AgeTime, MaxPerPort: cfg.MaxMACsPerPort, Logger: log, Clock: clk}),
 		segments: make(map[encap.VNI]*segment), remote: make(map[remoteMAC]string),
 	}
 	// Set before anything runs: the control socket reads them from the start.

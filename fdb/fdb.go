@@ -69,6 +69,10 @@ type Config struct {
 	// not fit is not learned (its frames are flooded) and the refusal is
 	// counted. Negative means unlimited.
 	MaxPerSegment, MaxTotal int
+	// MaxPerPort bounds the learned entries of one port (a peer, or the
+	// local TAP) in one segment, so one port cannot take the segment's
+	// whole room (default a quarter of MaxPerSegment; negative: unlimited).
+	MaxPerPort int
 	// A MAC that moves FlapMoves times within FlapWindow is flagged as
 	// flapping, which means a loop. Defaults 5 moves in 10s.
 	FlapWindow time.Duration
@@ -92,6 +96,7 @@ const (
 	LearnStatic                            // matches a static entry: nothing to do
 	LearnStaticConflict                    // contradicts a static entry: ignored, counted
 	LearnRefusedFull                       // new MAC not learned: segment or table full
+	LearnRefusedPort                       // new MAC not learned: its port holds MaxPerPort entries
 	LearnIgnored                           // zero, broadcast or multicast source: not learned
 	LearnUnknownSegment                    // no such segment
 	LearnBadPort                           // port above MaxPort
@@ -105,6 +110,7 @@ var learnResultNames = [...]string{
 	LearnStatic:         "static",
 	LearnStaticConflict: "static-conflict",
 	LearnRefusedFull:    "refused-full",
+	LearnRefusedPort:    "refused-port",
 	LearnIgnored:        "ignored",
 	LearnUnknownSegment: "unknown-segment",
 	LearnBadPort:        "bad-port",
@@ -139,6 +145,7 @@ type Stats struct {
 	Flaps           uint64 // times a MAC was flagged flapping (again each FlapWindow it keeps flapping)
 	StaticConflicts uint64 // learned frames contradicting a static entry
 	RefusedFull     uint64 // new MACs refused: segment or table full
+	RefusedPort     uint64 // new MACs refused: their port at MaxPerPort
 	AgedOut         uint64 // learned entries reclaimed after AgeTime
 	Flushed         uint64 // entries removed by FlushPort
 	Ignored         uint64 // zero, broadcast or multicast source MACs
@@ -148,7 +155,7 @@ type Stats struct {
 }
 
 type counters struct {
-	newEntries, moves, flaps, staticConflicts, refusedFull, agedOut,
+	newEntries, moves, flaps, staticConflicts, refusedFull, refusedPort, agedOut,
 	flushed, ignored, unknownSegment, badPort, rebuilds atomic.Uint64
 }
 
@@ -165,12 +172,12 @@ type Table struct {
 	nstat atomic.Int64 // static entries in all segments
 	ctr   counters
 
-	maxPer, maxTotal int
-	flapWindow       int64
-	flapMoves        int
-	log              *slog.Logger
-	clock            clock.Clock
-	epoch            time.Time
+	maxPer, maxTotal, maxPort int
+	flapWindow                int64
+	flapMoves                 int
+	log                       *slog.Logger
+	clock                     clock.Clock
+	epoch                     time.Time
 
 	mu sync.Mutex // serialises AddSegment and RemoveSegment
 
@@ -190,6 +197,7 @@ type segment struct {
 	learned int                   // learned entries; guarded by mu
 	static  int                   // static entries; guarded by mu
 	moves   map[uint64]*moveState // MACs that ever moved; guarded by mu
+	perPort map[Port]int32        // learned entries per port; guarded by mu
 }
 
 // moveState is kept only for MACs that have moved, so the common entry costs
@@ -255,6 +263,11 @@ func New(cfg Config) *Table {
 	} else if cfg.MaxPerSegment < 0 {
 		cfg.MaxPerSegment = math.MaxInt
 	}
+	if cfg.MaxPerPort == 0 {
+		cfg.MaxPerPort = max(1, min(cfg.MaxPerSegment, math.MaxInt/4)/4)
+	} else if cfg.MaxPerPort < 0 {
+		cfg.MaxPerPort = math.MaxInt
+	}
 	if cfg.MaxTotal == 0 {
 		cfg.MaxTotal = DefaultMaxTotal
 	} else if cfg.MaxTotal < 0 {
@@ -276,6 +289,7 @@ func New(cfg Config) *Table {
 		age:        int64(cfg.AgeTime),
 		maxPer:     cfg.MaxPerSegment,
 		maxTotal:   cfg.MaxTotal,
+		maxPort:    cfg.MaxPerPort,
 		flapWindow: int64(cfg.FlapWindow),
 		flapMoves:  cfg.FlapMoves,
 		log:        cfg.Logger,
@@ -324,7 +338,7 @@ func (t *Table) RemoveSegment(vni encap.VNI) {
 	s.removed = true
 	t.total.Add(int64(-s.learned))
 	t.nstat.Add(int64(-s.static))
-	s.learned, s.static, s.moves = 0, 0, nil
+	s.learned, s.static, s.moves, s.perPort = 0, 0, nil, nil
 	s.tab.Store(newTable(0))
 	s.flood.Store(nil)
 	s.mu.Unlock()

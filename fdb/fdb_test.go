@@ -373,7 +373,7 @@ func TestStatic(t *testing.T) {
 		}
 	})
 	t.Run("not counted against capacity", func(t *testing.T) {
-		tbl, _ := newTestTable(t, Config{MaxPerSegment: 2, MaxTotal: 2})
+		tbl, _ := newTestTable(t, Config{MaxPerSegment: 2, MaxTotal: 2, MaxPerPort: -1})
 		for i := range 10 {
 			if err := tbl.AddStatic(vniA, mac(100+i), 1); err != nil {
 				t.Fatal(err)

@@ -99,6 +99,8 @@ func (t *Table) learnUnderLock(s *segment, m uint64, port Port, ev *moveEvent) L
 			delete(s.moves, m)
 			sl.seen.Store(now)
 			sl.key.Store(makeKey(m, port))
+			s.portCount(cur, -1)
+			s.portCount(port, 1)
 			t.ctr.newEntries.Add(1)
 			return LearnNew
 		case cur == port:
@@ -109,6 +111,8 @@ func (t *Table) learnUnderLock(s *segment, m uint64, port Port, ev *moveEvent) L
 		// live entry; a reader that saw the old key re-reads it.
 		sl.seen.Store(now)
 		sl.key.Store(makeKey(m, port))
+		s.portCount(cur, -1)
+		s.portCount(port, 1)
 		t.ctr.moves.Add(1)
 		*ev = t.noteMove(s, m, cur, port, now)
 		if ev.flapping {
@@ -121,12 +125,17 @@ func (t *Table) learnUnderLock(s *segment, m uint64, port Port, ev *moveEvent) L
 		t.ctr.refusedFull.Add(1)
 		return LearnRefusedFull
 	}
+	if int(s.perPort[port]) >= t.maxPort {
+		t.ctr.refusedPort.Add(1)
+		return LearnRefusedPort
+	}
 	if t.total.Add(1) > int64(t.maxTotal) {
 		t.total.Add(-1)
 		t.ctr.refusedFull.Add(1)
 		return LearnRefusedFull
 	}
 	s.learned++
+	s.portCount(port, 1)
 	t.insert(s, tb, i, makeKey(m, port), now)
 	t.ctr.newEntries.Add(1)
 	return LearnNew
@@ -158,7 +167,7 @@ func (t *Table) rebuild(s *segment, tb *table, need int) *table {
 		}
 		seen := sl.seen.Load()
 		if seen != staticSeen && seen < now-t.age {
-			t.forget(s, k&macMask, false)
+			t.forget(s, k, false)
 			t.ctr.agedOut.Add(1)
 			continue
 		}
@@ -170,16 +179,31 @@ func (t *Table) rebuild(s *segment, tb *table, need int) *table {
 	return nt
 }
 
-// forget updates the counts for an entry leaving the table. Under s.mu.
-func (t *Table) forget(s *segment, m uint64, static bool) {
+// forget updates the counts for an entry (key k: MAC and port) leaving
+// the table. Under s.mu.
+func (t *Table) forget(s *segment, k uint64, static bool) {
 	if static {
 		s.static--
 		t.nstat.Add(-1)
 	} else {
 		s.learned--
 		t.total.Add(-1)
+		s.portCount(Port(k>>portShift), -1)
 	}
-	delete(s.moves, m)
+	delete(s.moves, k&macMask)
+}
+
+// portCount adds d to the learned entries counted for port. Under s.mu;
+// the map gains an entry once per port, never per packet.
+func (s *segment) portCount(p Port, d int32) {
+	if s.perPort == nil {
+		s.perPort = make(map[Port]int32)
+	}
+	if n := s.perPort[p] + d; n > 0 {
+		s.perPort[p] = n
+	} else {
+		delete(s.perPort, p)
+	}
 }
 
 // noteMove records a move in the MAC's history and runs flap detection.
@@ -235,8 +259,8 @@ func (t *Table) AddStatic(vni encap.VNI, mac encap.MAC, port Port) error {
 	i, found := tb.probe(m)
 	if found {
 		sl := &tb.slots[i]
-		if sl.seen.Swap(staticSeen) != staticSeen {
-			t.forget(s, m, false)
+		if old := sl.key.Load(); sl.seen.Swap(staticSeen) != staticSeen {
+			t.forget(s, old, false)
 			s.static++
 			t.nstat.Add(1)
 		}
@@ -293,7 +317,7 @@ func (t *Table) FlushPort(port Port) int {
 			}
 			sl.seen.Store(deadSeen)
 			tb.remove(uint64(i))
-			t.forget(s, k&macMask, false)
+			t.forget(s, k, false)
 			n++
 		}
 		t.maybeShrink(s)

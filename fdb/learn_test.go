@@ -88,7 +88,7 @@ func TestMovesAndFlaps(t *testing.T) {
 }
 
 func TestCapacity(t *testing.T) {
-	tbl, clk := newTestTable(t, Config{MaxPerSegment: 3, MaxTotal: 5})
+	tbl, clk := newTestTable(t, Config{MaxPerSegment: 3, MaxTotal: 5, MaxPerPort: -1})
 	for i := range 3 {
 		wantLearn(t, tbl, vniA, mac(i), 1, LearnNew)
 	}
@@ -213,5 +213,38 @@ func TestFlushPort(t *testing.T) {
 	}
 	if got := tbl.FlushPort(1); got != 0 {
 		t.Errorf("second FlushPort(1) = %d; want 0", got)
+	}
+}
+
+// TestPerPortLimit: one port fills its share of a segment and no more;
+// other ports still learn; entries that age out, move away or are flushed
+// give the port its room back.
+func TestPerPortLimit(t *testing.T) {
+	tbl, clk := newTestTable(t, Config{MaxPerSegment: 100, MaxPerPort: 3})
+	for i := range 3 {
+		wantLearn(t, tbl, vniA, mac(i), 1, LearnNew)
+	}
+	wantLearn(t, tbl, vniA, mac(3), 1, LearnRefusedPort)
+	wantLearn(t, tbl, vniA, mac(3), 2, LearnNew)  // another port has room
+	wantLearn(t, tbl, vniB, mac(50), 1, LearnNew) // and so has the port in another segment
+	if s := tbl.Stats(); s.RefusedPort != 1 {
+		t.Errorf("RefusedPort = %d, want 1", s.RefusedPort)
+	}
+	wantLearn(t, tbl, vniA, mac(0), 2, LearnMoved) // mac(0) leaves port 1
+	wantLearn(t, tbl, vniA, mac(4), 1, LearnNew)
+	wantLearn(t, tbl, vniA, mac(5), 1, LearnRefusedPort)
+	if n := tbl.FlushPort(1); n != 4 { // 3 in vniA, 1 in vniB
+		t.Errorf("FlushPort = %d, want 4", n)
+	}
+	for i := 5; i < 8; i++ {
+		wantLearn(t, tbl, vniA, mac(i), 1, LearnNew)
+	}
+	advance(tbl, clk, 400*time.Second)
+	tbl.Sweep()
+	for i := 10; i < 13; i++ {
+		wantLearn(t, tbl, vniA, mac(i), 1, LearnNew)
+	}
+	if d := New(Config{}); d.maxPort != DefaultMaxPerSegment/4 {
+		t.Errorf("default per-port limit %d, want %d", d.maxPort, DefaultMaxPerSegment/4)
 	}
 }

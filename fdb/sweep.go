@@ -54,7 +54,7 @@ func (t *Table) Sweep() int {
 					continue
 				}
 				tb.remove(uint64(i))
-				t.forget(s, k&macMask, false)
+				t.forget(s, k, false)
 				n++
 			}
 			if locked {
@@ -139,6 +139,7 @@ func (t *Table) Stats() Stats {
 		Flaps:           t.ctr.flaps.Load(),
 		StaticConflicts: t.ctr.staticConflicts.Load(),
 		RefusedFull:     t.ctr.refusedFull.Load(),
+		RefusedPort:     t.ctr.refusedPort.Load(),
 		AgedOut:         t.ctr.agedOut.Load(),
 		Flushed:         t.ctr.flushed.Load(),
 		Ignored:         t.ctr.ignored.Load(),

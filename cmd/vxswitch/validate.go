@@ -207,6 +207,13 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 			d.Reassembly.MaxDatagrams = int(*n)
 		}
 	}
+	if n := sw.MaxMACsPerPort; n != nil {
+		if *n < 1 || *n > 1<<16 {
+			v.errorf("switch.max_macs_per_port", "%d is out of range (1..65536)", *n)
+		} else {
+			d.MaxMACsPerPort = int(*n)
+		}
+	}
 	if n := sw.ReassemblyPerPeer; n != nil {
 		if *n < 1 || *n > maxReassembly {
 			v.errorf("switch.reassembly_per_peer", "%d is out of range (1..%d)", *n, maxReassembly)
