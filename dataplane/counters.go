@@ -26,6 +26,7 @@ const (
 	cFloodCopies
 	cMSSClamped
 	cRxChecksumFinished
+	cTxKeepalives
 	cTxPackets
 	cTxBytes
 	cTxFragments
@@ -85,6 +86,7 @@ var counterNames = [numCounters]string{
 	cFloodCopies:          "flood_copies",
 	cMSSClamped:           "mss_clamped",
 	cRxChecksumFinished:   "rx_checksum_finished",
+	cTxKeepalives:         "tx_nat_keepalives",
 	cTxPackets:            "tx_packets",
 	cTxBytes:              "tx_bytes",
 	cTxFragments:          "tx_fragments",

@@ -244,6 +244,7 @@ func (s *Switch) InstallChildSA(c ike.ChildSA) error {
 		ep := unmapAddrPort(c.Remote)
 		p.endpoint.Store(&ep)
 	}
+	p.natKeepalive.Store(c.BehindNAT)
 	if p.outSA.Load() == nil {
 		p.outSA.Store(out)
 		// The first SA: the path is probed a moment later, once the peer

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"net/netip"
 	"sync"
+	"time"
 	"sync/atomic"
 
 	"github.com/vxswitch/vxswitch/crypto"
@@ -47,8 +48,14 @@ type peer struct {
 	// ikeProbed: the prober's probes travel in IKE (esp mode, the peer's
 	// data plane answered none of its own).
 	ikeProbed atomic.Bool
-	probeMu   sync.Mutex
-	probeBuf  []byte
+	// natKeepalive: we are behind a NAT toward this peer (IKE's NAT
+	// detection): housekeeping sends a keepalive when nothing else went
+	// out for natKeepaliveInterval. lastTxMark/At track that.
+	natKeepalive atomic.Bool
+	lastTxMark   uint64
+	lastTxAt     time.Time
+	probeMu      sync.Mutex
+	probeBuf     []byte
 
 	ctr counters
 	sas []saRecord // installed Child SAs, guarded by Switch.mu

@@ -304,6 +304,38 @@ func (s *Switch) housekeep() {
 	}
 	s.updateFloodMTUs() // probed path MTUs move: the floods' MSS clamp follows
 	s.rx.expire()
+	s.natKeepalives(now)
+}
+
+// natKeepaliveInterval is how long a NATed site may send nothing to a peer
+// before it sends a NAT keepalive (RFC 3948 §4 suggests 20 s; NAT UDP
+// mappings often last 30 s).
+const natKeepaliveInterval = 20 * time.Second
+
+// natKeepalives sends the one-byte 0xFF NAT keepalive (RFC 3948 §2.3) to
+// every peer we are behind a NAT toward and sent nothing to for
+// natKeepaliveInterval; called from housekeeping only.
+func (s *Switch) natKeepalives(now time.Time) {
+	if s.under == nil {
+		return
+	}
+	for _, p := range s.peers.Load().byPort {
+		if p == nil || !p.natKeepalive.Load() {
+			continue
+		}
+		if tx := p.ctr[cTxPackets].Load() + p.ctr[cTxKeepalives].Load(); tx != p.lastTxMark || p.lastTxAt.IsZero() {
+			p.lastTxMark, p.lastTxAt = tx, now
+			continue
+		}
+		if now.Sub(p.lastTxAt) < natKeepaliveInterval {
+			continue
+		}
+		if err := s.under.WriteControl([]byte{0xff}, p.Endpoint()); err != nil {
+			p.ctr.inc(cTxErrors)
+			continue
+		}
+		p.ctr.inc(cTxKeepalives)
+	}
 }
 
 // logf logs a rate-limited warning about the data path.

@@ -101,6 +101,9 @@ type ChildSA struct {
 	// Local and Remote are the underlay UDP endpoints of the ESP packets.
 	Local, Remote netip.AddrPort
 	Lifetime      time.Duration
+	// BehindNAT: NAT detection found a NAT in front of us; the data plane
+	// sends NAT keepalives (RFC 3948 §4) to keep its mapping open.
+	BehindNAT bool
 }
 
 // Handler receives the daemon's results. Calls are made without the

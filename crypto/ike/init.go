@@ -163,7 +163,10 @@ func (sa *ikeSA) onInitReply(p *parsed, msg []byte, h Header, now time.Time) {
 	sa.dh = nil
 	sa.noteCapabilities(p)
 	if n := p.notify(NotifyNATDetectionDestIP); n != nil && !bytes.Equal(n.Data, natHash(sa.spiI, sa.spiR, sa.local)) {
-		d.log.Debug("ike: NAT in front of us", sa.logAttrs()...)
+		// The peer saw another address than ours: a NAT in front of us,
+		// whose mapping our NAT keepalives hold open (RFC 3948 §4).
+		d.log.Info("ike: behind a NAT, sending NAT keepalives", sa.logAttrs()...)
+		sa.behindNAT = true
 	}
 	// RFC 7296 §2.23: continue on 4500 (ESP is always UDP-encapsulated)
 	if sa.remote.Port() == 500 {
@@ -267,6 +270,11 @@ func (d *Daemon) respondInit(local, remote netip.AddrPort, h Header, msg []byte,
 	}
 	resp = append(resp, natPayloads(sa.spiI, sa.spiR, remote)...)
 	sa.noteCapabilities(p)
+	if n := p.notify(NotifyNATDetectionDestIP); n != nil && local.Addr().IsValid() && !local.Addr().IsUnspecified() &&
+		!bytes.Equal(n.Data, natHash(h.SPIi, 0, local)) {
+		d.log.Info("ike: behind a NAT, sending NAT keepalives", "from", remote)
+		sa.behindNAT = true
+	}
 	if sa.fragOK {
 		resp = append(resp, notifyPayload(NotifyFragmentationSupported, nil))
 	}

@@ -75,3 +75,27 @@ func TestReauthOnKeyChange(t *testing.T) {
 		}
 	}
 }
+
+// TestNATDetection: a behind a NAT (its packets reach b from another
+// address) learns it from b's NAT_DETECTION_DESTINATION_IP and hands it to
+// the data plane (keepalives); b, not behind one, does not.
+func TestNATDetection(t *testing.T) {
+	public := netip.MustParseAddrPort("203.0.113.9:4500")
+	p := newPair(t, func(_, b *Config) { b.Peers[0].Endpoint = public })
+	p.net.edit = func(pk *packet) {
+		if pk.from.Addr() == addrA {
+			pk.from = public
+		}
+		if pk.to.Addr() == public.Addr() {
+			pk.to = netip.AddrPortFrom(addrA, pk.to.Port())
+		}
+	}
+	p.step(0)
+	la, lb := p.ra.live(), p.rb.live()
+	if len(la) != 1 || len(lb) != 1 {
+		t.Fatalf("live SAs %d/%d through the NAT", len(la), len(lb))
+	}
+	if !la[0].BehindNAT || lb[0].BehindNAT {
+		t.Errorf("BehindNAT: a %v (want true), b %v (want false)", la[0].BehindNAT, lb[0].BehindNAT)
+	}
+}

@@ -254,7 +254,7 @@ func (sa *ikeSA) successor(initiator bool, spii, spir uint64, choice ikeChoice, 
 	ns := &ikeSA{d: d, peer: sa.peer, initiator: initiator, spiI: spii, spiR: spir, state: stEstablished,
 		local: sa.local, remote: sa.remote, algs: choice, ni: bytes.Clone(ni), nr: bytes.Clone(nr),
 		created: now, established: now, lastHeard: now,
-		peerHashes: sa.peerHashes, fragOK: sa.fragOK, peerCerts: sa.peerCerts, peerClaim: sa.peerClaim}
+		peerHashes: sa.peerHashes, fragOK: sa.fragOK, peerCerts: sa.peerCerts, peerClaim: sa.peerClaim, behindNAT: sa.behindNAT}
 	// SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr), with the old SA's PRF
 	skeyseed := sa.algs.prf.rekeySkeyseed(sa.keys.d, gir, ns.ni, ns.nr)
 	if err := ns.setKeys(deriveIKEKeys(choice.prf, choice.enc, skeyseed, ns.ni, ns.nr, spii, spir)); err != nil {

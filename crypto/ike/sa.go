@@ -113,6 +113,7 @@ type ikeSA struct {
 	// support IKE fragmentation (RFC 7383).
 	peerHashes []uint16
 	fragOK     bool
+	behindNAT  bool // NAT detection: a NAT in front of us (initiator's view)
 	// peerCerts and peerClaim are the certificates and identity the peer
 	// authenticated with (nil with a PSK), checked again when the
 	// credentials change and as time passes (revocation, expiry).

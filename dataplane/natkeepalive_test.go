@@ -1,0 +1,55 @@
+package dataplane
+
+import (
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/vxswitch/vxswitch/clock"
+	"github.com/vxswitch/vxswitch/crypto"
+	"github.com/vxswitch/vxswitch/crypto/ike"
+)
+
+// TestNATKeepalives: toward a peer we are behind a NAT toward, one 0xFF
+// datagram (RFC 3948 §2.3) goes out after natKeepaliveInterval without
+// other traffic, and none while data flows; the peer counts and drops it.
+func TestNATKeepalives(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1700000000, 0))
+	p := newPairClock(t, ModeESP, crypto.SuiteAES128GCM16, 0, clk)
+	k1, k2 := make([]byte, 20), make([]byte, 20)
+	rand.Read(k1)
+	rand.Read(k2)
+	must(t, p.a.InstallChildSA(ike.ChildSA{Peer: "b", Suite: crypto.SuiteAES128GCM16, ESN: true, InSPI: 0x3003, OutSPI: 0x4004,
+		InKeymat: k1, OutKeymat: k2, BehindNAT: true}))
+	pa := p.a.peers.Load().byName["b"]
+	for range 25 {
+		clk.Advance(time.Second)
+		p.a.housekeep()
+	}
+	if n := pa.ctr[cTxKeepalives].Load(); n != 1 {
+		t.Fatalf("%d NAT keepalives after 25 idle seconds, want 1", n)
+	}
+	p.runRx(p.b, p.ub)
+	if n := p.b.ctr[cRxKeepalive].Load(); n == 0 {
+		t.Error("b did not count the keepalive")
+	}
+	// Traffic keeps the mapping open: no keepalive while it flows.
+	before := pa.ctr[cTxKeepalives].Load()
+	for range 30 {
+		pa.ctr.inc(cTxPackets)
+		clk.Advance(time.Second)
+		p.a.housekeep()
+	}
+	if n := pa.ctr[cTxKeepalives].Load(); n != before {
+		t.Errorf("%d keepalives while data flowed", n-before)
+	}
+	// Not behind a NAT: none.
+	pb := p.b.peers.Load().byName["a"]
+	for range 30 {
+		clk.Advance(time.Second)
+		p.b.housekeep()
+	}
+	if n := pb.ctr[cTxKeepalives].Load(); n != 0 {
+		t.Errorf("%d keepalives from a site not behind a NAT", n)
+	}
+}
