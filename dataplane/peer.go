@@ -3,8 +3,8 @@ package dataplane
 import (
 	"net/netip"
 	"sync"
-	"time"
 	"sync/atomic"
+	"time"
 
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/encap"
