@@ -30,15 +30,19 @@ func (m Mode) String() string {
 
 // Config is a whole site, validated by the caller (cmd/vxswitch) before New.
 type Config struct {
-	Name    string
-	Listen  netip.Addr // underlay address to bind; unspecified binds all
-	Port    uint16     // 0: 4500 in ESP mode, 4789 in plain mode
-	VTEP    netip.Addr // tunnel-inner address; default Listen
-	Mode    Mode
-	Suite   crypto.Suite
-	IKE     IKEConfig
-	Segment []SegmentConfig
-	Peer    []PeerConfig
+	Name   string
+	Listen netip.Addr // underlay address to bind; unspecified binds all
+	Port   uint16     // 0: 4500 in ESP mode, 4789 in plain mode
+	VTEP   netip.Addr // tunnel-inner address; default Listen
+	Mode   Mode
+	Suite  crypto.Suite
+	IKE    IKEConfig
+	// AfterOpen, if set, runs once Run has opened every TAP and socket
+	// (the privileged part) and before the pipeline runs: the binary drops
+	// its privileges there. An error ends Run.
+	AfterOpen func() error
+	Segment   []SegmentConfig
+	Peer      []PeerConfig
 
 	MSSClamp  bool // clamp TCP MSS on SYNs to fit each peer's path MTU (default on)
 	NoOffload bool // no TAP offloads (TSO, GRO) and no UDP GSO/GRO: one frame per system call

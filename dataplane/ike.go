@@ -21,6 +21,7 @@ type ikeBridge struct {
 	mu     sync.Mutex
 	daemon *ike.Daemon
 	udp500 *net.UDPConn
+	pre500 *net.UDPConn // port 500, opened by Run before privileges are dropped
 	// queue takes IKE messages from the receive path to the daemon's own
 	// goroutine: a flood of IKE_SA_INIT (a DH each) must not stall ESP.
 	// Messages of existing IKE SAs (DPD, rekeys, deletes, IKE_AUTH) have a
@@ -42,6 +43,17 @@ type saRecord struct {
 	out *crypto.OutboundSA
 }
 
+// listen500 opens UDP port 500 on the listen address, or logs why not.
+func (s *Switch) listen500() *net.UDPConn {
+	addr := &net.UDPAddr{IP: net.IP(s.localAddr.Addr().AsSlice()), Port: int(encap.PortIKE)}
+	u, err := net.ListenUDP("udp", addr)
+	if err != nil {
+		s.log.Warn("ike: port 500 unavailable, IKE on port 4500 only", "err", err)
+		return nil
+	}
+	return u
+}
+
 // runIKE starts the key exchange with every peer and serves it until ctx
 // is done.
 func (s *Switch) runIKE(ctx context.Context) error {
@@ -51,12 +63,16 @@ func (s *Switch) runIKE(ctx context.Context) error {
 	}
 	// Port 500, for peers (strongSwan and other gateways) that start there;
 	// open before the daemon is published, since its transport uses it.
-	addr := &net.UDPAddr{IP: net.IP(s.localAddr.Addr().AsSlice()), Port: int(encap.PortIKE)}
-	u500, err := net.ListenUDP("udp", addr)
-	if err != nil {
-		s.log.Warn("ike: port 500 unavailable, IKE on port 4500 only", "err", err)
-		u500 = nil
-	} else {
+	// Run opens it beforehand (with the privilege to bind it, which the
+	// process may drop before the pipeline runs).
+	s.ike.mu.Lock()
+	u500 := s.ike.pre500
+	s.ike.pre500 = nil
+	s.ike.mu.Unlock()
+	if u500 == nil {
+		u500 = s.listen500()
+	}
+	if u500 != nil {
 		defer u500.Close()
 	}
 	q, iq := make(chan ikeMessage, 256), make(chan ikeMessage, 256)

@@ -150,6 +150,17 @@ func (s *Switch) Run(ctx context.Context) error {
 	if err := s.Attach(under, ports); err != nil {
 		return err
 	}
+	if s.cfg.Mode == ModeESP {
+		s.ike.mu.Lock()
+		s.ike.pre500 = s.listen500()
+		s.ike.mu.Unlock()
+	}
+	if f := s.cfg.AfterOpen; f != nil {
+		// Everything that needs privilege is open: the caller may drop it.
+		if err := f(); err != nil {
+			return err
+		}
+	}
 	s.log.Info("vxswitch running", "site", s.cfg.Name, "mode", s.cfg.Mode.String(), "listen", under.LocalAddr(),
 		"segments", len(s.segments), "peers", len(s.cfg.Peer))
 	return s.Serve(ctx)

@@ -86,6 +86,9 @@ type options struct {
 	sitePSK func(s *nstest.Site) string
 	// wrap, when set, runs vxswitch behind this command line (e.g. setpriv).
 	wrap []string
+	// user, when set, is site.user for the first site; its files (and
+	// their directory) then belong to that user, as README's model says.
+	user string
 }
 
 // startSites writes a config for every site of n (one segment, VNI 129,
@@ -118,6 +121,9 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 		fmt.Fprintf(&b, "[site]\nname = %q\nlisten = %q\nvtep = %q\ncontrol = %q\n", s.Name, under(s), vtepAddr(s), filepath.Join(dir, s.Name+".sock"))
 		if o.metrics {
 			b.WriteString("metrics = \"127.0.0.1:9129\"\n")
+		}
+		if o.user != "" && s == n.Sites[0] {
+			fmt.Fprintf(&b, "user = %q\n", o.user)
 		}
 		b.WriteString("\n")
 		fmt.Fprintf(&b, "[[segment]]\nvni = 129\ntap = \"vx129\"\nmtu = %d\naddress = \"%s/24\"\n\n", o.overlayMTU, overlayAddr(s))
@@ -160,6 +166,13 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 		cfg := filepath.Join(dir, s.Name+".toml")
 		if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 			t.Fatal(err)
+		}
+		if o.user != "" && s == n.Sites[0] {
+			chownTo(t, o.user, dir, cfg, psk)
+			// The user must reach its files (README: /etc/vxswitch).
+			if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+				t.Fatal(err)
+			}
 		}
 		st := &site{Site: s, control: filepath.Join(dir, s.Name+".sock"), config: cfg}
 		argv := append(append([]string{}, o.wrap...), vxswitchBin, "run", "-c", cfg, "-log-level", "debug")

@@ -3,7 +3,9 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,5 +109,61 @@ func TestLeastCapabilities(t *testing.T) {
 	}
 	if out := a.proc.Output(); strings.Contains(out, "operation not permitted") || strings.Contains(out, "port 500 unavailable") {
 		t.Errorf("vxswitch lacked a privilege:\n%s", out)
+	}
+}
+
+// chownTo gives paths to the named user (its primary group).
+func chownTo(t *testing.T, name string, paths ...string) {
+	t.Helper()
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Skipf("no user %s: %v", name, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	for _, p := range paths {
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDropPrivileges: with site.user set, vxswitch opens its TAP and
+// sockets as root, then runs as that user with no capabilities and
+// no_new_privs: traffic flows (IKE, ESP, sender fragments), show works,
+// and SIGHUP re-reads the files the user owns.
+func TestDropPrivileges(t *testing.T) {
+	n := nstest.New(t, nstest.Sites("a", "b")...)
+	sites := startSites(t, n, options{mode: "esp", user: "nobody"})
+	a, b := sites[0], sites[1]
+	if err := nstest.WaitFor(20*time.Second, func() error { return a.Ping(overlayAddr(b.Site).String(), 56, 1, false) }); err != nil {
+		t.Fatalf("a (as nobody) -> b: %v\n%s", err, a.proc.Output())
+	}
+	if err := a.Ping(overlayAddr(b.Site).String(), 4000, 2, false); err != nil {
+		t.Errorf("4000-byte pings: %v", err)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.proc.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Uid:\t65534\t65534\t65534\t65534", "CapEff:\t0000000000000000", "NoNewPrivs:\t1"} {
+		if !strings.Contains(string(status), want) {
+			t.Errorf("/proc/<pid>/status lacks %q:\n%s", want, status)
+		}
+	}
+	if !strings.Contains(a.proc.Output(), "dropped privileges") {
+		t.Error("no log line about dropping privileges")
+	}
+	_ = a.show(t, "peers") // as root, over the socket nobody owns now
+	if err := a.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if err := nstest.WaitFor(5*time.Second, func() error {
+		if !strings.Contains(a.proc.Output(), "reload: peers replaced") {
+			return fmt.Errorf("no reload")
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("SIGHUP as nobody: %v\n%s", err, a.proc.Output())
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os/user"
+	"strconv"
 	"time"
 
 	"github.com/vxswitch/vxswitch/dataplane"
@@ -119,4 +121,21 @@ func configWarnings(cfg *siteConfig) []string {
 		}
 	}
 	return out
+}
+
+// lookupUser resolves a user name (or a numeric uid) to its uid and
+// primary gid.
+func lookupUser(name string) (uid, gid int, err error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		if u, err = user.LookupId(name); err != nil {
+			return 0, 0, fmt.Errorf("no user %q", name)
+		}
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("user %q: uid %q gid %q are not numbers", name, u.Uid, u.Gid)
+	}
+	return uid, gid, nil
 }

@@ -56,6 +56,7 @@ type siteSection struct {
 	Control string `toml:"control"`
 	Port    *int64 `toml:"port"`
 	Metrics string `toml:"metrics"`
+	User    string `toml:"user"`
 }
 
 type segmentSection struct {
@@ -121,6 +122,10 @@ type siteConfig struct {
 	dataplane.Config
 	Control string // control socket path
 	Metrics string // Prometheus listen address ("" = off)
+	// User, UID, GID: the user the switch drops to once its TAPs and
+	// sockets are open ("" = stays root).
+	User     string
+	UID, GID int
 }
 
 // pskReader reads a PSK file and reports its permission bits; tests and the

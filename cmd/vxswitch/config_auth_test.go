@@ -186,3 +186,22 @@ func TestCheckWarnsAboutPeerMTUAndSelf(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigSiteUser(t *testing.T) {
+	for _, c := range []struct{ user, want string }{
+		{"no-such-user-here", `site.user: no user "no-such-user-here"`},
+		{"root", `site.user: "root" is root`},
+	} {
+		site := baseSite + "user = \"" + c.user + "\"\n"
+		if _, err := parseConfig([]byte(conf{site: site}.String()), "", fakeReadPSK); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("user %q: %v, want %q", c.user, err, c.want)
+		}
+	}
+	cfg, err := parseConfig([]byte(conf{site: baseSite + "user = \"nobody\"\n"}.String()), "", fakeReadPSK)
+	if err != nil {
+		t.Skipf("no user nobody here: %v", err)
+	}
+	if cfg.UID == 0 || cfg.User != "nobody" {
+		t.Errorf("user nobody: uid %d", cfg.UID)
+	}
+}

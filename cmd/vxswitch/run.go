@@ -54,6 +54,20 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Logger = log
+	if cfg.User != "" {
+		cfg.AfterOpen = func() error {
+			// The control socket is ours to keep: its owner becomes the
+			// user, so that `show` works as that user too (and root).
+			if err := os.Chown(cfg.Control, cfg.UID, cfg.GID); err != nil {
+				return fmt.Errorf("site.user: control socket: %w", err)
+			}
+			if err := dropPrivileges(cfg.UID, cfg.GID); err != nil {
+				return fmt.Errorf("site.user %q: %w", cfg.User, err)
+			}
+			log.Info("dropped privileges", "user", cfg.User, "uid", cfg.UID, "gid", cfg.GID)
+			return nil
+		}
+	}
 	sw, err := newSwitch(cfg.Config)
 	if err != nil {
 		return fmt.Errorf("start switch: %w", err)
@@ -155,7 +169,7 @@ func reloadPeers(path string, cur *siteConfig, sw siteSwitch, log *slog.Logger) 
 // [[peer]].
 func restartChanges(a, b *siteConfig) []string {
 	var out []string
-	if a.Name != b.Name || a.Listen != b.Listen || a.Port != b.Port || a.VTEP != b.VTEP || a.Control != b.Control || a.Metrics != b.Metrics {
+	if a.Name != b.Name || a.Listen != b.Listen || a.Port != b.Port || a.VTEP != b.VTEP || a.Control != b.Control || a.Metrics != b.Metrics || a.User != b.User {
 		out = append(out, "site")
 	}
 	if !reflect.DeepEqual(a.Segment, b.Segment) {

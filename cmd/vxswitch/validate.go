@@ -44,6 +44,15 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 			cfg.Metrics = m
 		}
 	}
+	if u := fc.Site.User; u != "" {
+		cfg.User = u
+		var err error
+		if cfg.UID, cfg.GID, err = lookupUser(u); err != nil {
+			v.errorf("site.user", "%v", err)
+		} else if cfg.UID == 0 {
+			v.errorf("site.user", "%q is root: name the unprivileged user to drop to, or leave it out", u)
+		}
+	}
 	listenOK := false
 	if fc.Site.Listen == "" {
 		v.errorf("site.listen", "required (the underlay address, e.g. \"192.0.2.1\" or \"0.0.0.0\")")

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package main
+
+import "errors"
+
+func dropPrivileges(uid, gid int) error { return errors.New("site.user: dropping privileges needs Linux") }
