@@ -53,10 +53,14 @@ type Config struct {
 	CryptoWorkers  int
 	AgeTime        time.Duration // FDB aging; 0: 300s
 	MaxMACsPerPort int           // learned MACs one port (a peer or the TAP) may hold in a segment; 0: 16384
-	ReplayWindow   int           // 0: 4096
-	Reassembly     ReassemblyConfig
-	Logger         *slog.Logger
-	PMTU           PMTUConfig
+	// FloodRate bounds the broadcast, multicast and unknown unicast frames
+	// a segment's TAP sends to the peers, per second (bursts of twice
+	// that); 0: unbounded. The binary's default is 20000.
+	FloodRate    int
+	ReplayWindow int // 0: 4096
+	Reassembly   ReassemblyConfig
+	Logger       *slog.Logger
+	PMTU         PMTUConfig
 	// Clock drives every timer of the data plane (SA grace periods and
 	// promotion, path-MTU timers, housekeeping, FDB aging, reassembly
 	// timeouts); nil: the system clock.

@@ -27,6 +27,7 @@ const (
 	cMSSClamped
 	cRxChecksumFinished
 	cTxKeepalives
+	cDropFloodRate
 	cTxPackets
 	cTxBytes
 	cTxFragments
@@ -87,6 +88,7 @@ var counterNames = [numCounters]string{
 	cMSSClamped:           "mss_clamped",
 	cRxChecksumFinished:   "rx_checksum_finished",
 	cTxKeepalives:         "tx_nat_keepalives",
+	cDropFloodRate:        "drop_flood_rate",
 	cTxPackets:            "tx_packets",
 	cTxBytes:              "tx_bytes",
 	cTxFragments:          "tx_fragments",

@@ -9,6 +9,7 @@ import (
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/fdb"
+	"github.com/vxswitch/vxswitch/internal/ratelimit"
 	"github.com/vxswitch/vxswitch/link"
 )
 
@@ -58,6 +59,10 @@ type txPath struct {
 
 	spare     [][]byte // buffers for flood copies and fragments
 	spareUsed int
+	// flood bounds the broadcast, multicast and unknown unicast frames
+	// the TAP may send to the peers (each a copy per peer): a loop behind
+	// the TAP is not multiplied into the underlay without bound.
+	flood ratelimit.Bucket
 
 	out     [][]byte // messages to send, in order
 	outTo   []netip.AddrPort
@@ -84,6 +89,9 @@ func newTxPath(s *Switch, seg *segment) *txPath {
 	}
 	t.sealFn = t.sealRange
 	t.failFn = t.sendFailed
+	if r := s.cfg.FloodRate; r > 0 {
+		t.flood = ratelimit.Bucket{Rate: float64(r), Burst: float64(2 * r)}
+	}
 	return t
 }
 
@@ -167,6 +175,10 @@ func (t *txPath) frame(pt *peerTable, buf []byte, n int, port fdb.Port, found bo
 	// every peer of the segment; the last copy is made in place.
 	list := s.fdb.FloodList(seg.vni)
 	if len(list) == 0 {
+		return
+	}
+	if t.flood.Rate > 0 && !t.flood.Allow(s.clock.Now().UnixNano()) {
+		seg.ctr.inc(cDropFloodRate)
 		return
 	}
 	seg.ctr.inc(cFloodFrames)

@@ -107,6 +107,7 @@ type switchSection struct {
 	ReassemblyMaxDatagrams *int64 `toml:"reassembly_max_datagrams"`
 	ReassemblyPerPeer      *int64 `toml:"reassembly_per_peer"`
 	MaxMACsPerPort         *int64 `toml:"max_macs_per_port"`
+	FloodRate              *int64 `toml:"flood_rate"`
 	CryptoWorkers          *int64 `toml:"crypto_workers"`
 	Offload                *bool  `toml:"offload"`
 	// Path MTU probing (RFC 8899) of every peer.

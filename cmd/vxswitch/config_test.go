@@ -283,8 +283,9 @@ func TestParseConfigValues(t *testing.T) {
 				{Name: "sakura", Endpoint: netip.MustParseAddrPort("198.51.100.2:4500"), VTEP: netip.MustParseAddr("172.31.0.2"), MTU: 1400},
 				{Name: "idcf", Endpoint: netip.MustParseAddrPort("203.0.113.3:4600"), VTEP: netip.MustParseAddr("172.31.0.3")}, // mtu unset: probed
 			},
-			MSSClamp: true,
-			AgeTime:  300 * time.Second,
+			MSSClamp:  true,
+			AgeTime:   300 * time.Second,
+			FloodRate: defaultFloodRate,
 		},
 	}
 	if !reflect.DeepEqual(cfg, want) {

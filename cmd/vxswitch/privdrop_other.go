@@ -4,4 +4,6 @@ package main
 
 import "errors"
 
-func dropPrivileges(uid, gid int) error { return errors.New("site.user: dropping privileges needs Linux") }
+func dropPrivileges(uid, gid int) error {
+	return errors.New("site.user: dropping privileges needs Linux")
+}

@@ -216,6 +216,14 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 			d.Reassembly.MaxDatagrams = int(*n)
 		}
 	}
+	d.FloodRate = defaultFloodRate
+	if n := sw.FloodRate; n != nil {
+		if *n < 0 || *n > 10_000_000 {
+			v.errorf("switch.flood_rate", "%d is out of range (0 for no bound, up to 10000000 frames a second)", *n)
+		} else {
+			d.FloodRate = int(*n)
+		}
+	}
 	if n := sw.MaxMACsPerPort; n != nil {
 		if *n < 1 || *n > 1<<16 {
 			v.errorf("switch.max_macs_per_port", "%d is out of range (1..65536)", *n)
@@ -441,6 +449,11 @@ func (v *validator) peers(ps []peerSection, d *dataplane.Config, vnis map[encap.
 		d.Peer = append(d.Peer, pc)
 	}
 }
+
+// defaultFloodRate: broadcast, multicast and unknown unicast frames a
+// second a segment's TAP may flood to the peers (ARP, ND, DHCP and the
+// first frames to unlearnt MACs stay far below it; a loop does not).
+const defaultFloodRate = 20000
 
 func (v *validator) mtu(key string, p *int64, max int64) int {
 	if p == nil {

@@ -41,3 +41,37 @@ func (l *Limiter) Allow(now int64) (ok bool, suppressed int) {
 	suppressed, l.suppressed = l.suppressed, 0
 	return true, suppressed
 }
+
+// Bucket is a token bucket for packet rates: Rate events a second on
+// average, up to Burst at once (a zero Burst means Rate). A zero Rate
+// lets everything through. It is not safe for concurrent use (give each
+// goroutine its own) and Allow allocates nothing.
+type Bucket struct {
+	Rate, Burst float64
+
+	tokens float64
+	last   int64
+}
+
+// Allow reports whether an event at now (nanoseconds, monotonic) fits.
+func (b *Bucket) Allow(now int64) bool {
+	if b.Rate <= 0 {
+		return true
+	}
+	burst := b.Burst
+	if burst <= 0 {
+		burst = b.Rate
+	}
+	if b.last == 0 {
+		b.tokens, b.last = burst, now
+	}
+	if d := now - b.last; d > 0 {
+		b.tokens = min(burst, b.tokens+float64(d)*b.Rate/1e9)
+		b.last = now
+	}
+	if b.tokens >= 1 {
+		b.tokens--
+		return true
+	}
+	return false
+}

@@ -8,6 +8,9 @@ import (
 	"github.com/vxswitch/vxswitch/clock"
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/crypto/ike"
+	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/internal/ratelimit"
+	"github.com/vxswitch/vxswitch/internal/testframe"
 )
 
 // TestNATKeepalives: toward a peer we are behind a NAT toward, one 0xFF
@@ -51,5 +54,22 @@ func TestNATKeepalives(t *testing.T) {
 	}
 	if n := pb.ctr[cTxKeepalives].Load(); n != 0 {
 		t.Errorf("%d keepalives from a site not behind a NAT", n)
+	}
+}
+
+// TestFloodRate: broadcast frames from the TAP beyond the segment's flood
+// rate are dropped and counted, not replicated to every peer.
+func TestFloodRate(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1700000000, 0))
+	p := newPairClock(t, ModePlain, 0, 0, clk)
+	seg := p.a.segments[testVNI]
+	seg.tx.flood = ratelimit.Bucket{Rate: 100, Burst: 10}
+	bcast := testframe.UDP(encap.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, encap.MAC{2, 0, 0, 0, 0, 1}, 200)
+	for range 50 {
+		p.ta.Inject(bcast)
+	}
+	p.runTx(p.a, p.ta)
+	if got, dropped := seg.ctr[cFloodFrames].Load(), seg.ctr[cDropFloodRate].Load(); got != 10 || dropped != 40 {
+		t.Fatalf("flooded %d, dropped %d of 50 at once; want the burst of 10 and 40", got, dropped)
 	}
 }
