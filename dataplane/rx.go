@@ -145,10 +145,11 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 	// Only the newest packet moves the endpoint (RFC 4555 §3.5 takes the
 	// same care): a reordered older one, or a replayed copy raced ahead
 	// from elsewhere, must not redirect the tunnel.
-	if from != p.Endpoint() && uint32(j.sa.HighestSeq()) == binary.BigEndian.Uint32(j.pkt[4:8]) {
+	if old := p.Endpoint(); from != old && uint32(j.sa.HighestSeq()) == binary.BigEndian.Uint32(j.pkt[4:8]) {
 		ep := from
 		p.endpoint.Store(&ep)
 		p.ctr.inc(cRxEndpointMoved)
+		s.log.Info("peer endpoint moved (NAT rebinding)", "peer", p.cfg.Name, "from", old, "to", from)
 	}
 	inner := j.payload
 	reassembled := false

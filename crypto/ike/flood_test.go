@@ -161,3 +161,24 @@ func TestInitiateNoStaysNo(t *testing.T) {
 		t.Fatalf("b sent %d messages: it initiated toward a peer it only answers", n)
 	}
 }
+
+// TestShortNonceRefused: with HMAC-SHA2-512 as PRF a 16-byte nonce is
+// below half the key (RFC 7296 §2.10): the responder drops it; with a
+// 32-byte one the SA comes up.
+func TestShortNonceRefused(t *testing.T) {
+	old := nonceLen
+	defer func() { nonceLen = old }()
+	mod := func(a, b *Config) { a.IKESuite, b.IKESuite = "aes256gcm16-prfsha512-x25519", "aes256gcm16-prfsha512-x25519" }
+	nonceLen = 16
+	p := newPair(t, mod)
+	p.step(0)
+	if len(p.rb.live()) != 0 {
+		t.Fatal("a 16-byte nonce was accepted with PRF HMAC-SHA2-512")
+	}
+	nonceLen = 32
+	q := newPair(t, mod)
+	q.step(0)
+	if len(q.rb.live()) != 1 {
+		t.Fatal("a 32-byte nonce was refused")
+	}
+}

@@ -12,6 +12,11 @@ import (
 	"time"
 )
 
+// nonceLen is the length of our nonces: at least half the largest PRF key
+// (SHA-512's 64 bytes, RFC 7296 §2.10). A variable so that a test can send
+// shorter ones.
+var nonceLen = 32
+
 // unknownSA handles a request for an IKE SA we do not know: a peer that
 // still holds an SA from before our restart (its liveness check or rekey).
 // If it is a configured peer with no SA, we initiate at once; our
@@ -57,7 +62,7 @@ func (d *Daemon) initiate(p *peer, now time.Time) {
 		d.log.Error("ike: DH key", "err", err)
 		return
 	}
-	sa.ni = randBytes(32)
+	sa.ni = randBytes(nonceLen)
 	d.sas[sa.spiI] = sa
 	p.nextAttempt = now.Add(d.cfg.RetryInterval)
 	d.log.Info("ike: initiating", append(sa.logAttrs(), "to", sa.remote)...)
@@ -137,6 +142,9 @@ func (sa *ikeSA) onInitReply(p *parsed, msg []byte, h Header, now time.Time) {
 		return
 	}
 	choice, _, err := d.algs.parseIKEReply(p.sa)
+	if err == nil && len(p.nonce) < choice.prf.size()/2 {
+		err = fmt.Errorf("nonce of %d bytes, below half the PRF key (RFC 7296 §2.10): %w", len(p.nonce), ErrMalformed)
+	}
 	if err == nil && p.ke.Group != choice.group {
 		err = fmt.Errorf("KE group %d, chosen %d: %w", p.ke.Group, choice.group, ErrMalformed)
 	}
@@ -245,6 +253,11 @@ func (d *Daemon) respondInit(local, remote netip.AddrPort, h Header, msg []byte,
 	}
 	if p.ke.Group != choice.group {
 		d.statelessReply(local, remote, h, notifyPayload(NotifyInvalidKEPayload, []byte{byte(choice.group >> 8), byte(choice.group)}), now)
+		return
+	}
+	if len(p.nonce) < choice.prf.size()/2 {
+		// RFC 7296 §2.10: at least half the PRF's key size.
+		d.log.Debug("ike: IKE_SA_INIT nonce too short for the PRF", "from", remote, "len", len(p.nonce))
 		return
 	}
 	dh, err := newDHKey(choice.group)
