@@ -168,7 +168,9 @@ func TestInitiateNoStaysNo(t *testing.T) {
 func TestShortNonceRefused(t *testing.T) {
 	old := nonceLen
 	defer func() { nonceLen = old }()
-	mod := func(a, b *Config) { a.IKESuite, b.IKESuite = "aes256gcm16-prfsha512-x25519", "aes256gcm16-prfsha512-x25519" }
+	mod := func(a, b *Config) {
+		a.IKESuite, b.IKESuite = "aes256gcm16-prfsha512-x25519", "aes256gcm16-prfsha512-x25519"
+	}
 	nonceLen = 16
 	p := newPair(t, mod)
 	p.step(0)
