@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -310,9 +311,29 @@ func TestNoProposalChosen(t *testing.T) {
 		a.IKESuite = "aes128gcm16-prfsha256-x25519"
 	})
 	p.step(0)
+	p.step(2 * time.Second) // the refusal counts once no genuine response came
 	if len(p.a.SAs()) != 0 {
 		t.Fatalf("IKE SA with disjoint proposals")
 	}
+	if why := p.a.PeerErrors()["b"].Reason; !strings.Contains(why, "NO_PROPOSAL_CHOSEN") {
+		t.Errorf("a's last error %q", why)
+	}
+}
+
+// TestForgedInitErrorIgnored: a forged NO_PROPOSAL_CHOSEN that beats the
+// genuine IKE_SA_INIT response does not end the attempt (RFC 7296 §2.4).
+func TestForgedInitErrorIgnored(t *testing.T) {
+	p := newPair(t, nil)
+	p.a.Tick()
+	p.net.mu.Lock()
+	req := p.net.q[0].msg
+	p.net.mu.Unlock()
+	h, _ := DecodeHeader(req)
+	forged := EncodeMessage(Header{SPIi: h.SPIi, Exchange: ExchIKESAInit, Flags: FlagResponse}, []Payload{notifyPayload(NotifyNoProposalChosen, nil)})
+	p.a.HandleMessage(netip.AddrPortFrom(addrA, 4500), netip.AddrPortFrom(addrB, 4500), forged)
+	p.net.Pump()
+	p.step(time.Second)
+	p.checkMatched(crypto.SuiteAES128GCM16)
 }
 
 func TestCookie(t *testing.T) {

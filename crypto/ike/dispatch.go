@@ -141,6 +141,19 @@ func (sa *ikeSA) handleResponse(local, remote netip.AddrPort, h Header, msg []by
 		sa.d.destroy(sa, "malformed response", now)
 		return
 	}
+	if h.Exchange == ExchIKESAInit {
+		// An error notify in an IKE_SA_INIT response is unauthenticated:
+		// anyone on the path may forge one. Wait until the next
+		// retransmission for the genuine response (RFC 7296 §2.4), and
+		// fail with this reason only if none comes.
+		if n := p.errorNotify(); n != nil && n.Type != NotifyInvalidKEPayload && p.notify(NotifyCookie) == nil {
+			if sa.initRefusal == "" {
+				sa.initRefusal = "the peer refused IKE_SA_INIT with " + notifyName(n.Type) + refusalHint(n.Type)
+				req.tries = sa.d.cfg.RetransmitTries
+			}
+			return
+		}
+	}
 	sa.req = nil
 	req.onReply(p, msg, h, now)
 	sa.sendQueued(now)

@@ -79,6 +79,9 @@ func (sa *ikeSA) tick(now time.Time) {
 				why := "peer not responding"
 				if sa.state == stInitSent {
 					why = "no answer to IKE_SA_INIT (is the peer running, and UDP 4500 open toward it?)"
+					if sa.initRefusal != "" {
+						why = sa.initRefusal
+					}
 				}
 				d.log.Info("ike: "+why, sa.logAttrs()...)
 				d.noteError(sa.peer, why, now)

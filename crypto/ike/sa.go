@@ -121,7 +121,8 @@ type ikeSA struct {
 	peerClaim ID
 	reauth    bool // started because the peer's key changed: retire the older SAs once up
 
-	lastResend time.Time // when a retransmitted IKE_SA_INIT last got our response again
+	lastResend  time.Time // when a retransmitted IKE_SA_INIT last got our response again
+	initRefusal string    // an unauthenticated error reply to our IKE_SA_INIT, held until the next retransmission
 
 	nextMsgID uint32
 	req       *request
