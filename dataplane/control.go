@@ -346,9 +346,7 @@ func (s *Switch) SetAuth(psk []byte, creds *ike.Credentials) {
 	s.ctlMu.Lock()
 	defer s.ctlMu.Unlock()
 	s.cfg.IKE.PSK, s.cfg.IKE.Credentials = psk, creds
-	s.ike.mu.Lock()
-	d := s.ike.daemon
-	s.ike.mu.Unlock()
+	d := s.ike.get()
 	if d != nil {
 		d.SetAuth(psk, creds)
 	}

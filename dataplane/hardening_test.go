@@ -1,7 +1,9 @@
 package dataplane
 
 import (
+	"context"
 	"crypto/rand"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -71,5 +73,40 @@ func TestFloodRate(t *testing.T) {
 	p.runTx(p.a, p.ta)
 	if got, dropped := seg.ctr[cFloodFrames].Load(), seg.ctr[cDropFloodRate].Load(); got != 10 || dropped != 40 {
 		t.Fatalf("flooded %d, dropped %d of 50 at once; want the burst of 10 and 40", got, dropped)
+	}
+}
+
+// TestIKEQueuesEstablishedFirst: with both queues full, every message of
+// an existing IKE SA is handled before any new IKE_SA_INIT.
+func TestIKEQueuesEstablishedFirst(t *testing.T) {
+	initMsg := make([]byte, ike.HeaderLen)
+	initMsg[18] = ike.ExchIKESAInit
+	est := make([]byte, ike.HeaderLen)
+	est[15], est[18] = 1, ike.ExchInformational // SPIr set
+	if !isNewIKESAInit(initMsg) || isNewIKESAInit(est) {
+		t.Fatal("isNewIKESAInit misclassifies")
+	}
+	q, iq := make(chan ikeMessage, 100), make(chan ikeMessage, 100)
+	for range 50 {
+		iq <- ikeMessage{msg: initMsg}
+		q <- ikeMessage{msg: est}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var order []bool // true: a new IKE_SA_INIT
+	done := make(chan struct{})
+	go func() {
+		serveIKE(ctx, func(_, _ netip.AddrPort, m []byte) {
+			order = append(order, isNewIKESAInit(m))
+			if len(order) == 100 {
+				cancel()
+			}
+		}, q, iq)
+		close(done)
+	}()
+	<-done
+	for i, isInit := range order {
+		if isInit != (i >= 50) {
+			t.Fatalf("message %d handled out of priority (new IKE_SA_INIT %v)", i, isInit)
+		}
 	}
 }

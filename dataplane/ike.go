@@ -82,7 +82,7 @@ func (s *Switch) runIKE(ctx context.Context) error {
 	// A reload between reading the peers above and publishing the daemon
 	// found no daemon to tell: hand it the peers as they are now.
 	d.UpdatePeers(s.ikePeers(s.peers.Load()))
-	go serveIKE(ctx, d, q, iq)
+	go serveIKE(ctx, d.HandleMessage, q, iq)
 	if u500 != nil {
 		local := netip.AddrPortFrom(s.localAddr.Addr(), encap.PortIKE)
 		go func() {
@@ -140,11 +140,15 @@ func (p *peer) initiates() bool {
 	return p.cfg.Initiate != InitiateNo
 }
 
-func (b *ikeBridge) updatePeers(s *Switch) {
+// get returns the daemon, nil before runIKE has published it.
+func (b *ikeBridge) get() *ike.Daemon {
 	b.mu.Lock()
-	d := b.daemon
-	b.mu.Unlock()
-	if d != nil {
+	defer b.mu.Unlock()
+	return b.daemon
+}
+
+func (b *ikeBridge) updatePeers(s *Switch) {
+	if d := b.get(); d != nil {
 		d.UpdatePeers(s.ikePeers(s.peers.Load()))
 	}
 }
@@ -177,11 +181,11 @@ func isNewIKESAInit(msg []byte) bool {
 
 // serveIKE hands queued IKE messages to the daemon until ctx is done,
 // those of existing SAs (q) before new IKE_SA_INITs (iq).
-func serveIKE(ctx context.Context, d *ike.Daemon, q, iq <-chan ikeMessage) {
+func serveIKE(ctx context.Context, handle func(local, remote netip.AddrPort, msg []byte), q, iq <-chan ikeMessage) {
 	for {
 		select {
 		case m := <-q:
-			d.HandleMessage(m.local, m.remote, m.msg)
+			handle(m.local, m.remote, m.msg)
 			continue
 		default:
 		}
@@ -189,9 +193,9 @@ func serveIKE(ctx context.Context, d *ike.Daemon, q, iq <-chan ikeMessage) {
 		case <-ctx.Done():
 			return
 		case m := <-q:
-			d.HandleMessage(m.local, m.remote, m.msg)
+			handle(m.local, m.remote, m.msg)
 		case m := <-iq:
-			d.HandleMessage(m.local, m.remote, m.msg)
+			handle(m.local, m.remote, m.msg)
 		}
 	}
 }
@@ -208,26 +212,28 @@ func (t ikeTransport) Send(from, to netip.AddrPort, msg []byte) error {
 		_, err := u500.WriteToUDPAddrPort(msg, to)
 		return err
 	}
+	return t.s.under.WriteControl(withMarker(msg), to)
+}
+
+// withMarker returns msg behind the non-ESP marker (RFC 3948 §2.2), as
+// IKE travels on the ESP port.
+func withMarker(msg []byte) []byte {
 	b := make([]byte, crypto.NonESPMarkerLen+len(msg))
 	copy(b[crypto.NonESPMarkerLen:], msg)
-	return t.s.under.WriteControl(b, to)
+	return b
 }
 
 // SendProbe sends an IKE path MTU probe on the ESP socket behind the
 // non-ESP marker, with DF set (see ike.ProbeTransport; the daemon sends no
 // probes from port 500).
 func (t ikeTransport) SendProbe(_, to netip.AddrPort, msg []byte) error {
-	b := make([]byte, crypto.NonESPMarkerLen+len(msg))
-	copy(b[crypto.NonESPMarkerLen:], msg)
-	return t.s.under.WriteProbe(b, to)
+	return t.s.under.WriteProbe(withMarker(msg), to)
 }
 
 // SendFragmented sends an IKE message as IP fragments of at most mtu
 // bytes made here (a lost probe's retransmission, see ike.Probe).
 func (t ikeTransport) SendFragmented(_, to netip.AddrPort, msg []byte, mtu int) error {
-	b := make([]byte, crypto.NonESPMarkerLen+len(msg))
-	copy(b[crypto.NonESPMarkerLen:], msg)
-	_, err := t.s.under.WriteFragmented(b, to, mtu)
+	_, err := t.s.under.WriteFragmented(withMarker(msg), to, mtu)
 	return err
 }
 
@@ -396,9 +402,7 @@ func (s *Switch) removePeerSAs(p *peer) {
 // limits near their end before its lifetime does (sequence numbers without
 // ESN at high packet rates, packet or byte lifetimes): housekeeping.
 func (s *Switch) rekeyWorn() {
-	s.ike.mu.Lock()
-	d := s.ike.daemon
-	s.ike.mu.Unlock()
+	d := s.ike.get()
 	if d == nil {
 		return
 	}
@@ -477,9 +481,7 @@ func (s *Switch) SAs() []SAStatus {
 
 // IKESAs returns the IKE SAs of the key exchange.
 func (s *Switch) IKESAs() []ike.IKESAInfo {
-	s.ike.mu.Lock()
-	d := s.ike.daemon
-	s.ike.mu.Unlock()
+	d := s.ike.get()
 	if d == nil {
 		return nil
 	}

@@ -111,9 +111,7 @@ func (s *Switch) startProber(p *peer) {
 // (ike.Daemon.Probe): one at a time, as IKE's window allows. A peer that
 // answers these neither (its IKE SA is down) is left to ICMP as before.
 func (s *Switch) startIKEProber(p *peer, old *pmtu.Prober) {
-	s.ike.mu.Lock()
-	d := s.ike.daemon
-	s.ike.mu.Unlock()
+	d := s.ike.get()
 	if d == nil || old == nil {
 		return
 	}

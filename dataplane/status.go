@@ -78,9 +78,7 @@ func (s *Switch) Peers() []PeerStatus {
 		}
 	}
 	var errs map[string]ike.PeerError
-	s.ike.mu.Lock()
-	d := s.ike.daemon
-	s.ike.mu.Unlock()
+	d := s.ike.get()
 	if d != nil {
 		errs = d.PeerErrors()
 	}
@@ -150,9 +148,7 @@ func (s *Switch) Stats() []Counter {
 		out = append(out, c)
 	}
 	out = append(out, reassemblyCounters(s.rx.reassemblyStats())...)
-	s.ike.mu.Lock()
-	d := s.ike.daemon
-	s.ike.mu.Unlock()
+	d := s.ike.get()
 	if d != nil {
 		is := d.Stats()
 		out = append(out, Counter{Scope: "ike", Name: "auth_failures", Value: is.AuthFailures},

@@ -79,26 +79,12 @@ func (j *cookieJar) valid(c, ni []byte, remote netip.AddrPort, spii uint64, now 
 	return false
 }
 
-// budget lets n events a second through.
-type budget struct {
-	second time.Time
-	n      int
-}
-
-func (b *budget) allow(now time.Time, perSec int) bool {
-	if now.Sub(b.second) >= time.Second {
-		b.second, b.n = now, 0
-	}
-	b.n++
-	return b.n <= perSec
-}
-
 // needCookie reports whether a new IKE_SA_INIT must carry a COOKIE: when
 // configured so, when CookieThreshold half-open SAs exist, or when more
-// than initRateForCookies arrived in the last second. d.mu must be held.
+// than initRateForCookies a second arrive (a token bucket). d.mu must be held.
 func (d *Daemon) needCookie(now time.Time) bool {
-	d.initRate.allow(now, 0) // counts this one
-	return d.cfg.CookieThreshold < 0 || len(d.halfOpen) >= d.cfg.CookieThreshold || d.initRate.n > initRateForCookies
+	calm := d.initRate.Allow(now.UnixNano()) // counts this one
+	return d.cfg.CookieThreshold < 0 || len(d.halfOpen) >= d.cfg.CookieThreshold || !calm
 }
 
 // admitHalfOpen reports whether a new half-open SA from remote fits the

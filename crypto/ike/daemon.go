@@ -175,22 +175,22 @@ type Daemon struct {
 	log   *slog.Logger
 	clock clock.Clock
 
-	mu            sync.Mutex
-	creds         *Credentials // Config.Credentials, replaced by SetAuth
-	peers         map[string]*peer
-	sas           map[uint64]*ikeSA // by our SPI
-	inSPIs        map[uint32]*childSA
-	halfOpen      map[halfOpenKey]*ikeSA
-	cookies       cookieJar
-	out           []func() // handler calls and sends waiting for unlock
-	draining      bool     // a goroutine is running out
-	wake          chan struct{}
-	stateless     budget // stateless replies but COOKIEs
-	cookieReplies budget
-	initRate      budget                        // IKE_SA_INITs in the last second
-	authLog       map[string]*ratelimit.Limiter // per peer: refused authentications
-	lastCertCheck time.Time                     // when recheckCertificates last ran
-	fragMemory    int                           // bytes of partial IKE messages held, all SAs
+	mu       sync.Mutex
+	creds    *Credentials // Config.Credentials, replaced by SetAuth
+	peers    map[string]*peer
+	sas      map[uint64]*ikeSA // by our SPI
+	inSPIs   map[uint32]*childSA
+	halfOpen map[halfOpenKey]*ikeSA
+	cookies  cookieJar
+	out      []func() // handler calls and sends waiting for unlock
+	draining bool     // a goroutine is running out
+	wake     chan struct{}
+	// Rates (token buckets, guarded by mu): stateless replies but COOKIEs,
+	// COOKIE replies, and IKE_SA_INITs arriving.
+	stateless, cookieReplies, initRate ratelimit.Bucket
+	authLog                            map[string]*ratelimit.Limiter // per peer: refused authentications
+	lastCertCheck                      time.Time                     // when recheckCertificates last ran
+	fragMemory                         int                           // bytes of partial IKE messages held, all SAs
 
 	authFailures atomic.Uint64 // IKE_AUTH refused, either way
 	certRefused  atomic.Uint64 // of which a peer's certificate was refused
@@ -371,13 +371,16 @@ func New(cfg Config, tr Transport, h Handler) (*Daemon, error) {
 	}
 	d := &Daemon{
 		cfg: cfg, algs: algs, tr: tr, h: h, log: cfg.Logger, clock: cfg.Clock,
-		peers:    map[string]*peer{},
-		sas:      map[uint64]*ikeSA{},
-		inSPIs:   map[uint32]*childSA{},
-		halfOpen: map[halfOpenKey]*ikeSA{},
-		wake:     make(chan struct{}, 1),
-		creds:    cfg.Credentials,
-		authLog:  map[string]*ratelimit.Limiter{},
+		peers:         map[string]*peer{},
+		sas:           map[uint64]*ikeSA{},
+		inSPIs:        map[uint32]*childSA{},
+		halfOpen:      map[halfOpenKey]*ikeSA{},
+		wake:          make(chan struct{}, 1),
+		creds:         cfg.Credentials,
+		stateless:     ratelimit.Bucket{Rate: statelessRepliesPerSec},
+		cookieReplies: ratelimit.Bucket{Rate: cookieRepliesPerSec},
+		initRate:      ratelimit.Bucket{Rate: initRateForCookies},
+		authLog:       map[string]*ratelimit.Limiter{},
 	}
 	for _, pc := range cfg.Peers {
 		p, err := newPeer(pc)
@@ -790,11 +793,8 @@ func (d *Daemon) tick(now time.Time) {
 			// the old one, which goes once the new one is up (retireOlder).
 			p.reauth = false
 			d.log.Info("ike: the peer's key changed, authenticating a new IKE SA", "peer", p.cfg.Name)
-			d.initiate(p, now)
-			for _, sa := range d.sas {
-				if sa.peer == p && sa.state == stInitSent && sa.created.Equal(now) {
-					sa.reauth = true
-				}
+			if sa := d.initiate(p, now); sa != nil {
+				sa.reauth = true
 			}
 		}
 	}

@@ -184,3 +184,25 @@ func TestShortNonceRefused(t *testing.T) {
 		t.Fatal("a 32-byte nonce was refused")
 	}
 }
+
+// TestHalfOpenBounds: a COOKIE-proven address holds at most
+// maxHalfOpenPerSource half-open SAs; others are not affected.
+func TestHalfOpenBounds(t *testing.T) {
+	p := newPair(t, nil)
+	d := p.b
+	src := netip.MustParseAddrPort("198.51.100.9:500")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range maxHalfOpenPerSource {
+		if !d.admitHalfOpen(src) {
+			t.Fatalf("refused half-open SA %d of %d", i+1, maxHalfOpenPerSource)
+		}
+		d.halfOpen[halfOpenKey{uint64(i + 1), src}] = &ikeSA{}
+	}
+	if d.admitHalfOpen(src) {
+		t.Error("a source got more than maxHalfOpenPerSource half-open SAs")
+	}
+	if !d.admitHalfOpen(netip.MustParseAddrPort("198.51.100.10:500")) {
+		t.Error("another source refused")
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/vxswitch/vxswitch/internal/ratelimit"
 )
 
 // nonceLen is the length of our nonces: at least half the largest PRF key
@@ -36,8 +38,9 @@ func (d *Daemon) unknownSA(remote netip.AddrPort, now time.Time) {
 // initiate creates an IKE SA with p as initiator and sends IKE_SA_INIT
 // (from port 500 to an Endpoint on 500, else from our NAT-T port, RFC 7296
 // §2.23), in the peer's remembered DH group if still acceptable. It sets
-// p.nextAttempt to now+RetryInterval. d.mu must be held.
-func (d *Daemon) initiate(p *peer, now time.Time) {
+// p.nextAttempt to now+RetryInterval, and returns the SA (nil if no DH key
+// could be made). d.mu must be held.
+func (d *Daemon) initiate(p *peer, now time.Time) *ikeSA {
 	sa := &ikeSA{d: d, peer: p, initiator: true, spiI: d.newSPI(), state: stInitSent, created: now, lastHeard: now}
 	sa.remote = p.cfg.Endpoint
 	la := p.cfg.Local.Addr()
@@ -60,13 +63,14 @@ func (d *Daemon) initiate(p *peer, now time.Time) {
 	var err error
 	if sa.dh, err = newDHKey(group); err != nil {
 		d.log.Error("ike: DH key", "err", err)
-		return
+		return nil
 	}
 	sa.ni = randBytes(nonceLen)
 	d.sas[sa.spiI] = sa
 	p.nextAttempt = now.Add(d.cfg.RetryInterval)
 	d.log.Info("ike: initiating", append(sa.logAttrs(), "to", sa.remote)...)
 	sa.sendInit(now)
+	return sa
 }
 
 // sendInit sends (or, after a COOKIE or INVALID_KE_PAYLOAD, sends again)
@@ -188,15 +192,11 @@ func (sa *ikeSA) onInitReply(p *parsed, msg []byte, h Header, now time.Time) {
 }
 
 // statelessReply answers the IKE_SA_INIT request h with the single notify
-// n (COOKIE, INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN), keeping no state.
-// COOKIE replies and the others have budgets of their own, so that a
-// flood of one kind never silences the other.
-func (d *Daemon) statelessReply(local, remote netip.AddrPort, h Header, n Payload, now time.Time) {
-	b, limit := &d.stateless, statelessRepliesPerSec
-	if nt, err := ParseNotify(n.Body); err == nil && nt.Type == NotifyCookie {
-		b, limit = &d.cookieReplies, cookieRepliesPerSec
-	}
-	if !b.allow(now, limit) {
+// n (COOKIE, INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN), keeping no state,
+// within the rate b: COOKIE replies and the others have a bucket each, so
+// that a flood of one kind never silences the other.
+func (d *Daemon) statelessReply(local, remote netip.AddrPort, h Header, n Payload, b *ratelimit.Bucket, now time.Time) {
+	if !b.Allow(now.UnixNano()) {
 		return
 	}
 	msg := EncodeMessage(Header{SPIi: h.SPIi, Exchange: ExchIKESAInit, Flags: FlagResponse}, []Payload{n})
@@ -233,7 +233,7 @@ func (d *Daemon) respondInit(local, remote netip.AddrPort, h Header, msg []byte,
 	if d.needCookie(now) {
 		n := p.notify(NotifyCookie)
 		if n == nil || p.first != PayloadNotify || !d.cookies.valid(n.Data, p.nonce, remote, h.SPIi, now) {
-			d.statelessReply(local, remote, h, notifyPayload(NotifyCookie, d.cookies.make(p.nonce, remote, h.SPIi, now)), now)
+			d.statelessReply(local, remote, h, notifyPayload(NotifyCookie, d.cookies.make(p.nonce, remote, h.SPIi, now)), &d.cookieReplies, now)
 			return
 		}
 		// The COOKIE proves the address; it may hold only so many half-open SAs.
@@ -242,17 +242,17 @@ func (d *Daemon) respondInit(local, remote netip.AddrPort, h Header, msg []byte,
 			return
 		}
 	} else if !d.admitHalfOpen(remote) {
-		d.statelessReply(local, remote, h, notifyPayload(NotifyCookie, d.cookies.make(p.nonce, remote, h.SPIi, now)), now)
+		d.statelessReply(local, remote, h, notifyPayload(NotifyCookie, d.cookies.make(p.nonce, remote, h.SPIi, now)), &d.cookieReplies, now)
 		return
 	}
 	choice, sel, ok := d.algs.selectIKE(p.sa)
 	if !ok {
 		d.log.Info("ike: no acceptable IKE proposal", "from", remote)
-		d.statelessReply(local, remote, h, notifyPayload(NotifyNoProposalChosen, nil), now)
+		d.statelessReply(local, remote, h, notifyPayload(NotifyNoProposalChosen, nil), &d.stateless, now)
 		return
 	}
 	if p.ke.Group != choice.group {
-		d.statelessReply(local, remote, h, notifyPayload(NotifyInvalidKEPayload, []byte{byte(choice.group >> 8), byte(choice.group)}), now)
+		d.statelessReply(local, remote, h, notifyPayload(NotifyInvalidKEPayload, []byte{byte(choice.group >> 8), byte(choice.group)}), &d.stateless, now)
 		return
 	}
 	if len(p.nonce) < choice.prf.size()/2 {

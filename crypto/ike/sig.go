@@ -55,6 +55,17 @@ type pssParams struct {
 	TrailerField int                      `asn1:"optional,explicit,tag:3,default:1"`
 }
 
+// ecdsaHashes and rsaHashes are the digests of the ECDSA and RSA PKCS#1
+// v1.5 signature algorithms we accept under RFC 7427, by OID.
+var (
+	ecdsaHashes = map[string]gocrypto.Hash{
+		oidECDSAWithSHA256.String(): gocrypto.SHA256, oidECDSAWithSHA384.String(): gocrypto.SHA384, oidECDSAWithSHA512.String(): gocrypto.SHA512,
+	}
+	rsaHashes = map[string]gocrypto.Hash{
+		oidSHA256WithRSA.String(): gocrypto.SHA256, oidSHA384WithRSA.String(): gocrypto.SHA384, oidSHA512WithRSA.String(): gocrypto.SHA512,
+	}
+)
+
 var hashOIDs = map[gocrypto.Hash]asn1.ObjectIdentifier{
 	gocrypto.SHA256: oidSHA256, gocrypto.SHA384: oidSHA384, gocrypto.SHA512: oidSHA512,
 }
@@ -203,32 +214,22 @@ func verifyDigitalSignature(pub gocrypto.PublicKey, sa SignatureAuth, octets []b
 			return bad("Ed25519 signature")
 		}
 		return nil
-	case alg.Algorithm.Equal(oidECDSAWithSHA256), alg.Algorithm.Equal(oidECDSAWithSHA384), alg.Algorithm.Equal(oidECDSAWithSHA512):
+	case ecdsaHashes[alg.Algorithm.String()] != 0:
 		k, ok := pub.(*ecdsa.PublicKey)
 		if !ok {
 			return wrongKey()
 		}
-		h := gocrypto.SHA256
-		if alg.Algorithm.Equal(oidECDSAWithSHA384) {
-			h = gocrypto.SHA384
-		} else if alg.Algorithm.Equal(oidECDSAWithSHA512) {
-			h = gocrypto.SHA512
-		}
+		h := ecdsaHashes[alg.Algorithm.String()]
 		if !ecdsa.VerifyASN1(k, hashOf(h, octets), sa.Signature) {
 			return bad("ECDSA signature")
 		}
 		return nil
-	case alg.Algorithm.Equal(oidSHA256WithRSA), alg.Algorithm.Equal(oidSHA384WithRSA), alg.Algorithm.Equal(oidSHA512WithRSA):
+	case rsaHashes[alg.Algorithm.String()] != 0:
 		k, ok := pub.(*rsa.PublicKey)
 		if !ok {
 			return wrongKey()
 		}
-		h := gocrypto.SHA256
-		if alg.Algorithm.Equal(oidSHA384WithRSA) {
-			h = gocrypto.SHA384
-		} else if alg.Algorithm.Equal(oidSHA512WithRSA) {
-			h = gocrypto.SHA512
-		}
+		h := rsaHashes[alg.Algorithm.String()]
 		if rsa.VerifyPKCS1v15(k, h, hashOf(h, octets), sa.Signature) != nil {
 			return bad("RSA signature")
 		}
