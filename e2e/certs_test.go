@@ -263,26 +263,17 @@ func TestStrongSwanCertificates(t *testing.T) {
 // trust vxDir's CA. vxswitch initiates unless swanInitiates.
 func swanCertGateway(t *testing.T, n *nstest.Net, vxDir, swanDir string, swanInitiates bool) (*site, *nstest.Charon) {
 	t.Helper()
-	vxSite, sw := n.Sites[0], n.Sites[1]
-	swVTEP := vtepAddr(sw)
-	sw.Run("ip", "addr", "add", swVTEP.String()+"/32", "dev", "lo")
-	charon := sw.StartCharonFiles(nstest.SwanctlConf(nstest.SwanConn{
-		Local: sw.Addr, Remote: vxSite.Addr, LocalVTEP: swVTEP, RemoteVTEP: vtepAddr(vxSite),
-		Proposals: "aes128gcm16-prfsha256-x25519", ESPProposals: "aes128gcm16", Cert: "swan.pem",
-	}), map[string]string{
-		"x509/swan.pem":  filepath.Join(swanDir, "swan", "swan.pem"),
-		"pkcs8/swan.key": filepath.Join(swanDir, "swan", "swan.key"),
-		"x509ca/ca.pem":  filepath.Join(vxDir, "ca", "ca.pem"),
-	})
 	initiate := ""
 	if swanInitiates {
 		initiate = "initiate = \"no\"\n"
 	}
-	sites := startSites(t, &nstest.Net{Core: n.Core, Sites: n.Sites[:1]}, options{
-		mode: "esp", pki: vxDir, only: func(_, _ *nstest.Site) bool { return false },
-		extraPeers: fmt.Sprintf("[[peer]]\nname = \"swan\"\nendpoint = %q\nvtep = %q\nmtu = 1500\n%s", sw.Addr, swVTEP, initiate),
-	})
-	return sites[0], charon
+	return startSwanPair(t, n, nstest.SwanConn{Proposals: "aes128gcm16-prfsha256-x25519", ESPProposals: "aes128gcm16", Cert: "swan.pem"},
+		map[string]string{
+			"x509/swan.pem":  filepath.Join(swanDir, "swan", "swan.pem"),
+			"pkcs8/swan.key": filepath.Join(swanDir, "swan", "swan.key"),
+			"x509ca/ca.pem":  filepath.Join(vxDir, "ca", "ca.pem"),
+		},
+		options{mode: "esp", pki: vxDir}, "mtu = 1500\n"+initiate)
 }
 
 // waitSwanChild waits for strongSwan's Child SA, then adds its kernel

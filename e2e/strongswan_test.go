@@ -122,20 +122,28 @@ func TestStrongSwanBlackHole(t *testing.T) {
 // packets to our VTEP are routed (table 220) into libipsec's ipsec0.
 func swanGateway(t *testing.T, n *nstest.Net, suite, proposals, psk, peerExtra string) (*site, *nstest.Charon) {
 	t.Helper()
+	sw := n.Sites[1]
+	vx, charon := startSwanPair(t, n, nstest.SwanConn{Proposals: proposals, ESPProposals: suite, PSK: psk, DPDDelay: "10s"}, nil,
+		options{mode: "esp", suite: suite, psk: psk}, fmt.Sprintf("remote_id = %q\n%s", sw.Addr, peerExtra))
+	waitSwanChild(t, n, charon, vx)
+	return vx, charon
+}
+
+// startSwanPair starts charon on site 1 of n with conn (its addresses
+// filled in here; files as StartCharonFiles takes them), its VTEP on lo,
+// and vxswitch on site 0 with o and the gateway as its one peer
+// (peerLines: the rest of that [[peer]] table, then anything after it).
+func startSwanPair(t *testing.T, n *nstest.Net, conn nstest.SwanConn, files map[string]string, o options, peerLines string) (*site, *nstest.Charon) {
+	t.Helper()
 	vxSite, sw := n.Sites[0], n.Sites[1]
 	swVTEP := vtepAddr(sw)
 	sw.Run("ip", "addr", "add", swVTEP.String()+"/32", "dev", "lo")
-	charon := sw.StartCharon(nstest.SwanctlConf(nstest.SwanConn{
-		Local: sw.Addr, Remote: vxSite.Addr, LocalVTEP: swVTEP, RemoteVTEP: vtepAddr(vxSite),
-		Proposals: proposals, ESPProposals: suite, PSK: psk, DPDDelay: "10s",
-	}))
-	sites := startSites(t, &nstest.Net{Core: n.Core, Sites: n.Sites[:1]}, options{
-		mode: "esp", suite: suite, only: func(_, _ *nstest.Site) bool { return false }, psk: psk,
-		extraPeers: fmt.Sprintf("[[peer]]\nname = \"swan\"\nendpoint = %q\nvtep = %q\nremote_id = %q\n%s", sw.Addr, swVTEP, sw.Addr, peerExtra),
-	})
-	vx := sites[0]
-	waitSwanChild(t, n, charon, vx)
-	return vx, charon
+	conn.Local, conn.Remote, conn.LocalVTEP, conn.RemoteVTEP = sw.Addr, vxSite.Addr, swVTEP, vtepAddr(vxSite)
+	charon := sw.StartCharonFiles(nstest.SwanctlConf(conn), files)
+	o.only = func(_, _ *nstest.Site) bool { return false }
+	o.extraPeers = fmt.Sprintf("[[peer]]\nname = \"swan\"\nendpoint = %q\nvtep = %q\n%s", sw.Addr, swVTEP, peerLines)
+	sites := startSites(t, &nstest.Net{Core: n.Core, Sites: n.Sites[:1]}, o)
+	return sites[0], charon
 }
 
 // addSwanVXLAN adds the strongSwan gateway's kernel vxlan device (site 1
