@@ -152,7 +152,13 @@ func (s *Switch) Stats() []Counter {
 	if d != nil {
 		is := d.Stats()
 		out = append(out, Counter{Scope: "ike", Name: "auth_failures", Value: is.AuthFailures},
-			Counter{Scope: "ike", Name: "certificates_refused", Value: is.CertificatesRefused})
+			Counter{Scope: "ike", Name: "certificates_refused", Value: is.CertificatesRefused},
+			Counter{Scope: "ike", Name: "init_requests", Value: is.Admission.InitRequests},
+			Counter{Scope: "ike", Name: "cookies_sent", Value: is.Admission.CookiesSent},
+			Counter{Scope: "ike", Name: "drop_cookie_rate", Value: is.Admission.CookiesLimited},
+			Counter{Scope: "ike", Name: "drop_reply_rate", Value: is.Admission.StatelessLimited},
+			Counter{Scope: "ike", Name: "drop_half_open_bound", Value: is.Admission.HalfOpenRefused},
+			Counter{Scope: "ike", Name: "half_open", Value: uint64(is.Admission.HalfOpen)})
 	}
 	return out
 }

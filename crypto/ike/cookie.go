@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
@@ -100,4 +101,27 @@ func (d *Daemon) admitHalfOpen(remote netip.AddrPort) bool {
 		}
 	}
 	return n < maxHalfOpenPerSource
+}
+
+// AdmissionStats counts what became of new IKE_SA_INIT requests as
+// responder: how many came, how many were answered with a COOKIE, how many
+// replies the rate limits withheld, and how many half-open SAs were
+// refused for the bounds; HalfOpen is the number held now.
+type AdmissionStats struct {
+	InitRequests     uint64 // new IKE_SA_INIT requests (not retransmissions)
+	CookiesSent      uint64 // COOKIE replies sent
+	CookiesLimited   uint64 // COOKIE replies withheld by their rate (cookieRepliesPerSec)
+	StatelessLimited uint64 // INVALID_KE_PAYLOAD / NO_PROPOSAL_CHOSEN replies withheld by their rate
+	HalfOpenRefused  uint64 // valid COOKIE, but the address or the daemon at its half-open bound
+	HalfOpen         int    // half-open SAs now
+}
+
+type admissionCounters struct {
+	initRequests, cookiesSent, cookiesLimited, statelessLimited, halfOpenRefused atomic.Uint64
+}
+
+func (c *admissionCounters) snapshot(halfOpen int) AdmissionStats {
+	return AdmissionStats{InitRequests: c.initRequests.Load(), CookiesSent: c.cookiesSent.Load(),
+		CookiesLimited: c.cookiesLimited.Load(), StatelessLimited: c.statelessLimited.Load(),
+		HalfOpenRefused: c.halfOpenRefused.Load(), HalfOpen: halfOpen}
 }

@@ -194,6 +194,7 @@ type Daemon struct {
 
 	authFailures atomic.Uint64 // IKE_AUTH refused, either way
 	certRefused  atomic.Uint64 // of which a peer's certificate was refused
+	adm          admissionCounters
 }
 
 // PeerError is why the last negotiation with a peer failed, and when.
@@ -231,11 +232,16 @@ type Stats struct {
 	// chain to a trusted CA, expired, revoked, or not bound to the VTEP
 	// address or identity the peer claims.
 	CertificatesRefused uint64
+	Admission           AdmissionStats
 }
 
 // Stats returns the daemon's counters.
 func (d *Daemon) Stats() Stats {
-	return Stats{AuthFailures: d.authFailures.Load(), CertificatesRefused: d.certRefused.Load()}
+	d.mu.Lock()
+	halfOpen := len(d.halfOpen)
+	d.mu.Unlock()
+	return Stats{AuthFailures: d.authFailures.Load(), CertificatesRefused: d.certRefused.Load(),
+		Admission: d.adm.snapshot(halfOpen)}
 }
 
 // SetAuth replaces the mesh PSK and the credentials (a reload re-read the

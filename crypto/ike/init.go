@@ -196,8 +196,17 @@ func (sa *ikeSA) onInitReply(p *parsed, msg []byte, h Header, now time.Time) {
 // within the rate b: COOKIE replies and the others have a bucket each, so
 // that a flood of one kind never silences the other.
 func (d *Daemon) statelessReply(local, remote netip.AddrPort, h Header, n Payload, b *ratelimit.Bucket, now time.Time) {
+	cookie := b == &d.cookieReplies
 	if !b.Allow(now.UnixNano()) {
+		if cookie {
+			d.adm.cookiesLimited.Add(1)
+		} else {
+			d.adm.statelessLimited.Add(1)
+		}
 		return
+	}
+	if cookie {
+		d.adm.cookiesSent.Add(1)
 	}
 	msg := EncodeMessage(Header{SPIi: h.SPIi, Exchange: ExchIKESAInit, Flags: FlagResponse}, []Payload{n})
 	d.send(local, remote, msg)
@@ -230,6 +239,7 @@ func (d *Daemon) respondInit(local, remote netip.AddrPort, h Header, msg []byte,
 		d.log.Debug("ike: dropping IKE_SA_INIT", "from", remote, "err", err)
 		return
 	}
+	d.adm.initRequests.Add(1)
 	if d.needCookie(now) {
 		n := p.notify(NotifyCookie)
 		if n == nil || p.first != PayloadNotify || !d.cookies.valid(n.Data, p.nonce, remote, h.SPIi, now) {
@@ -238,6 +248,7 @@ func (d *Daemon) respondInit(local, remote netip.AddrPort, h Header, msg []byte,
 		}
 		// The COOKIE proves the address; it may hold only so many half-open SAs.
 		if !d.admitHalfOpen(remote) {
+			d.adm.halfOpenRefused.Add(1)
 			d.log.Debug("ike: half-open SAs from this address at their bound", "from", remote)
 			return
 		}
