@@ -431,6 +431,18 @@ func (s *Switch) UpdateEndpoints(peerName string, _, remote netip.AddrPort) {
 
 var _ ike.EndpointUpdater = (*Switch)(nil)
 
+// InboundPackets is how many authenticated packets came from a peer
+// (ike.InboundCounter): a liveness check whose retransmissions were lost in
+// an outage starts over when ESP shows the path is back. Lock-free.
+func (s *Switch) InboundPackets(name string) uint64 {
+	if p := s.peers.Load().byName[name]; p != nil {
+		return p.ctr[cRxPackets].Load()
+	}
+	return 0
+}
+
+var _ ike.InboundCounter = (*Switch)(nil)
+
 // PeerUp marks a peer up (its IKE SA is established).
 func (s *Switch) PeerUp(name string) {
 	if p := s.peers.Load().byName[name]; p != nil {

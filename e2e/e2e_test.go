@@ -136,6 +136,13 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 			fmt.Fprintf(&b, "%s\n", o.securityExtra)
 		} else {
 			file := psk
+			if o.user != "" && s == n.Sites[0] {
+				// Its own copy, which it owns: the others' files stay root's.
+				file = filepath.Join(dir, s.Name+"-own.psk")
+				if err := os.WriteFile(file, []byte(o.psk+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if o.sitePSK != nil {
 				file = filepath.Join(dir, s.Name+".psk")
 				if err := os.WriteFile(file, []byte(o.sitePSK(s)+"\n"), 0o600); err != nil {
@@ -168,7 +175,11 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 			t.Fatal(err)
 		}
 		if o.user != "" && s == n.Sites[0] {
-			chownTo(t, o.user, dir, cfg, psk)
+			files := []string{dir, cfg}
+			if o.pki == "" {
+				files = append(files, filepath.Join(dir, s.Name+"-own.psk"))
+			}
+			chownTo(t, o.user, files...)
 			// The user must reach its files (README: /etc/vxswitch).
 			if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
 				t.Fatal(err)

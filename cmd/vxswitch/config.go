@@ -168,6 +168,15 @@ func loadConfig(path string) (*siteConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if st, err := os.Stat(path); err == nil {
+		uid := -1
+		if cfg.User != "" {
+			uid = cfg.UID
+		}
+		if err := fileOwnerError(path, st, uid); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
 	return cfg, nil
 }
 
@@ -202,7 +211,7 @@ func parseConfig(data []byte, baseDir string, readPSK pskReader) (*siteConfig, e
 	if err := decodeConfig(data, &fc); err != nil {
 		return nil, err
 	}
-	v := validator{baseDir: baseDir, readPSK: readPSK}
+	v := validator{baseDir: baseDir, readPSK: readPSK, siteUID: -1}
 	cfg := v.validate(&fc)
 	if len(v.errs) > 0 {
 		return nil, fmt.Errorf("%w:\n%w", ErrInvalidConfig, errors.Join(v.errs...))
@@ -221,7 +230,7 @@ func controlPath(path string) (string, error) {
 	if err := decodeConfig(data, &fc); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	v := validator{baseDir: filepath.Dir(path)}
+	v := validator{baseDir: filepath.Dir(path), siteUID: -1}
 	p := v.control(&fc.Site)
 	if len(v.errs) > 0 {
 		return "", fmt.Errorf("%s: %w:\n%w", path, ErrInvalidConfig, errors.Join(v.errs...))

@@ -696,3 +696,58 @@ func FuzzParseEndpoint(f *testing.F) {
 		}
 	})
 }
+
+// TestFileOwnership: the configuration and the key files belong to root or
+// to site.user, and nobody else may write them (README, Privileges and file
+// ownership); a file that breaks the model names its setting.
+func TestFileOwnership(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files away")
+	}
+	nobody, _, err := lookupUser("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	dir := t.TempDir()
+	psk := filepath.Join(dir, "k.psk")
+	cfgPath := filepath.Join(dir, "site.toml")
+	write := func(site string) {
+		t.Helper()
+		c := conf{security: "[security]\npsk_file = \"k.psk\"\n", site: site}
+		if err := os.WriteFile(cfgPath, []byte(c.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(psk, []byte("0123456789abcdef\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withUser := baseSite + "user = \"nobody\"\n"
+	tests := []struct {
+		name  string
+		site  string
+		setup func()
+		want  string // "" for success
+	}{
+		{"root's", "", func() {}, ""},
+		{"PSK of another user", "", func() { os.Chown(psk, 4242, 4242) }, "security.psk_file: " + psk + " is owned by uid 4242: only root may own it"},
+		{"config of another user", "", func() { os.Chown(cfgPath, 4242, 4242) }, cfgPath + " is owned by uid 4242"},
+		{"config writable by the group", "", func() { os.Chmod(cfgPath, 0o620) }, cfgPath + " has mode 0620: group and others must not be able to write it"},
+		{"site.user's files", withUser, func() { os.Chown(psk, nobody, -1); os.Chown(cfgPath, nobody, -1) }, ""},
+		{"another user's with site.user", withUser, func() { os.Chown(psk, 4242, -1) }, "only root or site.user (uid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			write(tt.site)
+			tt.setup()
+			_, err := loadConfig(cfgPath)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("got error %v, want none", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("got error %v, want one containing %q", err, tt.want)
+			}
+			os.Remove(psk)
+			os.Remove(cfgPath)
+		})
+	}
+}

@@ -24,6 +24,8 @@ type validator struct {
 	// everyPeerHasPSK: every [[peer]] has its own psk_file, so the mesh
 	// psk_file is not needed.
 	everyPeerHasPSK bool
+	// siteUID is site.user's uid, which may own the files (-1: none).
+	siteUID int
 }
 
 func (v *validator) errorf(key, format string, args ...any) {
@@ -51,6 +53,8 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 			v.errorf("site.user", "%v", err)
 		} else if cfg.UID == 0 {
 			v.errorf("site.user", "%q is root: name the unprivileged user to drop to, or leave it out", u)
+		} else {
+			v.siteUID = cfg.UID
 		}
 	}
 	listenOK := false

@@ -53,6 +53,12 @@ func (v *validator) auth(sec *securitySection, d *dataplane.Config, listenOK boo
 
 // credentials loads and checks the certificate files.
 func (v *validator) credentials(sec *securitySection, d *dataplane.Config) *ike.Credentials {
+	for _, f := range []struct{ key, file string }{{"security.cert_file", sec.CertFile}, {"security.key_file", sec.KeyFile},
+		{"security.ca_file", sec.CAFile}, {"security.crl_file", sec.CRLFile}} {
+		if f.file != "" {
+			v.checkFile(f.key, v.path(f.file))
+		}
+	}
 	chain, err := ike.LoadCertificates(v.path(sec.CertFile))
 	if err != nil {
 		v.errorf("security.cert_file", "%v", err)
@@ -91,6 +97,7 @@ func (v *validator) credentials(sec *securitySection, d *dataplane.Config) *ike.
 // psk reads and checks a PSK file (key names the setting).
 func (v *validator) psk(key, file string) []byte {
 	path := v.path(file)
+	v.checkFile(key, path)
 	data, mode, err := v.readPSK(path)
 	if err != nil {
 		v.errorf(key, "%v", err)

@@ -183,6 +183,7 @@ func (sa *ikeSA) onAuthReply(p *parsed, msg []byte, h Header, now time.Time) {
 	sa.established = now
 	sa.rekeyAt = now.Add(d.jitter(d.cfg.Lifetime))
 	d.log.Info("ike: IKE SA established", append(sa.logAttrs(), "algs", sa.algs.String(), "remote", sa.remote)...)
+	d.abandonInits(pe, sa, now)
 	c := sa.authChild
 	sa.authChild = nil
 	if n := p.errorNotify(); n != nil || p.sa == nil {
@@ -249,6 +250,7 @@ func (sa *ikeSA) respondAuth(p *parsed, now time.Time) []Payload {
 	sa.established = now
 	sa.rekeyAt = now.Add(d.jitter(d.cfg.Lifetime))
 	d.log.Info("ike: IKE SA established", append(sa.logAttrs(), "algs", sa.algs.String(), "remote", sa.remote)...)
+	d.abandonInits(pe, sa, now)
 	resp := append([]Payload{{Type: PayloadIDr, Body: idBody}}, certs...)
 	resp = append(resp, auth)
 	if p.sa != nil {

@@ -134,6 +134,17 @@ type EndpointUpdater interface {
 	UpdateEndpoints(peer string, local, remote netip.AddrPort)
 }
 
+// InboundCounter may be implemented by a Handler: InboundPackets is how
+// many authenticated packets (ESP) have come from the peer. A request whose
+// retransmissions went out while the path was down (no ESP came meanwhile)
+// is sent again at once, with its retransmission count started over, when
+// ESP shows the path works again: a liveness check fails only on the
+// current path, not on retransmissions lost in an outage that is over.
+// Called with the daemon's lock held: it must not call back into it.
+type InboundCounter interface {
+	InboundPackets(peer string) uint64
+}
+
 // Transport sends IKE messages. For any local port but 500 the transport
 // prepends the 4-byte non-ESP marker; msg is the IKE message only.
 type Transport interface {
@@ -752,7 +763,29 @@ func (d *Daemon) dedup(p *peer, fresh *ikeSA, now time.Time) {
 	red.deleteIKE(now)
 }
 
-// peerBusy reports whether p has an IKE SA being set up or established.
+// abandonInits ends our IKE_SA_INITs to p that have had no answer yet,
+// now that fresh (the peer's initiation, or another of ours) is up: they
+// were superseded, not refused, so no error is kept for the peer and the
+// retransmissions stop instead of ending in "no answer" a minute later.
+func (d *Daemon) abandonInits(p *peer, fresh *ikeSA, now time.Time) {
+	for _, sa := range d.sas {
+		if sa.peer == p && sa != fresh && sa.state == stInitSent {
+			d.log.Debug("ike: our IKE_SA_INIT superseded by an established IKE SA", sa.logAttrs()...)
+			d.destroy(sa, "superseded", now)
+		}
+	}
+}
+
+// established reports whether p has an established IKE SA other than except.
+func (d *Daemon) established(p *peer, except *ikeSA) bool {
+	for _, sa := range d.sas {
+		if sa.peer == p && sa != except && sa.state == stEstablished {
+			return true
+		}
+	}
+	return false
+}
+
 // settingUp reports whether an IKE SA with p is being set up by us.
 func (d *Daemon) settingUp(p *peer) bool {
 	for _, sa := range d.sas {
@@ -774,6 +807,7 @@ func (d *Daemon) retireOlder(p *peer, fresh *ikeSA, now time.Time) {
 	}
 }
 
+// peerBusy reports whether p has an IKE SA being set up or established.
 func (d *Daemon) peerBusy(p *peer) bool {
 	for _, sa := range d.sas {
 		if sa.peer == p && (sa.state == stEstablished || sa.state == stInitSent || sa.state == stAuthSent) {

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,7 +99,10 @@ type recorder struct {
 	deleted   [][2]uint32
 	up, down  int
 	moved     []netip.AddrPort
+	inbound   atomic.Uint64 // authenticated packets "from the peer" (InboundCounter)
 }
+
+func (r *recorder) InboundPackets(string) uint64 { return r.inbound.Load() }
 
 func (r *recorder) UpdateEndpoints(_ string, _, remote netip.AddrPort) {
 	r.mu.Lock()
@@ -751,5 +755,64 @@ func TestNATRebinding(t *testing.T) {
 	}
 	if len(p.ra.moved) != 0 {
 		t.Errorf("a moved: %v", p.ra.moved)
+	}
+}
+
+// TestSupersededInitiation: our IKE_SA_INITs get no answer (the peer was
+// not up yet), then the peer initiates and its IKE SA comes up: ours is
+// abandoned, and a minute later no error is reported for a peer that is up.
+func TestSupersededInitiation(t *testing.T) {
+	p := newPair(t, func(a, b *Config) { b.Peers[0].Initiate = true })
+	p.net.drop = func(pk packet) bool {
+		h, err := DecodeHeader(pk.msg)
+		return err == nil && pk.from.Addr() == addrA && h.Exchange == ExchIKESAInit && h.Flags&FlagResponse == 0
+	}
+	p.a.Tick()
+	p.net.Pump()
+	p.step(2 * time.Second)
+	p.b.Tick()
+	p.net.Pump()
+	if len(p.ra.live()) != 1 || len(p.rb.live()) != 1 {
+		t.Fatalf("live child SAs: %d and %d, want 1 and 1", len(p.ra.live()), len(p.rb.live()))
+	}
+	for i := 0; i < 120; i++ {
+		p.step(time.Second)
+	}
+	if errs := p.a.PeerErrors(); len(errs) != 0 {
+		t.Errorf("a reports an error for b, which is up: %v", errs)
+	}
+	if len(p.a.SAs()) != 1 || p.ra.down != 0 {
+		t.Errorf("a: %d IKE SAs, %d PeerDown; want 1, 0", len(p.a.SAs()), p.ra.down)
+	}
+}
+
+// TestDPDOutageOver: every retransmission of a liveness check goes out
+// during an outage; the path comes back and ESP flows again before the last
+// wait is over: the check is sent anew and answered, and the peer is not
+// declared down. Without ESP (TestDPDPeerDown) it is.
+func TestDPDOutageOver(t *testing.T) {
+	p := newPair(t, func(a, b *Config) {
+		a.DPDInterval, b.DPDInterval = 10*time.Second, -1
+		a.RetransmitTries = 3
+	})
+	p.step(0)
+	if len(p.ra.live()) != 1 {
+		t.Fatal("not established")
+	}
+	p.net.drop = func(pk packet) bool { return true } // the outage
+	p.step(11 * time.Second)                          // the check goes out; retransmissions at +1, +3, +7 s
+	for i := 0; i < 8; i++ {
+		p.step(time.Second)
+	}
+	p.net.drop = nil // the path is back, and ESP comes from b
+	p.ra.inbound.Add(100)
+	for i := 0; i < 40; i++ {
+		p.step(time.Second)
+	}
+	if p.ra.down != 0 {
+		t.Fatalf("a declared b down after the outage was over (%d PeerDown)", p.ra.down)
+	}
+	if errs := p.a.PeerErrors(); len(errs) != 0 {
+		t.Errorf("a reports %v", errs)
 	}
 }

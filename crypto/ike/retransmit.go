@@ -12,8 +12,37 @@ import (
 // request, retransmitted by tick; onReply gets its response, onTimeout
 // (nil: destroy the SA) runs when retransmission gives up.
 func (sa *ikeSA) startRequest(msgID uint32, exch uint8, msgs [][]byte, onReply func(*parsed, []byte, Header, time.Time), onTimeout func(time.Time), now time.Time) {
-	sa.req = &request{msgID: msgID, exch: exch, msgs: msgs, next: now.Add(sa.d.cfg.RetransmitTimeout), onReply: onReply, onTimeout: onTimeout}
+	sa.req = &request{msgID: msgID, exch: exch, msgs: msgs, next: now.Add(sa.d.cfg.RetransmitTimeout), onReply: onReply, onTimeout: onTimeout,
+		rxMark: sa.inbound()}
 	sa.sendAll(msgs)
+}
+
+// inbound is the peer's authenticated inbound packet count, if the handler
+// keeps one (InboundCounter); 0 otherwise.
+func (sa *ikeSA) inbound() uint64 {
+	if c, ok := sa.d.h.(InboundCounter); ok && sa.peer != nil && sa.state == stEstablished {
+		return c.InboundPackets(sa.peer.cfg.Name)
+	}
+	return 0
+}
+
+// revive restarts the retransmission of r, once, when authenticated
+// packets have come from the peer since r was last sent although r got no
+// answer: the path was down and is back, so the retransmissions so far
+// say nothing about it (InboundCounter).
+func (sa *ikeSA) revive(r *request, now time.Time) bool {
+	if r.revived || r.tries == 0 || r.probe != nil {
+		return false
+	}
+	n := sa.inbound()
+	if n == 0 || n == r.rxMark {
+		return false
+	}
+	sa.d.log.Debug("ike: packets from the peer again, request sent anew", append(sa.logAttrs(), "msgid", r.msgID, "tries", r.tries)...)
+	r.revived, r.tries, r.rxMark = true, 0, n
+	r.next = now.Add(sa.d.cfg.RetransmitTimeout)
+	sa.resend(r)
+	return true
 }
 
 // sendAll sends a message's datagrams (its fragments) in order.
@@ -70,7 +99,7 @@ func (sa *ikeSA) tick(now time.Time) {
 	sa.expireFragments(now)
 	if r := sa.req; r != nil && r.probe != nil && !now.Before(r.next) {
 		sa.probeLost(r, now)
-	} else if r != nil && !now.Before(r.next) {
+	} else if r != nil && !now.Before(r.next) && !sa.revive(r, now) {
 		if r.tries >= d.cfg.RetransmitTries {
 			sa.req = nil
 			if r.onTimeout != nil {
@@ -83,14 +112,20 @@ func (sa *ikeSA) tick(now time.Time) {
 						why = sa.initRefusal
 					}
 				}
-				d.log.Info("ike: "+why, sa.logAttrs()...)
-				d.noteError(sa.peer, why, now)
+				if sa.peer != nil && d.established(sa.peer, sa) && sa.state != stEstablished {
+					// Superseded: the peer is up over another IKE SA.
+					d.log.Debug("ike: "+why+" (superseded: another IKE SA is up)", sa.logAttrs()...)
+				} else {
+					d.log.Info("ike: "+why, sa.logAttrs()...)
+					d.noteError(sa.peer, why, now)
+				}
 				d.destroy(sa, why, now)
 			}
 			return
 		}
 		r.tries++
 		r.next = now.Add(d.cfg.RetransmitTimeout << r.tries)
+		r.rxMark = sa.inbound()
 		sa.resend(r)
 	}
 	switch sa.state {

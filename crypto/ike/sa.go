@@ -56,11 +56,16 @@ type childSA struct {
 }
 
 type request struct {
-	msgID     uint32
-	exch      uint8
-	msgs      [][]byte // the request: one datagram, or its fragments
-	tries     int
-	next      time.Time
+	msgID uint32
+	exch  uint8
+	msgs  [][]byte // the request: one datagram, or its fragments
+	tries int
+	next  time.Time
+	// rxMark is the peer's inbound packet count (InboundCounter) when the
+	// request was last sent; revived, that it was restarted once because
+	// packets came after its retransmissions had gone unanswered.
+	rxMark    uint64
+	revived   bool
 	onReply   func(p *parsed, msg []byte, h Header, now time.Time)
 	onTimeout func(now time.Time)
 	// probe is set while the request is a path MTU probe (Probe): it is
