@@ -58,6 +58,10 @@ type Config struct {
 	// that); 0: unbounded. The binary's default is 20000.
 	FloodRate    int
 	ReplayWindow int // 0: 4096
+	// NATKeepalive: when to send NAT keepalives (RFC 3948 §4) to a peer
+	// that got nothing else for 20 s: auto (zero), when IKE found a NAT in
+	// front of this site; always (a stateful firewall on the path); off.
+	NATKeepalive NATKeepaliveMode
 	Reassembly   ReassemblyConfig
 	Logger       *slog.Logger
 	PMTU         PMTUConfig
@@ -133,4 +137,14 @@ const (
 	InitiateAuto Initiate = iota // initiate (both sites do; the duplicate is settled)
 	InitiateYes
 	InitiateNo
+)
+
+// NATKeepaliveMode is Config.NATKeepalive.
+type NATKeepaliveMode int
+
+// NAT keepalive modes.
+const (
+	NATKeepaliveAuto NATKeepaliveMode = iota
+	NATKeepaliveAlways
+	NATKeepaliveOff
 )

@@ -57,6 +57,25 @@ func TestNATKeepalives(t *testing.T) {
 	if n := pb.ctr[cTxKeepalives].Load(); n != 0 {
 		t.Errorf("%d keepalives from a site not behind a NAT", n)
 	}
+	// On request (nat_keepalive = "always", a stateful firewall): yes.
+	p.b.cfg.NATKeepalive = NATKeepaliveAlways
+	for range 25 {
+		clk.Advance(time.Second)
+		p.b.housekeep()
+	}
+	if n := pb.ctr[cTxKeepalives].Load(); n != 1 {
+		t.Errorf("%d keepalives with NATKeepaliveAlways after 25 idle seconds, want 1", n)
+	}
+	// Off: none, NAT or not.
+	p.a.cfg.NATKeepalive = NATKeepaliveOff
+	before = pa.ctr[cTxKeepalives].Load()
+	for range 45 {
+		clk.Advance(time.Second)
+		p.a.housekeep()
+	}
+	if n := pa.ctr[cTxKeepalives].Load(); n != before {
+		t.Errorf("%d keepalives with NATKeepaliveOff", n-before)
+	}
 }
 
 // TestFloodRate: broadcast frames from the TAP beyond the segment's flood

@@ -324,14 +324,18 @@ func (s *Switch) housekeep() {
 const natKeepaliveInterval = 20 * time.Second
 
 // natKeepalives sends the one-byte 0xFF NAT keepalive (RFC 3948 §2.3) to
-// every peer we are behind a NAT toward and sent nothing to for
-// natKeepaliveInterval; called from housekeeping only.
+// every peer we are behind a NAT toward (or every peer, with
+// NATKeepaliveAlways) and sent nothing to for natKeepaliveInterval;
+// called from housekeeping only.
 func (s *Switch) natKeepalives(now time.Time) {
 	if s.under == nil {
 		return
 	}
+	if s.cfg.Mode != ModeESP || s.cfg.NATKeepalive == NATKeepaliveOff {
+		return
+	}
 	for _, p := range s.peers.Load().byPort {
-		if p == nil || !p.natKeepalive.Load() {
+		if p == nil || !(p.natKeepalive.Load() || s.cfg.NATKeepalive == NATKeepaliveAlways) {
 			continue
 		}
 		if tx := p.ctr[cTxPackets].Load() + p.ctr[cTxKeepalives].Load(); tx != p.lastTxMark || p.lastTxAt.IsZero() {

@@ -87,6 +87,7 @@ type securitySection struct {
 	ChildLifetime string `toml:"child_lifetime"`
 	DPDInterval   string `toml:"dpd_interval"`
 	ReplayWindow  *int64 `toml:"replay_window"`
+	NATKeepalive  string `toml:"nat_keepalive"`
 }
 
 type peerSection struct {

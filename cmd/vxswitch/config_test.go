@@ -172,6 +172,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "lifetime not a duration", conf: conf{security: baseSecurity + "lifetime = \"forever\"\n"}, want: `security.lifetime: "forever" is not a duration`},
 		{name: "lifetime without unit", conf: conf{security: baseSecurity + "lifetime = \"300\"\n"}, want: `security.lifetime: "300" is not a duration`},
 		{name: "child_lifetime negative", conf: conf{security: baseSecurity + "child_lifetime = \"-1h\"\n"}, want: `security.child_lifetime: "-1h" must be positive`},
+		{name: "nat_keepalive bad", conf: conf{security: baseSecurity + "nat_keepalive = \"sometimes\"\n"}, want: `security.nat_keepalive: "sometimes": want "auto"`},
 		{name: "dpd_interval zero", conf: conf{security: baseSecurity + "dpd_interval = \"0s\"\n"}, want: `security.dpd_interval: "0s" must be positive`},
 		{name: "lifetime as integer", conf: conf{security: baseSecurity + "lifetime = 300\n"}, want: "lifetime"},
 		{name: "replay_window small", conf: conf{security: baseSecurity + "replay_window = 0\n"}, want: "security.replay_window: 0 is out of range (4096..1048576)"},

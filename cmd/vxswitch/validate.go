@@ -306,9 +306,18 @@ func (v *validator) security(sec *securitySection, d *dataplane.Config, listenOK
 			d.ReplayWindow = int(*w)
 		}
 	}
+	switch sec.NATKeepalive {
+	case "", "auto":
+	case "always":
+		d.NATKeepalive = dataplane.NATKeepaliveAlways
+	case "no":
+		d.NATKeepalive = dataplane.NATKeepaliveOff
+	default:
+		v.errorf("security.nat_keepalive", "%q: want \"auto\" (when IKE finds a NAT in front of this site), \"always\" or \"no\"", sec.NATKeepalive)
+	}
 	if d.Mode != dataplane.ModeESP {
 		for _, k := range []struct{ key, val string }{{"auth", sec.Auth}, {"ca_file", sec.CAFile}, {"cert_file", sec.CertFile},
-			{"key_file", sec.KeyFile}, {"crl_file", sec.CRLFile}} {
+			{"key_file", sec.KeyFile}, {"crl_file", sec.CRLFile}, {"nat_keepalive", sec.NATKeepalive}} {
 			if k.val != "" {
 				v.errorf("security."+k.key, "only esp mode authenticates (plain mode is RFC 7348 without keys)")
 			}
