@@ -16,7 +16,10 @@ type FDBEntry struct {
 	Port   string        `json:"port"` // "local" or the peer's name
 	Age    time.Duration `json:"age_ns"`
 	Static bool          `json:"static"`
-	Moves  uint64        `json:"moves"`
+	// Control: the entry came from a control plane (EVPN, AddRemoteMAC),
+	// not from the configuration.
+	Control bool   `json:"control,omitempty"`
+	Moves   uint64 `json:"moves"`
 }
 
 // PeerStatus is one row of `vxswitch show peers`.

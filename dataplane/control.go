@@ -360,3 +360,39 @@ func (s *Switch) reloadLocked(peers []PeerConfig) error {
 	s.ike.updatePeers(s)
 	return nil
 }
+
+// LocalMACs calls fn for every MAC learnt on a segment's TAP (what a
+// control plane advertises); ip is the zero Addr (no address snooping).
+func (s *Switch) LocalMACs(fn func(vni encap.VNI, mac encap.MAC, ip netip.Addr)) {
+	s.fdb.Entries(func(e fdb.Entry) bool {
+		if e.Port == fdb.LocalPort && !e.Static {
+			fn(e.VNI, e.MAC, netip.Addr{})
+		}
+		return true
+	})
+}
+
+// MovedToTAP calls fn for each MAC pinned to a peer (AddRemoteMAC) that
+// has sent from a segment's TAP since the last call: a MAC that moved to
+// this site, which the control plane may unpin (RFC 7432 §15 mobility).
+func (s *Switch) MovedToTAP(fn func(vni encap.VNI, mac encap.MAC)) {
+	for vni, seg := range s.segments {
+		for {
+			select {
+			case mac := <-seg.movedHere:
+				fn(vni, mac)
+				continue
+			default:
+			}
+			break
+		}
+	}
+}
+
+// PeerAt returns the name of the peer whose endpoint address is addr.
+func (s *Switch) PeerAt(addr netip.Addr) (string, bool) {
+	if p := s.peers.Load().byAddr[addr]; p != nil {
+		return p.cfg.Name, true
+	}
+	return "", false
+}

@@ -48,6 +48,12 @@ func (s *Switch) emitSynth(point CapturePoint, vni encap.VNI, src, dst netip.Add
 func (s *Switch) FDB() []FDBEntry {
 	pt := s.peers.Load()
 	var out []FDBEntry
+	s.mu.Lock()
+	control := make(map[remoteMAC]bool, len(s.remote))
+	for k := range s.remote {
+		control[k] = true
+	}
+	s.mu.Unlock()
 	s.fdb.Entries(func(e fdb.Entry) bool {
 		port := "local"
 		if e.Port != fdb.LocalPort {
@@ -56,7 +62,8 @@ func (s *Switch) FDB() []FDBEntry {
 				port = p.cfg.Name
 			}
 		}
-		out = append(out, FDBEntry{VNI: e.VNI, MAC: e.MAC.String(), Port: port, Age: e.Age, Static: e.Static, Moves: e.Moves})
+		out = append(out, FDBEntry{VNI: e.VNI, MAC: e.MAC.String(), Port: port, Age: e.Age, Static: e.Static,
+			Control: e.Static && control[remoteMAC{e.VNI, e.MAC}], Moves: e.Moves})
 		return true
 	})
 	sort.Slice(out, func(i, j int) bool {

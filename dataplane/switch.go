@@ -59,6 +59,7 @@ type segment struct {
 	out         [][]byte     // frames received for the port, written at the end of the batch (receive goroutine)
 	minFrameMTU atomic.Int64 // smallest peer frameMTU, for clamping floods
 	ctr         counters
+	movedHere   chan encap.MAC // source MACs pinned to a peer seen on the TAP (MovedToTAP)
 }
 
 // New prepares a Switch; nothing is opened until Run or Attach.
@@ -106,7 +107,7 @@ func New(cfg Config) (*Switch, error) {
 		if err := s.fdb.AddSegment(sc.VNI); err != nil {
 			return nil, fmt.Errorf("segment %d: %w", sc.VNI, err)
 		}
-		s.segments[sc.VNI] = &segment{cfg: sc, vni: sc.VNI}
+		s.segments[sc.VNI] = &segment{cfg: sc, vni: sc.VNI, movedHere: make(chan encap.MAC, 256)}
 	}
 	if err := s.setPeers(cfg.Peer); err != nil {
 		return nil, err

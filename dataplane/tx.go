@@ -147,7 +147,15 @@ func (t *txPath) admit(buf []byte, n int) bool {
 		seg.ctr.inc(cDropBadSrcMAC)
 		return false
 	}
-	s.fdb.Learn(seg.vni, src, fdb.LocalPort)
+	if s.fdb.Learn(seg.vni, src, fdb.LocalPort) == fdb.LearnStaticConflict {
+		// A MAC pinned to a peer (a control plane's entry, or a static
+		// one) speaks from the TAP: it may have moved here. Told to the
+		// control plane (MovedToTAP) without blocking or allocating.
+		select {
+		case seg.movedHere <- src:
+		default:
+		}
+	}
 	return true
 }
 

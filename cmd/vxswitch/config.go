@@ -14,6 +14,7 @@ import (
 
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/dataplane"
+	"github.com/vxswitch/vxswitch/evpn"
 )
 
 // ErrInvalidConfig wraps every configuration error; the message after it
@@ -47,6 +48,7 @@ type fileConfig struct {
 	Security securitySection  `toml:"security"`
 	Peer     []peerSection    `toml:"peer"`
 	Switch   switchSection    `toml:"switch"`
+	EVPN     evpnSection      `toml:"evpn"`
 }
 
 type siteSection struct {
@@ -128,6 +130,7 @@ type siteConfig struct {
 	// sockets are open ("" = stays root).
 	User     string
 	UID, GID int
+	EVPN     *evpn.Config // [evpn]; nil: no BGP
 }
 
 // pskReader reads a PSK file and reports its permission bits; tests and the

@@ -23,6 +23,7 @@ import (
 
 	"github.com/vxswitch/vxswitch/dataplane"
 	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/evpn"
 )
 
 // The control protocol is JSON lines over a unix stream socket. A client
@@ -31,7 +32,7 @@ import (
 //	-> {"cmd":"show","what":"fdb"}
 //	<- {"ok":true,"data":[{"vni":129,"mac":"02:00:00:00:00:01",...}]}
 //	-> {"cmd":"show","what":"nope"}
-//	<- {"ok":false,"error":"show: unknown table \"nope\" (want fdb, peers, sas or stats)"}
+//	<- {"ok":false,"error":"show: unknown table \"nope\" (want fdb, peers, sas, stats or evpn)"}
 //
 // "capture" turns the connection into a pcap stream: after an {"ok":true}
 // line the server writes a pcap file header and packet records until count
@@ -110,6 +111,7 @@ func (s sessionAdapter) Packets() <-chan dataplane.CapturedPacket { return s.C }
 // concurrent use; each connection has its own goroutine.
 type controlServer struct {
 	sw   controlled
+	evpn *evpn.Speaker // show evpn; nil without [evpn]
 	log  *slog.Logger
 	path string
 	ln   *net.UnixListener
@@ -346,8 +348,13 @@ func (s *controlServer) do(req controlRequest) controlResponse {
 		data = sas
 	case "stats":
 		data = nonNil(s.sw.Stats())
+	case "evpn":
+		if s.evpn == nil {
+			return controlResponse{Error: "show evpn: this site has no [evpn] section"}
+		}
+		data = s.evpn.Status()
 	default:
-		return controlResponse{Error: fmt.Sprintf("show: unknown table %q (want fdb, peers, sas or stats)", req.What)}
+		return controlResponse{Error: fmt.Sprintf("show: unknown table %q (want fdb, peers, sas, stats or evpn)", req.What)}
 	}
 	b, err := json.Marshal(data)
 	if err != nil {

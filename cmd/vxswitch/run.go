@@ -9,10 +9,12 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"syscall"
 
 	"github.com/vxswitch/vxswitch/crypto/ike"
 	"github.com/vxswitch/vxswitch/dataplane"
+	"github.com/vxswitch/vxswitch/evpn"
 )
 
 // siteSwitch is what `run` needs from the switch.
@@ -92,6 +94,21 @@ func serveSite(ctx context.Context, path string, cfg *siteConfig, sw siteSwitch,
 	if err != nil {
 		return err
 	}
+	var speaker *evpn.Speaker
+	if cfg.EVPN != nil {
+		esw, ok := evpnSwitch(sw)
+		if !ok {
+			ctl.Close()
+			return errors.New("evpn: this switch takes no control plane")
+		}
+		c := *cfg.EVPN
+		c.Logger = log
+		if speaker, err = evpn.New(c, esw); err != nil {
+			ctl.Close()
+			return err
+		}
+		ctl.evpn = speaker
+	}
 	ctlDone := make(chan error, 1)
 	go func() { ctlDone <- ctl.Serve(ctx) }()
 	ctlRunning := true
@@ -111,12 +128,19 @@ func serveSite(ctx context.Context, path string, cfg *siteConfig, sw siteSwitch,
 	}
 	runDone := make(chan error, 1)
 	go func() { runDone <- sw.Run(runCtx) }()
+	if speaker != nil {
+		go func() {
+			if err := speaker.Run(runCtx); err != nil {
+				log.Error("evpn: speaker stopped", "err", err)
+			}
+		}()
+	}
 	log.Info("vxswitch starting", "site", cfg.Name, "version", version, "config", path, "control", cfg.Control)
 
 	for {
 		select {
 		case <-hup:
-			cfg = reloadPeers(path, cfg, sw, log)
+			cfg = reloadPeers(path, cfg, sw, speaker, log)
 		case err := <-ctlDone:
 			ctlRunning = false
 			ctlDone = nil
@@ -139,7 +163,7 @@ func serveSite(ctx context.Context, path string, cfg *siteConfig, sw siteSwitch,
 // switch. Anything but [[peer]] needs a restart: if the file is invalid or
 // changes anything else, the running configuration stays as it is. It
 // returns the configuration now in effect.
-func reloadPeers(path string, cur *siteConfig, sw siteSwitch, log *slog.Logger) *siteConfig {
+func reloadPeers(path string, cur *siteConfig, sw siteSwitch, speaker *evpn.Speaker, log *slog.Logger) *siteConfig {
 	next, err := loadConfig(path)
 	if err != nil {
 		log.Error("reload: invalid configuration, keeping the running one", "err", err)
@@ -150,7 +174,11 @@ func reloadPeers(path string, cur *siteConfig, sw siteSwitch, log *slog.Logger) 
 			"changed", changed)
 		return cur
 	}
-	if err := sw.Reload(next.Peer); err != nil {
+	peers := next.Peer
+	if speaker != nil {
+		peers = append(slices.Clone(peers), speaker.DiscoveredPeers()...) // the fabric's stay
+	}
+	if err := sw.Reload(peers); err != nil {
 		log.Error("reload: switch refused the new peers, keeping the old ones", "err", err)
 		return cur
 	}
@@ -178,10 +206,13 @@ func restartChanges(a, b *siteConfig) []string {
 	// Keys and certificates (the files' contents) apply on reload.
 	ai, bi := a.IKE, b.IKE
 	ai.PSK, ai.Credentials, bi.PSK, bi.Credentials = nil, nil, nil, nil
-	if a.Mode != b.Mode || a.Suite != b.Suite || a.ReplayWindow != b.ReplayWindow || !reflect.DeepEqual(ai, bi) {
+	if a.Mode != b.Mode || a.Suite != b.Suite || a.ReplayWindow != b.ReplayWindow || a.NATKeepalive != b.NATKeepalive || !reflect.DeepEqual(ai, bi) {
 		out = append(out, "security")
 	}
-	if a.MSSClamp != b.MSSClamp || a.AgeTime != b.AgeTime || a.Reassembly != b.Reassembly ||
+	if !reflect.DeepEqual(a.EVPN, b.EVPN) {
+		out = append(out, "evpn")
+	}
+	if a.MSSClamp != b.MSSClamp || a.AgeTime != b.AgeTime || a.Reassembly != b.Reassembly || a.FloodRate != b.FloodRate || a.MaxMACsPerPort != b.MaxMACsPerPort ||
 		a.CryptoWorkers != b.CryptoWorkers || a.NoOffload != b.NoOffload || a.PMTU != b.PMTU {
 		out = append(out, "switch")
 	}

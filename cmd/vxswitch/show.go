@@ -5,14 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/vxswitch/vxswitch/dataplane"
+	"github.com/vxswitch/vxswitch/evpn"
 )
 
 // controlGlob finds the sockets of running switches when neither -S nor a
@@ -41,7 +44,7 @@ func resolveSocket(socket, config string) (string, error) {
 }
 
 func (c *cli) show(args []string) error {
-	fs := c.newFlags("show", "fdb|peers|sas|stats [--json] [--all] [--wireshark [-w file]] [-S socket | -c site.toml]")
+	fs := c.newFlags("show", "fdb|peers|sas|stats|evpn [--json] [--all] [--wireshark [-w file]] [-S socket | -c site.toml]")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	all := fs.Bool("all", false, "show stats: counters at zero too (--json always has them all)")
 	wireshark := fs.Bool("wireshark", false, "show sas: the SAs with their keys, as Wireshark/tshark esp_sa entries")
@@ -54,15 +57,15 @@ func (c *cli) show(args []string) error {
 	}
 	switch {
 	case len(pos) == 0:
-		return usagef("what to show? fdb, peers, sas or stats")
+		return usagef("what to show? fdb, peers, sas, stats or evpn")
 	case len(pos) > 1:
 		return usagef("unexpected argument %q", pos[1])
 	}
 	what := pos[0]
 	switch what {
-	case "fdb", "peers", "sas", "stats":
+	case "fdb", "peers", "sas", "stats", "evpn":
 	default:
-		return usagef("cannot show %q: want fdb, peers, sas or stats", what)
+		return usagef("cannot show %q: want fdb, peers, sas, stats or evpn", what)
 	}
 	if *wireshark && what != "sas" {
 		return usagef("--wireshark applies to show sas only")
@@ -88,6 +91,8 @@ func (c *cli) show(args []string) error {
 		table = new([]dataplane.SAStatus)
 	case "stats":
 		table = new([]dataplane.Counter)
+	case "evpn":
+		table = new(evpn.Status)
 	}
 	if err := show(path, what, *wireshark, table); err != nil {
 		return err
@@ -112,7 +117,39 @@ func (c *cli) show(args []string) error {
 		return writeSAs(c.stdout, *t)
 	case *[]dataplane.Counter:
 		return writeStats(c.stdout, *t, *all)
+	case *evpn.Status:
+		return writeEVPN(c.stdout, *t)
 	}
+	return nil
+}
+
+// writeEVPN prints the route reflector sessions, then the routes in and
+// out per type and segment.
+func writeEVPN(w io.Writer, st evpn.Status) error {
+	tw := newTable(w, "NEIGHBOR", "STATE", "UP", "RECEIVED", "ACCEPTED")
+	for _, s := range st.Sessions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", s.Neighbor, s.State, cmp.Or(s.Uptime, "-"), s.Received, s.Accepted)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = newTable(w, "ROUTES", "IN", "OUT")
+	keys := map[string]bool{}
+	for k := range st.RoutesIn {
+		keys[k] = true
+	}
+	for k := range st.RoutesOut {
+		keys[k] = true
+	}
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", k, st.RoutesIn[k], st.RoutesOut[k])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\npeers from routes: %d %v; remote MACs installed: %d; route changes: %d; refused: %d; duplicate MACs: %d\n",
+		st.Peers, st.Discovered, st.Installed, st.Churn, st.Refused, st.Duplicate)
 	return nil
 }
 
@@ -134,6 +171,9 @@ func writeFDB(w io.Writer, es []dataplane.FDBEntry) error {
 		kind, age := "learned", formatAge(e.Age)
 		if e.Static {
 			kind, age = "static", "-"
+		}
+		if e.Control {
+			kind = "evpn" // a control plane's: the fabric's routes
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\n", e.VNI, e.MAC, e.Port, kind, age, e.Moves)
 	}

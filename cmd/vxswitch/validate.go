@@ -250,6 +250,7 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 		}
 	}
 	d.NoOffload = sw.Offload != nil && !*sw.Offload
+	cfg.EVPN = v.evpnConfig(&fc.EVPN, d)
 	return cfg
 }
 

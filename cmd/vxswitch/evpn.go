@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"net/netip"
+	"strings"
+
+	"github.com/vxswitch/vxswitch/dataplane"
+	"github.com/vxswitch/vxswitch/evpn"
+)
+
+// evpnSection is [evpn]: join a BGP EVPN fabric through its route
+// reflectors instead of (or besides) listing every peer.
+type evpnSection struct {
+	ASN             *int64   `toml:"asn"`
+	RouterID        string   `toml:"router_id"`
+	RouteReflectors []string `toml:"route_reflectors"`
+	PasswordFile    string   `toml:"password_file"`
+	// Endpoint is the underlay address advertised as next hop (behind 1:1
+	// NAT: the public one); default site.listen.
+	Endpoint  string `toml:"endpoint"`
+	StaleTime string `toml:"stale_time"`
+}
+
+// evpnConfig validates [evpn]; nil when the section is absent.
+func (v *validator) evpnConfig(e *evpnSection, d *dataplane.Config) *evpn.Config {
+	if e.ASN == nil && e.RouterID == "" && len(e.RouteReflectors) == 0 && e.PasswordFile == "" && e.Endpoint == "" && e.StaleTime == "" {
+		return nil
+	}
+	c := &evpn.Config{ESP: d.Mode == dataplane.ModeESP, Port: d.Port}
+	switch {
+	case e.ASN == nil:
+		v.errorf("evpn.asn", "required (the fabric's AS number, e.g. 65000)")
+	case *e.ASN < 1 || *e.ASN > 65535:
+		v.errorf("evpn.asn", "%d: want 1..65535 (4-byte ASNs are not supported yet)", *e.ASN)
+	default:
+		c.ASN = uint32(*e.ASN)
+	}
+	c.RouterID = d.VTEP
+	if e.RouterID != "" {
+		a, err := netip.ParseAddr(e.RouterID)
+		if err != nil || !a.Is4() {
+			v.errorf("evpn.router_id", "%q: want an IPv4 address", e.RouterID)
+		} else {
+			c.RouterID = a
+		}
+	} else if !c.RouterID.Is4() {
+		v.errorf("evpn.router_id", "required when site.vtep (its default) is not IPv4")
+	}
+	if len(e.RouteReflectors) == 0 {
+		v.errorf("evpn.route_reflectors", "required: one or more addresses (port 179 unless given), e.g. [\"192.0.2.254\"]")
+	}
+	for i, rr := range e.RouteReflectors {
+		ap, err := netip.ParseAddrPort(rr)
+		if err != nil {
+			a, err2 := netip.ParseAddr(rr)
+			if err2 != nil {
+				v.errorf("evpn.route_reflectors", "[%d] %q: want an address or address:port", i, rr)
+				continue
+			}
+			ap = netip.AddrPortFrom(a, 179)
+		}
+		c.RouteReflectors = append(c.RouteReflectors, ap)
+	}
+	if e.PasswordFile != "" {
+		path := v.path(e.PasswordFile)
+		v.checkFile("evpn.password_file", path)
+		data, mode, err := v.readPSK(path)
+		switch {
+		case err != nil:
+			v.errorf("evpn.password_file", "%v", err)
+		case mode.Perm()&0o077 != 0:
+			v.errorf("evpn.password_file", "%s has mode %04o: group and others must have no access (chmod 600 %s)", path, mode.Perm(), path)
+		case len(bytes.TrimSpace(data)) == 0 || len(bytes.TrimSpace(data)) > 80:
+			v.errorf("evpn.password_file", "%s: want a TCP MD5 password of 1 to 80 characters", path)
+		default:
+			c.Password = strings.TrimSpace(string(data))
+		}
+	}
+	c.Nexthop = d.Listen
+	if e.Endpoint != "" {
+		a, err := netip.ParseAddr(e.Endpoint)
+		if err != nil || a.IsUnspecified() {
+			v.errorf("evpn.endpoint", "%q: want the unicast underlay address the other sites reach this one at", e.Endpoint)
+		} else {
+			c.Nexthop = a
+		}
+	} else if d.Listen.IsUnspecified() {
+		v.errorf("evpn.endpoint", "required when site.listen is the unspecified address %s (the next hop this site advertises)", d.Listen)
+	}
+	// The originating router IP: the inner VTEP in esp mode, the outer
+	// address (a kernel VTEP's view) in plain mode.
+	c.VTEP = d.VTEP
+	if d.Mode != dataplane.ModeESP {
+		c.VTEP = c.Nexthop
+	}
+	c.StaleTime = v.duration("evpn.stale_time", e.StaleTime, 0)
+	for _, s := range d.Segment {
+		c.Segments = append(c.Segments, s.VNI)
+	}
+	return c
+}
+
+// evpnSwitch is what the speaker drives: the data plane.
+func evpnSwitch(sw siteSwitch) (evpn.Switch, bool) {
+	a, ok := sw.(switchAdapter)
+	if !ok {
+		return nil, false
+	}
+	return a.Switch, true
+}

@@ -1,0 +1,41 @@
+// Package evpn is vxswitch's BGP EVPN control plane (RFC 7432, RFC 8365):
+// a GoBGP speaker that holds iBGP sessions to the fabric's route
+// reflectors, advertises each segment as a type-3 Inclusive Multicast
+// Ethernet Tag route and each MAC learnt on a segment's TAP as a type-2
+// MAC/IP route, and turns the other sites' routes into data-plane peers
+// (flood list members) and pinned remote FDB entries.
+//
+// Ownership: a Speaker owns its GoBGP server (started and stopped by Run)
+// and the state derived from received routes; it changes the data plane
+// only through the Switch interface. Allocation: control-plane work, off
+// the packet path; nothing here runs per packet. Concurrency: Run is one
+// goroutine that handles route events and the local MAC poll in turn;
+// Status, Sessions and DiscoveredPeers may be called from any goroutine.
+package evpn
+
+import (
+	"log/slog"
+
+	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+)
+
+// gobgpLogger sends GoBGP's log to slog: its errors and warnings as they
+// are, its information (sessions up and down) at info, the rest at debug.
+type gobgpLogger struct{ l *slog.Logger }
+
+func attrs(f gobgplog.Fields) []any {
+	out := make([]any, 0, 2*len(f))
+	for k, v := range f {
+		out = append(out, k, v)
+	}
+	return out
+}
+
+func (g gobgpLogger) Panic(msg string, f gobgplog.Fields) { g.l.Error("bgp: "+msg, attrs(f)...) }
+func (g gobgpLogger) Fatal(msg string, f gobgplog.Fields) { g.l.Error("bgp: "+msg, attrs(f)...) }
+func (g gobgpLogger) Error(msg string, f gobgplog.Fields) { g.l.Error("bgp: "+msg, attrs(f)...) }
+func (g gobgpLogger) Warn(msg string, f gobgplog.Fields)  { g.l.Warn("bgp: "+msg, attrs(f)...) }
+func (g gobgpLogger) Info(msg string, f gobgplog.Fields)  { g.l.Info("bgp: "+msg, attrs(f)...) }
+func (g gobgpLogger) Debug(msg string, f gobgplog.Fields) { g.l.Debug("bgp: "+msg, attrs(f)...) }
+func (g gobgpLogger) SetLevel(gobgplog.LogLevel)          {}
+func (g gobgpLogger) GetLevel() gobgplog.LogLevel         { return gobgplog.InfoLevel }

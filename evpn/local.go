@@ -1,0 +1,142 @@
+package evpn
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/vxswitch/vxswitch/encap"
+)
+
+// Duplicate MAC detection (RFC 7432 §15.1): a MAC that moves dupMoves
+// times within dupWindow is a duplicate (two hosts, or a loop); this site
+// stops advertising it and says so.
+const (
+	dupMoves  = 5
+	dupWindow = 180 * time.Second
+)
+
+// syncLocal compares the MACs learnt on the TAPs with those advertised:
+// new ones are advertised (with a MAC mobility sequence number above any
+// seen for the MAC once it was elsewhere), aged-out ones withdrawn. MACs
+// pinned to a peer that now speak from the TAP are unpinned first, so
+// that learning takes them (a move to this site).
+func (s *Speaker) syncLocal(ctx context.Context) {
+	var unpin []macKey
+	s.sw.MovedToTAP(func(vni encap.VNI, mac encap.MAC) { unpin = append(unpin, macKey{vni, mac}) })
+	s.mu.Lock()
+	for _, k := range unpin {
+		if s.fdb[k] != "" {
+			if err := s.sw.RemoveRemoteMAC(k.vni, k.mac); err == nil {
+				delete(s.fdb, k)
+				s.log.Info("evpn: remote MAC appeared on the TAP: moved here", "mac", k.mac, "vni", k.vni)
+			}
+		}
+	}
+	cur := map[macKey]netip.Addr{}
+	s.sw.LocalMACs(func(vni encap.VNI, mac encap.MAC, ip netip.Addr) {
+		if s.segment(vni) {
+			cur[macKey{vni, mac}] = ip
+		}
+	})
+	type change struct {
+		k        macKey
+		l        localMAC
+		withdraw bool
+	}
+	var changes []change
+	now := time.Now()
+	for k, ip := range cur {
+		l := s.local[k]
+		if l != nil {
+			continue
+		}
+		l = &localMAC{ip: ip}
+		if seq, ok := s.seqs[k]; ok || s.remoteRouteLocked(k) {
+			// It was elsewhere: a move to this site.
+			l.seq = seq + 1
+			s.seqs[k] = l.seq
+			l.moves = append(s.movesLocked(k), now)
+			if s.isDuplicate(l.moves, now) {
+				l.dup = true
+				s.stats.Duplicate++
+				s.log.Warn("evpn: duplicate MAC (moved too often), no longer advertised (RFC 7432 §15)", "mac", k.mac, "vni", k.vni, "moves", len(l.moves))
+			}
+		}
+		s.local[k] = l
+		if !l.dup {
+			changes = append(changes, change{k: k, l: *l})
+		}
+	}
+	for k, l := range s.local {
+		if _, ok := cur[k]; ok {
+			continue
+		}
+		delete(s.local, k)
+		if !l.dup {
+			changes = append(changes, change{k: k, l: *l, withdraw: true})
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range changes {
+		nlri, attrs := macRoute(s.me, c.k.vni, c.k.mac, c.l.ip, c.l.seq)
+		if err := s.announce(ctx, nlri, attrs, c.withdraw); err != nil {
+			s.log.Warn("evpn: advertise MAC", "mac", c.k.mac, "err", err)
+			continue
+		}
+		s.mu.Lock()
+		d := 1
+		if c.withdraw {
+			d = -1
+		}
+		s.countLocked(s.stats.RoutesOut, "type2", c.k.vni, d)
+		s.mu.Unlock()
+	}
+}
+
+// remoteRouteLocked reports whether a type-2 route for k came from another site.
+func (s *Speaker) remoteRouteLocked(k macKey) bool {
+	for _, r := range s.macs {
+		if r.vni == k.vni && r.mac == k.mac {
+			return true
+		}
+	}
+	return false
+}
+
+// movesLocked returns the recent moves of k kept by its last local entry.
+func (s *Speaker) movesLocked(k macKey) []time.Time {
+	if h := s.history[k]; h != nil {
+		return h
+	}
+	return nil
+}
+
+func (s *Speaker) isDuplicate(moves []time.Time, now time.Time) bool {
+	n := 0
+	for _, t := range moves {
+		if now.Sub(t) <= dupWindow {
+			n++
+		}
+	}
+	return n >= dupMoves
+}
+
+// moveAwayLocked: a route from elsewhere with a higher sequence number
+// took a MAC we advertised; withdraw ours (the data plane's entry ages out
+// or is overwritten by the pin), keeping its move history.
+func (s *Speaker) moveAwayLocked(k macKey, l *localMAC) {
+	s.history[k] = append(l.moves, time.Now())
+	delete(s.local, k)
+	if l.dup {
+		return
+	}
+	nlri, attrs := macRoute(s.me, k.vni, k.mac, l.ip, l.seq)
+	go func() {
+		if err := s.announce(context.Background(), nlri, attrs, true); err == nil {
+			s.mu.Lock()
+			s.countLocked(s.stats.RoutesOut, "type2", k.vni, -1)
+			s.mu.Unlock()
+		}
+	}()
+}

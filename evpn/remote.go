@@ -1,0 +1,276 @@
+package evpn
+
+import (
+	"net/netip"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/vxswitch/vxswitch/encap"
+)
+
+// received handles one best-path change: a new or changed route is used,
+// a withdrawn one removed, unless every session is down, when it is kept
+// as stale for StaleTime (the data plane stays as it is while the
+// reflectors are away, graceful-restart style).
+func (s *Speaker) received(p *api.Path) {
+	nlri, err := apiutil.GetNativeNlri(p)
+	if err != nil {
+		return
+	}
+	var attrs []bgp.PathAttributeInterface
+	if !p.IsWithdraw {
+		if attrs, err = apiutil.GetNativePathAttributes(p); err != nil {
+			s.log.Debug("evpn: bad path attributes", "route", nlri.String(), "err", err)
+			s.refused()
+			return
+		}
+	}
+	key := nlri.String()
+	s.mu.Lock()
+	s.stats.Churn++
+	s.mu.Unlock()
+	if p.IsWithdraw {
+		if s.sessionsUp() == 0 {
+			s.mu.Lock()
+			if _, held := s.imet[key]; held || s.macs[key].kind != 0 {
+				s.stale[key] = time.Now().Add(s.cfg.StaleTime)
+			}
+			s.mu.Unlock()
+			return
+		}
+		s.withdrawn(key)
+		return
+	}
+	r, err := parseRoute(nlri, attrs, s.cfg.ASN)
+	if err != nil {
+		if err != errNotOurs {
+			s.log.Debug("evpn: route not usable", "err", err)
+			s.refused()
+		}
+		return
+	}
+	if r.nexthop == s.cfg.Nexthop || (r.kind == bgp.EVPN_INCLUSIVE_MULTICAST_ETHERNET_TAG && r.vtep == s.cfg.VTEP) {
+		return // ours
+	}
+	if !s.segment(r.vni) || !r.imports(r.vni, s.cfg.ESP) {
+		return // another segment, or the other mode's
+	}
+	s.mu.Lock()
+	delete(s.stale, key)
+	s.mu.Unlock()
+	switch r.kind {
+	case bgp.EVPN_INCLUSIVE_MULTICAST_ETHERNET_TAG:
+		s.addIMET(r)
+	case bgp.EVPN_ROUTE_TYPE_MAC_IP_ADVERTISEMENT:
+		s.addMAC(r)
+	}
+}
+
+func (s *Speaker) refused() {
+	s.mu.Lock()
+	s.stats.Refused++
+	s.mu.Unlock()
+}
+
+func (s *Speaker) segment(vni encap.VNI) bool {
+	for _, v := range s.cfg.Segments {
+		if v == vni {
+			return true
+		}
+	}
+	return false
+}
+
+// addIMET makes the route's site a peer of the segment (a flood list
+// member), or adds the segment to it; a configured [[peer]] at that
+// endpoint is used as it is.
+func (s *Speaker) addIMET(r route) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.imet[r.key]; ok && old.vtep == r.vtep && old.nexthop == r.nexthop && old.vni == r.vni {
+		return
+	}
+	if old, ok := s.imet[r.key]; ok {
+		s.dropSegmentLocked(old)
+	}
+	s.imet[r.key] = r
+	s.countLocked(s.stats.RoutesIn, "type3", r.vni, 1)
+	if name, ok := s.sw.PeerAt(r.nexthop); ok && !s.discovered(name) {
+		return // a configured peer: static [[peer]] blocks keep working
+	}
+	p := s.peers[r.vtep]
+	if p == nil {
+		p = &remotePeer{name: "evpn-" + r.vtep.String(), vtep: r.vtep, segments: map[encap.VNI]bool{}}
+		s.peers[r.vtep] = p
+	}
+	if p.endpoint == r.nexthop && p.segments[r.vni] {
+		return
+	}
+	p.endpoint = r.nexthop
+	p.segments[r.vni] = true
+	if err := s.sw.AddPeer(s.peerConfig(p)); err != nil {
+		s.log.Warn("evpn: cannot add the peer a route names", "peer", p.name, "endpoint", r.nexthop, "err", err)
+		s.stats.Refused++
+		return
+	}
+	s.log.Info("evpn: peer from route", "peer", p.name, "endpoint", r.nexthop, "vtep", r.vtep, "vni", r.vni)
+	// MAC routes that came before their site's type-3 route.
+	for _, m := range s.macs {
+		if m.nexthop == r.nexthop && s.fdb[macKey{m.vni, m.mac}] == "" {
+			s.installMACLocked(m)
+		}
+	}
+}
+
+func (s *Speaker) discovered(name string) bool {
+	for _, p := range s.peers {
+		if p.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Speaker) countLocked(m map[string]int, kind string, vni encap.VNI, d int) {
+	k := kind + " vni " + itoa(int(vni))
+	m[k] += d
+	if m[k] <= 0 {
+		delete(m, k)
+	}
+}
+
+// dropSegmentLocked undoes a type-3 route: the segment leaves the peer,
+// and a peer with no segment left is removed (with its remote MACs).
+func (s *Speaker) dropSegmentLocked(r route) {
+	delete(s.imet, r.key)
+	s.countLocked(s.stats.RoutesIn, "type3", r.vni, -1)
+	p := s.peers[r.vtep]
+	if p == nil {
+		return
+	}
+	delete(p.segments, r.vni)
+	if len(p.segments) > 0 {
+		if err := s.sw.AddPeer(s.peerConfig(p)); err != nil {
+			s.log.Warn("evpn: cannot update peer", "peer", p.name, "err", err)
+		}
+		return
+	}
+	delete(s.peers, r.vtep)
+	if err := s.sw.RemovePeer(p.name); err != nil {
+		s.log.Warn("evpn: cannot remove peer", "peer", p.name, "err", err)
+	}
+	for k, name := range s.fdb {
+		if name == p.name {
+			delete(s.fdb, k) // RemovePeer removed them from the data plane
+		}
+	}
+	s.log.Info("evpn: peer withdrawn", "peer", p.name)
+}
+
+// addMAC pins a remote MAC to the peer its route's next hop names.
+func (s *Speaker) addMAC(r route) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.macs[r.key]; !ok {
+		s.countLocked(s.stats.RoutesIn, "type2", r.vni, 1)
+	}
+	s.macs[r.key] = r
+	k := macKey{r.vni, r.mac}
+	if r.seq > s.seqs[k] {
+		s.seqs[k] = r.seq
+	}
+	if l := s.local[k]; l != nil {
+		if r.seq <= l.seq && !r.sticky {
+			return // ours is newer: it stays here (RFC 7432 §15)
+		}
+		s.moveAwayLocked(k, l)
+	}
+	s.installMACLocked(r)
+}
+
+// peerFor is the peer a route's next hop names: a discovered one or a
+// configured one.
+func (s *Speaker) peerForLocked(nexthop netip.Addr) string {
+	for _, p := range s.peers {
+		if p.endpoint == nexthop {
+			return p.name
+		}
+	}
+	name, _ := s.sw.PeerAt(nexthop)
+	return name
+}
+
+func (s *Speaker) installMACLocked(r route) {
+	k := macKey{r.vni, r.mac}
+	name := s.peerForLocked(r.nexthop)
+	if name == "" {
+		return // its site's type-3 route has not come yet (addIMET retries)
+	}
+	if s.fdb[k] == name {
+		return
+	}
+	if err := s.sw.AddRemoteMAC(r.vni, r.mac, name); err != nil {
+		s.log.Debug("evpn: cannot install remote MAC", "mac", r.mac, "vni", r.vni, "peer", name, "err", err)
+		s.stats.Refused++
+		return
+	}
+	s.fdb[k] = name
+}
+
+// withdrawn removes what a withdrawn route installed.
+func (s *Speaker) withdrawn(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.stale, key)
+	if r, ok := s.imet[key]; ok {
+		s.dropSegmentLocked(r)
+		return
+	}
+	r, ok := s.macs[key]
+	if !ok {
+		return
+	}
+	delete(s.macs, key)
+	s.countLocked(s.stats.RoutesIn, "type2", r.vni, -1)
+	k := macKey{r.vni, r.mac}
+	if s.fdb[k] != "" {
+		if err := s.sw.RemoveRemoteMAC(r.vni, r.mac); err != nil {
+			s.log.Debug("evpn: remove remote MAC", "mac", r.mac, "err", err)
+		}
+		delete(s.fdb, k)
+	}
+}
+
+// expireStale removes the routes kept since every session went down, once
+// StaleTime has passed without them coming back.
+func (s *Speaker) expireStale(now time.Time) {
+	s.mu.Lock()
+	var due []string
+	for k, t := range s.stale {
+		if now.After(t) {
+			due = append(due, k)
+		}
+	}
+	s.mu.Unlock()
+	for _, k := range due {
+		s.log.Info("evpn: stale route removed", "route", k)
+		s.withdrawn(k)
+	}
+}
+
+func itoa(n int) string {
+	var b [12]byte
+	i := len(b)
+	if n == 0 {
+		return "0"
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,183 @@
+package evpn
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/vxswitch/vxswitch/encap"
+)
+
+// espRTBit is added to the VNI in the route target of an esp segment:
+// ASN:VNI is what FRR's auto-RT and the kernel VTEPs behind it import, so
+// an esp site's routes (ASN:2^24+VNI) are never imported by a plain VTEP,
+// which would otherwise send it cleartext VXLAN it drops.
+const espRTBit = 1 << 24
+
+// routeTarget is the segment's route target: ASN:VNI (plain, as FRR's
+// auto-RT), ASN:2^24+VNI (esp). The ASN is a 2-byte one (Config.ASN).
+func routeTarget(asn uint32, vni encap.VNI, esp bool) bgp.ExtendedCommunityInterface {
+	local := uint32(vni)
+	if esp {
+		local |= espRTBit
+	}
+	return bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, uint16(asn), local, true)
+}
+
+// rd is the route distinguisher router-id:VNI (type 1, RFC 7432 §7.9; a
+// VNI above 65535 is taken modulo 2^16, which only needs to be unique per
+// router among its segments).
+func rd(routerID netip.Addr, vni encap.VNI) bgp.RouteDistinguisherInterface {
+	return bgp.NewRouteDistinguisherIPAddressAS(routerID.String(), uint16(vni))
+}
+
+// imetRoute builds the type-3 Inclusive Multicast Ethernet Tag route of a
+// segment (RFC 7432 §7.3, RFC 8365 §5.1.3): originating router IP the
+// site's VTEP, PMSI tunnel ingress replication with the VNI as label and
+// the VTEP as tunnel endpoint, next hop the underlay endpoint.
+func imetRoute(s site, vni encap.VNI) (bgp.AddrPrefixInterface, []bgp.PathAttributeInterface) {
+	nlri := bgp.NewEVPNMulticastEthernetTagRoute(rd(s.routerID, vni), 0, s.vtep.String())
+	attrs := []bgp.PathAttributeInterface{
+		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP),
+		bgp.NewPathAttributeMpReachNLRI(s.nexthop.String(), []bgp.AddrPrefixInterface{nlri}),
+		bgp.NewPathAttributeExtendedCommunities([]bgp.ExtendedCommunityInterface{
+			routeTarget(s.asn, vni, s.esp), bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN)}),
+		bgp.NewPathAttributePmsiTunnel(bgp.PMSI_TUNNEL_TYPE_INGRESS_REPL, false, uint32(vni), bgp.NewIngressReplTunnelID(s.vtep.String())),
+	}
+	return nlri, attrs
+}
+
+// macRoute builds the type-2 MAC/IP Advertisement route of a MAC learnt on
+// the segment's TAP (RFC 7432 §7.2): the VNI as label, MAC mobility with
+// its sequence number once it has moved (§7.7).
+func macRoute(s site, vni encap.VNI, mac encap.MAC, ip netip.Addr, seq uint32) (bgp.AddrPrefixInterface, []bgp.PathAttributeInterface) {
+	ipStr := ""
+	if ip.IsValid() {
+		ipStr = ip.String()
+	}
+	nlri := bgp.NewEVPNMacIPAdvertisementRoute(rd(s.routerID, vni), bgp.EthernetSegmentIdentifier{}, 0,
+		net.HardwareAddr(mac[:]).String(), ipStr, []uint32{uint32(vni)})
+	ecs := []bgp.ExtendedCommunityInterface{routeTarget(s.asn, vni, s.esp), bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN)}
+	if seq > 0 {
+		ecs = append(ecs, bgp.NewMacMobilityExtended(seq, false))
+	}
+	attrs := []bgp.PathAttributeInterface{
+		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP),
+		bgp.NewPathAttributeMpReachNLRI(s.nexthop.String(), []bgp.AddrPrefixInterface{nlri}),
+		bgp.NewPathAttributeExtendedCommunities(ecs),
+	}
+	return nlri, attrs
+}
+
+// site is what a site's routes say about it.
+type site struct {
+	asn      uint32
+	routerID netip.Addr
+	vtep     netip.Addr // originating router IP, PMSI tunnel endpoint
+	nexthop  netip.Addr // the underlay endpoint its peers send to
+	esp      bool
+}
+
+// route is a received EVPN route as vxswitch uses it.
+type route struct {
+	kind    uint8 // bgp.EVPN_ROUTE_TYPE_MAC_IP_ADVERTISEMENT or _INCLUSIVE_MULTICAST_ETHERNET_TAG
+	key     string
+	vni     encap.VNI
+	nexthop netip.Addr
+	vtep    netip.Addr // type 3: the originating router IP
+	mac     encap.MAC  // type 2
+	ip      netip.Addr // type 2, when the route has one
+	seq     uint32     // type 2: MAC mobility sequence number
+	sticky  bool
+	rts     []uint32 // route targets' local administrator parts with this ASN
+}
+
+var errNotOurs = errors.New("evpn: route for another family or type")
+
+// parseRoute turns a received path into a route: the VNI from the label
+// (type 2) or the PMSI tunnel attribute (type 3), as RFC 8365 §5.1.3 puts
+// it there, the next hop, and the route targets of asn.
+func parseRoute(nlri bgp.AddrPrefixInterface, attrs []bgp.PathAttributeInterface, asn uint32) (route, error) {
+	n, ok := nlri.(*bgp.EVPNNLRI)
+	if !ok {
+		return route{}, errNotOurs
+	}
+	r := route{kind: n.RouteType, key: n.String()}
+	var pmsiLabel uint32
+	havePMSI := false
+	for _, a := range attrs {
+		switch a := a.(type) {
+		case *bgp.PathAttributeMpReachNLRI:
+			if nh, ok := netip.AddrFromSlice(a.Nexthop); ok {
+				r.nexthop = nh.Unmap()
+			}
+		case *bgp.PathAttributeNextHop:
+			if nh, ok := netip.AddrFromSlice(a.Value); ok && !r.nexthop.IsValid() {
+				r.nexthop = nh.Unmap()
+			}
+		case *bgp.PathAttributePmsiTunnel:
+			pmsiLabel, havePMSI = a.Label, true
+		case *bgp.PathAttributeExtendedCommunities:
+			for _, ec := range a.Value {
+				switch ec := ec.(type) {
+				case *bgp.TwoOctetAsSpecificExtended:
+					if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && uint32(ec.AS) == asn {
+						r.rts = append(r.rts, ec.LocalAdmin)
+					}
+				case *bgp.MacMobilityExtended:
+					r.seq, r.sticky = ec.Sequence, ec.IsSticky
+				}
+			}
+		}
+	}
+	if !r.nexthop.IsValid() {
+		return route{}, fmt.Errorf("evpn: %s: no next hop", r.key)
+	}
+	switch d := n.RouteTypeData.(type) {
+	case *bgp.EVPNMacIPAdvertisementRoute:
+		if len(d.Labels) == 0 || len(d.MacAddress) != 6 {
+			return route{}, fmt.Errorf("evpn: %s: no label or no MAC", r.key)
+		}
+		r.vni = encap.VNI(d.Labels[0] & 0xffffff)
+		copy(r.mac[:], d.MacAddress)
+		if ip, ok := netip.AddrFromSlice(d.IPAddress); ok && d.IPAddressLength > 0 {
+			r.ip = ip.Unmap()
+		}
+	case *bgp.EVPNMulticastEthernetTagRoute:
+		if !havePMSI {
+			return route{}, fmt.Errorf("evpn: %s: no PMSI tunnel attribute", r.key)
+		}
+		r.vni = encap.VNI(pmsiLabel & 0xffffff)
+		ip, ok := netip.AddrFromSlice(d.IPAddress)
+		if !ok {
+			return route{}, fmt.Errorf("evpn: %s: bad originating router IP", r.key)
+		}
+		r.vtep = ip.Unmap()
+	default:
+		return route{}, errNotOurs
+	}
+	return r, nil
+}
+
+// imports reports whether the route carries the route target this site
+// imports for vni (ASN:VNI plain, ASN:2^24+VNI esp); a route with no
+// route target of our ASN is matched on its VNI alone, as FRR does for
+// routes without one.
+func (r route) imports(vni encap.VNI, esp bool) bool {
+	want := uint32(vni)
+	if esp {
+		want |= espRTBit
+	}
+	if len(r.rts) == 0 {
+		return !esp
+	}
+	for _, rt := range r.rts {
+		if rt == want {
+			return true
+		}
+	}
+	return false
+}

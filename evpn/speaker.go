@@ -1,0 +1,329 @@
+package evpn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v3/pkg/server"
+
+	"github.com/vxswitch/vxswitch/dataplane"
+	"github.com/vxswitch/vxswitch/encap"
+)
+
+// Config configures a Speaker.
+type Config struct {
+	ASN      uint32     // the fabric's AS (iBGP to the reflectors); 1..65535
+	RouterID netip.Addr // BGP identifier and route distinguisher; IPv4
+	// RouteReflectors are the iBGP neighbours (port 179 unless given).
+	RouteReflectors []netip.AddrPort
+	Password        string // TCP MD5 (RFC 2385); "" for none
+	// Nexthop is the underlay endpoint the site advertises (behind 1:1 NAT
+	// its public address); VTEP the originating router IP of its routes and
+	// the discovered peers' VTEP field (esp: the inner VTEP; plain: the
+	// underlay address, as a kernel VTEP has it).
+	Nexthop, VTEP netip.Addr
+	Segments      []encap.VNI
+	ESP           bool          // esp mode: its own route targets (ASN:2^24+VNI)
+	Port          uint16        // the peers' underlay port (0: the mode's default)
+	StaleTime     time.Duration // routes kept after every session is lost (default 5m)
+	HoldTime      time.Duration // BGP hold time (default 9s; keepalive a third)
+	Poll          time.Duration // how often the local MACs are compared (default 200ms)
+	Logger        *slog.Logger
+}
+
+// Switch is what the speaker needs of the data plane (dataplane.Switch).
+type Switch interface {
+	AddPeer(dataplane.PeerConfig) error
+	RemovePeer(name string) error
+	AddRemoteMAC(vni encap.VNI, mac encap.MAC, peer string) error
+	RemoveRemoteMAC(vni encap.VNI, mac encap.MAC) error
+	LocalMACs(fn func(vni encap.VNI, mac encap.MAC, ip netip.Addr))
+	MovedToTAP(fn func(vni encap.VNI, mac encap.MAC))
+	PeerAt(addr netip.Addr) (string, bool)
+}
+
+// Speaker is a BGP EVPN speaker (GoBGP) for one site: it advertises the
+// site's segments (type 3) and local MACs (type 2) and turns the other
+// sites' routes into peers and remote FDB entries. Its methods are safe
+// for concurrent use; Run owns the BGP server.
+type Speaker struct {
+	cfg Config
+	sw  Switch
+	log *slog.Logger
+	me  site
+	bgp *server.BgpServer
+
+	mu sync.Mutex
+	// remote state: routes received and what they installed.
+	imet  map[string]route           // type 3 by NLRI key
+	macs  map[string]route           // type 2 by NLRI key
+	peers map[netip.Addr]*remotePeer // discovered peers by originating IP
+	fdb   map[macKey]string          // installed remote MACs -> peer name
+	stale map[string]time.Time       // routes lost with every session, until
+	local map[macKey]*localMAC       // advertised local MACs
+	seqs  map[macKey]uint32          // highest MAC mobility sequence seen per MAC
+	// history keeps the recent moves of MACs that moved away, for
+	// duplicate detection.
+	history map[macKey][]time.Time
+	stats   Stats
+}
+
+type macKey struct {
+	vni encap.VNI
+	mac encap.MAC
+}
+
+type remotePeer struct {
+	name     string
+	endpoint netip.Addr
+	vtep     netip.Addr
+	segments map[encap.VNI]bool
+}
+
+type localMAC struct {
+	ip    netip.Addr
+	seq   uint32
+	moves []time.Time // for duplicate detection (RFC 7432 §15)
+	dup   bool
+}
+
+// Stats counts the speaker's work (show evpn, metrics).
+type Stats struct {
+	RoutesIn  map[string]int `json:"routes_in"`  // "type2 vni 129": routes held
+	RoutesOut map[string]int `json:"routes_out"` // advertised
+	Churn     uint64         `json:"churn"`      // route changes received
+	Installed int            `json:"remote_macs"`
+	Peers     int            `json:"peers"`
+	Duplicate uint64         `json:"duplicate_macs"` // MACs stopped as duplicates (RFC 7432 §15)
+	Refused   uint64         `json:"refused"`        // routes not usable (no peer for the next hop, bad route)
+}
+
+// New checks cfg and makes a speaker; Run starts it.
+func New(cfg Config, sw Switch) (*Speaker, error) {
+	if cfg.ASN == 0 || cfg.ASN > 0xffff {
+		return nil, fmt.Errorf("evpn: asn %d: want 1..65535", cfg.ASN)
+	}
+	if !cfg.RouterID.Is4() {
+		return nil, fmt.Errorf("evpn: router_id %v: want an IPv4 address", cfg.RouterID)
+	}
+	if len(cfg.RouteReflectors) == 0 {
+		return nil, errors.New("evpn: no route reflectors")
+	}
+	if cfg.StaleTime <= 0 {
+		cfg.StaleTime = 5 * time.Minute
+	}
+	if cfg.HoldTime <= 0 {
+		cfg.HoldTime = 9 * time.Second
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 200 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Speaker{cfg: cfg, sw: sw, log: cfg.Logger.With("component", "evpn"),
+		me:   site{asn: cfg.ASN, routerID: cfg.RouterID, vtep: cfg.VTEP, nexthop: cfg.Nexthop, esp: cfg.ESP},
+		imet: map[string]route{}, macs: map[string]route{}, peers: map[netip.Addr]*remotePeer{},
+		fdb: map[macKey]string{}, stale: map[string]time.Time{}, local: map[macKey]*localMAC{}, seqs: map[macKey]uint32{}, history: map[macKey][]time.Time{},
+		stats: Stats{RoutesIn: map[string]int{}, RoutesOut: map[string]int{}}}, nil
+}
+
+var evpnFamily = &api.Family{Afi: api.Family_AFI_L2VPN, Safi: api.Family_SAFI_EVPN}
+
+// Run speaks BGP until ctx is done.
+func (s *Speaker) Run(ctx context.Context) error {
+	s.bgp = server.NewBgpServer(server.LoggerOption(gobgpLogger{s.log}))
+	go s.bgp.Serve()
+	defer s.bgp.Stop()
+	if err := s.bgp.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+		Asn: s.cfg.ASN, RouterId: s.cfg.RouterID.String(), ListenPort: -1}}); err != nil {
+		return fmt.Errorf("evpn: start BGP: %w", err)
+	}
+	hold := uint64(s.cfg.HoldTime / time.Second)
+	for _, rr := range s.cfg.RouteReflectors {
+		port := rr.Port()
+		if port == 0 {
+			port = 179
+		}
+		p := &api.Peer{
+			Conf:      &api.PeerConf{NeighborAddress: rr.Addr().String(), PeerAsn: s.cfg.ASN, AuthPassword: s.cfg.Password},
+			Transport: &api.Transport{RemotePort: uint32(port), LocalAddress: s.cfg.Nexthop.String()},
+			Timers:    &api.Timers{Config: &api.TimersConfig{HoldTime: hold, KeepaliveInterval: max(hold/3, 1), ConnectRetry: 2}},
+			AfiSafis:  []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: evpnFamily, Enabled: true}}},
+		}
+		if err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: p}); err != nil {
+			return fmt.Errorf("evpn: route reflector %v: %w", rr, err)
+		}
+	}
+	for _, vni := range s.cfg.Segments {
+		nlri, attrs := imetRoute(s.me, vni)
+		if err := s.announce(ctx, nlri, attrs, false); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.countLocked(s.stats.RoutesOut, "type3", vni, 1)
+		s.mu.Unlock()
+	}
+	events := make(chan []*api.Path, 64)
+	err := s.bgp.WatchEvent(ctx, &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
+		Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true}}}},
+		func(r *api.WatchEventResponse) {
+			if t := r.GetTable(); t != nil && len(t.Paths) > 0 {
+				select {
+				case events <- t.Paths:
+				case <-ctx.Done():
+				}
+			}
+		})
+	if err != nil {
+		return fmt.Errorf("evpn: watch: %w", err)
+	}
+	s.log.Info("evpn speaker running", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID, "route_reflectors", fmt.Sprint(s.cfg.RouteReflectors))
+	tick := time.NewTicker(s.cfg.Poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case paths := <-events:
+			for _, p := range paths {
+				s.received(p)
+			}
+		case <-tick.C:
+			s.syncLocal(ctx)
+			s.expireStale(time.Now())
+		}
+	}
+}
+
+// announce adds (or withdraws) one of our paths.
+func (s *Speaker) announce(ctx context.Context, nlri bgp.AddrPrefixInterface, attrs []bgp.PathAttributeInterface, withdraw bool) error {
+	p, err := apiutil.NewPath(nlri, withdraw, attrs, time.Now())
+	if err != nil {
+		return fmt.Errorf("evpn: path %s: %w", nlri, err)
+	}
+	if withdraw {
+		err = s.bgp.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: evpnFamily, Path: p})
+	} else {
+		_, err = s.bgp.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p})
+	}
+	if err != nil {
+		return fmt.Errorf("evpn: %s: %w", nlri, err)
+	}
+	return nil
+}
+
+// sessionsUp reports how many route reflector sessions are established.
+func (s *Speaker) sessionsUp() int {
+	n := 0
+	for _, p := range s.Sessions() {
+		if p.State == "established" {
+			n++
+		}
+	}
+	return n
+}
+
+// Session is one route reflector session as show evpn prints it.
+type Session struct {
+	Neighbor string `json:"neighbor"`
+	State    string `json:"state"`
+	Uptime   string `json:"uptime,omitempty"`
+	Received uint64 `json:"received"`
+	Accepted uint64 `json:"accepted"`
+}
+
+// Sessions lists the route reflector sessions.
+func (s *Speaker) Sessions() []Session {
+	var out []Session
+	if s.bgp == nil {
+		return nil
+	}
+	s.bgp.ListPeer(context.Background(), &api.ListPeerRequest{EnableAdvertised: false}, func(p *api.Peer) {
+		st := Session{Neighbor: p.GetConf().GetNeighborAddress(), State: "idle"}
+		if ps := p.GetState(); ps != nil {
+			switch ps.SessionState {
+			case api.PeerState_ESTABLISHED:
+				st.State = "established"
+			case api.PeerState_ACTIVE:
+				st.State = "active"
+			case api.PeerState_CONNECT:
+				st.State = "connect"
+			case api.PeerState_OPENSENT:
+				st.State = "opensent"
+			case api.PeerState_OPENCONFIRM:
+				st.State = "openconfirm"
+			}
+		}
+		if t := p.GetTimers().GetState().GetUptime(); t != nil && st.State == "established" {
+			st.Uptime = time.Since(t.AsTime()).Round(time.Second).String()
+		}
+		for _, a := range p.GetAfiSafis() {
+			if a.GetState() != nil {
+				st.Received += a.GetState().Received
+				st.Accepted += a.GetState().Accepted
+			}
+		}
+		out = append(out, st)
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Neighbor < out[j].Neighbor })
+	return out
+}
+
+// Status is what show evpn prints.
+type Status struct {
+	Sessions []Session `json:"sessions"`
+	Stats
+	Discovered []string `json:"discovered_peers"`
+}
+
+// Status returns the sessions and counters.
+func (s *Speaker) Status() Status {
+	st := Status{Sessions: s.Sessions()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.Stats = s.stats
+	st.Stats.RoutesIn, st.Stats.RoutesOut = map[string]int{}, map[string]int{}
+	for k, v := range s.stats.RoutesIn {
+		st.Stats.RoutesIn[k] = v
+	}
+	for k, v := range s.stats.RoutesOut {
+		st.Stats.RoutesOut[k] = v
+	}
+	st.Installed, st.Peers = len(s.fdb), len(s.peers)
+	for _, p := range s.peers {
+		st.Discovered = append(st.Discovered, p.name)
+	}
+	sort.Strings(st.Discovered)
+	return st
+}
+
+// DiscoveredPeers returns the peers the routes made, for a reload that
+// replaces the configured ones.
+func (s *Speaker) DiscoveredPeers() []dataplane.PeerConfig {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []dataplane.PeerConfig
+	for _, p := range s.peers {
+		out = append(out, s.peerConfig(p))
+	}
+	return out
+}
+
+func (s *Speaker) peerConfig(p *remotePeer) dataplane.PeerConfig {
+	pc := dataplane.PeerConfig{Name: p.name, Endpoint: netip.AddrPortFrom(p.endpoint, s.cfg.Port), VTEP: p.vtep}
+	for vni := range p.segments {
+		pc.Segments = append(pc.Segments, vni)
+	}
+	sort.Slice(pc.Segments, func(i, j int) bool { return pc.Segments[i] < pc.Segments[j] })
+	return pc
+}
