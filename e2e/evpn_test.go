@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -245,4 +247,148 @@ func evpnVTEP(s *site, mode string) string {
 		return vtepAddr(s.Site).String()
 	}
 	return s.Addr.String()
+}
+
+// frrVTEP makes site k a standard Linux EVPN VTEP: a bridge with a kernel
+// vxlan device (VNI 129, no data-plane learning) and a host on a veth in
+// the bridge at 10.11.129.<Index+1>, with FRR's zebra and bgpd
+// (advertise-all-vni) peering with the reflector. It returns the host's
+// MAC and a function that prints FRR's view (vtysh) for a failure.
+func frrVTEP(t *testing.T, k *nstest.Site, rr netip.Addr, asn int) (string, func() string) {
+	t.Helper()
+	host := netip.AddrFrom4([4]byte{10, 11, 129, byte(k.Index + 1)})
+	for _, args := range [][]string{
+		{"ip", "link", "add", "br129", "type", "bridge"},
+		{"ip", "link", "set", "br129", "up"},
+		{"ip", "link", "add", "vxlan129", "type", "vxlan", "id", "129", "local", k.Addr.String(), "dstport", "4789", "nolearning"},
+		{"ip", "link", "set", "vxlan129", "master", "br129", "mtu", "1450", "up"},
+		{"ip", "link", "add", "h0", "mtu", "1450", "type", "veth", "peer", "name", "h0b", "mtu", "1450"},
+		{"ip", "link", "set", "h0b", "master", "br129", "up"},
+		{"ip", "addr", "add", host.String() + "/24", "dev", "h0"},
+		{"ip", "link", "set", "h0", "up"},
+	} {
+		if err := k.Exec(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	zconf := filepath.Join(dir, "zebra.conf")
+	bconf := filepath.Join(dir, "bgpd.conf")
+	os.WriteFile(zconf, []byte("hostname k\nlog stdout informational\n! the reflector is reached by the default route\nip nht resolve-via-default\n"), 0o600)
+	os.WriteFile(bconf, []byte(fmt.Sprintf(`hostname k
+log stdout informational
+router bgp %d
+ bgp router-id %s
+ no bgp default ipv4-unicast
+ neighbor %s remote-as %d
+ neighbor %s timers 3 9
+ neighbor %s timers connect 1
+ address-family l2vpn evpn
+  neighbor %s activate
+  advertise-all-vni
+ exit-address-family
+`, asn, k.Addr, rr, asn, rr, rr, rr)), 0o600)
+	zsock := filepath.Join(dir, "zserv.api")
+	// zebra cannot skip its change of user: it runs as frr (the package's
+	// user, in the vty group), so its files are frr's.
+	chownTo(t, "frr", dir, zconf, bconf)
+	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	zebra := k.Start("/usr/lib/frr/zebra", "-f", zconf, "-i", filepath.Join(dir, "zebra.pid"), "--vty_socket", dir, "-z", zsock, "-u", "frr", "-g", "frr", "-A", "127.0.0.1", "-P", "0")
+	if err := nstest.WaitFor(10*time.Second, func() error {
+		if done, err := zebra.Exited(); done {
+			return fmt.Errorf("zebra exited: %v\n%s", err, zebra.Output())
+		}
+		if _, err := os.Stat(zsock); err != nil {
+			return err
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	k.Start("/usr/lib/frr/bgpd", "-f", bconf, "-i", filepath.Join(dir, "bgpd.pid"), "--vty_socket", dir, "-z", zsock, "-S", "-A", "127.0.0.1", "-P", "0", "-p", "0")
+	mac, err := k.Output("cat", "/sys/class/net/h0/address")
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := func() string {
+		out, _ := k.Output("vtysh", "--vty_socket", dir, "-c", "show bgp l2vpn evpn summary", "-c", "show evpn vni detail",
+			"-c", "show bgp l2vpn evpn", "-c", "show evpn mac vni all")
+		return out
+	}
+	return strings.TrimSpace(mac), view
+}
+
+// TestEVPNWithFRRVTEP: one site is a standard Linux EVPN VTEP (FRR's zebra
+// and bgpd with advertise-all-vni, a bridge and a kernel vxlan device,
+// plain mode, VNI 129); it and two vxswitch sites learn each other's MACs
+// through BGP, not from the data plane — vxswitch's FDB marks them EVPN,
+// the kernel's holds them extern_learn — and ping both ways.
+func TestEVPNWithFRRVTEP(t *testing.T) {
+	if _, err := os.Stat("/usr/lib/frr/zebra"); err != nil {
+		nstest.RequireTool(t, "frr-zebra-not-installed")
+	}
+	n := nstest.New(t, nstest.Sites("a", "b", "rr", "k")...)
+	rr, k := n.Sites[2], n.Sites[3]
+	frrReflector(t, rr, 65000, "")
+	hostMAC, frrView := frrVTEP(t, k, rr.Addr, 65000)
+	fabric := &nstest.Net{Core: n.Core, Sites: n.Sites[:2]}
+	sites := startSites(t, fabric, options{mode: "plain",
+		only:       func(_, _ *nstest.Site) bool { return false },
+		extraPeers: fmt.Sprintf("[evpn]\nasn = 65000\nroute_reflectors = [%q]\n", rr.Addr.String())})
+	a, b := sites[0], sites[1]
+	kName := "evpn-" + k.Addr.String()
+	if err := nstest.WaitFor(30*time.Second, func() error {
+		for _, s := range sites {
+			if st := evpnStatus(t, s); st.Peers != 2 {
+				return fmt.Errorf("%s: peers from routes %v", s.Name, st.Discovered)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%v\n%s\nFRR VTEP:\n%s", err, a.show(t, "evpn"), frrView())
+	}
+	hostIP := netip.AddrFrom4([4]byte{10, 11, 129, byte(k.Index + 1)}).String()
+	for _, s := range sites {
+		if err := nstest.WaitFor(20*time.Second, func() error { return s.Ping(hostIP, 56, 1, false) }); err != nil {
+			t.Errorf("%s -> the host behind the FRR VTEP: %v\n%s", s.Name, err, s.show(t, "peers"))
+		}
+		if err := nstest.WaitFor(5*time.Second, func() error {
+			return k.Exec("ping", "-c", "1", "-W", "1", overlayAddr(s.Site).String())
+		}); err != nil {
+			out, _ := k.Output("ip", "neigh")
+			t.Errorf("the host behind the FRR VTEP -> %s: %v\n%s\n%s", s.Name, err, out, s.show(t, "stats"))
+		}
+	}
+	// Learnt through BGP: vxswitch has the host's MAC from EVPN on the
+	// FRR site; the kernel has the vxswitch sites' MACs as extern_learn.
+	if err := nstest.WaitFor(5*time.Second, func() error {
+		if port, ev := fdbPort(t, a, hostMAC); port != kName || !ev {
+			return fmt.Errorf("a's FDB has %s on %q (from EVPN: %v)", hostMAC, port, ev)
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("%v\n%s", err, a.show(t, "fdb"))
+	}
+	for _, s := range sites {
+		mac, err := s.Output("cat", "/sys/class/net/vx129/address")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mac = strings.TrimSpace(mac)
+		re := regexp.MustCompile(regexp.QuoteMeta(mac) + ` dst ` + regexp.QuoteMeta(s.Addr.String()) + ` .*extern_learn`)
+		if err := nstest.WaitFor(5*time.Second, func() error {
+			out, _ := k.Output("bridge", "fdb", "show", "dev", "vxlan129")
+			if !re.MatchString(out) {
+				return fmt.Errorf("the kernel's FDB lacks %s via %s as extern_learn:\n%s", mac, s.Addr, out)
+			}
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	out, _ := k.Output("bridge", "fdb", "show", "dev", "vxlan129")
+	t.Logf("the FRR VTEP's kernel FDB:\n%s\na's FDB:\n%s", out, a.show(t, "fdb"))
+	_ = b
 }
