@@ -159,17 +159,24 @@ func TestEVPNRouteReflector(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// The issue's bound is a second (160-260 ms measured without
+			// the race detector); the race detector slows every vxswitch,
+			// GoBGP in it, and each `show` the test runs, several times.
+			bound := time.Second
+			if len(raceFlags) > 0 {
+				bound = 6 * time.Second
+			}
 			vmUp(a)
 			learnt := time.Now()
 			aName := "evpn-" + evpnVTEP(a, mode)
 			for _, s := range []*site{b, c, d} {
-				if err := nstest.WaitFor(time.Second-time.Since(learnt), func() error {
+				if err := nstest.WaitFor(bound-time.Since(learnt), func() error {
 					if port, ev := fdbPort(t, s, vmMAC); port != aName || !ev {
 						return fmt.Errorf("%s's FDB has %s on %q (from EVPN: %v)", s.Name, vmMAC, port, ev)
 					}
 					return nil
 				}); err != nil {
-					t.Errorf("within a second of learning: %v\n%s", err, s.show(t, "fdb"))
+					t.Errorf("within %v of learning: %v\n%s", bound, err, s.show(t, "fdb"))
 				}
 			}
 			t.Logf("the MAC learnt at a was in b, c and d's FDBs after %v", time.Since(learnt).Round(10*time.Millisecond))
@@ -182,7 +189,7 @@ func TestEVPNRouteReflector(t *testing.T) {
 			vmUp(c)
 			cName := "evpn-" + evpnVTEP(c, mode)
 			for _, s := range []*site{a, b, d} {
-				if err := nstest.WaitFor(2*time.Second, func() error {
+				if err := nstest.WaitFor(2*bound, func() error {
 					if port, ev := fdbPort(t, s, vmMAC); port != cName || !ev {
 						return fmt.Errorf("%s's FDB has %s on %q (from EVPN: %v)", s.Name, vmMAC, port, ev)
 					}
@@ -391,4 +398,79 @@ func TestEVPNWithFRRVTEP(t *testing.T) {
 	out, _ := k.Output("bridge", "fdb", "show", "dev", "vxlan129")
 	t.Logf("the FRR VTEP's kernel FDB:\n%s\na's FDB:\n%s", out, a.show(t, "fdb"))
 	_ = b
+}
+
+// TestEVPNRedundantReflectors: two FRR reflectors, TCP MD5 on every
+// session. Losing one changes nothing; losing both leaves the data plane as
+// it is (the routes kept as stale) until stale_time, then the peers go.
+func TestEVPNRedundantReflectors(t *testing.T) {
+	n := nstest.New(t, nstest.Sites("a", "b", "rr1", "rr2")...)
+	rr1p := frrReflector(t, n.Sites[2], 65000, "neighbor fabric password md5-secret-e2e")
+	rr2p := frrReflector(t, n.Sites[3], 65000, "neighbor fabric password md5-secret-e2e")
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "bgp.key")
+	if err := os.WriteFile(pw, []byte("md5-secret-e2e\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fabric := &nstest.Net{Core: n.Core, Sites: n.Sites[:2]}
+	sites := startSites(t, fabric, options{mode: "esp",
+		only: func(_, _ *nstest.Site) bool { return false },
+		extraPeers: fmt.Sprintf("[evpn]\nasn = 65000\nroute_reflectors = [%q, %q]\npassword_file = %q\nstale_time = \"15s\"\n",
+			n.Sites[2].Addr.String(), n.Sites[3].Addr.String(), pw)})
+	a, b := sites[0], sites[1]
+	established := func(s *site) int {
+		c := 0
+		for _, x := range evpnStatus(t, s).Sessions {
+			if x.State == "established" {
+				c++
+			}
+		}
+		return c
+	}
+	for _, s := range sites {
+		if err := nstest.WaitFor(30*time.Second, func() error {
+			if c := established(s); c != 2 {
+				return fmt.Errorf("%s: %d sessions established", s.Name, c)
+			}
+			if evpnStatus(t, s).Peers != 1 {
+				return fmt.Errorf("%s: no peer from routes", s.Name)
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("%v\n%s", err, s.show(t, "evpn"))
+		}
+	}
+	if err := nstest.WaitFor(20*time.Second, func() error { return a.Ping(overlayAddr(b.Site).String(), 56, 1, false) }); err != nil {
+		t.Fatalf("a -> b: %v", err)
+	}
+	spi := findOutSPI(t, a)
+	rr1p.Stop()
+	time.Sleep(2 * time.Second)
+	if st := evpnStatus(t, a); st.Peers != 1 || established(a) != 1 {
+		t.Errorf("after losing one reflector: %+v", st)
+	}
+	if err := a.Ping(overlayAddr(b.Site).String(), 56, 3, false); err != nil {
+		t.Errorf("a -> b with one reflector: %v", err)
+	}
+	rr2p.Stop()
+	lost := time.Now()
+	time.Sleep(10 * time.Second)
+	if st := evpnStatus(t, a); st.Peers != 1 || established(a) != 0 {
+		t.Errorf("10 s after losing both reflectors: %d peers, %d sessions; want the peer kept", st.Peers, established(a))
+	}
+	if err := a.Ping(overlayAddr(b.Site).String(), 56, 3, false); err != nil {
+		t.Errorf("a -> b with no reflector: %v", err)
+	}
+	if s := findOutSPI(t, a); s != spi {
+		t.Errorf("the SA changed while the reflectors were away (%08x -> %08x)", spi, s)
+	}
+	if err := nstest.WaitFor(20*time.Second, func() error {
+		if st := evpnStatus(t, a); st.Peers != 0 {
+			return fmt.Errorf("%v", st.Discovered)
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("stale peers kept past stale_time: %v", err)
+	}
+	t.Logf("stale routes removed %v after the last reflector went (stale_time 15s)", time.Since(lost).Round(100*time.Millisecond))
 }

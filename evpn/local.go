@@ -22,9 +22,36 @@ const (
 // pinned to a peer that now speak from the TAP are unpinned first, so
 // that learning takes them (a move to this site).
 func (s *Speaker) syncLocal(ctx context.Context) {
+	for _, c := range s.syncLocalState() {
+		nlri, attrs := macRoute(s.me, c.k.vni, c.k.mac, c.l.ip, c.l.seq)
+		if err := s.announce(ctx, nlri, attrs, c.withdraw); err != nil {
+			s.log.Warn("evpn: advertise MAC", "mac", c.k.mac, "err", err)
+			continue
+		}
+		s.mu.Lock()
+		d := 1
+		if c.withdraw {
+			d = -1
+		}
+		s.countLocked(s.stats.RoutesOut, "type2", c.k.vni, d)
+		s.mu.Unlock()
+	}
+}
+
+// change is one type-2 route to advertise or withdraw.
+type change struct {
+	k        macKey
+	l        localMAC
+	withdraw bool
+}
+
+// syncLocalState updates the local MAC state and returns the routes to
+// advertise and withdraw (syncLocal sends them).
+func (s *Speaker) syncLocalState() []change {
 	var unpin []macKey
 	s.sw.MovedToTAP(func(vni encap.VNI, mac encap.MAC) { unpin = append(unpin, macKey{vni, mac}) })
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, k := range unpin {
 		if s.fdb[k] != "" {
 			if err := s.sw.RemoveRemoteMAC(k.vni, k.mac); err == nil {
@@ -39,24 +66,19 @@ func (s *Speaker) syncLocal(ctx context.Context) {
 			cur[macKey{vni, mac}] = ip
 		}
 	})
-	type change struct {
-		k        macKey
-		l        localMAC
-		withdraw bool
-	}
-	var changes []change
+	changes := s.pendingOut
+	s.pendingOut = nil
 	now := time.Now()
 	for k, ip := range cur {
-		l := s.local[k]
-		if l != nil {
+		if s.local[k] != nil {
 			continue
 		}
-		l = &localMAC{ip: ip}
+		l := &localMAC{ip: ip}
 		if seq, ok := s.seqs[k]; ok || s.remoteRouteLocked(k) {
 			// It was elsewhere: a move to this site.
 			l.seq = seq + 1
 			s.seqs[k] = l.seq
-			l.moves = append(s.movesLocked(k), now)
+			l.moves = append(s.history[k], now)
 			if s.isDuplicate(l.moves, now) {
 				l.dup = true
 				s.stats.Duplicate++
@@ -77,21 +99,7 @@ func (s *Speaker) syncLocal(ctx context.Context) {
 			changes = append(changes, change{k: k, l: *l, withdraw: true})
 		}
 	}
-	s.mu.Unlock()
-	for _, c := range changes {
-		nlri, attrs := macRoute(s.me, c.k.vni, c.k.mac, c.l.ip, c.l.seq)
-		if err := s.announce(ctx, nlri, attrs, c.withdraw); err != nil {
-			s.log.Warn("evpn: advertise MAC", "mac", c.k.mac, "err", err)
-			continue
-		}
-		s.mu.Lock()
-		d := 1
-		if c.withdraw {
-			d = -1
-		}
-		s.countLocked(s.stats.RoutesOut, "type2", c.k.vni, d)
-		s.mu.Unlock()
-	}
+	return changes
 }
 
 // remoteRouteLocked reports whether a type-2 route for k came from another site.
@@ -102,14 +110,6 @@ func (s *Speaker) remoteRouteLocked(k macKey) bool {
 		}
 	}
 	return false
-}
-
-// movesLocked returns the recent moves of k kept by its last local entry.
-func (s *Speaker) movesLocked(k macKey) []time.Time {
-	if h := s.history[k]; h != nil {
-		return h
-	}
-	return nil
 }
 
 func (s *Speaker) isDuplicate(moves []time.Time, now time.Time) bool {
@@ -123,20 +123,13 @@ func (s *Speaker) isDuplicate(moves []time.Time, now time.Time) bool {
 }
 
 // moveAwayLocked: a route from elsewhere with a higher sequence number
-// took a MAC we advertised; withdraw ours (the data plane's entry ages out
-// or is overwritten by the pin), keeping its move history.
+// took a MAC we advertised; withdraw ours (the data plane's entry is
+// overwritten by the pin), keeping its move history.
 func (s *Speaker) moveAwayLocked(k macKey, l *localMAC) {
 	s.history[k] = append(l.moves, time.Now())
 	delete(s.local, k)
 	if l.dup {
 		return
 	}
-	nlri, attrs := macRoute(s.me, k.vni, k.mac, l.ip, l.seq)
-	go func() {
-		if err := s.announce(context.Background(), nlri, attrs, true); err == nil {
-			s.mu.Lock()
-			s.countLocked(s.stats.RoutesOut, "type2", k.vni, -1)
-			s.mu.Unlock()
-		}
-	}()
+	s.pendingOut = append(s.pendingOut, change{k: k, l: *l, withdraw: true}) // sent by the next syncLocal
 }

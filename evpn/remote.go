@@ -33,7 +33,7 @@ func (s *Speaker) received(p *api.Path) {
 	s.stats.Churn++
 	s.mu.Unlock()
 	if p.IsWithdraw {
-		if s.sessionsUp() == 0 {
+		if s.up() == 0 {
 			s.mu.Lock()
 			if _, held := s.imet[key]; held || s.macs[key].kind != 0 {
 				s.stale[key] = time.Now().Add(s.cfg.StaleTime)

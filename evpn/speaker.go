@@ -61,6 +61,7 @@ type Speaker struct {
 	log *slog.Logger
 	me  site
 	bgp *server.BgpServer
+	up  func() int // sessions established (sessionsUp; tests replace it)
 
 	mu sync.Mutex
 	// remote state: routes received and what they installed.
@@ -74,7 +75,10 @@ type Speaker struct {
 	// history keeps the recent moves of MACs that moved away, for
 	// duplicate detection.
 	history map[macKey][]time.Time
-	stats   Stats
+	// pendingOut are withdrawals decided while handling a route, sent
+	// with the next local sync.
+	pendingOut []change
+	stats      Stats
 }
 
 type macKey struct {
@@ -130,11 +134,13 @@ func New(cfg Config, sw Switch) (*Speaker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Speaker{cfg: cfg, sw: sw, log: cfg.Logger.With("component", "evpn"),
+	sp := &Speaker{cfg: cfg, sw: sw, log: cfg.Logger.With("component", "evpn"),
 		me:   site{asn: cfg.ASN, routerID: cfg.RouterID, vtep: cfg.VTEP, nexthop: cfg.Nexthop, esp: cfg.ESP},
 		imet: map[string]route{}, macs: map[string]route{}, peers: map[netip.Addr]*remotePeer{},
 		fdb: map[macKey]string{}, stale: map[string]time.Time{}, local: map[macKey]*localMAC{}, seqs: map[macKey]uint32{}, history: map[macKey][]time.Time{},
-		stats: Stats{RoutesIn: map[string]int{}, RoutesOut: map[string]int{}}}, nil
+		stats: Stats{RoutesIn: map[string]int{}, RoutesOut: map[string]int{}}}
+	sp.up = sp.sessionsUp
+	return sp, nil
 }
 
 var evpnFamily = &api.Family{Afi: api.Family_AFI_L2VPN, Safi: api.Family_SAFI_EVPN}

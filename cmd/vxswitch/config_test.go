@@ -172,6 +172,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "lifetime not a duration", conf: conf{security: baseSecurity + "lifetime = \"forever\"\n"}, want: `security.lifetime: "forever" is not a duration`},
 		{name: "lifetime without unit", conf: conf{security: baseSecurity + "lifetime = \"300\"\n"}, want: `security.lifetime: "300" is not a duration`},
 		{name: "child_lifetime negative", conf: conf{security: baseSecurity + "child_lifetime = \"-1h\"\n"}, want: `security.child_lifetime: "-1h" must be positive`},
+		{name: "evpn without asn", conf: conf{extra: "[evpn]\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "evpn.asn: required"},
+		{name: "evpn 4-byte asn", conf: conf{extra: "[evpn]\nasn = 4200000000\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "evpn.asn: 4200000000: want 1..65535"},
+		{name: "evpn without reflectors", conf: conf{extra: "[evpn]\nasn = 65000\n"}, want: "evpn.route_reflectors: required"},
+		{name: "evpn bad reflector", conf: conf{extra: "[evpn]\nasn = 65000\nroute_reflectors = [\"rr.example\"]\n"}, want: `evpn.route_reflectors: [0] "rr.example": want an address`},
+		{name: "evpn bad router_id", conf: conf{extra: "[evpn]\nasn = 65000\nrouter_id = \"2001:db8::1\"\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "evpn.router_id"},
 		{name: "nat_keepalive bad", conf: conf{security: baseSecurity + "nat_keepalive = \"sometimes\"\n"}, want: `security.nat_keepalive: "sometimes": want "auto"`},
 		{name: "dpd_interval zero", conf: conf{security: baseSecurity + "dpd_interval = \"0s\"\n"}, want: `security.dpd_interval: "0s" must be positive`},
 		{name: "lifetime as integer", conf: conf{security: baseSecurity + "lifetime = 300\n"}, want: "lifetime"},
@@ -750,5 +755,21 @@ func TestFileOwnership(t *testing.T) {
 			os.Remove(psk)
 			os.Remove(cfgPath)
 		})
+	}
+}
+
+func TestParseConfigEVPN(t *testing.T) {
+	cfg, err := parseTest(conf{extra: "[evpn]\nasn = 65000\nroute_reflectors = [\"192.0.2.254\", \"192.0.2.253:1179\"]\nendpoint = \"203.0.113.9\"\nstale_time = \"2m\"\n"}.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cfg.EVPN
+	if e == nil || e.ASN != 65000 || e.RouterID != netip.MustParseAddr("172.31.0.1") || e.Nexthop != netip.MustParseAddr("203.0.113.9") ||
+		e.VTEP != netip.MustParseAddr("172.31.0.1") || !e.ESP || e.StaleTime != 2*time.Minute || len(e.Segments) != 1 ||
+		!reflect.DeepEqual(e.RouteReflectors, []netip.AddrPort{netip.MustParseAddrPort("192.0.2.254:179"), netip.MustParseAddrPort("192.0.2.253:1179")}) {
+		t.Errorf("got %+v", e)
+	}
+	if cfg, _ := parseTest(conf{}.String()); cfg.EVPN != nil {
+		t.Error("an [evpn] without the section")
 	}
 }

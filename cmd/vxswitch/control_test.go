@@ -99,7 +99,7 @@ func TestControlProtocol(t *testing.T) {
 		want string
 	}{
 		{`{"cmd":"show","what":"stats"}`, `{"ok":true,"data":[]}`},
-		{`{"cmd":"show","what":"nope"}`, `{"ok":false,"error":"show: unknown table \"nope\" (want fdb, peers, sas or stats)"}`},
+		{`{"cmd":"show","what":"nope"}`, `{"ok":false,"error":"show: unknown table \"nope\" (want fdb, peers, sas, stats or evpn)"}`},
 		{`{"cmd":"reboot"}`, `{"ok":false,"error":"unknown command \"reboot\" (want show or capture)"}`},
 		{`{"cmd":"capture","point":"wire"}`, `{"ok":false,"error":"capture: unknown point \"wire\" (want tap, underlay or inner)"}`},
 		{`{"cmd":"show","what":"peers"}`, `{"ok":true,"data":[{"name":"sakura"`},

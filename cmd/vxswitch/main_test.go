@@ -37,7 +37,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "-c", "x.toml", "-log-level", "loud"}, "invalid value \"loud\" for flag -log-level"},
 		{[]string{"check"}, "-c site.toml is required"},
 		{[]string{"check", "-x"}, "flag provided but not defined: -x"},
-		{[]string{"show"}, "what to show? fdb, peers, sas or stats"},
+		{[]string{"show"}, "what to show? fdb, peers, sas, stats or evpn"},
 		{[]string{"show", "routes"}, `cannot show "routes"`},
 		{[]string{"show", "fdb", "peers"}, `unexpected argument "peers"`},
 		{[]string{"show", "fdb", "--wireshark"}, "--wireshark applies to show sas only"},

@@ -13,13 +13,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/vxswitch/vxswitch/evpn"
 )
 
 // metricsCollector exposes the switch's counters and peer states to
 // Prometheus. It reads them at scrape time (the same atomic snapshot as
 // `vxswitch show stats`), so the data path does no extra work.
 type metricsCollector struct {
-	sw controlled
+	sw   controlled
+	evpn *evpn.Speaker // nil without [evpn]
 
 	counters *prometheus.Desc
 	peerUp   *prometheus.Desc
@@ -28,6 +30,9 @@ type metricsCollector struct {
 	peerByte *prometheus.Desc
 	probes   *prometheus.Desc
 	pmtuInfo *prometheus.Desc
+	bgpUp    *prometheus.Desc
+	routes   *prometheus.Desc
+	churn    *prometheus.Desc
 }
 
 func newMetricsCollector(sw controlled, site string) *metricsCollector {
@@ -49,12 +54,18 @@ func newMetricsCollector(sw controlled, site string) *metricsCollector {
 			"Path MTU probes to the peer (RFC 8899) by result: sent, acked, lost.", []string{"peer", "result"}, constLabels),
 		pmtuInfo: prometheus.NewDesc("vxswitch_peer_pmtu_info",
 			"1, labelled with where the peer's path MTU comes from and the probing state.", []string{"peer", "source", "probe"}, constLabels),
+		bgpUp: prometheus.NewDesc("vxswitch_evpn_session_up",
+			"1 when the BGP session to the route reflector is established.", []string{"neighbor"}, constLabels),
+		routes: prometheus.NewDesc("vxswitch_evpn_routes",
+			"EVPN routes held from the fabric (in) and advertised (out), by route type and segment.", []string{"direction", "type", "vni"}, constLabels),
+		churn: prometheus.NewDesc("vxswitch_evpn_route_changes_total",
+			"Best-path changes received from the fabric.", nil, constLabels),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.counters, m.peerUp, m.peerMTU, m.peerPkts, m.peerByte, m.probes, m.pmtuInfo} {
+	for _, d := range []*prometheus.Desc{m.counters, m.peerUp, m.peerMTU, m.peerPkts, m.peerByte, m.probes, m.pmtuInfo, m.bgpUp, m.routes, m.churn} {
 		ch <- d
 	}
 }
@@ -81,14 +92,34 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.probes, prometheus.CounterValue, float64(p.ProbesLost), p.Name, "lost")
 		ch <- prometheus.MustNewConstMetric(m.pmtuInfo, prometheus.GaugeValue, 1, p.Name, p.MTUSource, p.Probe)
 	}
+	if m.evpn == nil {
+		return
+	}
+	st := m.evpn.Status()
+	for _, s := range st.Sessions {
+		up := 0.0
+		if s.State == "established" {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.bgpUp, prometheus.GaugeValue, up, s.Neighbor)
+	}
+	for dir, rs := range map[string]map[string]int{"in": st.RoutesIn, "out": st.RoutesOut} {
+		for k, n := range rs {
+			typ, vni, _ := strings.Cut(k, " vni ")
+			ch <- prometheus.MustNewConstMetric(m.routes, prometheus.GaugeValue, float64(n), dir, typ, vni)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(m.churn, prometheus.CounterValue, float64(st.Churn))
 }
 
 // serveMetrics serves /metrics on addr until ctx is done and returns the
 // bound address. The listener is opened before it returns, so a bad
 // address fails the start.
-func serveMetrics(ctx context.Context, addr string, sw controlled, site string, log *slog.Logger) (net.Addr, error) {
+func serveMetrics(ctx context.Context, addr string, sw controlled, speaker *evpn.Speaker, site string, log *slog.Logger) (net.Addr, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newMetricsCollector(sw, site), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mc := newMetricsCollector(sw, site)
+	mc.evpn = speaker
+	reg.MustRegister(mc, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", addr)

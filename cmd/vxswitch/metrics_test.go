@@ -18,7 +18,7 @@ func TestMetrics(t *testing.T) {
 	sw := newFakeSwitch()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addr, err := serveMetrics(ctx, "127.0.0.1:0", sw, "makuhari", slog.New(slog.DiscardHandler))
+	addr, err := serveMetrics(ctx, "127.0.0.1:0", sw, nil, "makuhari", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("vxswitch_peer_packets_total{peer=%s,tx} = %v, want %d", p.Name, v, p.TxPackets)
 		}
 	}
-	if _, err := serveMetrics(ctx, "127.0.0.1:notaport", sw, "x", slog.New(slog.DiscardHandler)); err == nil {
+	if _, err := serveMetrics(ctx, "127.0.0.1:notaport", sw, nil, "x", slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("a bad metrics address started")
 	}
 }

@@ -122,7 +122,7 @@ func serveSite(ctx context.Context, path string, cfg *siteConfig, sw siteSwitch,
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if cfg.Metrics != "" {
-		if _, err := serveMetrics(runCtx, cfg.Metrics, sw, cfg.Name, log); err != nil {
+		if _, err := serveMetrics(runCtx, cfg.Metrics, sw, speaker, cfg.Name, log); err != nil {
 			return err
 		}
 	}

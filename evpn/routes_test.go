@@ -1,0 +1,140 @@
+package evpn
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/vxswitch/vxswitch/encap"
+)
+
+var testSite = site{asn: 65000, routerID: netip.MustParseAddr("172.31.0.1"), vtep: netip.MustParseAddr("172.31.0.1"),
+	nexthop: netip.MustParseAddr("192.0.2.1"), esp: true}
+
+// wire sends our route through GoBGP's own BGP UPDATE codec (encode, then
+// parse as a received message) and returns what a peer would decode.
+func wire(t testing.TB) func(bgp.AddrPrefixInterface, []bgp.PathAttributeInterface) (bgp.AddrPrefixInterface, []bgp.PathAttributeInterface) {
+	return func(_ bgp.AddrPrefixInterface, attrs []bgp.PathAttributeInterface) (bgp.AddrPrefixInterface, []bgp.PathAttributeInterface) {
+		return wireAttrs(t, attrs)
+	}
+}
+
+func wireAttrs(t testing.TB, attrs []bgp.PathAttributeInterface) (bgp.AddrPrefixInterface, []bgp.PathAttributeInterface) {
+	t.Helper()
+	b, err := bgp.NewBGPUpdateMessage(nil, attrs, nil).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := bgp.ParseBGPMessage(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := m.Body.(*bgp.BGPUpdate)
+	for _, a := range u.PathAttributes {
+		if mp, ok := a.(*bgp.PathAttributeMpReachNLRI); ok && len(mp.Value) == 1 {
+			return mp.Value[0], u.PathAttributes
+		}
+	}
+	t.Fatalf("no MP_REACH_NLRI in %v", u.PathAttributes)
+	return nil, nil
+}
+
+func TestIMETRoundTrip(t *testing.T) {
+	for _, esp := range []bool{true, false} {
+		s := testSite
+		s.esp = esp
+		nlri, attrs := wire(t)(imetRoute(s, 129))
+		r, err := parseRoute(nlri, attrs, 65000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.kind != bgp.EVPN_INCLUSIVE_MULTICAST_ETHERNET_TAG || r.vni != 129 || r.vtep != s.vtep || r.nexthop != s.nexthop {
+			t.Errorf("esp %v: got %+v", esp, r)
+		}
+		if !r.imports(129, esp) || r.imports(129, !esp) || r.imports(130, esp) {
+			t.Errorf("esp %v: route targets %v import the wrong segments", esp, r.rts)
+		}
+		// What FRR and tshark show: RD 172.31.0.1:129, RT 65000:129 or 65000:16777345, ET:8.
+		want := "[type:multicast][rd:172.31.0.1:129][etag:0][ip:172.31.0.1]"
+		if nlri.String() != want {
+			t.Errorf("NLRI %s, want %s", nlri, want)
+		}
+		var pmsi *bgp.PathAttributePmsiTunnel
+		for _, a := range attrs {
+			if p, ok := a.(*bgp.PathAttributePmsiTunnel); ok {
+				pmsi = p
+			}
+		}
+		if pmsi == nil || pmsi.TunnelType != bgp.PMSI_TUNNEL_TYPE_INGRESS_REPL || pmsi.Label != 129 {
+			t.Errorf("PMSI tunnel attribute %v", pmsi)
+		}
+	}
+}
+
+func TestMACRouteRoundTrip(t *testing.T) {
+	mac := encap.MAC{0x02, 0, 0x5e, 0, 1, 0x64}
+	for _, tc := range []struct {
+		ip  netip.Addr
+		seq uint32
+	}{{netip.Addr{}, 0}, {netip.MustParseAddr("10.11.129.100"), 3}, {netip.MustParseAddr("2001:db8::64"), 1}} {
+		nlri, attrs := wire(t)(macRoute(testSite, 16777215, mac, tc.ip, tc.seq))
+		r, err := parseRoute(nlri, attrs, 65000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.kind != bgp.EVPN_ROUTE_TYPE_MAC_IP_ADVERTISEMENT || r.vni != 16777215 || r.mac != mac || r.ip != tc.ip || r.seq != tc.seq || r.nexthop != testSite.nexthop {
+			t.Errorf("got %+v, want ip %v seq %d", r, tc.ip, tc.seq)
+		}
+	}
+}
+
+// TestParseRouteRefuses: routes vxswitch cannot use are errors, not
+// guesses.
+func TestParseRouteRefuses(t *testing.T) {
+	nlri := bgp.NewEVPNMulticastEthernetTagRoute(rd(testSite.routerID, 129), 0, "172.31.0.1")
+	if _, err := parseRoute(nlri, nil, 65000); err == nil {
+		t.Error("a type-3 route without next hop or PMSI tunnel accepted")
+	}
+	noPMSI := []bgp.PathAttributeInterface{bgp.NewPathAttributeMpReachNLRI("192.0.2.1", []bgp.AddrPrefixInterface{nlri})}
+	if _, err := parseRoute(nlri, noPMSI, 65000); err == nil {
+		t.Error("a type-3 route without PMSI tunnel accepted")
+	}
+	prefix := bgp.NewIPAddrPrefix(24, "10.0.0.0")
+	if _, err := parseRoute(prefix, nil, 65000); err != errNotOurs {
+		t.Errorf("an IPv4 prefix: %v", err)
+	}
+}
+
+// FuzzParseRoute: any BGP message GoBGP's codec accepts is turned into a
+// route or refused, never a panic.
+func FuzzParseRoute(f *testing.F) {
+	add := func(nlri bgp.AddrPrefixInterface, attrs []bgp.PathAttributeInterface) {
+		b, err := bgp.NewBGPUpdateMessage(nil, attrs, nil).Serialize()
+		if err == nil {
+			f.Add(b)
+		}
+	}
+	add(imetRoute(testSite, 129))
+	add(macRoute(testSite, 129, encap.MAC{2, 0, 0, 0, 0, 1}, netip.MustParseAddr("10.0.0.1"), 7))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := bgp.ParseBGPMessage(b)
+		if err != nil {
+			return
+		}
+		u, ok := m.Body.(*bgp.BGPUpdate)
+		if !ok {
+			return
+		}
+		for _, a := range u.PathAttributes {
+			if mp, ok := a.(*bgp.PathAttributeMpReachNLRI); ok {
+				for _, n := range mp.Value {
+					r, err := parseRoute(n, u.PathAttributes, 65000)
+					if err == nil && (!r.nexthop.IsValid() || r.vni > 0xffffff) {
+						t.Fatalf("accepted a route without next hop or with VNI %d", r.vni)
+					}
+				}
+			}
+		}
+	})
+}

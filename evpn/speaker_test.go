@@ -1,0 +1,207 @@
+package evpn
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/vxswitch/vxswitch/dataplane"
+	"github.com/vxswitch/vxswitch/encap"
+)
+
+// fakeSwitch records what the speaker does to the data plane.
+type fakeSwitch struct {
+	mu     sync.Mutex
+	peers  map[string]dataplane.PeerConfig
+	remote map[macKey]string
+	local  map[macKey]bool
+	moved  []macKey
+	static map[netip.Addr]string // configured peers by endpoint
+}
+
+func newFake() *fakeSwitch {
+	return &fakeSwitch{peers: map[string]dataplane.PeerConfig{}, remote: map[macKey]string{}, local: map[macKey]bool{}, static: map[netip.Addr]string{}}
+}
+
+func (f *fakeSwitch) AddPeer(pc dataplane.PeerConfig) error { f.peers[pc.Name] = pc; return nil }
+func (f *fakeSwitch) RemovePeer(name string) error {
+	delete(f.peers, name)
+	for k, p := range f.remote {
+		if p == name {
+			delete(f.remote, k)
+		}
+	}
+	return nil
+}
+func (f *fakeSwitch) AddRemoteMAC(vni encap.VNI, mac encap.MAC, peer string) error {
+	if _, ok := f.peers[peer]; !ok {
+		if _, ok := f.static[f.peers[peer].Endpoint.Addr()]; !ok && peer != "static" {
+			return fmt.Errorf("no peer %s", peer)
+		}
+	}
+	f.remote[macKey{vni, mac}] = peer
+	return nil
+}
+func (f *fakeSwitch) RemoveRemoteMAC(vni encap.VNI, mac encap.MAC) error {
+	delete(f.remote, macKey{vni, mac})
+	return nil
+}
+func (f *fakeSwitch) LocalMACs(fn func(encap.VNI, encap.MAC, netip.Addr)) {
+	for k := range f.local {
+		fn(k.vni, k.mac, netip.Addr{})
+	}
+}
+func (f *fakeSwitch) MovedToTAP(fn func(encap.VNI, encap.MAC)) {
+	for _, k := range f.moved {
+		fn(k.vni, k.mac)
+	}
+	f.moved = nil
+}
+func (f *fakeSwitch) PeerAt(a netip.Addr) (string, bool) {
+	if n, ok := f.static[a]; ok {
+		return n, true
+	}
+	for _, p := range f.peers {
+		if p.Endpoint.Addr() == a {
+			return p.Name, true
+		}
+	}
+	return "", false
+}
+
+var other = site{asn: 65000, routerID: netip.MustParseAddr("172.31.0.2"), vtep: netip.MustParseAddr("172.31.0.2"),
+	nexthop: netip.MustParseAddr("192.0.2.2"), esp: true}
+
+func path(t *testing.T, withdraw bool, nlri bgp.AddrPrefixInterface, attrs []bgp.PathAttributeInterface) *api.Path {
+	t.Helper()
+	p, err := apiutil.NewPath(nlri, withdraw, attrs, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// pathOf is path for a route builder's two results.
+func pathOf(t *testing.T, withdraw bool) func(bgp.AddrPrefixInterface, []bgp.PathAttributeInterface) *api.Path {
+	return func(n bgp.AddrPrefixInterface, a []bgp.PathAttributeInterface) *api.Path { return path(t, withdraw, n, a) }
+}
+
+func newTestSpeaker(t *testing.T, sw Switch, up *int) *Speaker {
+	t.Helper()
+	s, err := New(Config{ASN: 65000, RouterID: testSite.routerID, RouteReflectors: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.254:179")},
+		Nexthop: testSite.nexthop, VTEP: testSite.vtep, Segments: []encap.VNI{129}, ESP: true, StaleTime: time.Minute}, sw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.up = func() int { return *up }
+	return s
+}
+
+// TestReceivedRoutes: a type-2 route that comes before its site's type-3
+// is installed once the peer exists; withdrawals remove what routes made,
+// unless every session is down (then they stay stale until StaleTime).
+func TestReceivedRoutes(t *testing.T) {
+	f := newFake()
+	up := 1
+	s := newTestSpeaker(t, f, &up)
+	mac := encap.MAC{2, 0, 0, 0, 0, 9}
+	macN, macA := macRoute(other, 129, mac, netip.Addr{}, 0)
+	imN, imA := imetRoute(other, 129)
+	s.received(path(t, false, macN, macA))
+	if len(f.remote) != 0 {
+		t.Fatal("a MAC installed before its peer exists")
+	}
+	s.received(path(t, false, imN, imA))
+	pc, ok := f.peers["evpn-172.31.0.2"]
+	if !ok || pc.Endpoint.Addr() != other.nexthop || pc.VTEP != other.vtep || len(pc.Segments) != 1 || pc.Segments[0] != 129 {
+		t.Fatalf("peer from the route: %+v (%v)", pc, f.peers)
+	}
+	if f.remote[macKey{129, mac}] != "evpn-172.31.0.2" {
+		t.Fatalf("the waiting MAC route was not installed: %v", f.remote)
+	}
+	// Routes of the other mode, or another segment, are not imported.
+	plain := other
+	plain.esp, plain.vtep, plain.nexthop = false, netip.MustParseAddr("192.0.2.3"), netip.MustParseAddr("192.0.2.3")
+	s.received(pathOf(t, false)(imetRoute(plain, 129)))
+	if len(f.peers) != 1 {
+		t.Errorf("a plain site's route made an esp peer: %v", f.peers)
+	}
+	// Withdrawals with a session up.
+	s.received(path(t, true, macN, macA))
+	if len(f.remote) != 0 {
+		t.Errorf("withdrawn MAC still installed")
+	}
+	s.received(path(t, false, macN, macA))
+	// Every session down: the withdrawals keep everything, then it goes.
+	up = 0
+	s.received(path(t, true, macN, macA))
+	s.received(path(t, true, imN, imA))
+	if len(f.peers) != 1 || len(f.remote) != 1 {
+		t.Fatalf("lost with the sessions: peers %v, MACs %v", f.peers, f.remote)
+	}
+	s.expireStale(time.Now())
+	if len(f.peers) != 1 {
+		t.Fatal("stale routes removed before StaleTime")
+	}
+	s.expireStale(time.Now().Add(2 * time.Minute))
+	if len(f.peers) != 0 || len(f.remote) != 0 {
+		t.Errorf("stale routes kept past StaleTime: peers %v, MACs %v", f.peers, f.remote)
+	}
+}
+
+// TestStaticPeerKept: a route whose next hop is a configured [[peer]]
+// makes no second peer; its MACs go to the configured one.
+func TestStaticPeerKept(t *testing.T) {
+	f := newFake()
+	f.static[other.nexthop] = "static"
+	up := 1
+	s := newTestSpeaker(t, f, &up)
+	s.received(pathOf(t, false)(imetRoute(other, 129)))
+	mac := encap.MAC{2, 0, 0, 0, 0, 7}
+	s.received(pathOf(t, false)(macRoute(other, 129, mac, netip.Addr{}, 0)))
+	if len(f.peers) != 0 || f.remote[macKey{129, mac}] != "static" {
+		t.Errorf("peers %v, MACs %v", f.peers, f.remote)
+	}
+}
+
+// TestMACMobility: a MAC that was another site's and is learnt here is
+// unpinned and advertised with a higher sequence number; a route with a
+// higher number than ours takes it away again (RFC 7432 §15).
+func TestMACMobility(t *testing.T) {
+	f := newFake()
+	up := 1
+	s := newTestSpeaker(t, f, &up)
+	mac := encap.MAC{2, 0, 0, 0, 0, 5}
+	k := macKey{129, mac}
+	s.received(pathOf(t, false)(imetRoute(other, 129)))
+	s.received(pathOf(t, false)(macRoute(other, 129, mac, netip.Addr{}, 2)))
+	if f.remote[k] == "" {
+		t.Fatal("not installed")
+	}
+	// It speaks from our TAP.
+	f.moved = []macKey{k}
+	s.mu.Lock()
+	s.bgp = nil
+	s.mu.Unlock()
+	s.syncLocalState()
+	if f.remote[k] != "" {
+		t.Fatal("still pinned to the other site after it spoke from the TAP")
+	}
+	f.local[k] = true
+	changes := s.syncLocalState()
+	if len(changes) != 1 || changes[0].withdraw || changes[0].l.seq != 3 {
+		t.Fatalf("advertisement after the move: %+v, want one with sequence 3", changes)
+	}
+	// The other site has it again, with a higher number: ours goes.
+	delete(f.local, k)
+	s.received(pathOf(t, false)(macRoute(other, 129, mac, netip.Addr{}, 4)))
+	if f.remote[k] != "evpn-172.31.0.2" {
+		t.Errorf("the newer route did not take the MAC back: %v", f.remote)
+	}
+}
