@@ -3,7 +3,6 @@ package evpn
 import (
 	"fmt"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 
 // fakeSwitch records what the speaker does to the data plane.
 type fakeSwitch struct {
-	mu     sync.Mutex
 	peers  map[string]dataplane.PeerConfig
 	remote map[macKey]string
 	local  map[macKey]bool
@@ -89,7 +87,9 @@ func path(t *testing.T, withdraw bool, nlri bgp.AddrPrefixInterface, attrs []bgp
 
 // pathOf is path for a route builder's two results.
 func pathOf(t *testing.T, withdraw bool) func(bgp.AddrPrefixInterface, []bgp.PathAttributeInterface) *api.Path {
-	return func(n bgp.AddrPrefixInterface, a []bgp.PathAttributeInterface) *api.Path { return path(t, withdraw, n, a) }
+	return func(n bgp.AddrPrefixInterface, a []bgp.PathAttributeInterface) *api.Path {
+		return path(t, withdraw, n, a)
+	}
 }
 
 func newTestSpeaker(t *testing.T, sw Switch, up *int) *Speaker {
