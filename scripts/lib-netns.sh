@@ -11,6 +11,10 @@
 #   nsl_pair a b 1400          # or: two namespaces joined by one veth, 192.0.2.1/24 and .2/24
 #   nsx makuhari ping ...      # run in a namespace
 #   nsl_bg makuhari LOG cmd... # start in the background; killed at cleanup; pid in NSL_LAST_PID
+#   nsl_mntns makuhari         # a mount namespace of the site's own that lasts (FUSE, bind mounts)
+#   nsm makuhari cmd...        # run in the site's network and mount namespaces
+#   nsm_bg makuhari LOG cmd... # nsl_bg in both namespaces
+#   nsl_resolver client 192.0.2.53  # nsx client ... resolves names there
 #
 # The core router works like a real path: a site link with a smaller MTU makes
 # it fragment packets without DF and answer "fragmentation needed" to DF ones.
@@ -38,6 +42,9 @@ nsl_remove_prefixed() {
     done
     ip netns delete "$ns" 2>/dev/null || true
   done
+  # per-namespace files for `ip netns exec` (nsl_resolver)
+  rm -rf "/etc/netns/${NSL_PREFIX}-"* 2>/dev/null || true
+  if [ -n "${NSL_ETC_NETNS_MADE:-}" ]; then rmdir /etc/netns 2>/dev/null || true; fi
 }
 
 nsl_cleanup() {
@@ -127,10 +134,62 @@ nsl_bg() {
   NSL_PIDS+=("$NSL_LAST_PID")
 }
 
-# nsl_stop PID: stop one background process now (TERM, then KILL after 2 s).
+# nsl_mntns NAME: a mount namespace for site NAME that outlives any one
+# command: every `ip netns exec` starts a new one, so a FUSE or bind mount
+# made under one would be gone for the next. A holder process (sleep) keeps
+# it; nsm and nsm_bg enter it together with the site's network namespace.
+# Propagation is slave: mounts made inside never reach the host's, and the
+# namespace ends with its last process (the cleanup kills them all).
+declare -A NSL_MNT=()
+nsl_mntns() {
+  local n=$1
+  nsl_bg "$n" /dev/null unshare --mount --propagation slave -- sleep infinity
+  NSL_MNT[$n]=$NSL_LAST_PID
+  # the holder is ready once its mount namespace differs from ours
+  nsl_wait 5 nsl_mntns_ready "$NSL_LAST_PID" || nsl_die "mount namespace for $n did not come up"
+}
+
+# shellcheck disable=SC2317 # called through nsl_wait
+nsl_mntns_ready() {
+  [ "$(readlink "/proc/$1/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] &&
+    [ "$(readlink "/proc/$1/exe")" = "$(readlink -f "$(command -v sleep)")" ]
+}
+
+# nsm NAME CMD...: run CMD in site NAME's network and mount namespaces
+# (nsl_mntns first), from /.
+nsm() {
+  local n=$1; shift
+  [ -n "${NSL_MNT[$n]:-}" ] || nsl_die "nsm $n: no mount namespace (nsl_mntns $n)"
+  nsenter -t "${NSL_MNT[$n]}" -m -n --wdns=/ -- "$@"
+}
+
+# nsm_bg NAME LOG CMD...: like nsl_bg, in the site's mount namespace too.
+nsm_bg() {
+  local n=$1 log=$2; shift 2
+  [ -n "${NSL_MNT[$n]:-}" ] || nsl_die "nsm_bg $n: no mount namespace (nsl_mntns $n)"
+  nsenter -t "${NSL_MNT[$n]}" -m -n --wdns=/ -- "$@" >"$log" 2>&1 &
+  NSL_LAST_PID=$!
+  NSL_PIDS+=("$NSL_LAST_PID")
+}
+
+# nsl_resolver NAME ADDR: commands run with nsx in NAME resolve names through
+# the DNS server at ADDR (`ip netns exec` binds /etc/netns/<ns>/resolv.conf
+# over /etc/resolv.conf); removed at cleanup.
+NSL_ETC_NETNS_MADE=""
+nsl_resolver() {
+  local d=/etc/netns/$NSL_PREFIX-$1
+  [ -d /etc/netns ] || NSL_ETC_NETNS_MADE=1
+  mkdir -p "$d"
+  echo "nameserver $2" >"$d/resolv.conf"
+}
+
+# nsl_stop PID: stop one background process now (TERM, then KILL after 2 s);
+# the cleanup forgets it, so it never signals a pid that was reused since.
 nsl_stop() {
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || return 0
+  local pid=$1 p keep=()
+  for p in "${NSL_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+  NSL_PIDS=("${keep[@]}")
+  kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
   for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
