@@ -45,7 +45,7 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-demo: build deps ## six sites in namespaces on 10.11.129.0/24, every pair pinged, cleaned up
+demo: build deps ## the original demonstration: six sites, GSLB web, GlusterFS + lsyncd, a site lost and back; verdicts; cleaned up
 	bash scripts/demo.sh $(BIN)
 
 bench-e2e: build deps ## iperf3 through vxswitch vs kernel vxlan (and others) in namespaces

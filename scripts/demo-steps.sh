@@ -233,7 +233,7 @@ new_sas() {
 }
 
 step_disaster() {
-  local s t0 t1 ok three fail_t back_t rel=outage-$TOKEN.txt src=$NSL_TMP/outage.txt sha others=() sa_ok=0 sa_info=""
+  local s t0 t1 ok three fail_t back_t ans detail rel=outage-$TOKEN.txt src=$NSL_TMP/outage.txt sha others=() sa_ok=0 sa_info=""
   declare -A old=()
   for s in "${SITES[@]}"; do [ "$s" = makuhari ] || others+=("$s"); done
   echo
@@ -248,16 +248,22 @@ step_disaster() {
   ok=1
   wait_progress 20 "$WWW drops makuhari (health checks every ${HEALTH_INTERVAL}s)" dns_is "$three" && ok=0
   fail_t=$(secs_since "$t0")
-  echo "   dig $WWW A  ->  $(dns_answer)   ($fail_t s after makuhari was lost)"
-  [ $ok = 0 ] && secs_le "$fail_t" "$DNS_LIMIT" || ok=1
-  verdict failover-dns "$ok" "the three others $fail_t s after the loss (health checks every $HEALTH_INTERVAL s; limit $DNS_LIMIT s)"
+  ans=$(dns_answer)
+  echo "   dig $WWW A  ->  ${ans:-no answer}   ($fail_t s after makuhari was lost)"
+  if [ $ok = 0 ]; then
+    secs_le "$fail_t" "$DNS_LIMIT" || ok=1
+    verdict failover-dns "$ok" "the three others $fail_t s after the loss (health checks every $HEALTH_INTERVAL s; limit $DNS_LIMIT s)"
+  else
+    verdict failover-dns 1 "still ${ans:-no answer} $fail_t s after the loss (want $three)"
+  fi
   echo "   the pages, from the three it answers (makuhari's address for comparison):"
   pages sakura idcf bitisle
   ok=$PAGES_OK
+  detail="sakura, idcf, bitisle: $([ "$ok" = 0 ] && echo "sha256 ${INDEX_SHA:0:16} from each" || echo "NOT all serving sha256 ${INDEX_SHA:0:16}")"
   pages makuhari >/dev/null
   [ "$PAGES_OK" = 1 ] || ok=1
-  echo "   $(pub makuhari)  makuhari  $([ "$PAGES_OK" = 1 ] && echo "no page (down)" || echo "STILL serving")"
-  verdict failover-web "$ok" "sakura, idcf, bitisle serve sha256 ${INDEX_SHA:0:16}; makuhari does not"
+  echo "   $(pub makuhari)    makuhari  $([ "$PAGES_OK" = 1 ] && echo "no page (down)" || echo "STILL serving")"
+  verdict failover-web "$ok" "$detail; makuhari: $([ "$PAGES_OK" = 1 ] && echo "no page" || echo "STILL serving")"
 
   echo "   a file written at idcf during the outage:"
   printf 'written at idcf while makuhari was down, run %s\n' "$TOKEN" >"$src"
@@ -303,10 +309,16 @@ step_disaster() {
   ok=1
   wait_progress 20 "$WWW answers makuhari again" dns_is "$(addrs_of "${WEB_SITES[@]}")" && ok=0
   back_t=$(secs_since "$t1")
+  ans=$(dns_answer)
+  if [ $ok = 0 ]; then
+    secs_le "$back_t" "$DNS_LIMIT" || ok=1
+    detail="four addresses again $back_t s after makuhari's nginx was back (limit $DNS_LIMIT s)"
+  else
+    detail="still ${ans:-no answer} $back_t s after makuhari's nginx was back"
+  fi
   pages makuhari
   [ "$PAGES_OK" = 0 ] || ok=1
-  [ $ok = 0 ] && secs_le "$back_t" "$DNS_LIMIT" || ok=1
-  verdict recover-dns "$ok" "four addresses again $back_t s after makuhari's nginx was back (limit $DNS_LIMIT s); its page identical"
+  verdict recover-dns "$ok" "$detail; its page $([ "$PAGES_OK" = 0 ] && echo identical || echo "NOT identical")"
 }
 
 # --- 5. the switch's own view ---------------------------------------------------

@@ -50,6 +50,9 @@ nsl_remove_prefixed() {
 nsl_cleanup() {
   local rc=$? pid h
   trap - EXIT INT TERM
+  # output may go to a pipe that is gone (Ctrl-C on `make demo | tee`):
+  # writes then fail instead of ending the cleanup
+  trap '' PIPE
   for h in "${NSL_CLEANUP_HOOKS[@]}"; do eval "$h" || true; done
   for pid in "${NSL_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${NSL_PIDS[@]}"; do
@@ -77,6 +80,7 @@ nsl_init() {
   trap nsl_cleanup EXIT
   trap 'echo " interrupted, cleaning up" >&2; exit 130' INT
   trap 'exit 143' TERM
+  trap 'exit 141' PIPE
 }
 
 # nsl_on_cleanup CMD: run CMD (a string) first at cleanup.
