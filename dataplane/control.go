@@ -362,11 +362,12 @@ func (s *Switch) reloadLocked(peers []PeerConfig) error {
 }
 
 // LocalMACs calls fn for every MAC learnt on a segment's TAP (what a
-// control plane advertises); ip is the zero Addr (no address snooping).
+// control plane advertises), with the IP address it claimed last in ARP or
+// neighbour discovery (the zero Addr if none).
 func (s *Switch) LocalMACs(fn func(vni encap.VNI, mac encap.MAC, ip netip.Addr)) {
 	s.fdb.Entries(func(e fdb.Entry) bool {
 		if e.Port == fdb.LocalPort && !e.Static {
-			fn(e.VNI, e.MAC, netip.Addr{})
+			fn(e.VNI, e.MAC, s.neigh.localIP(e.VNI, e.MAC))
 		}
 		return true
 	})
@@ -395,4 +396,15 @@ func (s *Switch) PeerAt(addr netip.Addr) (string, bool) {
 		return p.cfg.Name, true
 	}
 	return "", false
+}
+
+// ClaimLocal moves a MAC pinned to a peer (AddRemoteMAC) to the segment's
+// TAP at once: it has spoken from there (MovedToTAP), so it is learnt
+// there without waiting for its next frame.
+func (s *Switch) ClaimLocal(vni encap.VNI, mac encap.MAC) error {
+	if err := s.RemoveRemoteMAC(vni, mac); err != nil {
+		return err
+	}
+	s.fdb.Learn(vni, mac, fdb.LocalPort)
+	return nil
 }

@@ -28,6 +28,8 @@ const (
 	cRxChecksumFinished
 	cTxKeepalives
 	cDropFloodRate
+	cARPSuppressed
+	cNDSuppressed
 	cTxPackets
 	cTxBytes
 	cTxFragments
@@ -89,6 +91,8 @@ var counterNames = [numCounters]string{
 	cRxChecksumFinished:   "rx_checksum_finished",
 	cTxKeepalives:         "tx_nat_keepalives",
 	cDropFloodRate:        "drop_flood_rate",
+	cARPSuppressed:        "arp_suppressed",
+	cNDSuppressed:         "nd_suppressed",
 	cTxPackets:            "tx_packets",
 	cTxBytes:              "tx_bytes",
 	cTxFragments:          "tx_fragments",

@@ -356,7 +356,10 @@ func reassemblyCounters(st encap.ReassemblyStats) []Counter {
 func (s *Switch) flushPorts() {
 	for _, seg := range s.segments {
 		seg.writeOut()
-		if err := seg.port.Flush(); err != nil {
+		seg.portMu.Lock()
+		err := seg.port.Flush()
+		seg.portMu.Unlock()
+		if err != nil {
 			seg.ctr.inc(cTAPWriteErrors)
 			s.logf("tap write failed", "segment", seg.vni, "err", err)
 		}
@@ -368,7 +371,9 @@ func (seg *segment) writeOut() {
 	if len(seg.out) == 0 {
 		return
 	}
+	seg.portMu.Lock()
 	n, _ := seg.port.Write(seg.out)
+	seg.portMu.Unlock()
 	bytes := 0
 	for _, f := range seg.out {
 		bytes += len(f)

@@ -38,6 +38,7 @@ type Switch struct {
 	// remote holds the control-plane FDB entries, each with its peer's
 	// name; guarded by mu.
 	remote map[remoteMAC]string
+	neigh  *neighbours // IP-MAC bindings for ARP/ND suppression (neigh.go)
 	clock  clock.Clock
 
 	under     link.Underlay
@@ -60,6 +61,9 @@ type segment struct {
 	minFrameMTU atomic.Int64 // smallest peer frameMTU, for clamping floods
 	ctr         counters
 	movedHere   chan encap.MAC // source MACs pinned to a peer seen on the TAP (MovedToTAP)
+	// portMu serializes writes to the port: the receive path's, and the
+	// ARP/ND answers the transmit path makes (neigh.go).
+	portMu sync.Mutex
 }
 
 // New prepares a Switch; nothing is opened until Run or Attach.
@@ -90,7 +94,7 @@ func New(cfg Config) (*Switch, error) {
 	s := &Switch{
 		cfg: cfg, log: log, clock: clk,
 		fdb:      fdb.New(fdb.Config{AgeTime: cfg.AgeTime, MaxPerPort: cfg.MaxMACsPerPort, Logger: log, Clock: clk}),
-		segments: make(map[encap.VNI]*segment), remote: make(map[remoteMAC]string),
+		segments: make(map[encap.VNI]*segment), remote: make(map[remoteMAC]string), neigh: newNeighbours(),
 	}
 	// Set before anything runs: the control socket reads them from the start.
 	s.localAddr = netip.AddrPortFrom(cfg.Listen, cfg.Port)

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"sync"
@@ -72,6 +73,9 @@ type txPath struct {
 	fragBufs  [][]byte // views into spare buffers handed to FragmentIPv4/6
 	fragSizes []int
 
+	neighBuf []byte   // a locally made ARP or neighbour advertisement (neigh.go)
+	neighOut [][]byte // its one-frame batch
+
 	wg     sync.WaitGroup
 	sealFn rangeFunc
 	failFn func(int, syscall.Errno)
@@ -86,6 +90,7 @@ func newTxPath(s *Switch, seg *segment) *txPath {
 		out:   make([][]byte, 0, outSize), outTo: make([]netip.AddrPort, 0, outSize),
 		outPeer: make([]*peer, 0, outSize), jobs: make([]sealJob, 0, outSize),
 		fragBufs: make([][]byte, outSize), fragSizes: make([]int, outSize),
+		neighBuf: make([]byte, 128), neighOut: make([][]byte, 1),
 	}
 	t.sealFn = t.sealRange
 	t.failFn = t.sendFailed
@@ -155,6 +160,9 @@ func (t *txPath) admit(buf []byte, n int) bool {
 		case seg.movedHere <- src:
 		default:
 		}
+	}
+	if et := binary.BigEndian.Uint16(frame[12:]); (et == encap.EtherTypeARP || et == encap.EtherTypeIPv6) && t.neighbour(frame) {
+		return false // answered here (ARP/ND suppression)
 	}
 	return true
 }

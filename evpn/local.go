@@ -23,7 +23,7 @@ const (
 // that learning takes them (a move to this site).
 func (s *Speaker) syncLocal(ctx context.Context) {
 	for _, c := range s.syncLocalState() {
-		nlri, attrs := macRoute(s.me, c.k.vni, c.k.mac, c.l.ip, c.l.seq)
+		nlri, attrs := macRoute(s.me, c.k.vni, c.k.mac, c.ip, c.seq)
 		if err := s.announce(ctx, nlri, attrs, c.withdraw); err != nil {
 			s.log.Warn("evpn: advertise MAC", "mac", c.k.mac, "err", err)
 			continue
@@ -38,11 +38,23 @@ func (s *Speaker) syncLocal(ctx context.Context) {
 	}
 }
 
-// change is one type-2 route to advertise or withdraw.
+// change is one type-2 route to advertise or withdraw: the MAC alone, or
+// with an address (ip valid; RFC 7432 §7.2, a route of its own).
 type change struct {
 	k        macKey
-	l        localMAC
+	ip       netip.Addr
+	seq      uint32
 	withdraw bool
+}
+
+// routesOf lists the routes a local MAC has: the MAC alone, and the MAC
+// with its address if it claimed one.
+func routesOf(k macKey, l *localMAC, withdraw bool) []change {
+	out := []change{{k: k, seq: l.seq, withdraw: withdraw}}
+	if l.ip.IsValid() {
+		out = append(out, change{k: k, ip: l.ip, seq: l.seq, withdraw: withdraw})
+	}
+	return out
 }
 
 // syncLocalState updates the local MAC state and returns the routes to
@@ -54,7 +66,7 @@ func (s *Speaker) syncLocalState() []change {
 	defer s.mu.Unlock()
 	for _, k := range unpin {
 		if s.fdb[k] != "" {
-			if err := s.sw.RemoveRemoteMAC(k.vni, k.mac); err == nil {
+			if err := s.sw.ClaimLocal(k.vni, k.mac); err == nil {
 				delete(s.fdb, k)
 				s.log.Info("evpn: remote MAC appeared on the TAP: moved here", "mac", k.mac, "vni", k.vni)
 			}
@@ -70,7 +82,15 @@ func (s *Speaker) syncLocalState() []change {
 	s.pendingOut = nil
 	now := time.Now()
 	for k, ip := range cur {
-		if s.local[k] != nil {
+		if l := s.local[k]; l != nil {
+			if ip != l.ip && ip.IsValid() && !l.dup {
+				// It claims another address now: that route replaces the old one.
+				if l.ip.IsValid() {
+					changes = append(changes, change{k: k, ip: l.ip, seq: l.seq, withdraw: true})
+				}
+				changes = append(changes, change{k: k, ip: ip, seq: l.seq})
+				l.ip = ip
+			}
 			continue
 		}
 		l := &localMAC{ip: ip}
@@ -87,7 +107,7 @@ func (s *Speaker) syncLocalState() []change {
 		}
 		s.local[k] = l
 		if !l.dup {
-			changes = append(changes, change{k: k, l: *l})
+			changes = append(changes, routesOf(k, l, false)...)
 		}
 	}
 	for k, l := range s.local {
@@ -96,7 +116,7 @@ func (s *Speaker) syncLocalState() []change {
 		}
 		delete(s.local, k)
 		if !l.dup {
-			changes = append(changes, change{k: k, l: *l, withdraw: true})
+			changes = append(changes, routesOf(k, l, true)...)
 		}
 	}
 	return changes
@@ -131,5 +151,5 @@ func (s *Speaker) moveAwayLocked(k macKey, l *localMAC) {
 	if l.dup {
 		return
 	}
-	s.pendingOut = append(s.pendingOut, change{k: k, l: *l, withdraw: true}) // sent by the next syncLocal
+	s.pendingOut = append(s.pendingOut, routesOf(k, l, true)...) // sent by the next syncLocal
 }

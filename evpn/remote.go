@@ -11,10 +11,14 @@ import (
 	"github.com/vxswitch/vxswitch/encap"
 )
 
+// withdrawGrace is how long a withdrawn route is kept in case another
+// reflector's copy of it becomes the best path.
+const withdrawGrace = 500 * time.Millisecond
+
 // received handles one best-path change: a new or changed route is used,
-// a withdrawn one removed, unless every session is down, when it is kept
-// as stale for StaleTime (the data plane stays as it is while the
-// reflectors are away, graceful-restart style).
+// a withdrawn one removed after withdrawGrace, or, when every session is
+// down, kept as stale for StaleTime (the data plane stays as it is while
+// the reflectors are away, graceful-restart style).
 func (s *Speaker) received(p *api.Path) {
 	nlri, err := apiutil.GetNativeNlri(p)
 	if err != nil {
@@ -33,15 +37,19 @@ func (s *Speaker) received(p *api.Path) {
 	s.stats.Churn++
 	s.mu.Unlock()
 	if p.IsWithdraw {
+		// Not at once: when one reflector goes, its paths are withdrawn
+		// before the other's copy becomes the best path, which then
+		// cancels the removal (received deletes the deadline). With every
+		// session down the routes are kept as stale for StaleTime.
+		hold := withdrawGrace
 		if s.up() == 0 {
-			s.mu.Lock()
-			if _, held := s.imet[key]; held || s.macs[key].kind != 0 {
-				s.stale[key] = time.Now().Add(s.cfg.StaleTime)
-			}
-			s.mu.Unlock()
-			return
+			hold = s.cfg.StaleTime
 		}
-		s.withdrawn(key)
+		s.mu.Lock()
+		if _, held := s.imet[key]; held || s.macs[key].kind != 0 {
+			s.stale[key] = time.Now().Add(hold)
+		}
+		s.mu.Unlock()
 		return
 	}
 	r, err := parseRoute(nlri, attrs, s.cfg.ASN)
@@ -189,6 +197,9 @@ func (s *Speaker) addMAC(r route) {
 		s.moveAwayLocked(k, l)
 	}
 	s.installMACLocked(r)
+	if r.ip.IsValid() {
+		s.sw.AddRemoteNeighbour(r.vni, r.ip, r.mac)
+	}
 }
 
 // peerFor is the peer a route's next hop names: a discovered one or a
@@ -205,6 +216,9 @@ func (s *Speaker) peerForLocked(nexthop netip.Addr) string {
 
 func (s *Speaker) installMACLocked(r route) {
 	k := macKey{r.vni, r.mac}
+	if l := s.local[k]; l != nil && r.seq <= l.seq && !r.sticky {
+		return // it is here, and the route is not newer (RFC 7432 §15)
+	}
 	name := s.peerForLocked(r.nexthop)
 	if name == "" {
 		return // its site's type-3 route has not come yet (addIMET retries)
@@ -235,7 +249,18 @@ func (s *Speaker) withdrawn(key string) {
 	}
 	delete(s.macs, key)
 	s.countLocked(s.stats.RoutesIn, "type2", r.vni, -1)
+	if r.ip.IsValid() {
+		s.sw.RemoveRemoteNeighbour(r.vni, r.ip)
+	}
 	k := macKey{r.vni, r.mac}
+	// The MAC's other route (alone, or with an address) keeps it.
+	for _, o := range s.macs {
+		if o.vni == r.vni && o.mac == r.mac {
+			delete(s.fdb, k)
+			s.installMACLocked(o)
+			return
+		}
+	}
 	if s.fdb[k] != "" {
 		if err := s.sw.RemoveRemoteMAC(r.vni, r.mac); err != nil {
 			s.log.Debug("evpn: remove remote MAC", "mac", r.mac, "err", err)
@@ -244,8 +269,8 @@ func (s *Speaker) withdrawn(key string) {
 	}
 }
 
-// expireStale removes the routes kept since every session went down, once
-// StaleTime has passed without them coming back.
+// expireStale removes withdrawn routes whose grace (withdrawGrace, or
+// StaleTime when every session was down) passed without them coming back.
 func (s *Speaker) expireStale(now time.Time) {
 	s.mu.Lock()
 	var due []string
@@ -256,7 +281,7 @@ func (s *Speaker) expireStale(now time.Time) {
 	}
 	s.mu.Unlock()
 	for _, k := range due {
-		s.log.Info("evpn: stale route removed", "route", k)
+		s.log.Debug("evpn: withdrawn route removed", "route", k)
 		s.withdrawn(k)
 	}
 }

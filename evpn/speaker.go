@@ -48,7 +48,13 @@ type Switch interface {
 	RemoveRemoteMAC(vni encap.VNI, mac encap.MAC) error
 	LocalMACs(fn func(vni encap.VNI, mac encap.MAC, ip netip.Addr))
 	MovedToTAP(fn func(vni encap.VNI, mac encap.MAC))
+	// ClaimLocal unpins a remote MAC that spoke from the TAP and learns it there.
+	ClaimLocal(vni encap.VNI, mac encap.MAC) error
 	PeerAt(addr netip.Addr) (string, bool)
+	// AddRemoteNeighbour binds an address to a remote MAC (ARP/ND
+	// suppression); RemoveRemoteNeighbour drops the binding.
+	AddRemoteNeighbour(vni encap.VNI, ip netip.Addr, mac encap.MAC)
+	RemoveRemoteNeighbour(vni encap.VNI, ip netip.Addr)
 }
 
 // Speaker is a BGP EVPN speaker (GoBGP) for one site: it advertises the

@@ -16,15 +16,17 @@ import (
 
 // fakeSwitch records what the speaker does to the data plane.
 type fakeSwitch struct {
-	peers  map[string]dataplane.PeerConfig
-	remote map[macKey]string
-	local  map[macKey]bool
-	moved  []macKey
-	static map[netip.Addr]string // configured peers by endpoint
+	peers   map[string]dataplane.PeerConfig
+	remote  map[macKey]string
+	local   map[macKey]bool
+	moved   []macKey
+	static  map[netip.Addr]string // configured peers by endpoint
+	neigh   map[netip.Addr]encap.MAC
+	localIP netip.Addr // what every local MAC claims
 }
 
 func newFake() *fakeSwitch {
-	return &fakeSwitch{peers: map[string]dataplane.PeerConfig{}, remote: map[macKey]string{}, local: map[macKey]bool{}, static: map[netip.Addr]string{}}
+	return &fakeSwitch{peers: map[string]dataplane.PeerConfig{}, remote: map[macKey]string{}, local: map[macKey]bool{}, static: map[netip.Addr]string{}, neigh: map[netip.Addr]encap.MAC{}}
 }
 
 func (f *fakeSwitch) AddPeer(pc dataplane.PeerConfig) error { f.peers[pc.Name] = pc; return nil }
@@ -52,7 +54,7 @@ func (f *fakeSwitch) RemoveRemoteMAC(vni encap.VNI, mac encap.MAC) error {
 }
 func (f *fakeSwitch) LocalMACs(fn func(encap.VNI, encap.MAC, netip.Addr)) {
 	for k := range f.local {
-		fn(k.vni, k.mac, netip.Addr{})
+		fn(k.vni, k.mac, f.localIP)
 	}
 }
 func (f *fakeSwitch) MovedToTAP(fn func(encap.VNI, encap.MAC)) {
@@ -61,6 +63,15 @@ func (f *fakeSwitch) MovedToTAP(fn func(encap.VNI, encap.MAC)) {
 	}
 	f.moved = nil
 }
+func (f *fakeSwitch) ClaimLocal(vni encap.VNI, mac encap.MAC) error {
+	delete(f.remote, macKey{vni, mac})
+	f.local[macKey{vni, mac}] = true
+	return nil
+}
+func (f *fakeSwitch) AddRemoteNeighbour(vni encap.VNI, ip netip.Addr, mac encap.MAC) {
+	f.neigh[ip] = mac
+}
+func (f *fakeSwitch) RemoveRemoteNeighbour(vni encap.VNI, ip netip.Addr) { delete(f.neigh, ip) }
 func (f *fakeSwitch) PeerAt(a netip.Addr) (string, bool) {
 	if n, ok := f.static[a]; ok {
 		return n, true
@@ -132,8 +143,19 @@ func TestReceivedRoutes(t *testing.T) {
 	if len(f.peers) != 1 {
 		t.Errorf("a plain site's route made an esp peer: %v", f.peers)
 	}
-	// Withdrawals with a session up.
+	// Withdrawals with a session up: after the grace, unless the route
+	// comes back (another reflector's copy).
 	s.received(path(t, true, macN, macA))
+	s.received(path(t, false, macN, macA))
+	s.expireStale(time.Now().Add(time.Second))
+	if len(f.remote) != 1 {
+		t.Errorf("a route withdrawn and announced again was removed")
+	}
+	s.received(path(t, true, macN, macA))
+	if len(f.remote) != 1 {
+		t.Errorf("withdrawn MAC removed before the grace")
+	}
+	s.expireStale(time.Now().Add(time.Second))
 	if len(f.remote) != 0 {
 		t.Errorf("withdrawn MAC still installed")
 	}
@@ -181,6 +203,8 @@ func TestMACMobility(t *testing.T) {
 	k := macKey{129, mac}
 	s.received(pathOf(t, false)(imetRoute(other, 129)))
 	s.received(pathOf(t, false)(macRoute(other, 129, mac, netip.Addr{}, 2)))
+	oldMACN, oldMACA := macRoute(other, 129, mac, netip.MustParseAddr("10.11.129.5"), 2)
+	s.received(path(t, false, oldMACN, oldMACA))
 	if f.remote[k] == "" {
 		t.Fatal("not installed")
 	}
@@ -189,19 +213,55 @@ func TestMACMobility(t *testing.T) {
 	s.mu.Lock()
 	s.bgp = nil
 	s.mu.Unlock()
-	s.syncLocalState()
+	changes := s.syncLocalState()
 	if f.remote[k] != "" {
 		t.Fatal("still pinned to the other site after it spoke from the TAP")
 	}
-	f.local[k] = true
-	changes := s.syncLocalState()
-	if len(changes) != 1 || changes[0].withdraw || changes[0].l.seq != 3 {
+	if len(changes) != 1 || changes[0].withdraw || changes[0].seq != 3 {
 		t.Fatalf("advertisement after the move: %+v, want one with sequence 3", changes)
+	}
+	// The old site's routes are withdrawn one by one: the MAC stays here.
+	s.received(path(t, true, oldMACN, oldMACA))
+	s.expireStale(time.Now().Add(time.Second))
+	if f.remote[k] != "" || !f.local[k] {
+		t.Fatalf("a withdrawal of the old site's route pinned the MAC there again: %v", f.remote)
 	}
 	// The other site has it again, with a higher number: ours goes.
 	delete(f.local, k)
 	s.received(pathOf(t, false)(macRoute(other, 129, mac, netip.Addr{}, 4)))
 	if f.remote[k] != "evpn-172.31.0.2" {
 		t.Errorf("the newer route did not take the MAC back: %v", f.remote)
+	}
+}
+
+// TestMACIPRoutes: a MAC/IP route binds the address for ARP/ND suppression
+// and pins the MAC; withdrawing it while the MAC-only route stays keeps the
+// MAC and drops the binding. A local MAC that claims an address gets the
+// MAC/IP route besides its MAC route.
+func TestMACIPRoutes(t *testing.T) {
+	f := newFake()
+	up := 1
+	s := newTestSpeaker(t, f, &up)
+	mac := encap.MAC{2, 0, 0, 0, 0, 3}
+	ip := netip.MustParseAddr("10.11.129.33")
+	s.received(pathOf(t, false)(imetRoute(other, 129)))
+	s.received(pathOf(t, false)(macRoute(other, 129, mac, netip.Addr{}, 0)))
+	s.received(pathOf(t, false)(macRoute(other, 129, mac, ip, 0)))
+	if f.neigh[ip] != mac || f.remote[macKey{129, mac}] == "" {
+		t.Fatalf("binding %v, MAC %v", f.neigh, f.remote)
+	}
+	s.received(pathOf(t, true)(macRoute(other, 129, mac, ip, 0)))
+	s.expireStale(time.Now().Add(time.Second))
+	if _, ok := f.neigh[ip]; ok || f.remote[macKey{129, mac}] == "" {
+		t.Errorf("after the MAC/IP withdrawal: binding %v, MAC %v (the MAC route stays)", f.neigh, f.remote)
+	}
+	local := encap.MAC{2, 0, 0, 0, 0, 4}
+	f.local[macKey{129, local}] = true
+	if ch := s.syncLocalState(); len(ch) != 1 || ch[0].ip.IsValid() {
+		t.Fatalf("first sight: %+v", ch)
+	}
+	f.localIP = netip.MustParseAddr("10.11.129.4")
+	if ch := s.syncLocalState(); len(ch) != 1 || ch[0].ip != f.localIP || ch[0].withdraw {
+		t.Errorf("after it claimed an address: %+v", ch)
 	}
 }
