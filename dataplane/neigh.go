@@ -69,16 +69,6 @@ func (n *neighbours) localIP(vni encap.VNI, mac encap.MAC) netip.Addr {
 	return n.local[macKeyVNI{vni, mac}]
 }
 
-// forget drops the snooped binding of a MAC that aged out.
-func (n *neighbours) forget(vni encap.VNI, mac encap.MAC) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if _, ok := n.local[macKeyVNI{vni, mac}]; ok {
-		delete(n.local, macKeyVNI{vni, mac})
-		n.nlocal[vni]--
-	}
-}
-
 func (n *neighbours) lookup(vni encap.VNI, ip netip.Addr) (encap.MAC, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
