@@ -112,3 +112,27 @@ func TestNDSuppression(t *testing.T) {
 		t.Errorf("IPv6 %v -> %v hop limit %d", rip.SrcIP, rip.DstIP, rip.HopLimit)
 	}
 }
+
+// TestControlPlaneCapacity: a control plane's entries have a capacity of
+// their own: 150,000 remote MACs in one segment are all installed and
+// found, and local learning keeps its own bound beside them.
+func TestControlPlaneCapacity(t *testing.T) {
+	p := newPair(t, ModePlain, crypto.SuiteAES128GCM16, 0)
+	const n = 150000
+	mac := func(i int) encap.MAC { return encap.MAC{0x02, 0xcc, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)} }
+	for i := 0; i < n; i++ {
+		if err := p.a.AddRemoteMAC(testVNI, mac(i), "b"); err != nil {
+			t.Fatalf("remote MAC %d: %v", i, err)
+		}
+	}
+	for _, i := range []int{0, 1, n / 2, n - 1} {
+		if port, ok := p.a.fdb.Lookup(testVNI, mac(i)); !ok || port == 0 {
+			t.Errorf("remote MAC %d not found (port %d)", i, port)
+		}
+	}
+	// Learning on the TAP still works next to them.
+	p.send(testFrame(macB, macA, 100))
+	if port, ok := p.a.fdb.Lookup(testVNI, macA); !ok || port != 0 {
+		t.Errorf("local MAC not learnt beside %d control-plane entries", n)
+	}
+}

@@ -513,3 +513,122 @@ func TestEVPNRedundantReflectors(t *testing.T) {
 	}
 	t.Logf("stale routes removed %v after the last reflector went (stale_time 15s)", time.Since(lost).Round(100*time.Millisecond))
 }
+
+// gobgpReflector runs gobgpd (Debian gobgpd) on site rr as a route
+// reflector for every underlay address, with its gRPC API on loopback for
+// the gobgp CLI.
+func gobgpReflector(t *testing.T, rr *nstest.Site, asn int) func(args ...string) string {
+	t.Helper()
+	gobgpd := nstest.RequireTool(t, "gobgpd")
+	gobgp := nstest.RequireTool(t, "gobgp")
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "gobgpd.toml")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`[global.config]
+  as = %d
+  router-id = %q
+[[peer-groups]]
+  [peer-groups.config]
+    peer-group-name = "fabric"
+    peer-as = %d
+  [peer-groups.route-reflector.config]
+    route-reflector-client = true
+    route-reflector-cluster-id = %q
+  [[peer-groups.afi-safis]]
+    [peer-groups.afi-safis.config]
+      afi-safi-name = "l2vpn-evpn"
+[[dynamic-neighbors]]
+  [dynamic-neighbors.config]
+    prefix = "192.0.2.0/24"
+    peer-group = "fabric"
+`, asn, rr.Addr, asn, rr.Addr)), 0o600)
+	p := rr.Start(gobgpd, "-f", conf, "-t", "toml", "--api-hosts", "127.0.0.1:50051")
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := rr.Output(append([]string{gobgp}, args...)...)
+		if err != nil {
+			t.Fatalf("gobgp %v: %v\n%s\n%s", args, err, out, p.Output())
+		}
+		return out
+	}
+	if err := nstest.WaitFor(10*time.Second, func() error {
+		_, err := rr.Output(gobgp, "global")
+		return err
+	}); err != nil {
+		t.Fatalf("gobgpd: %v\n%s", err, p.Output())
+	}
+	return cli
+}
+
+// TestEVPNHundredsOfSites: GoBGP's own daemon is the reflector, and its
+// CLI injects the type-3 routes of 300 more sites: two vxswitch sites make
+// every one of them a peer of the segment (a flood list of 301) and drop
+// them when the routes are withdrawn. GoBGP's CLI also decodes what
+// vxswitch advertises: RD, route target, encapsulation and PMSI tunnel.
+func TestEVPNHundredsOfSites(t *testing.T) {
+	n := nstest.New(t, nstest.Sites("a", "b", "rr")...)
+	rr := n.Sites[2]
+	cli := gobgpReflector(t, rr, 65000)
+	fabric := &nstest.Net{Core: n.Core, Sites: n.Sites[:2]}
+	sites := startSites(t, fabric, options{mode: "plain",
+		only:       func(_, _ *nstest.Site) bool { return false },
+		extraPeers: fmt.Sprintf("[evpn]\nasn = 65000\nroute_reflectors = [%q]\n", rr.Addr.String())})
+	a, b := sites[0], sites[1]
+	if err := nstest.WaitFor(30*time.Second, func() error {
+		if st := evpnStatus(t, a); st.Peers != 1 {
+			return fmt.Errorf("a: peers from routes %v", st.Discovered)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, a.show(t, "evpn"))
+	}
+	// What vxswitch advertises, as GoBGP's CLI decodes it.
+	rib := cli("global", "rib", "-a", "evpn")
+	// RD router_id:VNI (router_id defaults to site.vtep); in plain mode the
+	// originating router IP and tunnel endpoint are the underlay address.
+	want := fmt.Sprintf("[type:multicast][rd:%s:129][etag:0][ip:%s]", vtepAddr(a.Site), a.Addr)
+	if !strings.Contains(rib, want) || !strings.Contains(rib, "[65000:129], [VXLAN]") || !strings.Contains(rib, fmt.Sprintf("Pmsi: type: ingress-repl, label: 129, tunnel-id: %s", a.Addr)) {
+		t.Errorf("GoBGP's RIB lacks %s with RT 65000:129, VXLAN and the PMSI tunnel:\n%s\n%s", want, rib, cli("neighbor"))
+	}
+	const extra = 300
+	addr := func(i int) string { return fmt.Sprintf("10.99.%d.%d", i/250, i%250+1) }
+	start := time.Now()
+	for i := 0; i < extra; i++ {
+		ip := addr(i)
+		cli("global", "rib", "add", "-a", "evpn", "multicast", ip, "etag", "0", "rd", ip+":129", "rt", "65000:129",
+			"encap", "vxlan", "pmsi", "ingress-repl", "129", ip, "nexthop", ip)
+	}
+	injected := time.Since(start)
+	for _, s := range sites {
+		if err := nstest.WaitFor(30*time.Second, func() error {
+			if st := evpnStatus(t, s); st.Peers != extra+1 {
+				return fmt.Errorf("%s: %d peers from routes", s.Name, st.Peers)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d sites' routes injected in %v; both vxswitch sites had %d peers %v after the first", extra, injected.Round(100*time.Millisecond), extra+1, time.Since(start).Round(100*time.Millisecond))
+	var peers []struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal([]byte(a.show(t, "peers", "--json")), &peers); err != nil || len(peers) != extra+1 {
+		t.Errorf("a's peer table has %d rows (%v), want %d", len(peers), err, extra+1)
+	}
+	if err := a.Ping(overlayAddr(b.Site).String(), 56, 2, false); err != nil {
+		t.Errorf("a -> b among %d peers: %v", extra+1, err)
+	}
+	// Withdrawn: they go.
+	for i := 0; i < extra; i++ {
+		ip := addr(i)
+		cli("global", "rib", "del", "-a", "evpn", "multicast", ip, "etag", "0", "rd", ip+":129")
+	}
+	if err := nstest.WaitFor(30*time.Second, func() error {
+		if st := evpnStatus(t, a); st.Peers != 1 {
+			return fmt.Errorf("a still has %d peers from routes", st.Peers)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+}

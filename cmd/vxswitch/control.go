@@ -51,8 +51,11 @@ var (
 )
 
 const (
-	captureSnapLen    = 262144 // tcpdump's default; frames with offloads may reach 64 KiB
-	maxRequestLine    = 64 << 10
+	captureSnapLen = 262144 // tcpdump's default; frames with offloads may reach 64 KiB
+	maxRequestLine = 64 << 10
+	// maxResponseLine bounds a table the client reads (a large FDB or
+	// hundreds of peers are megabytes of JSON).
+	maxResponseLine   = 1 << 30
 	controlIdle       = 2 * time.Minute // a connection with no request for this long is closed
 	controlDialWait   = time.Second
 	captureWriteQueue = 64 << 10
@@ -269,7 +272,7 @@ func (s *controlServer) handle(c *net.UnixConn) {
 		// Answer the first request, so the client reads the refusal
 		// rather than a broken pipe.
 		c.SetDeadline(time.Now().Add(5 * time.Second))
-		readLine(bufio.NewReaderSize(c, 4096))
+		readLine(bufio.NewReaderSize(c, 4096), maxRequestLine)
 		writeResponse(c, controlResponse{Error: msg})
 		return
 	}
@@ -281,7 +284,7 @@ func (s *controlServer) handle(c *net.UnixConn) {
 		default:
 		}
 		c.SetReadDeadline(time.Now().Add(controlIdle))
-		line, err := readLine(r)
+		line, err := readLine(r, maxRequestLine)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				s.log.Debug("control connection", "err", err)
@@ -307,13 +310,13 @@ func (s *controlServer) handle(c *net.UnixConn) {
 }
 
 // readLine reads one request line of at most maxRequestLine bytes.
-func readLine(r *bufio.Reader) ([]byte, error) {
+func readLine(r *bufio.Reader, limit int) ([]byte, error) {
 	var line []byte
 	for {
 		chunk, err := r.ReadSlice('\n')
 		line = append(line, chunk...)
-		if len(line) > maxRequestLine {
-			return nil, fmt.Errorf("request longer than %d bytes", maxRequestLine)
+		if len(line) > limit {
+			return nil, fmt.Errorf("line longer than %d bytes", limit)
 		}
 		if err == nil {
 			return line, nil
@@ -476,7 +479,7 @@ func roundTrip(c net.Conn, r *bufio.Reader, req controlRequest) (controlResponse
 	if _, err := c.Write(append(b, '\n')); err != nil {
 		return controlResponse{}, fmt.Errorf("send request: %w", err)
 	}
-	line, err := readLine(r)
+	line, err := readLine(r, maxResponseLine)
 	if err != nil {
 		return controlResponse{}, fmt.Errorf("read response: %w", err)
 	}
