@@ -119,7 +119,9 @@ func TestNDSuppression(t *testing.T) {
 func TestControlPlaneCapacity(t *testing.T) {
 	p := newPair(t, ModePlain, crypto.SuiteAES128GCM16, 0)
 	const n = 150000
-	mac := func(i int) encap.MAC { return encap.MAC{0x02, 0xcc, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)} }
+	mac := func(i int) encap.MAC {
+		return encap.MAC{0x02, 0xcc, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}
+	}
 	for i := 0; i < n; i++ {
 		if err := p.a.AddRemoteMAC(testVNI, mac(i), "b"); err != nil {
 			t.Fatalf("remote MAC %d: %v", i, err)
