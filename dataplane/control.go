@@ -92,8 +92,14 @@ func (s *Switch) AddRemoteMAC(vni encap.VNI, mac encap.MAC, peer string) error {
 	if p == nil {
 		return fmt.Errorf("remote MAC %v in segment %d: no peer %q", mac, vni, peer)
 	}
-	if s.segments[vni] == nil {
+	seg := s.segments[vni]
+	if seg == nil {
 		return fmt.Errorf("remote MAC %v: no segment %d", mac, vni)
+	}
+	for _, st := range seg.cfg.Static {
+		if st.MAC == mac {
+			return fmt.Errorf("remote MAC %v in segment %d: a configured static entry holds it", mac, vni)
+		}
 	}
 	if err := s.fdb.AddStatic(vni, mac, p.port); err != nil {
 		return fmt.Errorf("remote MAC %v in segment %d: %w", mac, vni, err)
@@ -364,13 +370,17 @@ func (s *Switch) reloadLocked(peers []PeerConfig) error {
 // LocalMACs calls fn for every MAC learnt on a segment's TAP (what a
 // control plane advertises), with the IP address it claimed last in ARP or
 // neighbour discovery (the zero Addr if none).
+// Snooped addresses of MACs no longer here are dropped on the way.
 func (s *Switch) LocalMACs(fn func(vni encap.VNI, mac encap.MAC, ip netip.Addr)) {
+	present := map[macKeyVNI]bool{}
 	s.fdb.Entries(func(e fdb.Entry) bool {
 		if e.Port == fdb.LocalPort && !e.Static {
+			present[macKeyVNI{e.VNI, e.MAC}] = true
 			fn(e.VNI, e.MAC, s.neigh.localIP(e.VNI, e.MAC))
 		}
 		return true
 	})
+	s.neigh.prune(present)
 }
 
 // MovedToTAP calls fn for each MAC pinned to a peer (AddRemoteMAC) that

@@ -43,7 +43,9 @@ func newNeighbours() *neighbours {
 }
 
 func (n *neighbours) snoop(vni encap.VNI, mac encap.MAC, ip netip.Addr) {
-	if !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast() || mac.IsMulticast() || mac.IsZero() {
+	// Link-local addresses are every site's own business (fe80::1 may be
+	// at each of them): not advertised, as FRR does not.
+	if !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast() || ip.IsLinkLocalUnicast() || mac.IsMulticast() || mac.IsZero() {
 		return
 	}
 	k := macKeyVNI{vni, mac}
@@ -67,6 +69,18 @@ func (n *neighbours) localIP(vni encap.VNI, mac encap.MAC) netip.Addr {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.local[macKeyVNI{vni, mac}]
+}
+
+// prune drops the snooped bindings of MACs not in present (aged out).
+func (n *neighbours) prune(present map[macKeyVNI]bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for k := range n.local {
+		if !present[k] {
+			delete(n.local, k)
+			n.nlocal[k.vni]--
+		}
+	}
 }
 
 func (n *neighbours) lookup(vni encap.VNI, ip netip.Addr) (encap.MAC, bool) {
@@ -120,6 +134,9 @@ func (t *txPath) arp(frame []byte) bool {
 	copy(sha[:], a[8:14])
 	spa := netip.AddrFrom4([4]byte(a[14:18]))
 	tpa := netip.AddrFrom4([4]byte(a[24:28]))
+	if sha != encap.Ethernet(frame).Src() {
+		return false // a proxy or a forgery: neither learnt nor answered
+	}
 	t.s.neigh.snoop(t.seg.vni, sha, spa)
 	if op != 1 || spa == tpa || spa.IsUnspecified() { // a gratuitous ARP or a probe goes everywhere
 		return false
@@ -168,7 +185,11 @@ func (t *txPath) nd(frame []byte) bool {
 	default:
 		return false
 	}
-	if src.IsUnspecified() { // duplicate address detection goes everywhere
+	// Duplicate address detection, and unicast reachability checks
+	// (RFC 4861 §7.3: their answer's Router flag matters, and we do not
+	// know it), go to the target as before; only address resolution, to
+	// the solicited-node multicast address, is answered here.
+	if src.IsUnspecified() || ip[24] != 0xff {
 		return false
 	}
 	t.s.neigh.snoop(t.seg.vni, mac, src)

@@ -10,7 +10,7 @@
 // only through the Switch interface. Allocation: control-plane work, off
 // the packet path; nothing here runs per packet. Concurrency: Run is one
 // goroutine that handles route events and the local MAC poll in turn;
-// Status, Sessions and DiscoveredPeers may be called from any goroutine.
+// Status, Sessions and Reload may be called from any goroutine.
 package evpn
 
 import (

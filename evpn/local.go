@@ -65,6 +65,7 @@ func (s *Speaker) syncLocalState() []change {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range unpin {
+		delete(s.away, k) // it speaks from here again
 		if s.fdb[k] != "" {
 			if err := s.sw.ClaimLocal(k.vni, k.mac); err == nil {
 				delete(s.fdb, k)
@@ -81,7 +82,15 @@ func (s *Speaker) syncLocalState() []change {
 	changes := s.pendingOut
 	s.pendingOut = nil
 	now := time.Now()
+	for k := range s.away {
+		if _, ok := cur[k]; !ok {
+			delete(s.away, k)
+		}
+	}
 	for k, ip := range cur {
+		if s.away[k] {
+			continue // moved away: its old entry here is not a new arrival
+		}
 		if l := s.local[k]; l != nil {
 			if ip != l.ip && ip.IsValid() && !l.dup {
 				// It claims another address now: that route replaces the old one.
@@ -98,7 +107,7 @@ func (s *Speaker) syncLocalState() []change {
 			// It was elsewhere: a move to this site.
 			l.seq = seq + 1
 			s.seqs[k] = l.seq
-			l.moves = append(s.history[k], now)
+			l.moves = trimMoves(append(s.history[k], now), now)
 			if s.isDuplicate(l.moves, now) {
 				l.dup = true
 				s.stats.Duplicate++
@@ -123,14 +132,7 @@ func (s *Speaker) syncLocalState() []change {
 }
 
 // remoteRouteLocked reports whether a type-2 route for k came from another site.
-func (s *Speaker) remoteRouteLocked(k macKey) bool {
-	for _, r := range s.macs {
-		if r.vni == k.vni && r.mac == k.mac {
-			return true
-		}
-	}
-	return false
-}
+func (s *Speaker) remoteRouteLocked(k macKey) bool { return len(s.byMAC[k]) > 0 }
 
 func (s *Speaker) isDuplicate(moves []time.Time, now time.Time) bool {
 	n := 0
@@ -146,10 +148,20 @@ func (s *Speaker) isDuplicate(moves []time.Time, now time.Time) bool {
 // took a MAC we advertised; withdraw ours (the data plane's entry is
 // overwritten by the pin), keeping its move history.
 func (s *Speaker) moveAwayLocked(k macKey, l *localMAC) {
-	s.history[k] = append(l.moves, time.Now())
+	s.history[k] = trimMoves(append(l.moves, time.Now()), time.Now())
 	delete(s.local, k)
+	s.away[k] = true
 	if l.dup {
 		return
 	}
 	s.pendingOut = append(s.pendingOut, routesOf(k, l, true)...) // sent by the next syncLocal
+}
+
+// trimMoves keeps the moves within dupWindow.
+func trimMoves(moves []time.Time, now time.Time) []time.Time {
+	i := 0
+	for i < len(moves) && now.Sub(moves[i]) > dupWindow {
+		i++
+	}
+	return moves[i:]
 }

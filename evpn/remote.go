@@ -1,7 +1,6 @@
 package evpn
 
 import (
-	"net/netip"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -53,18 +52,17 @@ func (s *Speaker) received(p *api.Path) {
 		return
 	}
 	r, err := parseRoute(nlri, attrs, s.cfg.ASN)
-	if err != nil {
-		if err != errNotOurs {
+	usable := err == nil && r.nexthop != s.cfg.Nexthop && !(r.kind == bgp.EVPN_INCLUSIVE_MULTICAST_ETHERNET_TAG && r.vtep == s.cfg.VTEP) &&
+		s.segment(r.vni) && r.imports(r.vni, s.cfg.ESP)
+	if !usable {
+		if err != nil && err != errNotOurs {
 			s.log.Debug("evpn: route not usable", "err", err)
 			s.refused()
 		}
+		// A route held before that no longer applies (another route
+		// target, segment or next hop): as good as withdrawn.
+		s.withdrawn(key)
 		return
-	}
-	if r.nexthop == s.cfg.Nexthop || (r.kind == bgp.EVPN_INCLUSIVE_MULTICAST_ETHERNET_TAG && r.vtep == s.cfg.VTEP) {
-		return // ours
-	}
-	if !s.segment(r.vni) || !r.imports(r.vni, s.cfg.ESP) {
-		return // another segment, or the other mode's
 	}
 	s.mu.Lock()
 	delete(s.stale, key)
@@ -126,11 +124,7 @@ func (s *Speaker) addIMET(r route) {
 	}
 	s.log.Info("evpn: peer from route", "peer", p.name, "endpoint", r.nexthop, "vtep", r.vtep, "vni", r.vni)
 	// MAC routes that came before their site's type-3 route.
-	for _, m := range s.macs {
-		if m.nexthop == r.nexthop && s.fdb[macKey{m.vni, m.mac}] == "" {
-			s.installMACLocked(m)
-		}
-	}
+	s.resolveNexthopLocked(r.nexthop)
 }
 
 func (s *Speaker) discovered(name string) bool {
@@ -178,62 +172,6 @@ func (s *Speaker) dropSegmentLocked(r route) {
 	s.log.Info("evpn: peer withdrawn", "peer", p.name)
 }
 
-// addMAC pins a remote MAC to the peer its route's next hop names.
-func (s *Speaker) addMAC(r route) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.macs[r.key]; !ok {
-		s.countLocked(s.stats.RoutesIn, "type2", r.vni, 1)
-	}
-	s.macs[r.key] = r
-	k := macKey{r.vni, r.mac}
-	if r.seq > s.seqs[k] {
-		s.seqs[k] = r.seq
-	}
-	if l := s.local[k]; l != nil {
-		if r.seq <= l.seq && !r.sticky {
-			return // ours is newer: it stays here (RFC 7432 §15)
-		}
-		s.moveAwayLocked(k, l)
-	}
-	s.installMACLocked(r)
-	if r.ip.IsValid() {
-		s.sw.AddRemoteNeighbour(r.vni, r.ip, r.mac)
-	}
-}
-
-// peerFor is the peer a route's next hop names: a discovered one or a
-// configured one.
-func (s *Speaker) peerForLocked(nexthop netip.Addr) string {
-	for _, p := range s.peers {
-		if p.endpoint == nexthop {
-			return p.name
-		}
-	}
-	name, _ := s.sw.PeerAt(nexthop)
-	return name
-}
-
-func (s *Speaker) installMACLocked(r route) {
-	k := macKey{r.vni, r.mac}
-	if l := s.local[k]; l != nil && r.seq <= l.seq && !r.sticky {
-		return // it is here, and the route is not newer (RFC 7432 §15)
-	}
-	name := s.peerForLocked(r.nexthop)
-	if name == "" {
-		return // its site's type-3 route has not come yet (addIMET retries)
-	}
-	if s.fdb[k] == name {
-		return
-	}
-	if err := s.sw.AddRemoteMAC(r.vni, r.mac, name); err != nil {
-		s.log.Debug("evpn: cannot install remote MAC", "mac", r.mac, "vni", r.vni, "peer", name, "err", err)
-		s.stats.Refused++
-		return
-	}
-	s.fdb[k] = name
-}
-
 // withdrawn removes what a withdrawn route installed.
 func (s *Speaker) withdrawn(key string) {
 	s.mu.Lock()
@@ -243,29 +181,8 @@ func (s *Speaker) withdrawn(key string) {
 		s.dropSegmentLocked(r)
 		return
 	}
-	r, ok := s.macs[key]
-	if !ok {
-		return
-	}
-	delete(s.macs, key)
-	s.countLocked(s.stats.RoutesIn, "type2", r.vni, -1)
-	if r.ip.IsValid() {
-		s.sw.RemoveRemoteNeighbour(r.vni, r.ip)
-	}
-	k := macKey{r.vni, r.mac}
-	// The MAC's other route (alone, or with an address) keeps it.
-	for _, o := range s.macs {
-		if o.vni == r.vni && o.mac == r.mac {
-			delete(s.fdb, k)
-			s.installMACLocked(o)
-			return
-		}
-	}
-	if s.fdb[k] != "" {
-		if err := s.sw.RemoveRemoteMAC(r.vni, r.mac); err != nil {
-			s.log.Debug("evpn: remove remote MAC", "mac", r.mac, "err", err)
-		}
-		delete(s.fdb, k)
+	if r, ok := s.macs[key]; ok {
+		s.dropMACRouteLocked(r)
 	}
 }
 

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -31,13 +33,17 @@ type Config struct {
 	// the discovered peers' VTEP field (esp: the inner VTEP; plain: the
 	// underlay address, as a kernel VTEP has it).
 	Nexthop, VTEP netip.Addr
-	Segments      []encap.VNI
-	ESP           bool          // esp mode: its own route targets (ASN:2^24+VNI)
-	Port          uint16        // the peers' underlay port (0: the mode's default)
-	StaleTime     time.Duration // routes kept after every session is lost (default 5m)
-	HoldTime      time.Duration // BGP hold time (default 9s; keepalive a third)
-	Poll          time.Duration // how often the local MACs are compared (default 200ms)
-	Logger        *slog.Logger
+	// Local is the address the BGP sessions are opened from (site.listen
+	// when it is a specific one; behind 1:1 NAT not Nexthop, which is not
+	// on the host); zero: the kernel picks.
+	Local     netip.Addr
+	Segments  []encap.VNI
+	ESP       bool          // esp mode: its own route targets (ASN:2^24+VNI)
+	Port      uint16        // the peers' underlay port (0: the mode's default)
+	StaleTime time.Duration // routes kept after every session is lost (default 5m)
+	HoldTime  time.Duration // BGP hold time (default 9s; keepalive a third)
+	Poll      time.Duration // how often the local MACs are compared (default 200ms)
+	Logger    *slog.Logger
 }
 
 // Switch is what the speaker needs of the data plane (dataplane.Switch).
@@ -68,19 +74,29 @@ type Speaker struct {
 	me  site
 	bgp *server.BgpServer
 	up  func() int // sessions established (sessionsUp; tests replace it)
+	// serving: the BGP server runs (between StartBgp and Stop), so that
+	// Sessions does not wait on one that does not.
+	serving atomic.Bool
 
 	mu sync.Mutex
 	// remote state: routes received and what they installed.
-	imet  map[string]route           // type 3 by NLRI key
-	macs  map[string]route           // type 2 by NLRI key
-	peers map[netip.Addr]*remotePeer // discovered peers by originating IP
-	fdb   map[macKey]string          // installed remote MACs -> peer name
-	stale map[string]time.Time       // routes lost with every session, until
-	local map[macKey]*localMAC       // advertised local MACs
-	seqs  map[macKey]uint32          // highest MAC mobility sequence seen per MAC
+	imet map[string]route // type 3 by NLRI key
+	macs map[string]route // type 2 by NLRI key
+	// indexes of macs (macs.go)
+	byMAC     map[macKey]map[string]struct{}
+	byIP      map[neighKey]map[string]struct{}
+	byNexthop map[netip.Addr]map[string]struct{}
+	peers     map[netip.Addr]*remotePeer // discovered peers by originating IP
+	fdb       map[macKey]string          // installed remote MACs -> peer name
+	stale     map[string]time.Time       // routes lost with every session, until
+	local     map[macKey]*localMAC       // advertised local MACs
+	seqs      map[macKey]uint32          // highest MAC mobility sequence seen per MAC
 	// history keeps the recent moves of MACs that moved away, for
 	// duplicate detection.
 	history map[macKey][]time.Time
+	// away: MACs that moved to another site while their entry here has
+	// not aged out yet; not advertised again until they speak from here.
+	away map[macKey]bool
 	// pendingOut are withdrawals decided while handling a route, sent
 	// with the next local sync.
 	pendingOut []change
@@ -142,10 +158,12 @@ func New(cfg Config, sw Switch) (*Speaker, error) {
 	}
 	sp := &Speaker{cfg: cfg, sw: sw, log: cfg.Logger.With("component", "evpn"),
 		me:   site{asn: cfg.ASN, routerID: cfg.RouterID, vtep: cfg.VTEP, nexthop: cfg.Nexthop, esp: cfg.ESP},
-		imet: map[string]route{}, macs: map[string]route{}, peers: map[netip.Addr]*remotePeer{},
-		fdb: map[macKey]string{}, stale: map[string]time.Time{}, local: map[macKey]*localMAC{}, seqs: map[macKey]uint32{}, history: map[macKey][]time.Time{},
+		imet: map[string]route{}, macs: map[string]route{},
+		byMAC: map[macKey]map[string]struct{}{}, byIP: map[neighKey]map[string]struct{}{}, byNexthop: map[netip.Addr]map[string]struct{}{}, peers: map[netip.Addr]*remotePeer{},
+		fdb: map[macKey]string{}, stale: map[string]time.Time{}, local: map[macKey]*localMAC{}, seqs: map[macKey]uint32{}, history: map[macKey][]time.Time{}, away: map[macKey]bool{},
 		stats: Stats{RoutesIn: map[string]int{}, RoutesOut: map[string]int{}}}
 	sp.up = sp.sessionsUp
+	sp.bgp = server.NewBgpServer(server.LoggerOption(gobgpLogger{sp.log}))
 	return sp, nil
 }
 
@@ -153,13 +171,14 @@ var evpnFamily = &api.Family{Afi: api.Family_AFI_L2VPN, Safi: api.Family_SAFI_EV
 
 // Run speaks BGP until ctx is done.
 func (s *Speaker) Run(ctx context.Context) error {
-	s.bgp = server.NewBgpServer(server.LoggerOption(gobgpLogger{s.log}))
 	go s.bgp.Serve()
 	defer s.bgp.Stop()
+	defer s.serving.Store(false)
 	if err := s.bgp.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
 		Asn: s.cfg.ASN, RouterId: s.cfg.RouterID.String(), ListenPort: -1}}); err != nil {
 		return fmt.Errorf("evpn: start BGP: %w", err)
 	}
+	s.serving.Store(true)
 	hold := uint64(s.cfg.HoldTime / time.Second)
 	for _, rr := range s.cfg.RouteReflectors {
 		port := rr.Port()
@@ -168,9 +187,12 @@ func (s *Speaker) Run(ctx context.Context) error {
 		}
 		p := &api.Peer{
 			Conf:      &api.PeerConf{NeighborAddress: rr.Addr().String(), PeerAsn: s.cfg.ASN, AuthPassword: s.cfg.Password},
-			Transport: &api.Transport{RemotePort: uint32(port), LocalAddress: s.cfg.Nexthop.String()},
+			Transport: &api.Transport{RemotePort: uint32(port)},
 			Timers:    &api.Timers{Config: &api.TimersConfig{HoldTime: hold, KeepaliveInterval: max(hold/3, 1), ConnectRetry: 2}},
 			AfiSafis:  []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: evpnFamily, Enabled: true}}},
+		}
+		if s.cfg.Local.IsValid() && !s.cfg.Local.IsUnspecified() {
+			p.Transport.LocalAddress = s.cfg.Local.String()
 		}
 		if err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: p}); err != nil {
 			return fmt.Errorf("evpn: route reflector %v: %w", rr, err)
@@ -207,9 +229,12 @@ func (s *Speaker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case paths := <-events:
+			up := s.sessionsUp() // once per batch: ListPeer is a round trip
+			s.up = func() int { return up }
 			for _, p := range paths {
 				s.received(p)
 			}
+			s.up = s.sessionsUp
 		case <-tick.C:
 			s.syncLocal(ctx)
 			s.expireStale(time.Now())
@@ -257,7 +282,7 @@ type Session struct {
 // Sessions lists the route reflector sessions.
 func (s *Speaker) Sessions() []Session {
 	var out []Session
-	if s.bgp == nil {
+	if !s.serving.Load() {
 		return nil
 	}
 	s.bgp.ListPeer(context.Background(), &api.ListPeerRequest{EnableAdvertised: false}, func(p *api.Peer) {
@@ -319,18 +344,6 @@ func (s *Speaker) Status() Status {
 	return st
 }
 
-// DiscoveredPeers returns the peers the routes made, for a reload that
-// replaces the configured ones.
-func (s *Speaker) DiscoveredPeers() []dataplane.PeerConfig {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []dataplane.PeerConfig
-	for _, p := range s.peers {
-		out = append(out, s.peerConfig(p))
-	}
-	return out
-}
-
 func (s *Speaker) peerConfig(p *remotePeer) dataplane.PeerConfig {
 	pc := dataplane.PeerConfig{Name: p.name, Endpoint: netip.AddrPortFrom(p.endpoint, s.cfg.Port), VTEP: p.vtep}
 	for vni := range p.segments {
@@ -338,4 +351,52 @@ func (s *Speaker) peerConfig(p *remotePeer) dataplane.PeerConfig {
 	}
 	sort.Slice(pc.Segments, func(i, j int) bool { return pc.Segments[i] < pc.Segments[j] })
 	return pc
+}
+
+// Reload hands the data plane the configured peers together with the ones
+// the routes made (reload takes the whole list), under the speaker's lock
+// so that no route adds a peer meanwhile. A discovered peer whose endpoint
+// is now a configured one gives way to it, and a type-3 route that a
+// removed configured peer shadowed makes its discovered peer now; every
+// remote MAC is then pinned again to whichever peer its route names.
+func (s *Speaker) Reload(static []dataplane.PeerConfig, reload func([]dataplane.PeerConfig) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	staticAt := map[netip.Addr]bool{}
+	for _, pc := range static {
+		staticAt[pc.Endpoint.Addr()] = true
+	}
+	peers := map[netip.Addr]*remotePeer{}
+	for _, r := range s.imet {
+		if staticAt[r.nexthop] {
+			continue
+		}
+		p := peers[r.vtep]
+		if p == nil {
+			p = &remotePeer{name: "evpn-" + r.vtep.String(), vtep: r.vtep, endpoint: r.nexthop, segments: map[encap.VNI]bool{}}
+			peers[r.vtep] = p
+		}
+		p.segments[r.vni] = true
+	}
+	all := slices.Clone(static)
+	for _, p := range peers {
+		all = append(all, s.peerConfig(p))
+	}
+	if err := reload(all); err != nil {
+		return err
+	}
+	s.peers = peers
+	names := map[string]bool{}
+	for _, pc := range all {
+		names[pc.Name] = true
+	}
+	for k, name := range s.fdb {
+		if !names[name] {
+			delete(s.fdb, k) // the reload removed it with its peer
+		}
+	}
+	for k := range s.byMAC {
+		s.resolveMACLocked(k)
+	}
+	return nil
 }

@@ -265,3 +265,76 @@ func TestMACIPRoutes(t *testing.T) {
 		t.Errorf("after it claimed an address: %+v", ch)
 	}
 }
+
+// TestBestRouteWins: of two sites' routes for a MAC the higher sequence
+// number is pinned, the other takes over when it is withdrawn, and the
+// address binding survives the old site's withdrawal after a move.
+func TestBestRouteWins(t *testing.T) {
+	f := newFake()
+	up := 1
+	s := newTestSpeaker(t, f, &up)
+	third := site{asn: 65000, routerID: netip.MustParseAddr("172.31.0.3"), vtep: netip.MustParseAddr("172.31.0.3"),
+		nexthop: netip.MustParseAddr("192.0.2.3"), esp: true}
+	s.received(pathOf(t, false)(imetRoute(other, 129)))
+	s.received(pathOf(t, false)(imetRoute(third, 129)))
+	mac := encap.MAC{2, 0, 0, 0, 0, 8}
+	ip := netip.MustParseAddr("10.11.129.8")
+	k := macKey{129, mac}
+	s.received(pathOf(t, false)(macRoute(other, 129, mac, ip, 0)))
+	s.received(pathOf(t, false)(macRoute(third, 129, mac, ip, 1))) // it moved to the third site
+	if f.remote[k] != "evpn-172.31.0.3" {
+		t.Fatalf("pinned to %q, want the newer route's site", f.remote[k])
+	}
+	s.received(pathOf(t, true)(macRoute(other, 129, mac, ip, 0)))
+	s.expireStale(time.Now().Add(time.Second))
+	if f.remote[k] != "evpn-172.31.0.3" || f.neigh[ip] != mac {
+		t.Errorf("after the old site's withdrawal: pin %q, binding %v", f.remote[k], f.neigh)
+	}
+	s.received(pathOf(t, false)(macRoute(other, 129, mac, ip, 0)))
+	s.received(pathOf(t, true)(macRoute(third, 129, mac, ip, 1)))
+	s.expireStale(time.Now().Add(time.Second))
+	if f.remote[k] != "evpn-172.31.0.2" {
+		t.Errorf("after the newer route's withdrawal: pinned to %q, want the remaining one", f.remote[k])
+	}
+}
+
+// TestReloadSettlesPeers: a configured peer added at a discovered peer's
+// endpoint replaces it (its MACs follow), and removed again gives the
+// route's peer back.
+func TestReloadSettlesPeers(t *testing.T) {
+	f := newFake()
+	up := 1
+	s := newTestSpeaker(t, f, &up)
+	s.received(pathOf(t, false)(imetRoute(other, 129)))
+	mac := encap.MAC{2, 0, 0, 0, 0, 6}
+	s.received(pathOf(t, false)(macRoute(other, 129, mac, netip.Addr{}, 0)))
+	reload := func(peers []dataplane.PeerConfig) error {
+		f.peers = map[string]dataplane.PeerConfig{}
+		f.static = map[netip.Addr]string{}
+		for _, pc := range peers {
+			f.peers[pc.Name] = pc
+			if pc.Name == "sakura" {
+				f.static[pc.Endpoint.Addr()] = pc.Name
+			}
+		}
+		for k, p := range f.remote {
+			if _, ok := f.peers[p]; !ok {
+				delete(f.remote, k)
+			}
+		}
+		return nil
+	}
+	static := []dataplane.PeerConfig{{Name: "sakura", Endpoint: netip.AddrPortFrom(other.nexthop, 4500)}}
+	if err := s.Reload(static, reload); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.peers["evpn-172.31.0.2"]; ok || f.remote[macKey{129, mac}] != "sakura" {
+		t.Errorf("with a configured peer there: peers %v, MAC on %q", f.peers, f.remote[macKey{129, mac}])
+	}
+	if err := s.Reload(nil, reload); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.peers["evpn-172.31.0.2"]; !ok || f.remote[macKey{129, mac}] != "evpn-172.31.0.2" {
+		t.Errorf("after it was removed: peers %v, MAC on %q", f.peers, f.remote[macKey{129, mac}])
+	}
+}

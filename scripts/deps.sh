@@ -5,7 +5,7 @@
 # curl). Packages are installed without starting their system services
 # (policy-rc.d): the demo runs its own, inside its namespaces.
 set -euo pipefail
-pkgs=(iproute2 iputils-ping ethtool iperf3 tcpdump tshark strongswan-charon strongswan-swanctl libcharon-extra-plugins tinc nftables systemd util-linux frr gobgpd
+pkgs=(iproute2 iputils-ping ethtool iperf3 tcpdump tshark strongswan-charon strongswan-swanctl libcharon-extra-plugins tinc nftables systemd util-linux frr gobgpd jq wireguard-tools
   pdns-server pdns-backend-bind nginx glusterfs-server glusterfs-client lsyncd rsync bind9-dnsutils curl)
 missing=()
 for p in "${pkgs[@]}"; do

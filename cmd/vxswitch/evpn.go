@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/vxswitch/vxswitch/dataplane"
+	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/evpn"
 )
 
@@ -77,6 +78,9 @@ func (v *validator) evpnConfig(e *evpnSection, d *dataplane.Config) *evpn.Config
 			c.Password = strings.TrimSpace(string(data))
 		}
 	}
+	if !d.Listen.IsUnspecified() {
+		c.Local = d.Listen // the sessions go from here (not from a NATed endpoint)
+	}
 	c.Nexthop = d.Listen
 	if e.Endpoint != "" {
 		a, err := netip.ParseAddr(e.Endpoint)
@@ -95,8 +99,21 @@ func (v *validator) evpnConfig(e *evpnSection, d *dataplane.Config) *evpn.Config
 		c.VTEP = c.Nexthop
 	}
 	c.StaleTime = v.duration("evpn.stale_time", e.StaleTime, 0)
+	rds := map[uint16]encap.VNI{}
 	for _, s := range d.Segment {
 		c.Segments = append(c.Segments, s.VNI)
+		// The RD is router_id:VNI in 16 bits: two segments must not share one.
+		if o, dup := rds[uint16(s.VNI)]; dup {
+			v.errorf("evpn", "segments %d and %d have the same route distinguisher %s:%d (the VNI modulo 65536)", o, s.VNI, c.RouterID, uint16(s.VNI))
+		}
+		rds[uint16(s.VNI)] = s.VNI
+	}
+	seen := map[netip.AddrPort]bool{}
+	for _, rr := range c.RouteReflectors {
+		if seen[rr] {
+			v.errorf("evpn.route_reflectors", "%v is listed twice", rr)
+		}
+		seen[rr] = true
 	}
 	return c
 }

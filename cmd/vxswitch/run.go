@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
-	"slices"
 	"syscall"
 
 	"github.com/vxswitch/vxswitch/crypto/ike"
@@ -128,10 +127,15 @@ func serveSite(ctx context.Context, path string, cfg *siteConfig, sw siteSwitch,
 	}
 	runDone := make(chan error, 1)
 	go func() { runDone <- sw.Run(runCtx) }()
+	speakerDone := make(chan error, 1)
+	speakerRunning := false
 	if speaker != nil {
-		go func() {
-			if err := speaker.Run(runCtx); err != nil {
-				log.Error("evpn: speaker stopped", "err", err)
+		speakerRunning = true
+		go func() { speakerDone <- speaker.Run(runCtx) }()
+		defer func() { // the speaker ends (its CEASE sent) before the switch does
+			if speakerRunning {
+				cancel()
+				<-speakerDone
 			}
 		}()
 	}
@@ -148,6 +152,13 @@ func serveSite(ctx context.Context, path string, cfg *siteConfig, sw siteSwitch,
 				cancel()
 				<-runDone
 				return err
+			}
+		case err := <-speakerDone:
+			speakerRunning, speakerDone = false, nil
+			if err != nil && ctx.Err() == nil {
+				cancel()
+				<-runDone
+				return fmt.Errorf("evpn: %w", err)
 			}
 		case err := <-runDone:
 			if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() != nil) {
@@ -174,11 +185,13 @@ func reloadPeers(path string, cur *siteConfig, sw siteSwitch, speaker *evpn.Spea
 			"changed", changed)
 		return cur
 	}
-	peers := next.Peer
+	reload := sw.Reload
 	if speaker != nil {
-		peers = append(slices.Clone(peers), speaker.DiscoveredPeers()...) // the fabric's stay
+		// The fabric's peers stay, and the speaker settles them with the
+		// configured ones under its own lock.
+		reload = func(peers []dataplane.PeerConfig) error { return speaker.Reload(peers, sw.Reload) }
 	}
-	if err := sw.Reload(peers); err != nil {
+	if err := reload(next.Peer); err != nil {
 		log.Error("reload: switch refused the new peers, keeping the old ones", "err", err)
 		return cur
 	}
