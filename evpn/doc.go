@@ -12,30 +12,3 @@
 // goroutine that handles route events and the local MAC poll in turn;
 // Status, Sessions and Reload may be called from any goroutine.
 package evpn
-
-import (
-	"log/slog"
-
-	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
-)
-
-// gobgpLogger sends GoBGP's log to slog: its errors and warnings as they
-// are, its information (sessions up and down) at info, the rest at debug.
-type gobgpLogger struct{ l *slog.Logger }
-
-func attrs(f gobgplog.Fields) []any {
-	out := make([]any, 0, 2*len(f))
-	for k, v := range f {
-		out = append(out, k, v)
-	}
-	return out
-}
-
-func (g gobgpLogger) Panic(msg string, f gobgplog.Fields) { g.l.Error("bgp: "+msg, attrs(f)...) }
-func (g gobgpLogger) Fatal(msg string, f gobgplog.Fields) { g.l.Error("bgp: "+msg, attrs(f)...) }
-func (g gobgpLogger) Error(msg string, f gobgplog.Fields) { g.l.Error("bgp: "+msg, attrs(f)...) }
-func (g gobgpLogger) Warn(msg string, f gobgplog.Fields)  { g.l.Warn("bgp: "+msg, attrs(f)...) }
-func (g gobgpLogger) Info(msg string, f gobgplog.Fields)  { g.l.Info("bgp: "+msg, attrs(f)...) }
-func (g gobgpLogger) Debug(msg string, f gobgplog.Fields) { g.l.Debug("bgp: "+msg, attrs(f)...) }
-func (g gobgpLogger) SetLevel(gobgplog.LogLevel)          {}
-func (g gobgpLogger) GetLevel() gobgplog.LogLevel         { return gobgplog.InfoLevel }

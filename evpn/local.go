@@ -23,8 +23,11 @@ const (
 // that learning takes them (a move to this site).
 func (s *Speaker) syncLocal(ctx context.Context) {
 	for _, c := range s.syncLocalState() {
-		nlri, attrs := macRoute(s.me, c.k.vni, c.k.mac, c.ip, c.seq)
-		if err := s.announce(ctx, nlri, attrs, c.withdraw); err != nil {
+		nlri, attrs, err := macRoute(s.me, c.k.vni, c.k.mac, c.ip, c.seq)
+		if err == nil {
+			err = s.announce(nlri, attrs, c.withdraw)
+		}
+		if err != nil {
 			s.log.Warn("evpn: advertise MAC", "mac", c.k.mac, "err", err)
 			continue
 		}

@@ -3,9 +3,8 @@ package evpn
 import (
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/apiutil"
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
 	"github.com/vxswitch/vxswitch/encap"
 )
@@ -18,24 +17,16 @@ const withdrawGrace = 500 * time.Millisecond
 // a withdrawn one removed after withdrawGrace, or, when every session is
 // down, kept as stale for StaleTime (the data plane stays as it is while
 // the reflectors are away, graceful-restart style).
-func (s *Speaker) received(p *api.Path) {
-	nlri, err := apiutil.GetNativeNlri(p)
-	if err != nil {
+func (s *Speaker) received(p *apiutil.Path) {
+	nlri, attrs := p.Nlri, p.Attrs
+	if nlri == nil {
 		return
-	}
-	var attrs []bgp.PathAttributeInterface
-	if !p.IsWithdraw {
-		if attrs, err = apiutil.GetNativePathAttributes(p); err != nil {
-			s.log.Debug("evpn: bad path attributes", "route", nlri.String(), "err", err)
-			s.refused()
-			return
-		}
 	}
 	key := nlri.String()
 	s.mu.Lock()
 	s.stats.Churn++
 	s.mu.Unlock()
-	if p.IsWithdraw {
+	if p.Withdrawal {
 		// Not at once: when one reflector goes, its paths are withdrawn
 		// before the other's copy becomes the best path, which then
 		// cancels the removal (received deletes the deadline). With every

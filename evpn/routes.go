@@ -6,7 +6,7 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
 	"github.com/vxswitch/vxswitch/encap"
 )
@@ -31,45 +31,68 @@ func routeTarget(asn uint32, vni encap.VNI, esp bool) bgp.ExtendedCommunityInter
 // VNI above 65535 is taken modulo 2^16, which only needs to be unique per
 // router among its segments).
 func rd(routerID netip.Addr, vni encap.VNI) bgp.RouteDistinguisherInterface {
-	return bgp.NewRouteDistinguisherIPAddressAS(routerID.String(), uint16(vni))
+	r, err := bgp.NewRouteDistinguisherIPAddressAS(routerID, uint16(vni))
+	if err != nil {
+		panic("evpn: route distinguisher of " + routerID.String() + ": " + err.Error()) // Config checks an IPv4 router_id
+	}
+	return r
+}
+
+// mpReach is the MP_REACH_NLRI attribute of one EVPN route.
+func mpReach(nlri bgp.NLRI, nexthop netip.Addr) (bgp.PathAttributeInterface, error) {
+	return bgp.NewPathAttributeMpReachNLRI(bgp.RF_EVPN, []bgp.PathNLRI{{NLRI: nlri}}, nexthop)
 }
 
 // imetRoute builds the type-3 Inclusive Multicast Ethernet Tag route of a
 // segment (RFC 7432 §7.3, RFC 8365 §5.1.3): originating router IP the
 // site's VTEP, PMSI tunnel ingress replication with the VNI as label and
 // the VTEP as tunnel endpoint, next hop the underlay endpoint.
-func imetRoute(s site, vni encap.VNI) (bgp.AddrPrefixInterface, []bgp.PathAttributeInterface) {
-	nlri := bgp.NewEVPNMulticastEthernetTagRoute(rd(s.routerID, vni), 0, s.vtep.String())
+func imetRoute(s site, vni encap.VNI) (bgp.NLRI, []bgp.PathAttributeInterface, error) {
+	nlri, err := bgp.NewEVPNMulticastEthernetTagRoute(rd(s.routerID, vni), 0, s.vtep)
+	if err != nil {
+		return nil, nil, err
+	}
+	mp, err := mpReach(nlri, s.nexthop)
+	if err != nil {
+		return nil, nil, err
+	}
+	tunnel, err := bgp.NewIngressReplTunnelID(s.vtep)
+	if err != nil {
+		return nil, nil, err
+	}
 	attrs := []bgp.PathAttributeInterface{
 		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP),
-		bgp.NewPathAttributeMpReachNLRI(s.nexthop.String(), []bgp.AddrPrefixInterface{nlri}),
+		mp,
 		bgp.NewPathAttributeExtendedCommunities([]bgp.ExtendedCommunityInterface{
 			routeTarget(s.asn, vni, s.esp), bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN)}),
-		bgp.NewPathAttributePmsiTunnel(bgp.PMSI_TUNNEL_TYPE_INGRESS_REPL, false, uint32(vni), bgp.NewIngressReplTunnelID(s.vtep.String())),
+		bgp.NewPathAttributePmsiTunnel(bgp.PMSI_TUNNEL_TYPE_INGRESS_REPL, false, uint32(vni), tunnel),
 	}
-	return nlri, attrs
+	return nlri, attrs, nil
 }
 
 // macRoute builds the type-2 MAC/IP Advertisement route of a MAC learnt on
 // the segment's TAP (RFC 7432 §7.2): the VNI as label, MAC mobility with
 // its sequence number once it has moved (§7.7).
-func macRoute(s site, vni encap.VNI, mac encap.MAC, ip netip.Addr, seq uint32) (bgp.AddrPrefixInterface, []bgp.PathAttributeInterface) {
-	ipStr := ""
-	if ip.IsValid() {
-		ipStr = ip.String()
+func macRoute(s site, vni encap.VNI, mac encap.MAC, ip netip.Addr, seq uint32) (bgp.NLRI, []bgp.PathAttributeInterface, error) {
+	nlri, err := bgp.NewEVPNMacIPAdvertisementRoute(rd(s.routerID, vni), bgp.EthernetSegmentIdentifier{}, 0,
+		net.HardwareAddr(mac[:]).String(), ip, []uint32{uint32(vni)})
+	if err != nil {
+		return nil, nil, err
 	}
-	nlri := bgp.NewEVPNMacIPAdvertisementRoute(rd(s.routerID, vni), bgp.EthernetSegmentIdentifier{}, 0,
-		net.HardwareAddr(mac[:]).String(), ipStr, []uint32{uint32(vni)})
+	mp, err := mpReach(nlri, s.nexthop)
+	if err != nil {
+		return nil, nil, err
+	}
 	ecs := []bgp.ExtendedCommunityInterface{routeTarget(s.asn, vni, s.esp), bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN)}
 	if seq > 0 {
 		ecs = append(ecs, bgp.NewMacMobilityExtended(seq, false))
 	}
 	attrs := []bgp.PathAttributeInterface{
 		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP),
-		bgp.NewPathAttributeMpReachNLRI(s.nexthop.String(), []bgp.AddrPrefixInterface{nlri}),
+		mp,
 		bgp.NewPathAttributeExtendedCommunities(ecs),
 	}
-	return nlri, attrs
+	return nlri, attrs, nil
 }
 
 // site is what a site's routes say about it.
@@ -100,7 +123,7 @@ var errNotOurs = errors.New("evpn: route for another family or type")
 // parseRoute turns a received path into a route: the VNI from the label
 // (type 2) or the PMSI tunnel attribute (type 3), as RFC 8365 §5.1.3 puts
 // it there, the next hop, and the route targets of asn.
-func parseRoute(nlri bgp.AddrPrefixInterface, attrs []bgp.PathAttributeInterface, asn uint32) (route, error) {
+func parseRoute(nlri bgp.NLRI, attrs []bgp.PathAttributeInterface, asn uint32) (route, error) {
 	n, ok := nlri.(*bgp.EVPNNLRI)
 	if !ok {
 		return route{}, errNotOurs
@@ -111,12 +134,12 @@ func parseRoute(nlri bgp.AddrPrefixInterface, attrs []bgp.PathAttributeInterface
 	for _, a := range attrs {
 		switch a := a.(type) {
 		case *bgp.PathAttributeMpReachNLRI:
-			if nh, ok := netip.AddrFromSlice(a.Nexthop); ok {
-				r.nexthop = nh.Unmap()
+			if a.Nexthop.IsValid() {
+				r.nexthop = a.Nexthop.Unmap()
 			}
 		case *bgp.PathAttributeNextHop:
-			if nh, ok := netip.AddrFromSlice(a.Value); ok && !r.nexthop.IsValid() {
-				r.nexthop = nh.Unmap()
+			if a.Value.IsValid() && !r.nexthop.IsValid() {
+				r.nexthop = a.Value.Unmap()
 			}
 		case *bgp.PathAttributePmsiTunnel:
 			pmsiLabel, havePMSI = a.Label, true
@@ -143,19 +166,18 @@ func parseRoute(nlri bgp.AddrPrefixInterface, attrs []bgp.PathAttributeInterface
 		}
 		r.vni = encap.VNI(d.Labels[0] & 0xffffff)
 		copy(r.mac[:], d.MacAddress)
-		if ip, ok := netip.AddrFromSlice(d.IPAddress); ok && d.IPAddressLength > 0 {
-			r.ip = ip.Unmap()
+		if d.IPAddress.IsValid() && d.IPAddressLength > 0 {
+			r.ip = d.IPAddress.Unmap()
 		}
 	case *bgp.EVPNMulticastEthernetTagRoute:
 		if !havePMSI {
 			return route{}, fmt.Errorf("evpn: %s: no PMSI tunnel attribute", r.key)
 		}
 		r.vni = encap.VNI(pmsiLabel & 0xffffff)
-		ip, ok := netip.AddrFromSlice(d.IPAddress)
-		if !ok {
+		if !d.IPAddress.IsValid() {
 			return route{}, fmt.Errorf("evpn: %s: bad originating router IP", r.key)
 		}
-		r.vtep = ip.Unmap()
+		r.vtep = d.IPAddress.Unmap()
 	default:
 		return route{}, errNotOurs
 	}

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
 	"github.com/vxswitch/vxswitch/encap"
 )
@@ -14,13 +14,17 @@ var testSite = site{asn: 65000, routerID: netip.MustParseAddr("172.31.0.1"), vte
 
 // wire sends our route through GoBGP's own BGP UPDATE codec (encode, then
 // parse as a received message) and returns what a peer would decode.
-func wire(t testing.TB) func(bgp.AddrPrefixInterface, []bgp.PathAttributeInterface) (bgp.AddrPrefixInterface, []bgp.PathAttributeInterface) {
-	return func(_ bgp.AddrPrefixInterface, attrs []bgp.PathAttributeInterface) (bgp.AddrPrefixInterface, []bgp.PathAttributeInterface) {
+func wire(t testing.TB) func(bgp.NLRI, []bgp.PathAttributeInterface, error) (bgp.NLRI, []bgp.PathAttributeInterface) {
+	return func(_ bgp.NLRI, attrs []bgp.PathAttributeInterface, err error) (bgp.NLRI, []bgp.PathAttributeInterface) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
 		return wireAttrs(t, attrs)
 	}
 }
 
-func wireAttrs(t testing.TB, attrs []bgp.PathAttributeInterface) (bgp.AddrPrefixInterface, []bgp.PathAttributeInterface) {
+func wireAttrs(t testing.TB, attrs []bgp.PathAttributeInterface) (bgp.NLRI, []bgp.PathAttributeInterface) {
 	t.Helper()
 	b, err := bgp.NewBGPUpdateMessage(nil, attrs, nil).Serialize()
 	if err != nil {
@@ -33,7 +37,7 @@ func wireAttrs(t testing.TB, attrs []bgp.PathAttributeInterface) (bgp.AddrPrefix
 	u := m.Body.(*bgp.BGPUpdate)
 	for _, a := range u.PathAttributes {
 		if mp, ok := a.(*bgp.PathAttributeMpReachNLRI); ok && len(mp.Value) == 1 {
-			return mp.Value[0], u.PathAttributes
+			return mp.Value[0].NLRI, u.PathAttributes
 		}
 	}
 	t.Fatalf("no MP_REACH_NLRI in %v", u.PathAttributes)
@@ -92,15 +96,21 @@ func TestMACRouteRoundTrip(t *testing.T) {
 // TestParseRouteRefuses: routes vxswitch cannot use are errors, not
 // guesses.
 func TestParseRouteRefuses(t *testing.T) {
-	nlri := bgp.NewEVPNMulticastEthernetTagRoute(rd(testSite.routerID, 129), 0, "172.31.0.1")
+	nlri, err := bgp.NewEVPNMulticastEthernetTagRoute(rd(testSite.routerID, 129), 0, netip.MustParseAddr("172.31.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := parseRoute(nlri, nil, 65000); err == nil {
 		t.Error("a type-3 route without next hop or PMSI tunnel accepted")
 	}
-	noPMSI := []bgp.PathAttributeInterface{bgp.NewPathAttributeMpReachNLRI("192.0.2.1", []bgp.AddrPrefixInterface{nlri})}
-	if _, err := parseRoute(nlri, noPMSI, 65000); err == nil {
+	mp, err := mpReach(nlri, netip.MustParseAddr("192.0.2.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseRoute(nlri, []bgp.PathAttributeInterface{mp}, 65000); err == nil {
 		t.Error("a type-3 route without PMSI tunnel accepted")
 	}
-	prefix := bgp.NewIPAddrPrefix(24, "10.0.0.0")
+	prefix, _ := bgp.NewIPAddrPrefix(netip.MustParsePrefix("10.0.0.0/24"))
 	if _, err := parseRoute(prefix, nil, 65000); err != errNotOurs {
 		t.Errorf("an IPv4 prefix: %v", err)
 	}
@@ -109,7 +119,10 @@ func TestParseRouteRefuses(t *testing.T) {
 // FuzzParseRoute: any BGP message GoBGP's codec accepts is turned into a
 // route or refused, never a panic.
 func FuzzParseRoute(f *testing.F) {
-	add := func(nlri bgp.AddrPrefixInterface, attrs []bgp.PathAttributeInterface) {
+	add := func(_ bgp.NLRI, attrs []bgp.PathAttributeInterface, err error) {
+		if err != nil {
+			f.Fatal(err)
+		}
 		b, err := bgp.NewBGPUpdateMessage(nil, attrs, nil).Serialize()
 		if err == nil {
 			f.Add(b)
@@ -129,7 +142,7 @@ func FuzzParseRoute(f *testing.F) {
 		for _, a := range u.PathAttributes {
 			if mp, ok := a.(*bgp.PathAttributeMpReachNLRI); ok {
 				for _, n := range mp.Value {
-					r, err := parseRoute(n, u.PathAttributes, 65000)
+					r, err := parseRoute(n.NLRI, u.PathAttributes, 65000)
 					if err == nil && (!r.nexthop.IsValid() || r.vni > 0xffffff) {
 						t.Fatalf("accepted a route without next hop or with VNI %d", r.vni)
 					}

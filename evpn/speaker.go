@@ -12,10 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/apiutil"
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
-	"github.com/osrg/gobgp/v3/pkg/server"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
 
 	"github.com/vxswitch/vxswitch/dataplane"
 	"github.com/vxswitch/vxswitch/encap"
@@ -163,7 +163,8 @@ func New(cfg Config, sw Switch) (*Speaker, error) {
 		fdb: map[macKey]string{}, stale: map[string]time.Time{}, local: map[macKey]*localMAC{}, seqs: map[macKey]uint32{}, history: map[macKey][]time.Time{}, away: map[macKey]bool{},
 		stats: Stats{RoutesIn: map[string]int{}, RoutesOut: map[string]int{}}}
 	sp.up = sp.sessionsUp
-	sp.bgp = server.NewBgpServer(server.LoggerOption(gobgpLogger{sp.log}))
+	// GoBGP logs to our slog: sessions up and down at info, its errors as they are.
+	sp.bgp = server.NewBgpServer(server.LoggerOption(sp.log, new(slog.LevelVar)))
 	return sp, nil
 }
 
@@ -199,25 +200,28 @@ func (s *Speaker) Run(ctx context.Context) error {
 		}
 	}
 	for _, vni := range s.cfg.Segments {
-		nlri, attrs := imetRoute(s.me, vni)
-		if err := s.announce(ctx, nlri, attrs, false); err != nil {
-			return err
+		nlri, attrs, err := imetRoute(s.me, vni)
+		if err == nil {
+			err = s.announce(nlri, attrs, false)
+		}
+		if err != nil {
+			return fmt.Errorf("evpn: segment %d: %w", vni, err)
 		}
 		s.mu.Lock()
 		s.countLocked(s.stats.RoutesOut, "type3", vni, 1)
 		s.mu.Unlock()
 	}
-	events := make(chan []*api.Path, 64)
-	err := s.bgp.WatchEvent(ctx, &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
-		Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true}}}},
-		func(r *api.WatchEventResponse) {
-			if t := r.GetTable(); t != nil && len(t.Paths) > 0 {
-				select {
-				case events <- t.Paths:
-				case <-ctx.Done():
-				}
+	events := make(chan []*apiutil.Path, 64)
+	err := s.bgp.WatchEvent(ctx, server.WatchEventMessageCallbacks{
+		OnBestPath: func(paths []*apiutil.Path, _ time.Time) {
+			if len(paths) == 0 {
+				return
 			}
-		})
+			select {
+			case events <- paths:
+			case <-ctx.Done():
+			}
+		}}, server.WatchBestPath(true))
 	if err != nil {
 		return fmt.Errorf("evpn: watch: %w", err)
 	}
@@ -243,15 +247,16 @@ func (s *Speaker) Run(ctx context.Context) error {
 }
 
 // announce adds (or withdraws) one of our paths.
-func (s *Speaker) announce(ctx context.Context, nlri bgp.AddrPrefixInterface, attrs []bgp.PathAttributeInterface, withdraw bool) error {
-	p, err := apiutil.NewPath(nlri, withdraw, attrs, time.Now())
-	if err != nil {
-		return fmt.Errorf("evpn: path %s: %w", nlri, err)
-	}
+func (s *Speaker) announce(nlri bgp.NLRI, attrs []bgp.PathAttributeInterface, withdraw bool) error {
+	p := &apiutil.Path{Family: bgp.RF_EVPN, Nlri: nlri, Attrs: attrs, Withdrawal: withdraw}
+	var err error
 	if withdraw {
-		err = s.bgp.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: evpnFamily, Path: p})
+		err = s.bgp.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{p}})
 	} else {
-		_, err = s.bgp.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p})
+		var res []apiutil.AddPathResponse
+		if res, err = s.bgp.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{p}}); err == nil && len(res) == 1 && res[0].Error != nil {
+			err = res[0].Error
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("evpn: %s: %w", nlri, err)
@@ -289,15 +294,15 @@ func (s *Speaker) Sessions() []Session {
 		st := Session{Neighbor: p.GetConf().GetNeighborAddress(), State: "idle"}
 		if ps := p.GetState(); ps != nil {
 			switch ps.SessionState {
-			case api.PeerState_ESTABLISHED:
+			case api.PeerState_SESSION_STATE_ESTABLISHED:
 				st.State = "established"
-			case api.PeerState_ACTIVE:
+			case api.PeerState_SESSION_STATE_ACTIVE:
 				st.State = "active"
-			case api.PeerState_CONNECT:
+			case api.PeerState_SESSION_STATE_CONNECT:
 				st.State = "connect"
-			case api.PeerState_OPENSENT:
+			case api.PeerState_SESSION_STATE_OPENSENT:
 				st.State = "opensent"
-			case api.PeerState_OPENCONFIRM:
+			case api.PeerState_SESSION_STATE_OPENCONFIRM:
 				st.State = "openconfirm"
 			}
 		}

@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/apiutil"
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
 	"github.com/vxswitch/vxswitch/dataplane"
 	"github.com/vxswitch/vxswitch/encap"
@@ -87,19 +86,28 @@ func (f *fakeSwitch) PeerAt(a netip.Addr) (string, bool) {
 var other = site{asn: 65000, routerID: netip.MustParseAddr("172.31.0.2"), vtep: netip.MustParseAddr("172.31.0.2"),
 	nexthop: netip.MustParseAddr("192.0.2.2"), esp: true}
 
-func path(t *testing.T, withdraw bool, nlri bgp.AddrPrefixInterface, attrs []bgp.PathAttributeInterface) *api.Path {
+func path(t *testing.T, withdraw bool, nlri bgp.NLRI, attrs []bgp.PathAttributeInterface) *apiutil.Path {
 	t.Helper()
-	p, err := apiutil.NewPath(nlri, withdraw, attrs, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return &apiutil.Path{Family: bgp.RF_EVPN, Nlri: nlri, Attrs: attrs, Withdrawal: withdraw}
 }
 
-// pathOf is path for a route builder's two results.
-func pathOf(t *testing.T, withdraw bool) func(bgp.AddrPrefixInterface, []bgp.PathAttributeInterface) *api.Path {
-	return func(n bgp.AddrPrefixInterface, a []bgp.PathAttributeInterface) *api.Path {
+// pathOf is path for a route builder's results.
+func pathOf(t *testing.T, withdraw bool) func(bgp.NLRI, []bgp.PathAttributeInterface, error) *apiutil.Path {
+	return func(n bgp.NLRI, a []bgp.PathAttributeInterface, err error) *apiutil.Path {
+		if err != nil {
+			t.Fatal(err)
+		}
 		return path(t, withdraw, n, a)
+	}
+}
+
+// must2 drops a route builder's nil error.
+func must2(t *testing.T) func(bgp.NLRI, []bgp.PathAttributeInterface, error) (bgp.NLRI, []bgp.PathAttributeInterface) {
+	return func(n bgp.NLRI, a []bgp.PathAttributeInterface, err error) (bgp.NLRI, []bgp.PathAttributeInterface) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n, a
 	}
 }
 
@@ -122,8 +130,8 @@ func TestReceivedRoutes(t *testing.T) {
 	up := 1
 	s := newTestSpeaker(t, f, &up)
 	mac := encap.MAC{2, 0, 0, 0, 0, 9}
-	macN, macA := macRoute(other, 129, mac, netip.Addr{}, 0)
-	imN, imA := imetRoute(other, 129)
+	macN, macA := must2(t)(macRoute(other, 129, mac, netip.Addr{}, 0))
+	imN, imA := must2(t)(imetRoute(other, 129))
 	s.received(path(t, false, macN, macA))
 	if len(f.remote) != 0 {
 		t.Fatal("a MAC installed before its peer exists")
@@ -203,7 +211,7 @@ func TestMACMobility(t *testing.T) {
 	k := macKey{129, mac}
 	s.received(pathOf(t, false)(imetRoute(other, 129)))
 	s.received(pathOf(t, false)(macRoute(other, 129, mac, netip.Addr{}, 2)))
-	oldMACN, oldMACA := macRoute(other, 129, mac, netip.MustParseAddr("10.11.129.5"), 2)
+	oldMACN, oldMACA := must2(t)(macRoute(other, 129, mac, netip.MustParseAddr("10.11.129.5"), 2))
 	s.received(path(t, false, oldMACN, oldMACA))
 	if f.remote[k] == "" {
 		t.Fatal("not installed")
