@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME  ?= 10s
 
-.PHONY: help build test unit bench fuzz fuzz-ci lint demo bench-e2e bench-flood soak deps clean
+.PHONY: help build test unit bench fuzz fuzz-ci lint demo bench-e2e bench-flood bench-evpn soak deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ bench-e2e: build deps ## iperf3 through vxswitch vs kernel vxlan (and others) in
 
 bench-flood: deps ## (root) TCP between two sites while a third is flooded, each flood in turn, vs unflooded
 	bash -o pipefail -c "VXSWITCH_FLOOD_LOAD=1 $(GO) test -count=1 -timeout 20m -run '^TestFloodLoad$$' -v ./e2e | grep -v level="
+
+bench-evpn: deps ## (root) EVPN scale: 100k type-2 routes into one site (routes/s, heap per route), 300 sites' routes via gobgpd
+	VXSWITCH_EVPN_SCALE=1 $(GO) test -count=1 -run '^TestIngest$$' -v ./evpn
+	bash -o pipefail -c "$(GO) test -count=1 -run '^TestEVPNHundredsOfSites$$' -v ./e2e | grep -v level="
 
 SOAK ?= 10m
 soak: deps ## (root) SOAK (default 10m) of rekeys, MAC moves, TCP and sequenced UDP; heap and goroutines table

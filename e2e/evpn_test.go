@@ -144,11 +144,16 @@ func TestEVPNRouteReflector(t *testing.T) {
 				if err := b.Exec("ip", "neigh", "flush", "dev", "vx129"); err != nil {
 					return err
 				}
+				floods := counterSum(t, b, "flood_frames")
 				if err := b.Ping(overlayAddr(a.Site).String(), 56, 1, false); err != nil {
 					return err
 				}
 				if counterSum(t, b, "arp_suppressed") == before {
 					return errors.New("b's ARP request for a was not answered locally")
+				}
+				// No broadcast left the site for it.
+				if f := counterSum(t, b, "flood_frames") - floods; f != 0 {
+					return fmt.Errorf("%d frames flooded from b while its ARP was answered locally", f)
 				}
 				return nil
 			}); err != nil {
