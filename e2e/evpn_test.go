@@ -637,3 +637,83 @@ func TestEVPNHundredsOfSites(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestEVPNFlapStorm (make bench-evpn; skipped unless VXSWITCH_EVPN_SCALE is
+// set): TCP between two vxswitch sites of a gobgpd fabric while GoBGP's
+// CLI keeps announcing and withdrawing the type-3 and type-2 routes of 100
+// other sites, against the same load without the storm. Target: 0.8x.
+func TestEVPNFlapStorm(t *testing.T) {
+	if os.Getenv("VXSWITCH_EVPN_SCALE") == "" {
+		t.Skip("set VXSWITCH_EVPN_SCALE=1 (make bench-evpn) to measure")
+	}
+	nstest.RequireTool(t, "iperf3")
+	n := nstest.New(t, nstest.Sites("a", "b", "rr")...)
+	rr := n.Sites[2]
+	cli := gobgpReflector(t, rr, 65000)
+	fabric := &nstest.Net{Core: n.Core, Sites: n.Sites[:2]}
+	sites := startSites(t, fabric, options{mode: "plain",
+		only:       func(_, _ *nstest.Site) bool { return false },
+		extraPeers: fmt.Sprintf("[evpn]\nasn = 65000\nroute_reflectors = [%q]\n", rr.Addr.String())})
+	a, b := sites[0], sites[1]
+	if err := nstest.WaitFor(30*time.Second, func() error { return a.Ping(overlayAddr(b.Site).String(), 56, 1, false) }); err != nil {
+		t.Fatalf("a -> b: %v", err)
+	}
+	load := func() float64 {
+		g, err := n.Iperf3(a.Site, b.Site, overlayAddr(b.Site), 10*time.Second)
+		if err != nil {
+			t.Fatalf("iperf3: %v", err)
+		}
+		return g
+	}
+	base := load()
+	// churn runs gobgp twice per step until stopped: with real route
+	// changes, or (the control) with as many read-only queries, since each
+	// gobgp process costs CPU on these 2 cores whatever it asks.
+	churn := func(changes bool) (float64, int) {
+		stop := make(chan struct{})
+		done := make(chan int, 1)
+		go func() {
+			count := 0
+			for round := 0; ; round++ {
+				for i := 0; i < 100; i++ {
+					select {
+					case <-stop:
+						done <- count
+						return
+					default:
+					}
+					ip := fmt.Sprintf("10.98.0.%d", i+1)
+					op := "add"
+					if round%2 == 1 {
+						op = "del"
+					}
+					if changes {
+						rr.Output("gobgp", "global", "rib", op, "-a", "evpn", "multicast", ip, "etag", "0", "rd", ip+":129", "rt", "65000:129",
+							"encap", "vxlan", "pmsi", "ingress-repl", "129", ip, "nexthop", ip)
+						rr.Output("gobgp", "global", "rib", op, "-a", "evpn", "macadv", fmt.Sprintf("02:98:00:00:00:%02x", i+1), "0.0.0.0",
+							"etag", "0", "label", "129", "rd", ip+":129", "rt", "65000:129", "encap", "vxlan", "nexthop", ip)
+					} else {
+						rr.Output("gobgp", "global", "rib", "summary", "-a", "evpn")
+						rr.Output("gobgp", "global", "rib", "summary", "-a", "evpn")
+					}
+					count += 2
+				}
+			}
+		}()
+		time.Sleep(2 * time.Second)
+		g := load()
+		close(stop)
+		return g, <-done
+	}
+	control, queries := churn(false)
+	storm, changes := churn(true)
+	st := evpnStatus(t, a)
+	t.Logf("TCP a -> b: %.2f Gbit/s quiet; %.2f with %d gobgp queries (the driver's own cost); %.2f during %d route changes (%.2fx of the control, %.2fx of quiet); a saw %d best-path changes",
+		base, control, queries, storm, changes, storm/control, storm/base, st.Churn)
+	fmt.Printf("EVPN flap storm: %.2f Gbit/s quiet, %.2f with the driver's queries alone, %.2f during %d route changes: %.2fx of the control (target 0.8x), %.2fx of quiet\n",
+		base, control, storm, changes, storm/control, storm/base)
+	_ = cli
+	if storm < 0.8*control {
+		t.Errorf("%.2fx of the control's throughput during the storm (target 0.8x)", storm/control)
+	}
+}
