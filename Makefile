@@ -48,7 +48,7 @@ lint: ## gofmt, go vet, staticcheck
 demo: build deps ## the original demonstration: six sites, GSLB web, GlusterFS + lsyncd, a site lost and back; verdicts; cleaned up
 	bash scripts/demo.sh $(BIN)
 
-bench-e2e: build deps ## iperf3 through vxswitch vs kernel vxlan (and others) in namespaces
+bench-e2e: build deps ## iperf3 through vxswitch vs kernel vxlan, tinc, wireguard-go in namespaces (BENCH_PROFILE=quick|full)
 	bash scripts/bench-e2e.sh $(BIN)
 
 bench-flood: deps ## (root) TCP between two sites while a third is flooded, each flood in turn, vs unflooded

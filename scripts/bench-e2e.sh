@@ -128,19 +128,22 @@ setup_tinc() { # UMTU
 }
 
 setup_wg() { # UMTU: wireguard-go's natural MTU 1420 over 1500; overlay 1500 over a smaller underlay
-  local umtu=${1%%[a-z]*} n p mtu=1420
+  local umtu=${1%%[a-z]*} n p dev mtu=1420
   [ "$umtu" -lt 1500 ] && mtu=1500
   for n in a b; do
     [ -f "$NSL_TMP/wg-$n.key" ] || { (umask 077; wg genkey >"$NSL_TMP/wg-$n.key"); wg pubkey <"$NSL_TMP/wg-$n.key" >"$NSL_TMP/wg-$n.pub"; }
   done
   for n in a b; do
-    p=$(peer_of "$n")
-    bg "$n" "$NSL_TMP/run-$n.log" env WG_PROCESS_FOREGROUND=1 "$WGGO" -f wg0
-    nsl_wait 5 nsx "$n" ip link show wg0 || return 1
-    nsx "$n" wg set wg0 private-key "$NSL_TMP/wg-$n.key" listen-port 51820 \
+    # One name per site: the control sockets (/var/run/wireguard/NAME.sock)
+    # are shared by every namespace.
+    p=$(peer_of "$n") dev=wgb$n
+    bg "$n" "$NSL_TMP/run-$n.log" env WG_PROCESS_FOREGROUND=1 "$WGGO" -f "$dev"
+    nsl_wait 5 nsx "$n" ip link show "$dev" || { echo "no $dev: $(tail -n 3 "$NSL_TMP/run-$n.log")"; return 1; }
+    nsl_wait 5 test -S "/var/run/wireguard/$dev.sock" || { echo "no control socket for $dev"; return 1; }
+    nsx "$n" wg set "$dev" private-key "$NSL_TMP/wg-$n.key" listen-port 51820 \
       peer "$(cat "$NSL_TMP/wg-$p.pub")" allowed-ips "10.11.129.$(num_of "$p")/32" endpoint "192.0.2.$(num_of "$p"):51820"
-    nsx "$n" ip addr add "10.11.129.$(num_of "$n")/24" dev wg0
-    nsx "$n" ip link set wg0 mtu "$mtu" up
+    nsx "$n" ip addr add "10.11.129.$(num_of "$n")/24" dev "$dev"
+    nsx "$n" ip link set "$dev" mtu "$mtu" up
   done
 }
 
@@ -205,7 +208,7 @@ run_case() {
   topo "$umtu"
   RUN_PIDS=()
   if ! "$fn" "$umtu" "$@" >"$NSL_TMP/setup.log" 2>&1; then
-    NOTE[$key]="setup failed"; echo "setup failed: $(tail -n 2 "$NSL_TMP/setup.log" | tr '\n' ' ')"
+    NOTE[$key]="setup failed"; echo "setup failed: $(tail -n 3 "$NSL_TMP/setup.log" | tr '\n' ' ')"
   elif ! nsl_wait 20 nsx a ping -n -q -c 1 -W 1 10.11.129.2; then
     NOTE[$key]="no link"; echo "no link after 20 s"; tail -n 3 "$NSL_TMP/run-a.log" 2>/dev/null | sed 's/^/      /'
   else
