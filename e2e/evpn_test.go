@@ -564,12 +564,10 @@ func gobgpReflector(t *testing.T, rr *nstest.Site, asn int) func(args ...string)
 	return cli
 }
 
-// TestEVPNHundredsOfSites: GoBGP's own daemon is the reflector, and its
-// CLI injects the type-3 routes of 300 more sites: two vxswitch sites make
-// every one of them a peer of the segment (a flood list of 301) and drop
-// them when the routes are withdrawn. GoBGP's CLI also decodes what
-// vxswitch advertises: RD, route target, encapsulation and PMSI tunnel.
-func TestEVPNHundredsOfSites(t *testing.T) {
+// gobgpFabric is two plain vxswitch sites, a and b, that name only a
+// gobgpd reflector on site rr (with cli its gobgp CLI), and no [[peer]].
+func gobgpFabric(t *testing.T) (*nstest.Net, *nstest.Site, func(...string) string, *site, *site) {
+	t.Helper()
 	n := nstest.New(t, nstest.Sites("a", "b", "rr")...)
 	rr := n.Sites[2]
 	cli := gobgpReflector(t, rr, 65000)
@@ -577,7 +575,16 @@ func TestEVPNHundredsOfSites(t *testing.T) {
 	sites := startSites(t, fabric, options{mode: "plain",
 		only:       func(_, _ *nstest.Site) bool { return false },
 		extraPeers: fmt.Sprintf("[evpn]\nasn = 65000\nroute_reflectors = [%q]\n", rr.Addr.String())})
-	a, b := sites[0], sites[1]
+	return n, rr, cli, sites[0], sites[1]
+}
+
+// TestEVPNHundredsOfSites: GoBGP's own daemon is the reflector, and its
+// CLI injects the type-3 routes of 300 more sites: two vxswitch sites make
+// every one of them a peer of the segment (a flood list of 301) and drop
+// them when the routes are withdrawn. GoBGP's CLI also decodes what
+// vxswitch advertises: RD, route target, encapsulation and PMSI tunnel.
+func TestEVPNHundredsOfSites(t *testing.T) {
+	_, _, cli, a, b := gobgpFabric(t)
 	if err := nstest.WaitFor(30*time.Second, func() error {
 		if st := evpnStatus(t, a); st.Peers != 1 {
 			return fmt.Errorf("a: peers from routes %v", st.Discovered)
@@ -603,7 +610,7 @@ func TestEVPNHundredsOfSites(t *testing.T) {
 			"encap", "vxlan", "pmsi", "ingress-repl", "129", ip, "nexthop", ip)
 	}
 	injected := time.Since(start)
-	for _, s := range sites {
+	for _, s := range []*site{a, b} {
 		if err := nstest.WaitFor(30*time.Second, func() error {
 			if st := evpnStatus(t, s); st.Peers != extra+1 {
 				return fmt.Errorf("%s: %d peers from routes", s.Name, st.Peers)
@@ -647,14 +654,7 @@ func TestEVPNFlapStorm(t *testing.T) {
 		t.Skip("set VXSWITCH_EVPN_SCALE=1 (make bench-evpn) to measure")
 	}
 	nstest.RequireTool(t, "iperf3")
-	n := nstest.New(t, nstest.Sites("a", "b", "rr")...)
-	rr := n.Sites[2]
-	cli := gobgpReflector(t, rr, 65000)
-	fabric := &nstest.Net{Core: n.Core, Sites: n.Sites[:2]}
-	sites := startSites(t, fabric, options{mode: "plain",
-		only:       func(_, _ *nstest.Site) bool { return false },
-		extraPeers: fmt.Sprintf("[evpn]\nasn = 65000\nroute_reflectors = [%q]\n", rr.Addr.String())})
-	a, b := sites[0], sites[1]
+	n, rr, _, a, b := gobgpFabric(t)
 	if err := nstest.WaitFor(30*time.Second, func() error { return a.Ping(overlayAddr(b.Site).String(), 56, 1, false) }); err != nil {
 		t.Fatalf("a -> b: %v", err)
 	}
@@ -712,7 +712,6 @@ func TestEVPNFlapStorm(t *testing.T) {
 		base, control, queries, storm, changes, storm/control, storm/base, st.Churn)
 	fmt.Printf("EVPN flap storm: %.2f Gbit/s quiet, %.2f with the driver's queries alone, %.2f during %d route changes: %.2fx of the control (target 0.8x), %.2fx of quiet\n",
 		base, control, storm, changes, storm/control, storm/base)
-	_ = cli
 	if storm < 0.8*control {
 		t.Errorf("%.2fx of the control's throughput during the storm (target 0.8x)", storm/control)
 	}

@@ -96,11 +96,11 @@ func better(a, b route) bool {
 	return a.nexthop.Less(b.nexthop)
 }
 
-// bestMACLocked is the best received route for k.
-func (s *Speaker) bestMACLocked(k macKey) (route, bool) {
+// bestOfLocked is the best of the received routes with these keys.
+func (s *Speaker) bestOfLocked(keys map[string]struct{}) (route, bool) {
 	var best route
 	found := false
-	for key := range s.byMAC[k] {
+	for key := range keys {
 		r := s.macs[key]
 		if !found || better(r, best) {
 			best, found = r, true
@@ -108,6 +108,9 @@ func (s *Speaker) bestMACLocked(k macKey) (route, bool) {
 	}
 	return best, found
 }
+
+// bestMACLocked is the best received route for k.
+func (s *Speaker) bestMACLocked(k macKey) (route, bool) { return s.bestOfLocked(s.byMAC[k]) }
 
 // resolveMACLocked makes the data plane's entry for k follow the best
 // route, unless the MAC is here and not outdone (then it stays local).
@@ -149,15 +152,7 @@ func (s *Speaker) resolveMACLocked(k macKey) {
 // resolveIPLocked binds an address to the MAC of the best route carrying
 // it, or drops the binding.
 func (s *Speaker) resolveIPLocked(n neighKey) {
-	var best route
-	found := false
-	for key := range s.byIP[n] {
-		r := s.macs[key]
-		if !found || better(r, best) {
-			best, found = r, true
-		}
-	}
-	if found {
+	if best, found := s.bestOfLocked(s.byIP[n]); found {
 		s.sw.AddRemoteNeighbour(n.vni, n.ip, best.mac)
 	} else {
 		s.sw.RemoveRemoteNeighbour(n.vni, n.ip)
