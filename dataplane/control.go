@@ -48,7 +48,7 @@ type Control interface {
 
 var _ Control = (*Switch)(nil)
 
-// remoteMAC keys a control-plane FDB entry.
+// remoteMAC keys a MAC in a segment: a control-plane FDB entry, a snooped binding.
 type remoteMAC struct {
 	vni encap.VNI
 	mac encap.MAC
@@ -372,10 +372,10 @@ func (s *Switch) reloadLocked(peers []PeerConfig) error {
 // neighbour discovery (the zero Addr if none).
 // Snooped addresses of MACs no longer here are dropped on the way.
 func (s *Switch) LocalMACs(fn func(vni encap.VNI, mac encap.MAC, ip netip.Addr)) {
-	present := map[macKeyVNI]bool{}
+	present := map[remoteMAC]bool{}
 	s.fdb.Entries(func(e fdb.Entry) bool {
 		if e.Port == fdb.LocalPort && !e.Static {
-			present[macKeyVNI{e.VNI, e.MAC}] = true
+			present[remoteMAC{e.VNI, e.MAC}] = true
 			fn(e.VNI, e.MAC, s.neigh.localIP(e.VNI, e.MAC))
 		}
 		return true

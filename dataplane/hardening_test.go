@@ -15,6 +15,14 @@ import (
 	"github.com/vxswitch/vxswitch/internal/testframe"
 )
 
+// idle lets seconds pass on clk with s's housekeeping each second.
+func idle(clk *clock.Manual, s *Switch, seconds int) {
+	for range seconds {
+		clk.Advance(time.Second)
+		s.housekeep()
+	}
+}
+
 // TestNATKeepalives: toward a peer we are behind a NAT toward, one 0xFF
 // datagram (RFC 3948 §2.3) goes out after natKeepaliveInterval without
 // other traffic, and none while data flows; the peer counts and drops it.
@@ -27,10 +35,7 @@ func TestNATKeepalives(t *testing.T) {
 	must(t, p.a.InstallChildSA(ike.ChildSA{Peer: "b", Suite: crypto.SuiteAES128GCM16, ESN: true, InSPI: 0x3003, OutSPI: 0x4004,
 		InKeymat: k1, OutKeymat: k2, BehindNAT: true}))
 	pa := p.a.peers.Load().byName["b"]
-	for range 25 {
-		clk.Advance(time.Second)
-		p.a.housekeep()
-	}
+	idle(clk, p.a, 25)
 	if n := pa.ctr[cTxKeepalives].Load(); n != 1 {
 		t.Fatalf("%d NAT keepalives after 25 idle seconds, want 1", n)
 	}
@@ -50,29 +55,20 @@ func TestNATKeepalives(t *testing.T) {
 	}
 	// Not behind a NAT: none.
 	pb := p.b.peers.Load().byName["a"]
-	for range 30 {
-		clk.Advance(time.Second)
-		p.b.housekeep()
-	}
+	idle(clk, p.b, 30)
 	if n := pb.ctr[cTxKeepalives].Load(); n != 0 {
 		t.Errorf("%d keepalives from a site not behind a NAT", n)
 	}
 	// On request (nat_keepalive = "always", a stateful firewall): yes.
 	p.b.cfg.NATKeepalive = NATKeepaliveAlways
-	for range 25 {
-		clk.Advance(time.Second)
-		p.b.housekeep()
-	}
+	idle(clk, p.b, 25)
 	if n := pb.ctr[cTxKeepalives].Load(); n != 1 {
 		t.Errorf("%d keepalives with NATKeepaliveAlways after 25 idle seconds, want 1", n)
 	}
 	// Off: none, NAT or not.
 	p.a.cfg.NATKeepalive = NATKeepaliveOff
 	before = pa.ctr[cTxKeepalives].Load()
-	for range 45 {
-		clk.Advance(time.Second)
-		p.a.housekeep()
-	}
+	idle(clk, p.a, 45)
 	if n := pa.ctr[cTxKeepalives].Load(); n != before {
 		t.Errorf("%d keepalives with NATKeepaliveOff", n-before)
 	}

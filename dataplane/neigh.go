@@ -28,18 +28,13 @@ type neighKey struct {
 // neighbours holds both directions of the IP-MAC bindings.
 type neighbours struct {
 	mu     sync.Mutex
-	local  map[macKeyVNI]netip.Addr // snooped on the TAPs: MAC -> the IP it claimed last
+	local  map[remoteMAC]netip.Addr // snooped on the TAPs: MAC -> the IP it claimed last
 	remote map[neighKey]encap.MAC   // from the control plane: IP -> remote MAC
 	nlocal map[encap.VNI]int
 }
 
-type macKeyVNI struct {
-	vni encap.VNI
-	mac encap.MAC
-}
-
 func newNeighbours() *neighbours {
-	return &neighbours{local: map[macKeyVNI]netip.Addr{}, remote: map[neighKey]encap.MAC{}, nlocal: map[encap.VNI]int{}}
+	return &neighbours{local: map[remoteMAC]netip.Addr{}, remote: map[neighKey]encap.MAC{}, nlocal: map[encap.VNI]int{}}
 }
 
 func (n *neighbours) snoop(vni encap.VNI, mac encap.MAC, ip netip.Addr) {
@@ -48,7 +43,7 @@ func (n *neighbours) snoop(vni encap.VNI, mac encap.MAC, ip netip.Addr) {
 	if !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast() || ip.IsLinkLocalUnicast() || mac.IsMulticast() || mac.IsZero() {
 		return
 	}
-	k := macKeyVNI{vni, mac}
+	k := remoteMAC{vni, mac}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if old, ok := n.local[k]; ok {
@@ -68,11 +63,11 @@ func (n *neighbours) snoop(vni encap.VNI, mac encap.MAC, ip netip.Addr) {
 func (n *neighbours) localIP(vni encap.VNI, mac encap.MAC) netip.Addr {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.local[macKeyVNI{vni, mac}]
+	return n.local[remoteMAC{vni, mac}]
 }
 
 // prune drops the snooped bindings of MACs not in present (aged out).
-func (n *neighbours) prune(present map[macKeyVNI]bool) {
+func (n *neighbours) prune(present map[remoteMAC]bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for k := range n.local {

@@ -121,13 +121,19 @@ func TestSixSitesCertificates(t *testing.T) {
 }
 
 // statValue reads one counter from show stats --json.
-func statValue(t *testing.T, s *site, scope, name string) uint64 {
+// counters reads a site's `show stats --json`.
+func counters(t *testing.T, s *site) []dataplane.Counter {
 	t.Helper()
 	var cs []dataplane.Counter
 	if err := json.Unmarshal([]byte(s.show(t, "stats", "--json")), &cs); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range cs {
+	return cs
+}
+
+func statValue(t *testing.T, s *site, scope, name string) uint64 {
+	t.Helper()
+	for _, c := range counters(t, s) {
 		if c.Scope == scope && c.Name == name {
 			return c.Value
 		}

@@ -12,7 +12,6 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vxswitch/vxswitch/dataplane"
 	"github.com/vxswitch/vxswitch/internal/nstest"
 )
 
@@ -233,17 +233,12 @@ func TestTwoSitesPlain(t *testing.T) {
 	pingAll(t, n, a, b)
 
 	// Prometheus metrics from inside the site.
-	client := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
-			return a.Dial(network, addr, 5*time.Second)
-		},
-	}}
-	resp, err := client.Get("http://127.0.0.1:9129/metrics")
+	rc, err := metricsBody(t, a)
 	if err != nil {
 		t.Fatalf("metrics: %v", err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	defer rc.Close()
+	body, _ := io.ReadAll(rc)
 	for _, want := range []string{`vxswitch_peer_up{peer="b",site="a"} 1`, `vxswitch_events_total{counter="tx_packets",id="b",scope="peer",site="a"}`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)
@@ -523,16 +518,19 @@ func TestBadUnderlayInput(t *testing.T) {
 	t.Logf("b's stats after the flood:\n%s", stats)
 }
 
-// findOutSPI returns a's outbound SPI (b's inbound) from show sas --json.
-func findOutSPI(t *testing.T, a *site) uint32 {
-	var sas []struct {
-		Direction string `json:"direction"`
-		SPI       uint32 `json:"spi"`
-	}
-	if err := json.Unmarshal([]byte(a.show(t, "sas", "--json")), &sas); err != nil {
+// sas reads a site's `show sas --json` (no keys).
+func sas(t *testing.T, s *site) []dataplane.SAStatus {
+	t.Helper()
+	var out []dataplane.SAStatus
+	if err := json.Unmarshal([]byte(s.show(t, "sas", "--json")), &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range sas {
+	return out
+}
+
+// findOutSPI returns a's outbound SPI (b's inbound) from show sas --json.
+func findOutSPI(t *testing.T, a *site) uint32 {
+	for _, s := range sas(t, a) {
 		if s.Direction == "out" {
 			return s.SPI
 		}

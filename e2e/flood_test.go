@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vxswitch/vxswitch/dataplane"
 	"github.com/vxswitch/vxswitch/internal/nstest"
 )
 
@@ -20,12 +18,8 @@ const floodPPS = 20000
 // counterSum adds up one counter over every scope of a site's stats.
 func counterSum(t *testing.T, s *site, name string) uint64 {
 	t.Helper()
-	var cs []dataplane.Counter
-	if err := json.Unmarshal([]byte(s.show(t, "stats", "--json")), &cs); err != nil {
-		t.Fatal(err)
-	}
 	var v uint64
-	for _, c := range cs {
+	for _, c := range counters(t, s) {
 		if c.Name == name {
 			v += c.Value
 		}
@@ -107,7 +101,7 @@ func TestFloods(t *testing.T) {
 	// detector's shadow memory too; it is logged).
 	heap0, _ := goMetrics(t, b)
 	rss0 := rssKiB(t, b.proc.Pid())
-	checkRSS := func(t *testing.T) {
+	checkMemory := func(t *testing.T) {
 		t.Helper()
 		heap, gor := goMetrics(t, b)
 		t.Logf("b: heap in use %.1f MiB (%.1f before the floods), resident +%d KiB, %d goroutines", heap, heap0, rssKiB(t, b.proc.Pid())-rss0, gor)
@@ -168,7 +162,7 @@ func TestFloods(t *testing.T) {
 		if h := stats("half_open"); h > 16 {
 			t.Errorf("b holds %d half-open SAs from spoofed sources", h)
 		}
-		checkRSS(t)
+		checkMemory(t)
 	})
 
 	espFlood := func(t *testing.T, spi uint32, reason string) {
@@ -179,7 +173,7 @@ func TestFloods(t *testing.T) {
 		if got < uint64(sent) {
 			t.Errorf("%d forged packets sent, only %d counted (%s + socket overflows)", sent, got, reason)
 		}
-		checkRSS(t)
+		checkMemory(t)
 	}
 	t.Run("ESP with random SPIs", func(t *testing.T) { espFlood(t, 0, "rx_drop_unknown_spi") })
 	t.Run("ESP with a valid SPI and a bad ICV", func(t *testing.T) { espFlood(t, findOutSPI(t, a), "rx_drop_auth") })
@@ -201,7 +195,7 @@ func TestFloods(t *testing.T) {
 		if al := statValue(t, a, "fdb", "entries_learned"); al > 4096+16 {
 			t.Errorf("a learnt %d MACs from b's floods, bound 4096 per port", al)
 		}
-		checkRSS(t)
+		checkMemory(t)
 	})
 
 	t.Run("fragments inside a compromised peer's ESP", func(t *testing.T) {
@@ -229,23 +223,15 @@ func TestFloods(t *testing.T) {
 		if counterSum(t, b, "rx_reassembled") == reasm {
 			t.Error("none of a's fragmented pings was reassembled during the flood")
 		}
-		checkRSS(t)
+		checkMemory(t)
 	})
 }
 
 // outSPIs is a site's outbound SPI per peer.
 func outSPIs(t *testing.T, s *site) map[string]uint32 {
 	t.Helper()
-	var sas []struct {
-		Peer      string `json:"peer"`
-		Direction string `json:"direction"`
-		SPI       uint32 `json:"spi"`
-	}
-	if err := json.Unmarshal([]byte(s.show(t, "sas", "--json")), &sas); err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]uint32{}
-	for _, sa := range sas {
+	for _, sa := range sas(t, s) {
 		if sa.Direction == "out" {
 			out[sa.Peer] = sa.SPI
 		}

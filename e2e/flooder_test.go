@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -211,18 +210,8 @@ func forgeESP(r *rawSender, src, dst netip.Addr, spi uint32, rate int, d time.Du
 // the peer would send with), and how many packets s has had on it.
 func inboundSA(t *testing.T, s *site, peer string) (*crypto.OutboundSA, uint64) {
 	t.Helper()
-	var sas []struct {
-		Peer      string `json:"peer"`
-		Direction string `json:"direction"`
-		SPI       uint32 `json:"spi"`
-		ESN       bool   `json:"esn"`
-		Packets   uint64 `json:"packets"`
-	}
-	if err := json.Unmarshal([]byte(s.show(t, "sas", "--json")), &sas); err != nil {
-		t.Fatal(err)
-	}
 	lines := s.show(t, "sas", "--wireshark")
-	for _, sa := range sas {
+	for _, sa := range sas(t, s) {
 		if sa.Peer != peer || sa.Direction != "in" {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,9 +17,9 @@ import (
 	"github.com/vxswitch/vxswitch/internal/nstest"
 )
 
-// goMetrics reads the Go runtime's heap in use and goroutine count from a
-// site's Prometheus endpoint (options.metrics).
-func goMetrics(t *testing.T, s *site) (heapMiB float64, goroutines int) {
+// metricsBody fetches a site's Prometheus metrics (options.metrics) from
+// inside its namespace; each call its own connection, closed after.
+func metricsBody(t *testing.T, s *site) (io.ReadCloser, error) {
 	t.Helper()
 	client := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DisableKeepAlives: true, // a connection left open is a goroutine in the site
@@ -28,11 +29,22 @@ func goMetrics(t *testing.T, s *site) (heapMiB float64, goroutines int) {
 	}}
 	resp, err := client.Get("http://127.0.0.1:9129/metrics")
 	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// goMetrics reads the Go runtime's heap in use and goroutine count from a
+// site's Prometheus endpoint (options.metrics).
+func goMetrics(t *testing.T, s *site) (heapMiB float64, goroutines int) {
+	t.Helper()
+	body, err := metricsBody(t, s)
+	if err != nil {
 		t.Errorf("metrics of %s: %v", s.Name, err)
 		return 0, 0
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	defer body.Close()
+	sc := bufio.NewScanner(body)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) != 2 {

@@ -33,8 +33,7 @@ func TestIngest(t *testing.T) {
 	if err := sw.Attach(net.Bind(netip.AddrPortFrom(testSite.nexthop, 4789)), map[encap.VNI]link.Port{129: link.NewMemPort()}); err != nil {
 		t.Fatal(err)
 	}
-	up := 1
-	s := newTestSpeaker(t, sw, &up)
+	s := newTestSpeaker(t, sw)
 	s.cfg.ESP, s.me.esp = false, false
 	remote := other
 	remote.esp = false

@@ -1,6 +1,7 @@
 package evpn
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
@@ -32,7 +33,7 @@ func (s *Speaker) received(p *apiutil.Path) {
 		// cancels the removal (received deletes the deadline). With every
 		// session down the routes are kept as stale for StaleTime.
 		hold := withdrawGrace
-		if s.up() == 0 {
+		if s.sessions == 0 {
 			hold = s.cfg.StaleTime
 		}
 		s.mu.Lock()
@@ -128,7 +129,7 @@ func (s *Speaker) discovered(name string) bool {
 }
 
 func (s *Speaker) countLocked(m map[string]int, kind string, vni encap.VNI, d int) {
-	k := kind + " vni " + itoa(int(vni))
+	k := kind + " vni " + strconv.Itoa(int(vni))
 	m[k] += d
 	if m[k] <= 0 {
 		delete(m, k)
@@ -192,18 +193,4 @@ func (s *Speaker) expireStale(now time.Time) {
 		s.log.Debug("evpn: withdrawn route removed", "route", k)
 		s.withdrawn(k)
 	}
-}
-
-func itoa(n int) string {
-	var b [12]byte
-	i := len(b)
-	if n == 0 {
-		return "0"
-	}
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
 }

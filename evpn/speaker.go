@@ -73,7 +73,9 @@ type Speaker struct {
 	log *slog.Logger
 	me  site
 	bgp *server.BgpServer
-	up  func() int // sessions established (sessionsUp; tests replace it)
+	// sessions is how many reflector sessions were established when the
+	// batch of route events being handled came (Run sets it per batch).
+	sessions int
 	// serving: the BGP server runs (between StartBgp and Stop), so that
 	// Sessions does not wait on one that does not.
 	serving atomic.Bool
@@ -162,7 +164,6 @@ func New(cfg Config, sw Switch) (*Speaker, error) {
 		byMAC: map[macKey]map[string]struct{}{}, byIP: map[neighKey]map[string]struct{}{}, byNexthop: map[netip.Addr]map[string]struct{}{}, peers: map[netip.Addr]*remotePeer{},
 		fdb: map[macKey]string{}, stale: map[string]time.Time{}, local: map[macKey]*localMAC{}, seqs: map[macKey]uint32{}, history: map[macKey][]time.Time{}, away: map[macKey]bool{},
 		stats: Stats{RoutesIn: map[string]int{}, RoutesOut: map[string]int{}}}
-	sp.up = sp.sessionsUp
 	// GoBGP logs to our slog: sessions up and down at info, its errors as they are.
 	sp.bgp = server.NewBgpServer(server.LoggerOption(sp.log, new(slog.LevelVar)))
 	return sp, nil
@@ -233,12 +234,10 @@ func (s *Speaker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case paths := <-events:
-			up := s.sessionsUp() // once per batch: ListPeer is a round trip
-			s.up = func() int { return up }
+			s.sessions = s.sessionsUp() // once per batch: ListPeer is a round trip
 			for _, p := range paths {
 				s.received(p)
 			}
-			s.up = s.sessionsUp
 		case <-tick.C:
 			s.syncLocal(ctx)
 			s.expireStale(time.Now())

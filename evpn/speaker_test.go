@@ -111,14 +111,14 @@ func must2(t *testing.T) func(bgp.NLRI, []bgp.PathAttributeInterface, error) (bg
 	}
 }
 
-func newTestSpeaker(t *testing.T, sw Switch, up *int) *Speaker {
+func newTestSpeaker(t *testing.T, sw Switch) *Speaker {
 	t.Helper()
 	s, err := New(Config{ASN: 65000, RouterID: testSite.routerID, RouteReflectors: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.254:179")},
 		Nexthop: testSite.nexthop, VTEP: testSite.vtep, Segments: []encap.VNI{129}, ESP: true, StaleTime: time.Minute}, sw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.up = func() int { return *up }
+	s.sessions = 1
 	return s
 }
 
@@ -127,8 +127,7 @@ func newTestSpeaker(t *testing.T, sw Switch, up *int) *Speaker {
 // unless every session is down (then they stay stale until StaleTime).
 func TestReceivedRoutes(t *testing.T) {
 	f := newFake()
-	up := 1
-	s := newTestSpeaker(t, f, &up)
+	s := newTestSpeaker(t, f)
 	mac := encap.MAC{2, 0, 0, 0, 0, 9}
 	macN, macA := must2(t)(macRoute(other, 129, mac, netip.Addr{}, 0))
 	imN, imA := must2(t)(imetRoute(other, 129))
@@ -169,7 +168,7 @@ func TestReceivedRoutes(t *testing.T) {
 	}
 	s.received(path(t, false, macN, macA))
 	// Every session down: the withdrawals keep everything, then it goes.
-	up = 0
+	s.sessions = 0
 	s.received(path(t, true, macN, macA))
 	s.received(path(t, true, imN, imA))
 	if len(f.peers) != 1 || len(f.remote) != 1 {
@@ -190,8 +189,7 @@ func TestReceivedRoutes(t *testing.T) {
 func TestStaticPeerKept(t *testing.T) {
 	f := newFake()
 	f.static[other.nexthop] = "static"
-	up := 1
-	s := newTestSpeaker(t, f, &up)
+	s := newTestSpeaker(t, f)
 	s.received(pathOf(t, false)(imetRoute(other, 129)))
 	mac := encap.MAC{2, 0, 0, 0, 0, 7}
 	s.received(pathOf(t, false)(macRoute(other, 129, mac, netip.Addr{}, 0)))
@@ -205,8 +203,7 @@ func TestStaticPeerKept(t *testing.T) {
 // higher number than ours takes it away again (RFC 7432 §15).
 func TestMACMobility(t *testing.T) {
 	f := newFake()
-	up := 1
-	s := newTestSpeaker(t, f, &up)
+	s := newTestSpeaker(t, f)
 	mac := encap.MAC{2, 0, 0, 0, 0, 5}
 	k := macKey{129, mac}
 	s.received(pathOf(t, false)(imetRoute(other, 129)))
@@ -248,8 +245,7 @@ func TestMACMobility(t *testing.T) {
 // MAC/IP route besides its MAC route.
 func TestMACIPRoutes(t *testing.T) {
 	f := newFake()
-	up := 1
-	s := newTestSpeaker(t, f, &up)
+	s := newTestSpeaker(t, f)
 	mac := encap.MAC{2, 0, 0, 0, 0, 3}
 	ip := netip.MustParseAddr("10.11.129.33")
 	s.received(pathOf(t, false)(imetRoute(other, 129)))
@@ -279,8 +275,7 @@ func TestMACIPRoutes(t *testing.T) {
 // address binding survives the old site's withdrawal after a move.
 func TestBestRouteWins(t *testing.T) {
 	f := newFake()
-	up := 1
-	s := newTestSpeaker(t, f, &up)
+	s := newTestSpeaker(t, f)
 	third := site{asn: 65000, routerID: netip.MustParseAddr("172.31.0.3"), vtep: netip.MustParseAddr("172.31.0.3"),
 		nexthop: netip.MustParseAddr("192.0.2.3"), esp: true}
 	s.received(pathOf(t, false)(imetRoute(other, 129)))
@@ -311,8 +306,7 @@ func TestBestRouteWins(t *testing.T) {
 // route's peer back.
 func TestReloadSettlesPeers(t *testing.T) {
 	f := newFake()
-	up := 1
-	s := newTestSpeaker(t, f, &up)
+	s := newTestSpeaker(t, f)
 	s.received(pathOf(t, false)(imetRoute(other, 129)))
 	mac := encap.MAC{2, 0, 0, 0, 0, 6}
 	s.received(pathOf(t, false)(macRoute(other, 129, mac, netip.Addr{}, 0)))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"net/netip"
 	"strings"
 
@@ -64,18 +63,12 @@ func (v *validator) evpnConfig(e *evpnSection, d *dataplane.Config) *evpn.Config
 		c.RouteReflectors = append(c.RouteReflectors, ap)
 	}
 	if e.PasswordFile != "" {
-		path := v.path(e.PasswordFile)
-		v.checkFile("evpn.password_file", path)
-		data, mode, err := v.readPSK(path)
-		switch {
-		case err != nil:
-			v.errorf("evpn.password_file", "%v", err)
-		case mode.Perm()&0o077 != 0:
-			v.errorf("evpn.password_file", "%s has mode %04o: group and others must have no access (chmod 600 %s)", path, mode.Perm(), path)
-		case len(bytes.TrimSpace(data)) == 0 || len(bytes.TrimSpace(data)) > 80:
-			v.errorf("evpn.password_file", "%s: want a TCP MD5 password of 1 to 80 characters", path)
-		default:
-			c.Password = strings.TrimSpace(string(data))
+		if data, path := v.secret("evpn.password_file", e.PasswordFile); data != nil {
+			if pw := strings.TrimSpace(string(data)); len(pw) == 0 || len(pw) > 80 {
+				v.errorf("evpn.password_file", "%s: want a TCP MD5 password of 1 to 80 characters", path)
+			} else {
+				c.Password = pw
+			}
 		}
 	}
 	if !d.Listen.IsUnspecified() {

@@ -94,17 +94,27 @@ func (v *validator) credentials(sec *securitySection, d *dataplane.Config) *ike.
 	return creds
 }
 
-// psk reads and checks a PSK file (key names the setting).
-func (v *validator) psk(key, file string) []byte {
+// secret reads a file only its owner may read (key names the setting) and
+// returns its contents and resolved path; nil after an error.
+func (v *validator) secret(key, file string) ([]byte, string) {
 	path := v.path(file)
 	v.checkFile(key, path)
 	data, mode, err := v.readPSK(path)
 	if err != nil {
 		v.errorf(key, "%v", err)
-		return nil
+		return nil, path
 	}
 	if perm := mode.Perm(); perm&0o077 != 0 {
 		v.errorf(key, "%s has mode %04o: group and others must have no access (chmod 600 %s)", path, perm, path)
+		return nil, path
+	}
+	return data, path
+}
+
+// psk reads and checks a PSK file (key names the setting).
+func (v *validator) psk(key, file string) []byte {
+	data, path := v.secret(key, file)
+	if data == nil {
 		return nil
 	}
 	psk := bytes.TrimSuffix(data, []byte("\n"))
