@@ -120,7 +120,7 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 		var b strings.Builder
 		fmt.Fprintf(&b, "[site]\nname = %q\nlisten = %q\nvtep = %q\ncontrol = %q\n", s.Name, under(s), vtepAddr(s), filepath.Join(dir, s.Name+".sock"))
 		if o.metrics {
-			b.WriteString("metrics = \"127.0.0.1:9129\"\n")
+			b.WriteString("metrics = \"127.0.0.1:9129\"\npprof = true\n")
 		}
 		if o.user != "" && s == n.Sites[0] {
 			fmt.Fprintf(&b, "user = %q\n", o.user)

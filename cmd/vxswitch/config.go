@@ -58,6 +58,7 @@ type siteSection struct {
 	Control string `toml:"control"`
 	Port    *int64 `toml:"port"`
 	Metrics string `toml:"metrics"`
+	Pprof   bool   `toml:"pprof"`
 	User    string `toml:"user"`
 }
 
@@ -126,6 +127,7 @@ type siteConfig struct {
 	dataplane.Config
 	Control string // control socket path
 	Metrics string // Prometheus listen address ("" = off)
+	Pprof   bool   // also serve net/http/pprof's /debug/pprof/ there
 	// User, UID, GID: the user the switch drops to once its TAPs and
 	// sockets are open ("" = stays root).
 	User     string

@@ -122,6 +122,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "port 0", conf: conf{site: baseSite + "port = 0\n"}, want: "site.port: 0 is out of range (1..65535)"},
 		{name: "port too big", conf: conf{site: baseSite + "port = 65536\n"}, want: "site.port: 65536 is out of range (1..65535)"},
 		{name: "control too long", conf: conf{site: strings.Replace(baseSite, "/run/vxswitch/test.sock", "/run/"+strings.Repeat("x", 110), 1)}, want: "site.control: "},
+		{name: "pprof without metrics", conf: conf{site: baseSite + "pprof = true\n"}, want: "site.pprof: "},
 		{name: "metrics not an address", conf: conf{site: baseSite + "metrics = \"localhost\"\n"}, want: "site.metrics: "},
 		{name: "reassembly too many", conf: conf{extra: "[switch]\nreassembly_max_datagrams = 100000\n"}, want: "switch.reassembly_max_datagrams: 100000 is out of range (1..4096"},
 		{name: "default control with bad name", conf: conf{site: "[site]\nname = \"a b\"\nlisten = \"192.0.2.1\"\n"}, want: "site.name:"},

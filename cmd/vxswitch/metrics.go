@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -113,15 +114,22 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // serveMetrics serves /metrics on addr until ctx is done and returns the
-// bound address. The listener is opened before it returns, so a bad
-// address fails the start.
-func serveMetrics(ctx context.Context, addr string, sw controlled, speaker *evpn.Speaker, site string, log *slog.Logger) (net.Addr, error) {
+// bound address; with pprof, net/http/pprof's /debug/pprof/ too. The
+// listener is opened before it returns, so a bad address fails the start.
+func serveMetrics(ctx context.Context, addr string, pprofToo bool, sw controlled, speaker *evpn.Speaker, site string, log *slog.Logger) (net.Addr, error) {
 	reg := prometheus.NewRegistry()
 	mc := newMetricsCollector(sw, site)
 	mc.evpn = speaker
 	reg.MustRegister(mc, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if pprofToo {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)

@@ -18,7 +18,7 @@ func TestMetrics(t *testing.T) {
 	sw := newFakeSwitch()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addr, err := serveMetrics(ctx, "127.0.0.1:0", sw, nil, "makuhari", slog.New(slog.DiscardHandler))
+	addr, err := serveMetrics(ctx, "127.0.0.1:0", false, sw, nil, "makuhari", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,6 +28,11 @@ func TestMetrics(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	if r, err := http.Get("http://" + addr.String() + "/debug/pprof/heap"); err != nil {
+		t.Error(err)
+	} else if r.Body.Close(); r.StatusCode != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ without site.pprof: %s, want 404", r.Status)
+	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
 	if err != nil {
@@ -78,7 +83,27 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("vxswitch_peer_packets_total{peer=%s,tx} = %v, want %d", p.Name, v, p.TxPackets)
 		}
 	}
-	if _, err := serveMetrics(ctx, "127.0.0.1:notaport", sw, nil, "x", slog.New(slog.DiscardHandler)); err == nil {
+	if _, err := serveMetrics(ctx, "127.0.0.1:notaport", false, sw, nil, "x", slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("a bad metrics address started")
+	}
+}
+
+// TestPprof: with site.pprof the metrics listener also serves Go's
+// profiles, and a heap profile comes back in pprof's format (gzip).
+func TestPprof(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, err := serveMetrics(ctx, "127.0.0.1:0", true, newFakeSwitch(), nil, "x", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr.String() + "/debug/pprof/heap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || len(body) < 2 || body[0] != 0x1f || body[1] != 0x8b {
+		t.Errorf("heap profile: %s, %d bytes starting % x", resp.Status, len(body), body[:min(len(body), 4)])
 	}
 }

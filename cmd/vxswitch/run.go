@@ -121,7 +121,7 @@ func serveSite(ctx context.Context, path string, cfg *siteConfig, sw siteSwitch,
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if cfg.Metrics != "" {
-		if _, err := serveMetrics(runCtx, cfg.Metrics, sw, speaker, cfg.Name, log); err != nil {
+		if _, err := serveMetrics(runCtx, cfg.Metrics, cfg.Pprof, sw, speaker, cfg.Name, log); err != nil {
 			return err
 		}
 	}
@@ -210,7 +210,7 @@ func reloadPeers(path string, cur *siteConfig, sw siteSwitch, speaker *evpn.Spea
 // [[peer]].
 func restartChanges(a, b *siteConfig) []string {
 	var out []string
-	if a.Name != b.Name || a.Listen != b.Listen || a.Port != b.Port || a.VTEP != b.VTEP || a.Control != b.Control || a.Metrics != b.Metrics || a.User != b.User {
+	if a.Name != b.Name || a.Listen != b.Listen || a.Port != b.Port || a.VTEP != b.VTEP || a.Control != b.Control || a.Metrics != b.Metrics || a.Pprof != b.Pprof || a.User != b.User {
 		out = append(out, "site")
 	}
 	if !reflect.DeepEqual(a.Segment, b.Segment) {

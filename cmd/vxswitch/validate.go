@@ -46,6 +46,9 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 			cfg.Metrics = m
 		}
 	}
+	if cfg.Pprof = fc.Site.Pprof; cfg.Pprof && fc.Site.Metrics == "" {
+		v.errorf("site.pprof", "profiles are served on the metrics listener: set site.metrics too")
+	}
 	if u := fc.Site.User; u != "" {
 		cfg.User = u
 		var err error
