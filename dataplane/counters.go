@@ -26,6 +26,8 @@ const (
 	cFloodCopies
 	cMSSClamped
 	cRxChecksumFinished
+	cTxChecksumOffload
+	cTxChecksumFinished
 	cTxKeepalives
 	cDropFloodRate
 	cARPSuppressed
@@ -89,6 +91,8 @@ var counterNames = [numCounters]string{
 	cFloodCopies:          "flood_copies",
 	cMSSClamped:           "mss_clamped",
 	cRxChecksumFinished:   "rx_checksum_finished",
+	cTxChecksumOffload:    "tx_checksum_offload",
+	cTxChecksumFinished:   "tx_checksum_finished",
 	cTxKeepalives:         "tx_nat_keepalives",
 	cDropFloodRate:        "drop_flood_rate",
 	cARPSuppressed:        "arp_suppressed",

@@ -48,6 +48,10 @@ type peer struct {
 	// ikeProbed: the prober's probes travel in IKE (esp mode, the peer's
 	// data plane answered none of its own).
 	ikeProbed atomic.Bool
+	// csumOffload: the peer's last probe or acknowledgement said it takes
+	// TCP segments with unfinished checksums (pmtu.FlagChecksumOffload;
+	// esp mode). Cleared with its prober.
+	csumOffload atomic.Bool
 	// natKeepalive: we are behind a NAT toward this peer (IKE's NAT
 	// detection): housekeeping sends a keepalive when nothing else went
 	// out for natKeepaliveInterval. lastTxMark/At track that.

@@ -30,6 +30,9 @@ const testVNI = 129
 // things see only their own packets (probe_test.go turns it on).
 var testPMTU = PMTUConfig{Off: true}
 
+// testOffload makes the pairs' ports ChecksumOffload ports (a's, b's).
+var testOffload [2]bool
+
 func newPair(t testing.TB, mode Mode, suite crypto.Suite, mtu int, workers ...int) *pair {
 	t.Helper()
 	return newPairClock(t, mode, suite, mtu, nil, workers...)
@@ -52,6 +55,7 @@ func newPairClock(t testing.TB, mode Mode, suite crypto.Suite, mtu int, clk cloc
 	}
 	p := &pair{a: site("a", 1, "b", 2), b: site("b", 2, "a", 1), net: link.NewMemNet(), ta: link.NewMemPort(), tb: link.NewMemPort()}
 	p.ta.Keep, p.tb.Keep = true, true
+	p.ta.ChecksumOffload, p.tb.ChecksumOffload = testOffload[0], testOffload[1]
 	port := p.a.cfg.Port
 	p.ua = p.net.Bind(netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, 1}), port))
 	p.ub = p.net.Bind(netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, 2}), port))

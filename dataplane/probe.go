@@ -145,6 +145,7 @@ func (s *Switch) stopProber(p *peer) bool {
 		s.under.SetDontFragment(p.Endpoint(), false)
 	}
 	p.ikeProbed.Store(false)
+	p.csumOffload.Store(false)
 	pr := p.prober.Swap(nil)
 	if pr != nil {
 		pr.Stop()
@@ -174,7 +175,11 @@ func (s *Switch) sendProbe(p *peer, typ uint8, id uint32, size int) {
 		if n < pmtu.HeaderLen || crypto.HeaderLen+n+crypto.MaxTrailerLen > len(p.probeBuf) {
 			return
 		}
-		pmtu.Message{Type: typ, ID: id, Size: size}.Encode(p.probeBuf[crypto.HeaderLen : crypto.HeaderLen+n])
+		var flags uint16
+		if s.csumOffload {
+			flags |= pmtu.FlagChecksumOffload
+		}
+		pmtu.Message{Type: typ, Flags: flags, ID: id, Size: size}.Encode(p.probeBuf[crypto.HeaderLen : crypto.HeaderLen+n])
 		sealed, err := sa.Seal(p.probeBuf, n, encap.ProtoNoNext)
 		if err != nil {
 			return
@@ -219,6 +224,9 @@ func (s *Switch) handleProbe(p *peer, msg []byte) {
 		p.ctr.inc(cRxDropMalformed)
 		return
 	}
+	// Only an ESP peer's word counts: in plain mode nothing authenticates
+	// the frames, so their checksums are all they have.
+	p.csumOffload.Store(s.cfg.Mode == ModeESP && m.Flags&pmtu.FlagChecksumOffload != 0)
 	switch m.Type {
 	case pmtu.TypeProbe:
 		p.ctr.inc(cRxProbes)

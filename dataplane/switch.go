@@ -31,6 +31,10 @@ type Switch struct {
 	pool     *workerPool
 	capture  captureHub
 	segments map[encap.VNI]*segment // fixed once attached
+	// csumOffload: every segment's port carries TCP checksums unfinished,
+	// so probes and acknowledgements tell peers they may send them so
+	// (pmtu.FlagChecksumOffload). Set by Attach.
+	csumOffload bool
 
 	peers atomic.Pointer[peerTable]
 	mu    sync.Mutex // serialises control-plane changes
@@ -53,9 +57,12 @@ type Switch struct {
 
 // segment is one VNI with its port.
 type segment struct {
-	cfg         SegmentConfig
-	vni         encap.VNI
-	port        link.Port // the TAP, or an in-memory port
+	cfg  SegmentConfig
+	vni  encap.VNI
+	port link.Port // the TAP, or an in-memory port
+	// offload: the port carries TCP checksums unfinished (esp mode, a
+	// port that can; see link.ChecksumOffload); nil otherwise.
+	offload     link.ChecksumOffload
 	tx          *txPath
 	out         [][]byte     // frames received for the port, written at the end of the batch (receive goroutine)
 	minFrameMTU atomic.Int64 // smallest peer frameMTU, for clamping floods
@@ -189,8 +196,14 @@ func (s *Switch) Attach(u link.Underlay, ports map[encap.VNI]link.Port) error {
 	if la := u.LocalAddr(); la.IsValid() && la.Port() != 0 && !s.cfg.Listen.IsValid() {
 		s.localAddr = la
 	}
+	s.csumOffload = s.cfg.Mode == ModeESP && !s.cfg.NoOffload
 	for vni, seg := range s.segments {
 		seg.port = ports[vni]
+		if co, ok := seg.port.(link.ChecksumOffload); ok && s.cfg.Mode == ModeESP && !s.cfg.NoOffload && co.OffloadChecksums() {
+			seg.offload = co
+		} else {
+			s.csumOffload = false
+		}
 		seg.tx = newTxPath(s, seg)
 		seg.out = make([][]byte, 0, batchSize)
 	}

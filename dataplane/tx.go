@@ -65,6 +65,10 @@ type txPath struct {
 	// the TAP is not multiplied into the underlay without bound.
 	flood ratelimit.Bucket
 
+	// partial[i]: frame i of the batch has its TCP checksum unfinished
+	// (the port's checksum offload, link.ChecksumOffload).
+	partial []bool
+
 	out     [][]byte // messages to send, in order
 	outTo   []netip.AddrPort
 	outPeer []*peer
@@ -86,8 +90,9 @@ func newTxPath(s *Switch, seg *segment) *txPath {
 		s: s, seg: seg,
 		bufs: link.MakeBuffers(batchSize, Headroom+seg.port.ReadRoom()+Tailroom), sizes: make([]int, batchSize),
 		dsts: make([]encap.MAC, batchSize), ports: make([]fdb.Port, batchSize), found: make([]bool, batchSize),
-		spare: link.MakeBuffers(outSize, BufferSize),
-		out:   make([][]byte, 0, outSize), outTo: make([]netip.AddrPort, 0, outSize),
+		partial: make([]bool, batchSize),
+		spare:   link.MakeBuffers(outSize, BufferSize),
+		out:     make([][]byte, 0, outSize), outTo: make([]netip.AddrPort, 0, outSize),
 		outPeer: make([]*peer, 0, outSize), jobs: make([]sealJob, 0, outSize),
 		fragBufs: make([][]byte, outSize), fragSizes: make([]int, outSize),
 		neighBuf: make([]byte, 128), neighOut: make([][]byte, 1),
@@ -116,18 +121,20 @@ func (t *txPath) serve() error {
 // (fdb.LookupBatch overlaps their cache misses), then each is forwarded.
 func (t *txPath) process(n int) {
 	pt := t.s.peers.Load()
+	off := t.seg.offload
 	k := 0
 	for i := 0; i < n; i++ {
 		if t.admit(t.bufs[i], t.sizes[i]) {
 			t.bufs[k], t.bufs[i] = t.bufs[i], t.bufs[k]
 			t.sizes[k] = t.sizes[i]
+			t.partial[k] = off != nil && off.Partial(i)
 			t.dsts[k] = encap.Ethernet(t.bufs[k][Headroom:]).Dst()
 			k++
 		}
 	}
 	t.s.fdb.LookupBatch(t.seg.vni, t.dsts[:k], t.ports[:k], t.found[:k])
 	for i := 0; i < k; i++ {
-		t.frame(pt, t.bufs[i], t.sizes[i], t.ports[i], t.found[i])
+		t.frame(pt, t.bufs[i], t.sizes[i], t.ports[i], t.found[i], t.partial[i])
 	}
 	t.flush()
 }
@@ -168,8 +175,10 @@ func (t *txPath) admit(buf []byte, n int) bool {
 }
 
 // frame forwards one admitted frame whose destination looked up to
-// (port, found).
-func (t *txPath) frame(pt *peerTable, buf []byte, n int, port fdb.Port, found bool) {
+// (port, found). partial: its TCP checksum is unfinished, which only a
+// peer that said it takes them (peer.csumOffload) gets; it is finished for
+// any other and for a flood.
+func (t *txPath) frame(pt *peerTable, buf []byte, n int, port fdb.Port, found, partial bool) {
 	s, seg := t.s, t.seg
 	frame := buf[Headroom : Headroom+n]
 	eth := encap.Ethernet(frame)
@@ -181,11 +190,23 @@ func (t *txPath) frame(pt *peerTable, buf []byte, n int, port fdb.Port, found bo
 				return
 			}
 			if p := pt.get(port); p != nil {
+				if partial {
+					if p.csumOffload.Load() {
+						p.ctr.inc(cTxChecksumOffload)
+					} else {
+						encap.FinishTCPChecksum(frame)
+						seg.ctr.inc(cTxChecksumFinished)
+					}
+				}
 				t.clampMSS(frame, p)
 				t.toPeer(p, buf, n, true)
 				return
 			}
 		}
+	}
+	if partial {
+		encap.FinishTCPChecksum(frame)
+		seg.ctr.inc(cTxChecksumFinished)
 	}
 	// Broadcast, multicast and unknown unicast: head-end replication to
 	// every peer of the segment; the last copy is made in place.

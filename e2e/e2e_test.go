@@ -68,11 +68,12 @@ type options struct {
 	suite         string
 	overlayMTU    int
 	peerMTU       func(from, to *nstest.Site) int
-	extraPeers    string // raw TOML appended to every site's file
-	psk           string // the pre-shared key; default a fixed test key
-	securityExtra string // raw TOML added to [security]
-	ipv6          bool   // IPv6 underlay (the sites' Addr6)
-	metrics       bool   // serve Prometheus metrics on 127.0.0.1:9129 in each site
+	extraPeers    string                      // raw TOML appended to every site's file
+	siteExtra     func(s *nstest.Site) string // raw TOML appended to one site's file
+	psk           string                      // the pre-shared key; default a fixed test key
+	securityExtra string                      // raw TOML added to [security]
+	ipv6          bool                        // IPv6 underlay (the sites' Addr6)
+	metrics       bool                        // serve Prometheus metrics on 127.0.0.1:9129 in each site
 	// endpoint gives the address a site reaches a peer at (default: the
 	// peer's underlay address); remote_id is left to accept any identity.
 	endpoint func(from, to *nstest.Site) string
@@ -170,6 +171,9 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 			b.WriteString("\n")
 		}
 		b.WriteString(o.extraPeers)
+		if o.siteExtra != nil {
+			b.WriteString(o.siteExtra(s))
+		}
 		cfg := filepath.Join(dir, s.Name+".toml")
 		if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 			t.Fatal(err)

@@ -7,10 +7,12 @@ import (
 	"github.com/vxswitch/vxswitch/encap"
 )
 
-// gsoWriter writes a frame as it is, or a TCP super-frame behind its own
+// gsoWriter writes a frame as it is, a frame whose TCP checksum (at
+// csumStart+16) is left to the kernel, or a TCP super-frame behind its own
 // virtio-net header (a TAP with offloads on).
 type gsoWriter interface {
 	writeFrame(frame []byte) error
+	writePartial(frame []byte, csumStart int) error
 	writeGSO(hdrAndFrame []byte) error
 }
 
@@ -22,11 +24,19 @@ type gsoWriter interface {
 // anything unusual (IP options, fragments, SYN/FIN/RST/URG, differing TCP
 // options or IP fields) is written as it came. Owned by the receive
 // goroutine.
+//
+// trusted (checksum offload between sites, see ChecksumOffload): every
+// frame comes out of an authenticated tunnel, and a TCP checksum may be
+// unfinished, so none is verified; segments merge on their headers alone,
+// and every TCP segment is written with its checksum left to the kernel
+// (the pseudo-header sum in the field), merged or not, as a NIC's GRO
+// hands the stack frames it has checked.
 type groState struct {
-	w     gsoWriter
-	buf   []byte // virtio-net header, then the frame being built
-	n     int    // frame bytes in buf after the header
-	count int    // segments merged
+	w       gsoWriter
+	trusted bool
+	buf     []byte // virtio-net header, then the frame being built
+	n       int    // frame bytes in buf after the header
+	count   int    // segments merged
 
 	ipOff, tcpOff, hdrLen, mss int
 	v6                         bool
@@ -56,8 +66,8 @@ const (
 )
 
 // parseSegment reports whether frame is a plain TCP data segment with a
-// valid checksum that GRO may merge.
-func parseSegment(frame []byte) (tcpSegment, bool) {
+// valid checksum (with verify; any checksum without) that GRO may merge.
+func parseSegment(frame []byte, verify bool) (tcpSegment, bool) {
 	var s tcpSegment
 	eth := encap.Ethernet(frame)
 	if !eth.IsValid() {
@@ -95,7 +105,7 @@ func parseSegment(frame []byte) (tcpSegment, bool) {
 	if s.hdrLen < s.tcpOff+20 || s.payload <= 0 || s.flags&^(tcpFlagACK|tcpFlagPSH) != 0 || s.flags&tcpFlagACK == 0 {
 		return s, false
 	}
-	if encap.Checksum(tcp, pseudo) != 0xffff {
+	if verify && encap.Checksum(tcp, pseudo) != 0xffff {
 		return s, false // let the kernel count the bad checksum
 	}
 	s.seq = binary.BigEndian.Uint32(tcp[4:])
@@ -105,7 +115,7 @@ func parseSegment(frame []byte) (tcpSegment, bool) {
 // add delivers frame, merging it into the super-frame being built if it
 // continues it. frame is not kept.
 func (g *groState) add(frame []byte) error {
-	s, ok := parseSegment(frame)
+	s, ok := parseSegment(frame, !g.trusted)
 	if ok && g.count > 0 && g.canAppend(frame, s) {
 		copy(g.buf[virtioNetHdrLen+g.n:], frame[s.hdrLen:])
 		g.n += s.payload
@@ -122,7 +132,7 @@ func (g *groState) add(frame []byte) error {
 		return err
 	}
 	if !ok {
-		return g.w.writeFrame(frame)
+		return g.single(frame)
 	}
 	g.n = copy(g.buf[virtioNetHdrLen:], frame)
 	g.count = 1
@@ -174,7 +184,7 @@ func (g *groState) flush() error {
 	count := g.count
 	g.count, g.n = 0, 0
 	if count == 1 {
-		return g.w.writeFrame(frame)
+		return g.single(frame)
 	}
 	tcpLen := len(frame) - g.tcpOff
 	var pseudo uint16
@@ -198,4 +208,16 @@ func (g *groState) flush() error {
 	binary.LittleEndian.PutUint16(h[6:], uint16(g.tcpOff))
 	binary.LittleEndian.PutUint16(h[8:], 16)
 	return g.w.writeGSO(g.buf[:virtioNetHdrLen+len(frame)])
+}
+
+// single writes one frame that was not merged: as it is, or when trusted,
+// a TCP segment with its checksum left to the kernel.
+func (g *groState) single(frame []byte) error {
+	if g.trusted {
+		if tcpOff, pseudo, ok := encap.TCPChecksumField(frame); ok {
+			binary.BigEndian.PutUint16(frame[tcpOff+16:], pseudo)
+			return g.w.writePartial(frame, tcpOff)
+		}
+	}
+	return g.w.writeFrame(frame)
 }

@@ -103,6 +103,28 @@ type Port interface {
 	Close() error
 }
 
+// ChecksumOffload is implemented by a Port that can carry TCP checksums
+// unfinished between sites whose tunnel authenticates every frame (esp
+// mode: the ICV proves a frame intact from the peer's VTEP, so the inner
+// checksum adds nothing on the way), as checksum offload carries them
+// between a host and its NIC. Once OffloadChecksums has turned it on:
+//
+//   - Read leaves the TCP checksum of each segment it cuts from a
+//     super-frame unfinished: the pseudo-header sum in its field, what a
+//     NIC's offload takes. Partial(i) reports that of frame i of the last
+//     Read (the index Read filled it at); the caller finishes it
+//     (encap.FinishTCPChecksum) for any destination that does not take it.
+//   - Write verifies no TCP checksum, and writes every TCP segment, merged
+//     or not, with its checksum left to the kernel, which finishes it if
+//     the frame leaves the host and trusts it where it is delivered.
+//
+// OffloadChecksums reports false, changing nothing, when the port cannot
+// (a TAP without offloads). Call it before the first Read or Write.
+type ChecksumOffload interface {
+	OffloadChecksums() bool
+	Partial(i int) bool
+}
+
 // MaxFrame is the largest Ethernet frame a Port carries: a 9000-byte MTU,
 // the Ethernet header and one 802.1Q tag.
 const MaxFrame = 9000 + encap.EthernetHeaderLen + encap.VLANTagLen

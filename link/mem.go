@@ -1,6 +1,7 @@
 package link
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -352,6 +353,12 @@ type MemPort struct {
 	// set, sees every frame written (it must not keep it). Set before use.
 	Keep    bool
 	OnWrite func(frame []byte)
+	// ChecksumOffload makes it a ChecksumOffload port: once turned on, a
+	// TCP segment injected with the pseudo-header sum as its checksum is
+	// read as one left partial, as a TAP's segments are. Set before use.
+	ChecksumOffload bool
+	offloading      bool
+	partial         []bool
 
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -457,6 +464,16 @@ func (p *MemPort) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		}
 		n++
 	}
+	if p.offloading {
+		if len(p.partial) < len(bufs) {
+			p.partial = make([]bool, len(bufs))
+		}
+		for i := 0; i < n; i++ {
+			f := bufs[i][offset : offset+sizes[i]]
+			tcpOff, pseudo, ok := encap.TCPChecksumField(f)
+			p.partial[i] = ok && binary.BigEndian.Uint16(f[tcpOff+16:]) == pseudo
+		}
+	}
 	p.queued -= n
 	rest := copy(p.queue, p.queue[used:])
 	clear(p.queue[rest:])
@@ -489,6 +506,28 @@ func (p *MemPort) Write(frames [][]byte) (int, error) {
 
 // Flush implements Port.
 func (p *MemPort) Flush() error { return nil }
+
+// OffloadChecksums implements ChecksumOffload: true with ChecksumOffload.
+func (p *MemPort) OffloadChecksums() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.offloading = p.ChecksumOffload
+	return p.offloading
+}
+
+// Offloading reports whether OffloadChecksums turned checksum offload on.
+func (p *MemPort) Offloading() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.offloading
+}
+
+// Partial implements ChecksumOffload.
+func (p *MemPort) Partial(i int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return i < len(p.partial) && p.partial[i]
+}
 
 // Close implements Port: a blocked Read returns.
 func (p *MemPort) Close() error {

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -36,9 +37,16 @@ type tapPort struct {
 	created bool
 	cfg     TAPConfig
 
-	iov [2]unix.Iovec // writeFrame's header and frame
-	hdr [virtioNetHdrLen]byte
-	gro *groState // nil without offloads
+	iov  [2]unix.Iovec // writeFrame's header and frame
+	hdr  [virtioNetHdrLen]byte
+	phdr [virtioNetHdrLen]byte // writePartial's: checksum needed
+	gro  *groState             // nil without offloads
+
+	// leavePartial (OffloadChecksums): segments cut from super-frames keep
+	// the pseudo-header sum for a checksum; partial[i] marks them in the
+	// last Read's batch.
+	leavePartial bool
+	partial      []bool
 
 	// super holds the super-frame being cut into segments, swapped out of
 	// the caller's batch; tso describes it and next is its next segment.
@@ -190,6 +198,9 @@ func (t *tapPort) ReadRoom() int {
 
 // Read implements Port.
 func (t *tapPort) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if len(t.partial) < len(bufs) {
+		t.partial = make([]bool, len(bufs)) // once: the batch's size
+	}
 	t.roff = offset
 	t.rbufs, t.rsizes, t.rn, t.rerr = bufs, sizes, 0, nil
 	err := t.rc.Read(t.readFn)
@@ -214,11 +225,13 @@ func (t *tapPort) readBatch(fd uintptr) bool {
 	for t.rn < len(t.rbufs) {
 		if t.next < t.tso.segs {
 			b := t.rbufs[t.rn][t.roff:]
-			t.rsizes[t.rn] = t.tso.segment(t.next, b)
+			t.rsizes[t.rn] = t.tso.segment(t.next, b, t.leavePartial)
+			t.partial[t.rn] = t.leavePartial
 			t.next++
 			t.rn++
 			continue
 		}
+		t.partial[t.rn] = false
 		buf := t.rbufs[t.rn]
 		r, err := unix.Read(int(fd), buf[t.roff-hdr:])
 		if err == unix.EINTR {
@@ -336,6 +349,41 @@ func (t *tapPort) writeFrame(frame []byte) error {
 		return err
 	}
 }
+
+// writePartial writes one frame whose TCP checksum, at csumStart+16, holds
+// the pseudo-header sum, with "checksum needed" in its virtio-net header:
+// the kernel finishes it where the frame leaves the host and trusts it
+// where it is delivered locally (CHECKSUM_PARTIAL).
+func (t *tapPort) writePartial(frame []byte, csumStart int) error {
+	t.phdr[0] = virtioFlagNeedsCsum
+	binary.LittleEndian.PutUint16(t.phdr[6:], uint16(csumStart))
+	binary.LittleEndian.PutUint16(t.phdr[8:], 16)
+	for {
+		t.iov[0].Base, t.iov[0].Len = &t.phdr[0], virtioNetHdrLen
+		t.iov[1].Base = &frame[0]
+		t.iov[1].SetLen(len(frame))
+		_, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(t.fd), uintptr(unsafe.Pointer(&t.iov[0])), 2)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return e
+		}
+		return nil
+	}
+}
+
+// OffloadChecksums implements ChecksumOffload (offloads on only).
+func (t *tapPort) OffloadChecksums() bool {
+	if !t.vnet || t.gro == nil {
+		return false
+	}
+	t.leavePartial, t.gro.trusted = true, true
+	return true
+}
+
+// Partial implements ChecksumOffload.
+func (t *tapPort) Partial(i int) bool { return i < len(t.partial) && t.partial[i] }
 
 // writeGSO writes a frame behind its own virtio-net header (a TCP
 // super-frame built by GRO).

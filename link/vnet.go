@@ -109,8 +109,10 @@ func parseTSO(frame []byte, h vnetHdr) (tsoFrame, error) {
 
 // segment writes segment i of t into dst (which must hold hdrLen+mss
 // bytes) as a whole frame with complete IP and TCP checksums, and returns
-// its length.
-func (t *tsoFrame) segment(i int, dst []byte) int {
+// its length. With partial, the TCP checksum is left as checksum offload
+// takes it: the pseudo-header sum in its field (encap.FinishTCPChecksum
+// finishes it).
+func (t *tsoFrame) segment(i int, dst []byte, partial bool) int {
 	const (
 		tcpFIN = 0x01
 		tcpPSH = 0x08
@@ -143,6 +145,10 @@ func (t *tsoFrame) segment(i int, dst []byte) int {
 		ip.SetID(t.id + uint16(i))
 		ip.SetChecksum(ip.CalculateChecksum())
 		pseudo = encap.PseudoHeaderChecksum(encap.ProtoTCP, ip.SrcBytes(), ip.DstBytes(), uint16(tcpLen))
+	}
+	if partial {
+		binary.BigEndian.PutUint16(tcp[16:], pseudo)
+		return n
 	}
 	tcp[16], tcp[17] = 0, 0
 	binary.BigEndian.PutUint16(tcp[16:], ^encap.Checksum(tcp, pseudo))

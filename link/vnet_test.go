@@ -54,8 +54,16 @@ func superFrame(v6 bool, payload, mss int) (frame []byte, h vnetHdr) {
 
 // gsoRecorder keeps what GRO writes.
 type gsoRecorder struct {
-	frames [][]byte
-	gso    [][]byte
+	frames  [][]byte
+	gso     [][]byte
+	partial [][]byte // writePartial's frames
+	starts  []int    // and their checksum starts
+}
+
+func (r *gsoRecorder) writePartial(f []byte, csumStart int) error {
+	r.partial = append(r.partial, append([]byte(nil), f...))
+	r.starts = append(r.starts, csumStart)
+	return nil
 }
 
 func (r *gsoRecorder) writeFrame(f []byte) error {
@@ -83,9 +91,9 @@ func TestTSOThenGRO(t *testing.T) {
 			var got []byte
 			buf := make([]byte, MaxFrame)
 			for i := 0; i < tso.segs; i++ {
-				n := tso.segment(i, buf)
+				n := tso.segment(i, buf, false)
 				seg := buf[:n]
-				s, ok := parseSegment(seg) // checks the TCP checksum
+				s, ok := parseSegment(seg, true) // checks the TCP checksum
 				if !ok {
 					t.Fatalf("v6 %v payload %d: segment %d does not parse or its checksum is wrong", v6, payload, i)
 				}
@@ -143,6 +151,65 @@ func TestTSOThenGRO(t *testing.T) {
 	}
 }
 
+// TestPartialChecksums: segments cut with their TCP checksum left partial
+// carry the pseudo-header sum, and finishing one gives exactly the
+// segment cut with a complete checksum. Trusted GRO merges such segments
+// without verifying them, and writes a segment it cannot merge (one
+// alone, or after a gap) with its checksum left to the kernel, while a
+// frame that is not TCP goes as it is.
+func TestPartialChecksums(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		frame, h := superFrame(v6, 3*1448+100, 1448)
+		tso, err := parseTSO(frame, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &gsoRecorder{}
+		g := newGRO(rec)
+		g.trusted = true
+		full, part := make([]byte, MaxFrame), make([]byte, MaxFrame)
+		for i := 0; i < tso.segs; i++ {
+			n := tso.segment(i, full, false)
+			if m := tso.segment(i, part, true); m != n {
+				t.Fatalf("segment %d: %d bytes partial, %d complete", i, m, n)
+			}
+			tcpOff, pseudo, ok := encap.TCPChecksumField(part[:n])
+			if !ok || binary.BigEndian.Uint16(part[tcpOff+16:]) != pseudo {
+				t.Fatalf("v6 %v segment %d: field %#04x, want the pseudo-header sum %#04x", v6, i, binary.BigEndian.Uint16(part[tcpOff+16:]), pseudo)
+			}
+			if err := g.add(part[:n]); err != nil {
+				t.Fatal(err)
+			}
+			if !encap.FinishTCPChecksum(part[:n]) || !bytes.Equal(part[:n], full[:n]) {
+				t.Fatalf("v6 %v segment %d: finished partial segment differs from the complete one", v6, i)
+			}
+		}
+		// A segment that does not continue the run (a gap) is written alone.
+		n := tso.segment(0, part, true)
+		if err := g.add(part[:n]); err != nil {
+			t.Fatal(err)
+		}
+		udp := udpFrame(macB, macA, 200)
+		if err := g.add(udp); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.flush(); err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.gso) != 1 || len(rec.partial) != 1 || len(rec.frames) != 1 || !bytes.Equal(rec.frames[0], udp) {
+			t.Fatalf("v6 %v: %d GSO, %d partial, %d plain writes; want 1 each, the plain one the UDP frame", v6, len(rec.gso), len(rec.partial), len(rec.frames))
+		}
+		if merged := rec.gso[0][virtioNetHdrLen:]; !bytes.Equal(merged[tso.hdrLen:], frame[tso.hdrLen:]) {
+			t.Errorf("v6 %v: merged payload differs from the super-frame's", v6)
+		}
+		alone := rec.partial[0]
+		tcpOff, pseudo, _ := encap.TCPChecksumField(alone)
+		if rec.starts[0] != tcpOff || binary.BigEndian.Uint16(alone[tcpOff+16:]) != pseudo {
+			t.Errorf("v6 %v: lone segment written with checksum start %d (want %d), field %#04x (want %#04x)", v6, rec.starts[0], tcpOff, binary.BigEndian.Uint16(alone[tcpOff+16:]), pseudo)
+		}
+	}
+}
+
 // FuzzOffload feeds arbitrary virtio-net headers and frames to the
 // transmit path's offload handling and arbitrary frames to GRO: nothing
 // panics, every segment fits a buffer, and everything GRO writes as a
@@ -169,13 +236,14 @@ func FuzzOffload(f *testing.F) {
 		} else if tso, err := parseTSO(frame, h); err == nil {
 			buf := make([]byte, MaxFrame)
 			for i := 0; i < tso.segs && i < 100; i++ {
-				if n := tso.segment(i, buf); n > tso.hdrLen+tso.mss {
+				if n := tso.segment(i, buf, i%2 == 0); n > tso.hdrLen+tso.mss {
 					t.Fatalf("segment %d is %d bytes, more than headers %d + mss %d", i, n, tso.hdrLen, tso.mss)
 				}
 			}
 		}
 		rec := &gsoRecorder{}
 		g := newGRO(rec)
+		g.trusted = len(frame)%2 == 1
 		_ = g.add(frame)
 		_ = g.add(frame)
 		_ = g.flush()

@@ -15,7 +15,7 @@ import (
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //	|                 magic "VXPM" (0x5658504d)                     |
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
-//	|  version = 1  |  type (1, 2)  |           reserved            |
+//	|  version = 1  |  type (1, 2)  |             flags             |
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //	|                          probe ID                             |
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
@@ -24,7 +24,9 @@ import (
 //	|                 padding (probes), any content                 |
 //
 // An acknowledgement echoes the ID and size of the probe it answers, and
-// is small (HeaderLen bytes) so that it fits any path.
+// is small (HeaderLen bytes) so that it fits any path. Flags say what the
+// sender of the message takes (FlagChecksumOffload); a receiver ignores
+// flags it does not know, and a sender that knows none sends 0.
 
 // HeaderLen is the length of a probe message without padding.
 const HeaderLen = 16
@@ -40,11 +42,18 @@ const (
 
 const version = 1
 
+// FlagChecksumOffload: the sender of the message takes TCP segments whose
+// checksum is unfinished (the pseudo-header sum in its field) and leaves
+// them to its kernel as checksum offload does (esp mode only: the ICV
+// proves each frame intact; see link.ChecksumOffload).
+const FlagChecksumOffload uint16 = 0x0001
+
 // Message is a decoded probe or acknowledgement.
 type Message struct {
-	Type uint8
-	ID   uint32
-	Size int
+	Type  uint8
+	Flags uint16
+	ID    uint32
+	Size  int
 }
 
 // ErrNotProbe: b does not start with a probe message.
@@ -61,7 +70,7 @@ func Parse(b []byte) (Message, error) {
 	if len(b) < HeaderLen || binary.BigEndian.Uint32(b) != Magic || b[4] != version {
 		return Message{}, ErrNotProbe
 	}
-	m := Message{Type: b[5], ID: binary.BigEndian.Uint32(b[8:]), Size: int(binary.BigEndian.Uint32(b[12:]))}
+	m := Message{Type: b[5], Flags: binary.BigEndian.Uint16(b[6:]), ID: binary.BigEndian.Uint32(b[8:]), Size: int(binary.BigEndian.Uint32(b[12:]))}
 	if (m.Type != TypeProbe && m.Type != TypeAck) || m.Size <= 0 || m.Size > 1<<20 {
 		return Message{}, ErrNotProbe
 	}
@@ -72,7 +81,8 @@ func Parse(b []byte) (Message, error) {
 // padding up to len(b); it returns len(b).
 func (m Message) Encode(b []byte) int {
 	binary.BigEndian.PutUint32(b, Magic)
-	b[4], b[5], b[6], b[7] = version, m.Type, 0, 0
+	b[4], b[5] = version, m.Type
+	binary.BigEndian.PutUint16(b[6:], m.Flags)
 	binary.BigEndian.PutUint32(b[8:], m.ID)
 	binary.BigEndian.PutUint32(b[12:], uint32(m.Size))
 	clear(b[HeaderLen:])

@@ -6,7 +6,7 @@ import (
 )
 
 func TestMessageRoundTrip(t *testing.T) {
-	for _, m := range []Message{{TypeProbe, 1, 1400}, {TypeAck, 0xffffffff, 9000}} {
+	for _, m := range []Message{{TypeProbe, 0, 1, 1400}, {TypeAck, FlagChecksumOffload, 0xffffffff, 9000}, {TypeAck, 0xffff, 3, 1280}} {
 		b := make([]byte, 100)
 		for i := range b {
 			b[i] = 0xaa
@@ -26,7 +26,7 @@ func TestMessageRoundTrip(t *testing.T) {
 	// Fixture: a probe of ID 7 and size 1400.
 	want := []byte{0x56, 0x58, 0x50, 0x4d, 1, 1, 0, 0, 0, 0, 0, 7, 0, 0, 0x05, 0x78}
 	b := make([]byte, HeaderLen)
-	Message{TypeProbe, 7, 1400}.Encode(b)
+	Message{Type: TypeProbe, ID: 7, Size: 1400}.Encode(b)
 	if !bytes.Equal(b, want) {
 		t.Errorf("encoded % x, want % x", b, want)
 	}
@@ -48,7 +48,7 @@ func TestMessageRoundTrip(t *testing.T) {
 // FuzzParse: nothing panics, and what parses re-encodes to the same header.
 func FuzzParse(f *testing.F) {
 	b := make([]byte, HeaderLen)
-	Message{TypeProbe, 7, 1400}.Encode(b)
+	Message{Type: TypeProbe, ID: 7, Size: 1400}.Encode(b)
 	f.Add(b)
 	f.Add([]byte("VXPM"))
 	f.Fuzz(func(t *testing.T, in []byte) {

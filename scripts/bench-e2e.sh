@@ -22,6 +22,9 @@
 #   BENCH_ONLY=regex      run only the tunnels whose label matches (kernel is always run)
 #   BENCH_MTUS="1500 1400" underlay MTUs
 #   BENCH_DEADLINE=600    seconds after which remaining runs are skipped
+#   BENCH_PPROF=dir       save a CPU profile of each vxswitch site during each
+#                         of its runs there (dir/LABEL-UMTU-SITE.pprof), taken
+#                         from site.pprof on loopback in the site's namespace
 set -euo pipefail
 
 BIN=${1:-bin/vxswitch}
@@ -87,7 +90,9 @@ setup_vxswitch() { # UMTU MODE [SUITE]
     p=$(peer_of "$n")
     cfg=$NSL_TMP/vx-$n.toml
     {
-      printf '[site]\nname = "%s"\nlisten = "192.0.2.%s"\ncontrol = "%s"\n\n' "$n" "$(num_of "$n")" "$NSL_TMP/vx-$n.sock"
+      printf '[site]\nname = "%s"\nlisten = "192.0.2.%s"\ncontrol = "%s"\n' "$n" "$(num_of "$n")" "$NSL_TMP/vx-$n.sock"
+      [ -n "${BENCH_PPROF:-}" ] && printf 'metrics = "127.0.0.1:9129"\npprof = true\n'
+      printf '\n'
       printf '[[segment]]\nvni = 129\ntap = "vx129"\nmtu = 1500\naddress = "10.11.129.%s/24"\n\n' "$(num_of "$n")"
       printf '[security]\nmode = "%s"\n' "$mode"
       [ "$mode" = esp ] && printf 'suite = "%s"\npsk_file = "%s"\n' "$suite" "$PSK"
@@ -200,7 +205,7 @@ LABELS=()
 # run_case LABEL UMTU SETUP ARGS...: fresh namespaces, tunnel up, iperf3 a -> b.
 run_case() {
   local label=$1 umtu=$2 fn=$3; shift 3
-  local key="$label|$umtu" out rc=0
+  local key="$label|$umtu" out rc=0 n pid
   [[ " ${LABELS[*]} " == *" $label "* ]] || LABELS+=("$label")
   if [ "$label" != kernel-vxlan ] && ! [[ $label =~ $ONLY ]]; then NOTE[$key]="-"; return; fi
   if [ $((SECONDS + T + 15)) -gt "$DEADLINE" ]; then NOTE[$key]="skipped (time)"; return; fi
@@ -217,6 +222,15 @@ run_case() {
     nsl_wait 5 sh -c "ip netns exec $(nsl_ns b) ss -Hltn 'sport = :5201' | grep -q 5201" || true
     out=$NSL_TMP/iperf3-$label-$umtu.json
     cpu0=$(cpu_ticks "${daemons[@]}")
+    local prof=()
+    if [ -n "${BENCH_PPROF:-}" ] && [[ $label == vxswitch-* ]]; then
+      mkdir -p "$BENCH_PPROF"
+      for n in a b; do
+        bg "$n" "$NSL_TMP/pprof-$n.log" curl -s -o "$BENCH_PPROF/$label-$umtu-$n.pprof" \
+          "http://127.0.0.1:9129/debug/pprof/profile?seconds=$((T - 1))"
+        prof+=("$NSL_LAST_PID")
+      done
+    fi
     timeout $((T + 20)) ip netns exec "$(nsl_ns a)" iperf3 -c 10.11.129.2 -t "$T" -O 1 -J --connect-timeout 3000 >"$out" 2>/dev/null || rc=$?
     if [ -s "$out" ] && [ "$(jq -r '.error // empty' "$out")" = "" ] && [ "$rc" = 0 ]; then
       GBPS[$key]=$(jq -r '.end.sum_received.bits_per_second / 1e9' "$out")
@@ -228,12 +242,12 @@ run_case() {
           'BEGIN{ if (g > 0) printf "%.3f", d / hz / (g * t); else print "-" }')
       fi
       printf '%6.2f Gbit/s  %s CPU s/Gbit\n' "${GBPS[$key]}" "${CPUG[$key]:--}"
+      for pid in "${prof[@]}"; do wait "$pid" 2>/dev/null || true; done
     else
       NOTE[$key]="iperf3 failed"
       echo "iperf3 failed (rc $rc): $(jq -r '.error // empty' "$out" 2>/dev/null | head -c 120)"
     fi
   fi
-  local pid
   for pid in "${RUN_PIDS[@]}"; do nsl_stop "$pid"; done
   nsl_remove_prefixed
 }
