@@ -79,8 +79,14 @@ func (r *rxPath) process(n int) {
 	}
 	defer s.flushPorts()
 	if s.cfg.Mode == ModePlain {
+		// A batch is mostly runs from one peer (GRO): one look-up per run.
+		var last netip.Addr
+		var p *peer
 		for i := 0; i < n; i++ {
-			r.plain(pt, r.pkts[i], r.pktFrom[i])
+			if a := r.pktFrom[i].Addr(); a != last || i == 0 {
+				last, p = a, pt.byAddr[a]
+			}
+			r.plain(p, r.pkts[i], r.pktFrom[i])
 		}
 		return
 	}
@@ -226,10 +232,10 @@ func isFragment(pkt []byte) bool {
 	return false
 }
 
-// plain handles one RFC 7348 VXLAN datagram.
-func (r *rxPath) plain(pt *peerTable, pkt []byte, from netip.AddrPort) {
+// plain handles one RFC 7348 VXLAN datagram from p, the peer at from (nil:
+// none).
+func (r *rxPath) plain(p *peer, pkt []byte, from netip.AddrPort) {
 	s := r.s
-	p := pt.byAddr[from.Addr()]
 	if p == nil {
 		s.ctr.inc(cRxDropUnknownPeer)
 		return

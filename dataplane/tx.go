@@ -390,18 +390,18 @@ func (t *txPath) toPeer(p *peer, buf []byte, n int, inPlace bool) {
 		t.seal(sa, p, buf[start-crypto.HeaderLen:], len(inner), nh)
 		return
 	}
-	t.fragment(sa, p, inner, maxInner, nh)
+	t.fragment(sa, p, inner, maxInner, nh, nf)
 }
 
-// fragment splits the inner packet into spare buffers, each fragment at
-// Headroom so its ESP header fits in front, and seals each.
-func (t *txPath) fragment(sa *crypto.OutboundSA, p *peer, inner []byte, mtu int, nh uint8) {
-	free := len(t.spare) - t.spareUsed
+// fragment splits the inner packet into its nf fragments (FragmentCount),
+// in spare buffers, each at Headroom so its ESP header fits in front, and
+// seals each.
+func (t *txPath) fragment(sa *crypto.OutboundSA, p *peer, inner []byte, mtu int, nh uint8, nf int) {
+	free := min(nf, len(t.spare)-t.spareUsed)
 	views := t.fragBufs[:free]
 	for i := range views {
 		views[i] = t.spare[t.spareUsed+i][Headroom:]
 	}
-	var nf int
 	var err error
 	if nh == crypto.NextHeaderIPv4 {
 		nf, err = encap.FragmentIPv4(inner, mtu, encap.IPv4(inner).ID(), views, t.fragSizes[:free])

@@ -29,7 +29,7 @@ type udpConn struct {
 	rnames []unix.RawSockaddrInet6
 
 	wmsgs  []unix.Mmsghdr
-	wiovs  []unix.Iovec
+	wiovs  []unix.Iovec // one per datagram: a GSO run's message gathers its datagrams in place
 	wnames []unix.RawSockaddrInet6
 
 	// UDP GSO (send) and GRO (receive): runs of equal-sized datagrams to
@@ -37,7 +37,6 @@ type udpConn struct {
 	// arrive coalesced, so the stack runs once per run, not per datagram.
 	gso      bool
 	gro      bool
-	gsoBufs  [][]byte // contiguous copies of the runs
 	wcmsgs   [][]byte // per message: UDP_SEGMENT control message
 	wfirst   []int    // per message: index of its first datagram in the batch
 	wend     []int    // per message: index after its last datagram
@@ -64,6 +63,9 @@ type udpConn struct {
 	// MTU (EINVAL) where it would have fragmented a lone datagram (plain
 	// mode). Learnt from the refusal; guarded by wmu.
 	gsoMax map[netip.AddrPort]int
+	// maxRun is the most datagrams one message carries (wiovs holds
+	// maxRun per message).
+	maxRun int
 	// truncated counts datagrams larger than the receive buffer (dropped).
 	truncated *atomic.Uint64
 	errMu     sync.Mutex // serialises drainErrors
@@ -115,7 +117,7 @@ func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch, maxDatagr
 	u := &udpConn{
 		conn: conn, rc: rc, v6: network == "udp6", truncated: truncated,
 		rmsgs: make([]unix.Mmsghdr, batch), riovs: make([]unix.Iovec, batch), rnames: make([]unix.RawSockaddrInet6, batch),
-		wmsgs: make([]unix.Mmsghdr, batch), wiovs: make([]unix.Iovec, batch), wnames: make([]unix.RawSockaddrInet6, batch),
+		wmsgs: make([]unix.Mmsghdr, batch), wnames: make([]unix.RawSockaddrInet6, batch),
 	}
 	u.readFn, u.writeFn = u.recvmmsg, u.sendmmsg
 	u.gsoMax = make(map[netip.AddrPort]int)
@@ -123,7 +125,11 @@ func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch, maxDatagr
 		u.gso = unix.SetsockoptInt(u.fd(), unix.SOL_UDP, unix.UDP_SEGMENT, 0) == nil
 		u.gro = unix.SetsockoptInt(u.fd(), unix.SOL_UDP, unix.UDP_GRO, 1) == nil
 	}
-	u.gsoBufs = make([][]byte, batch)
+	u.maxRun = 1
+	if u.gso {
+		u.maxRun = gsoMaxSegments
+	}
+	u.wiovs = make([]unix.Iovec, batch*u.maxRun)
 	u.wcmsgs = make([][]byte, batch)
 	u.rcmsgs = make([][]byte, batch)
 	u.wfirst = make([]int, batch)
@@ -138,9 +144,6 @@ func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch, maxDatagr
 	u.rsizes = make([]int, batch)
 	u.rfrom = make([]netip.AddrPort, batch)
 	for i := range batch {
-		if u.gso {
-			u.gsoBufs[i] = make([]byte, 65535)
-		}
 		u.wcmsgs[i] = make([]byte, unix.CmsgSpace(2))
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&u.wcmsgs[i][0]))
 		h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
@@ -149,8 +152,6 @@ func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch, maxDatagr
 		u.rmsgs[i].Hdr.Iov = &u.riovs[i]
 		u.rmsgs[i].Hdr.Iovlen = 1
 		u.rmsgs[i].Hdr.Name = (*byte)(unsafe.Pointer(&u.rnames[i]))
-		u.wmsgs[i].Hdr.Iov = &u.wiovs[i]
-		u.wmsgs[i].Hdr.Iovlen = 1
 		u.wmsgs[i].Hdr.Name = (*byte)(unsafe.Pointer(&u.wnames[i]))
 	}
 	return u, nil
@@ -331,7 +332,7 @@ func (e *pendingError) Unwrap() error { return e.errno }
 func (u *udpConn) Write(bufs [][]byte, to []netip.AddrPort, failed func(i int, err syscall.Errno)) error {
 	u.wmu.Lock()
 	defer u.wmu.Unlock()
-	m := 0
+	m, v := 0, 0 // messages and iovecs used
 	for i := 0; i < len(bufs); {
 		j := i + 1
 		if max, limited := u.gsoMax[to[i]]; u.gso && (!limited || len(bufs[i]) <= max) {
@@ -345,20 +346,19 @@ func (u *udpConn) Write(bufs [][]byte, to []netip.AddrPort, failed func(i int, e
 			}
 		}
 		msg := &u.wmsgs[m]
+		// The message gathers its datagrams where they are, one iovec
+		// each: the kernel copies them once, into its own buffers.
+		msg.Hdr.Iov = &u.wiovs[v]
+		msg.Hdr.SetIovlen(j - i)
+		for k := i; k < j; k++ {
+			u.wiovs[v].Base = &bufs[k][0]
+			u.wiovs[v].SetLen(len(bufs[k]))
+			v++
+		}
 		if j-i == 1 {
-			b := bufs[i]
-			u.wiovs[m].Base = &b[0]
-			u.wiovs[m].SetLen(len(b))
 			msg.Hdr.Control = nil
 			msg.Hdr.SetControllen(0)
 		} else {
-			g := u.gsoBufs[m]
-			n := 0
-			for k := i; k < j; k++ {
-				n += copy(g[n:], bufs[k])
-			}
-			u.wiovs[m].Base = &g[0]
-			u.wiovs[m].SetLen(n)
 			c := u.wcmsgs[m]
 			*(*uint16)(unsafe.Pointer(&c[unix.CmsgLen(0)])) = uint16(len(bufs[i]))
 			msg.Hdr.Control = &c[0]
@@ -368,11 +368,11 @@ func (u *udpConn) Write(bufs [][]byte, to []netip.AddrPort, failed func(i int, e
 		u.wfirst[m], u.wend[m] = i, j
 		m++
 		i = j
-		if m == len(u.wmsgs) {
+		if m == len(u.wmsgs) || v+u.maxRun > len(u.wiovs) {
 			if err := u.send(m, bufs, to, failed); err != nil {
 				return err
 			}
-			m = 0
+			m, v = 0, 0
 		}
 	}
 	if m > 0 {

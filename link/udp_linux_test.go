@@ -1,6 +1,8 @@
 package link
 
 import (
+	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -149,5 +151,70 @@ func TestRouteMTU(t *testing.T) {
 	}
 	if got := RouteMTU(netip.Addr{}); got != 0 {
 		t.Errorf("RouteMTU(invalid) = %d, want 0", got)
+	}
+}
+
+// TestUDPWriteRuns: one Write of runs that GSO sends as single messages
+// (equal sizes, a shorter last one, runs broken by the destination and by
+// size, a lone datagram, more datagrams than one sendmmsg takes): every
+// datagram arrives whole, in order, with its own bytes.
+func TestUDPWriteRuns(t *testing.T) {
+	var trunc atomic.Uint64
+	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	send, err := listenUDP(lo, true, true, 8, MaxDatagram, &trunc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer send.Close()
+	var recv [2]*udpConn
+	for i := range recv {
+		if recv[i], err = listenUDP(lo, true, true, 64, MaxDatagram, &trunc); err != nil {
+			t.Fatal(err)
+		}
+		defer recv[i].Close()
+	}
+	var bufs [][]byte
+	var to []netip.AddrPort
+	var want [2][][]byte
+	add := func(r, size int) {
+		b := make([]byte, size)
+		binary.BigEndian.PutUint32(b, uint32(len(bufs)))
+		for k := 4; k < size; k++ {
+			b[k] = byte(len(bufs) + k)
+		}
+		bufs, to = append(bufs, b), append(to, recv[r].LocalAddr())
+		want[r] = append(want[r], b)
+	}
+	for i := 0; i < 100; i++ {
+		add(0, 1400) // a long run: more than one message
+	}
+	add(0, 600) // its shorter last datagram
+	add(0, 1400)
+	add(1, 1400) // another destination breaks the run
+	add(1, 1400)
+	add(1, 900)
+	add(1, 1000) // larger than the one before: a new run
+	add(0, 64)   // alone
+	if err := send.Write(bufs, to, nil); err != nil {
+		t.Fatal(err)
+	}
+	for r := range recv {
+		pkts, from := make([][]byte, recv[r].ReadBatch()), make([]netip.AddrPort, recv[r].ReadBatch())
+		recv[r].conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var got [][]byte
+		for len(got) < len(want[r]) {
+			n, err := recv[r].Read(pkts, from)
+			if err != nil {
+				t.Fatalf("receiver %d: %v after %d of %d datagrams", r, err, len(got), len(want[r]))
+			}
+			for _, p := range pkts[:n] {
+				got = append(got, bytes.Clone(p))
+			}
+		}
+		for i := range want[r] {
+			if !bytes.Equal(got[i], want[r][i]) {
+				t.Fatalf("receiver %d, datagram %d: %d bytes starting % x, want %d bytes starting % x", r, i, len(got[i]), got[i][:4], len(want[r][i]), want[r][i][:4])
+			}
+		}
 	}
 }

@@ -86,6 +86,28 @@ func (p *Pair) Send(frame []byte, count int) int {
 	return Forward(p.A, p.PA, p.B, p.UB, p.PB, frame, count)
 }
 
+// Datagrams runs one copy of frame from A to B and returns the sizes of
+// the datagrams A sent for it (ESP packets, or VXLAN datagrams), in order.
+func (p *Pair) Datagrams(frame []byte) []int {
+	p.PA.Inject(frame)
+	for p.PA.Queued() > 0 {
+		if err := p.A.ServePort(VNI); err != nil {
+			panic(err)
+		}
+	}
+	var sizes []int
+	for i := 0; i < p.UB.Queued(); i++ {
+		d, _ := p.UB.Peek(i)
+		sizes = append(sizes, len(d))
+	}
+	for p.UB.Queued() > 0 {
+		if err := p.B.ServeUnderlay(); err != nil {
+			panic(err)
+		}
+	}
+	return sizes
+}
+
 // Reply runs count copies of frame the other way, from B's port to A's,
 // and returns how many frames A delivered.
 func (p *Pair) Reply(frame []byte, count int) int {
