@@ -8,6 +8,7 @@ import (
 
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/fdb"
 	"github.com/vxswitch/vxswitch/link"
 	"github.com/vxswitch/vxswitch/pmtu"
 )
@@ -32,6 +33,11 @@ type rxPath struct {
 	reasmMu sync.Mutex // the reassembler is single-goroutine; Stats and Expire come from others
 	reasm   *encap.Reassembler
 	decap   encap.Decap
+	// learnt is what the batch last learnt (valid with learntOK): a run
+	// of frames from one host behind one peer is learnt once per batch.
+	learnt   remoteMAC
+	learntTo fdb.Port
+	learntOK bool
 
 	wg     sync.WaitGroup
 	openFn rangeFunc
@@ -78,6 +84,7 @@ func (r *rxPath) process(n int) {
 		}
 	}
 	defer s.flushPorts()
+	r.learntOK = false
 	if s.cfg.Mode == ModePlain {
 		// A batch is mostly runs from one peer (GRO): one look-up per run.
 		var last netip.Addr
@@ -282,7 +289,10 @@ func (r *rxPath) deliver(p *peer, vni encap.VNI, frame []byte, reassembled bool)
 		p.ctr.inc(cRxDropMalformed)
 		return
 	}
-	s.fdb.Learn(vni, src, p.port)
+	if k := (remoteMAC{vni, src}); !r.learntOK || k != r.learnt || p.port != r.learntTo {
+		r.learnt, r.learntTo, r.learntOK = k, p.port, true
+		s.fdb.Learn(vni, src, p.port)
+	}
 	if !p.isVXSwitch() && encap.FinishPartialChecksum(frame) {
 		// A kernel VTEP on a veth left the inner checksum to an offload
 		// that never ran (CHECKSUM_PARTIAL); vxswitch peers always send

@@ -65,6 +65,11 @@ type txPath struct {
 	// the TAP is not multiplied into the underlay without bound.
 	flood ratelimit.Bucket
 
+	// learnt is the source MAC the batch last learnt (valid with
+	// learntOK): a run of frames from one host is learnt once per batch.
+	learnt   encap.MAC
+	learntOK bool
+
 	// partial[i]: frame i of the batch has its TCP checksum unfinished
 	// (the port's checksum offload, link.ChecksumOffload).
 	partial []bool
@@ -122,6 +127,7 @@ func (t *txPath) serve() error {
 func (t *txPath) process(n int) {
 	pt := t.s.peers.Load()
 	off := t.seg.offload
+	t.learntOK = false
 	k := 0
 	for i := 0; i < n; i++ {
 		if t.admit(t.bufs[i], t.sizes[i]) {
@@ -159,13 +165,16 @@ func (t *txPath) admit(buf []byte, n int) bool {
 		seg.ctr.inc(cDropBadSrcMAC)
 		return false
 	}
-	if s.fdb.Learn(seg.vni, src, fdb.LocalPort) == fdb.LearnStaticConflict {
-		// A MAC pinned to a peer (a control plane's entry, or a static
-		// one) speaks from the TAP: it may have moved here. Told to the
-		// control plane (MovedToTAP) without blocking or allocating.
-		select {
-		case seg.movedHere <- src:
-		default:
+	if !t.learntOK || src != t.learnt {
+		t.learnt, t.learntOK = src, true
+		if s.fdb.Learn(seg.vni, src, fdb.LocalPort) == fdb.LearnStaticConflict {
+			// A MAC pinned to a peer (a control plane's entry, or a static
+			// one) speaks from the TAP: it may have moved here. Told to the
+			// control plane (MovedToTAP) without blocking or allocating.
+			select {
+			case seg.movedHere <- src:
+			default:
+			}
 		}
 	}
 	if et := binary.BigEndian.Uint16(frame[12:]); (et == encap.EtherTypeARP || et == encap.EtherTypeIPv6) && t.neighbour(frame) {

@@ -19,9 +19,11 @@
 #
 # Environment:
 #   BENCH_TIME=8          seconds per iperf3 run
+#   BENCH_RUNS=3          iperf3 runs per tunnel; the table shows the median
 #   BENCH_ONLY=regex      run only the tunnels whose label matches (kernel is always run)
 #   BENCH_MTUS="1500 1400" underlay MTUs
-#   BENCH_DEADLINE=600    seconds after which remaining runs are skipped
+#   BENCH_DEADLINE=1800   seconds after which remaining runs are skipped
+#   BENCH_SWITCH='k = v\n...' extra [switch] settings for vxswitch (e.g. crypto_workers = 2)
 #   BENCH_PPROF=dir       save a CPU profile of each vxswitch site during each
 #                         of its runs there (dir/LABEL-UMTU-SITE.pprof), taken
 #                         from site.pprof on loopback in the site's namespace
@@ -35,6 +37,7 @@ cd "$(dirname "$0")"
 source ./lib-netns.sh
 
 T=${BENCH_TIME:-8}
+RUNS=${BENCH_RUNS:-3}
 ONLY=${BENCH_ONLY:-.}
 # BENCH_PROFILE=quick: the references and vxswitch plain and esp (AES-GCM,
 # ChaCha20) over a direct 1500-byte underlay; full (default): every suite
@@ -46,7 +49,7 @@ else
   MTUS=${BENCH_MTUS:-"1500 1400 1400r 1400bh"}
   SUITES=(aes128gcm16 aes256gcm16 chacha20poly1305)
 fi
-DEADLINE=${BENCH_DEADLINE:-600}
+DEADLINE=${BENCH_DEADLINE:-1800}
 for tool in iperf3 jq ping; do
   command -v "$tool" >/dev/null || { echo "error: $tool not installed (make deps)" >&2; exit 1; }
 done
@@ -96,6 +99,7 @@ setup_vxswitch() { # UMTU MODE [SUITE]
       printf '[[segment]]\nvni = 129\ntap = "vx129"\nmtu = 1500\naddress = "10.11.129.%s/24"\n\n' "$(num_of "$n")"
       printf '[security]\nmode = "%s"\n' "$mode"
       [ "$mode" = esp ] && printf 'suite = "%s"\npsk_file = "%s"\n' "$suite" "$PSK"
+      [ -n "${BENCH_SWITCH:-}" ] && printf '\n[switch]\n%b\n' "$BENCH_SWITCH"
       printf '\n[[peer]]\nname = "%s"\nendpoint = "192.0.2.%s"\n%s' "$p" "$(num_of "$p")" "$(peer_mtu "$umtu")"
     } >"$cfg"
     chmod 600 "$cfg"
@@ -208,7 +212,7 @@ run_case() {
   local key="$label|$umtu" out rc=0 n pid
   [[ " ${LABELS[*]} " == *" $label "* ]] || LABELS+=("$label")
   if [ "$label" != kernel-vxlan ] && ! [[ $label =~ $ONLY ]]; then NOTE[$key]="-"; return; fi
-  if [ $((SECONDS + T + 15)) -gt "$DEADLINE" ]; then NOTE[$key]="skipped (time)"; return; fi
+  if [ $((SECONDS + RUNS * (T + 3) + 12)) -gt "$DEADLINE" ]; then NOTE[$key]="skipped (time)"; return; fi
   printf '   %-30s underlay %s ... ' "$label" "$umtu"
   topo "$umtu"
   RUN_PIDS=()
@@ -217,42 +221,56 @@ run_case() {
   elif ! nsl_wait 20 nsx a ping -n -q -c 1 -W 1 10.11.129.2; then
     NOTE[$key]="no link"; echo "no link after 20 s"; tail -n 3 "$NSL_TMP/run-a.log" 2>/dev/null | sed 's/^/      /'
   else
-    local daemons=("${RUN_PIDS[@]}") cpu0
-    bg b "$NSL_TMP/iperf3-server.log" iperf3 -s -1 -B 10.11.129.2
-    nsl_wait 5 sh -c "ip netns exec $(nsl_ns b) ss -Hltn 'sport = :5201' | grep -q 5201" || true
-    out=$NSL_TMP/iperf3-$label-$umtu.json
-    cpu0=$(cpu_ticks "${daemons[@]}")
-    local prof=()
-    if [ -n "${BENCH_PPROF:-}" ] && [[ $label == vxswitch-* ]]; then
-      mkdir -p "$BENCH_PPROF"
-      for n in a b; do
-        bg "$n" "$NSL_TMP/pprof-$n.log" curl -s -o "$BENCH_PPROF/$label-$umtu-$n.pprof" \
-          "http://127.0.0.1:9129/debug/pprof/profile?seconds=$((T - 1))"
-        prof+=("$NSL_LAST_PID")
-      done
-    fi
-    timeout $((T + 20)) ip netns exec "$(nsl_ns a)" iperf3 -c 10.11.129.2 -t "$T" -O 1 -J --connect-timeout 3000 >"$out" 2>/dev/null || rc=$?
-    if [ -s "$out" ] && [ "$(jq -r '.error // empty' "$out")" = "" ] && [ "$rc" = 0 ]; then
-      GBPS[$key]=$(jq -r '.end.sum_received.bits_per_second / 1e9' "$out")
-      RETR[$key]=$(jq -r '.end.sum_sent.retransmits // 0' "$out")
+    local daemons=("${RUN_PIDS[@]}") cpu0 run gbps=() cpus=() retr=() g
+    for run in $(seq "$RUNS"); do
+      bg b "$NSL_TMP/iperf3-server.log" iperf3 -s -1 -B 10.11.129.2
+      nsl_wait 5 sh -c "ip netns exec $(nsl_ns b) ss -Hltn 'sport = :5201' | grep -q 5201" || true
+      out=$NSL_TMP/iperf3-$label-$umtu-$run.json
+      cpu0=$(cpu_ticks "${daemons[@]}")
+      local prof=()
+      if [ -n "${BENCH_PPROF:-}" ] && [[ $label == vxswitch-* ]] && [ "$run" = 1 ]; then
+        mkdir -p "$BENCH_PPROF"
+        for n in a b; do
+          bg "$n" "$NSL_TMP/pprof-$n.log" curl -s -o "$BENCH_PPROF/$label-$umtu-$n.pprof" \
+            "http://127.0.0.1:9129/debug/pprof/profile?seconds=$((T - 1))"
+          prof+=("$NSL_LAST_PID")
+        done
+      fi
+      rc=0
+      timeout $((T + 20)) ip netns exec "$(nsl_ns a)" iperf3 -c 10.11.129.2 -t "$T" -O 1 -J --connect-timeout 3000 >"$out" 2>/dev/null || rc=$?
+      for pid in "${prof[@]}"; do wait "$pid" 2>/dev/null || true; done
+      if ! [ -s "$out" ] || [ "$(jq -r '.error // empty' "$out")" != "" ] || [ "$rc" != 0 ]; then
+        echo "iperf3 failed (rc $rc): $(jq -r '.error // empty' "$out" 2>/dev/null | head -c 120)"
+        continue
+      fi
+      g=$(jq -r '.end.sum_received.bits_per_second / 1e9' "$out")
+      gbps+=("$g")
+      retr+=("$(jq -r '.end.sum_sent.retransmits // 0' "$out")")
       # Both sites' tunnel daemons' CPU seconds per gigabit carried (the
       # kernel's own vxlan has no daemon: its work is softirq, not counted).
       if [ ${#daemons[@]} -gt 0 ]; then
-        CPUG[$key]=$(awk -v d="$(($(cpu_ticks "${daemons[@]}") - cpu0))" -v hz="$CLK_TCK" -v g="${GBPS[$key]}" -v t="$((T + 1))" \
-          'BEGIN{ if (g > 0) printf "%.3f", d / hz / (g * t); else print "-" }')
+        cpus+=("$(awk -v d="$(($(cpu_ticks "${daemons[@]}") - cpu0))" -v hz="$CLK_TCK" -v g="$g" -v t="$((T + 1))" \
+          'BEGIN{ if (g > 0) printf "%.3f", d / hz / (g * t); else print "-" }')")
       fi
-      printf '%6.2f Gbit/s  %s CPU s/Gbit\n' "${GBPS[$key]}" "${CPUG[$key]:--}"
-      for pid in "${prof[@]}"; do wait "$pid" 2>/dev/null || true; done
-    else
+    done
+    if [ ${#gbps[@]} -eq 0 ]; then
       NOTE[$key]="iperf3 failed"
-      echo "iperf3 failed (rc $rc): $(jq -r '.error // empty' "$out" 2>/dev/null | head -c 120)"
+    else
+      # The median run by throughput (of 3: the middle one), with its
+      # retransmits and CPU per gigabit.
+      local mid
+      mid=$(for i in "${!gbps[@]}"; do echo "${gbps[$i]} $i"; done | sort -g | awk -v n="${#gbps[@]}" 'NR == int((n + 1) / 2) {print $2}')
+      GBPS[$key]=${gbps[$mid]}
+      RETR[$key]=${retr[$mid]}
+      [ ${#cpus[@]} -gt 0 ] && CPUG[$key]=${cpus[$mid]}
+      printf '%6.2f Gbit/s  %s CPU s/Gbit  (median of %s: %s)\n' "${GBPS[$key]}" "${CPUG[$key]:--}" "${#gbps[@]}" "${gbps[*]}"
     fi
   fi
   for pid in "${RUN_PIDS[@]}"; do nsl_stop "$pid"; done
   nsl_remove_prefixed
 }
 
-echo "== iperf3 TCP, ${T}s per run (after 1s omitted), a -> b over the overlay; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== iperf3 TCP, median of $RUNS runs of ${T}s (after 1s omitted), a -> b over the overlay; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for umtu in $MTUS; do
   run_case kernel-vxlan "$umtu" setup_kernel
   run_case vxswitch-plain "$umtu" setup_vxswitch plain
