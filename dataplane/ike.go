@@ -12,6 +12,7 @@ import (
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/crypto/ike"
 	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/pmtu"
 )
 
 // ikeBridge connects the IKEv2 daemon to the data plane: it shares the
@@ -373,7 +374,23 @@ type pendingSA struct {
 func (s *Switch) promote(p *peer, pd *pendingSA) {
 	if p.pending.CompareAndSwap(pd, nil) {
 		p.outSA.Store(pd.out)
+		s.askFlags(p)
 	}
+}
+
+// flagsQueryID is the probe ID of askFlags' probe, which no prober uses
+// (their IDs count up from 1): its acknowledgement only brings flags.
+const flagsQueryID = 0xffffffff
+
+// askFlags: a new SA pair may come from a new process at the peer (a
+// restart, maybe an older release or offloads off), so what the peer took
+// before (peer.csumOffload) holds no longer: it is cleared, and a small
+// probe under the new SA asks again; the acknowledgement's flags say.
+func (s *Switch) askFlags(p *peer) {
+	if !p.csumOffload.Swap(false) || p.prober.Load() == nil {
+		return
+	}
+	s.sendProbe(p, pmtu.TypeProbe, flagsQueryID, basePLPMTU(p.Endpoint().Addr()))
 }
 
 // promoteExpired promotes pending SAs whose wait is over (housekeeping).

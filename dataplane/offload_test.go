@@ -97,3 +97,32 @@ func TestChecksumOffload(t *testing.T) {
 		})
 	}
 }
+
+// TestChecksumOffloadAskedAgain: a new SA pair may be a restarted peer (an
+// older release, offloads off), so once a's outbound traffic moves to it,
+// a forgets what b took and asks again under the new pair: b's answer
+// brings the flag back, or, when b no longer takes unfinished checksums,
+// a finishes them from then on.
+func TestChecksumOffloadAskedAgain(t *testing.T) {
+	for _, bStill := range []bool{true, false} {
+		testOffload = [2]bool{true, true}
+		p, clk := probePair(t, ModeESP)
+		testOffload = [2]bool{}
+		p.pumpUntil(t, clk, 5*time.Second, func() bool { _, st := probed(p); return st == pmtu.StateComplete })
+		b := p.a.peers.Load().byName["b"]
+		if !b.csumOffload.Load() {
+			t.Fatal("a's view of b: does not take unfinished checksums")
+		}
+		p.b.csumOffload = bStill // b "restarted" without offloads
+		rekey(t, p, 0x3003, 0x4004)
+		p.a.promote(b, b.pending.Load())
+		if b.csumOffload.Load() {
+			t.Fatal("the flag survived the new SA pair")
+		}
+		p.b.promote(p.b.peers.Load().byName["a"], p.b.peers.Load().byName["a"].pending.Load())
+		p.pump(clk, 10*time.Millisecond)
+		if got := b.csumOffload.Load(); got != bStill {
+			t.Errorf("b still takes them %v: a's view after asking again %v", bStill, got)
+		}
+	}
+}

@@ -295,8 +295,9 @@ func (r *rxPath) deliver(p *peer, vni encap.VNI, frame []byte, reassembled bool)
 	}
 	if !p.isVXSwitch() && encap.FinishPartialChecksum(frame) {
 		// A kernel VTEP on a veth left the inner checksum to an offload
-		// that never ran (CHECKSUM_PARTIAL); vxswitch peers always send
-		// complete ones, so only other VTEPs pay for this check.
+		// that never ran (CHECKSUM_PARTIAL). vxswitch peers send complete
+		// ones, or unfinished ones only where our TAP takes them (checksum
+		// offload, esp mode), so only other VTEPs pay for this check.
 		p.ctr.inc(cRxChecksumFinished)
 	}
 	if s.cfg.MSSClamp && clampFrame(frame, p.frameMTU(s.cfg.Mode)) {

@@ -202,9 +202,8 @@ func (t *txPath) frame(pt *peerTable, buf []byte, n int, port fdb.Port, found, p
 				if partial {
 					if p.csumOffload.Load() {
 						p.ctr.inc(cTxChecksumOffload)
-					} else {
-						encap.FinishTCPChecksum(frame)
-						seg.ctr.inc(cTxChecksumFinished)
+					} else if !t.finishChecksum(frame) {
+						return
 					}
 				}
 				t.clampMSS(frame, p)
@@ -213,9 +212,8 @@ func (t *txPath) frame(pt *peerTable, buf []byte, n int, port fdb.Port, found, p
 			}
 		}
 	}
-	if partial {
-		encap.FinishTCPChecksum(frame)
-		seg.ctr.inc(cTxChecksumFinished)
+	if partial && !t.finishChecksum(frame) {
+		return
 	}
 	// Broadcast, multicast and unknown unicast: head-end replication to
 	// every peer of the segment; the last copy is made in place.
@@ -245,6 +243,17 @@ func (t *txPath) frame(pt *peerTable, buf []byte, n int, port fdb.Port, found, p
 		}
 		t.toPeer(p, buf, n, j == len(list)-1)
 	}
+}
+
+// finishChecksum finishes the TCP checksum the port left unfinished; false
+// (counted, the frame dropped) if frame is no TCP segment it can finish.
+func (t *txPath) finishChecksum(frame []byte) bool {
+	if !encap.FinishTCPChecksum(frame) {
+		t.seg.ctr.inc(cDropOffload)
+		return false
+	}
+	t.seg.ctr.inc(cTxChecksumFinished)
+	return true
 }
 
 // clampMSS lowers the MSS of TCP SYNs to what fits the path to p without

@@ -26,11 +26,12 @@ type gsoWriter interface {
 // goroutine.
 //
 // trusted (checksum offload between sites, see ChecksumOffload): every
-// frame comes out of an authenticated tunnel, and a TCP checksum may be
-// unfinished, so none is verified; segments merge on their headers alone,
-// and every TCP segment is written with its checksum left to the kernel
-// (the pseudo-header sum in the field), merged or not, as a NIC's GRO
-// hands the stack frames it has checked.
+// frame comes out of an authenticated tunnel, and a TCP checksum may have
+// been left unfinished by the sending site (the pseudo-header sum in its
+// field): such a segment is taken without verifying it, and written with
+// its checksum left to the kernel, merged or not. Any other checksum is
+// verified as without trust, and a wrong one is written as it came, for
+// the kernel to count and drop.
 type groState struct {
 	w       gsoWriter
 	trusted bool
@@ -66,8 +67,9 @@ const (
 )
 
 // parseSegment reports whether frame is a plain TCP data segment with a
-// valid checksum (with verify; any checksum without) that GRO may merge.
-func parseSegment(frame []byte, verify bool) (tcpSegment, bool) {
+// valid checksum that GRO may merge; with trusted, an unfinished checksum
+// (the pseudo-header sum) counts as valid.
+func parseSegment(frame []byte, trusted bool) (tcpSegment, bool) {
 	var s tcpSegment
 	eth := encap.Ethernet(frame)
 	if !eth.IsValid() {
@@ -105,7 +107,7 @@ func parseSegment(frame []byte, verify bool) (tcpSegment, bool) {
 	if s.hdrLen < s.tcpOff+20 || s.payload <= 0 || s.flags&^(tcpFlagACK|tcpFlagPSH) != 0 || s.flags&tcpFlagACK == 0 {
 		return s, false
 	}
-	if verify && encap.Checksum(tcp, pseudo) != 0xffff {
+	if !(trusted && binary.BigEndian.Uint16(tcp[16:]) == pseudo) && encap.Checksum(tcp, pseudo) != 0xffff {
 		return s, false // let the kernel count the bad checksum
 	}
 	s.seq = binary.BigEndian.Uint32(tcp[4:])
@@ -115,7 +117,7 @@ func parseSegment(frame []byte, verify bool) (tcpSegment, bool) {
 // add delivers frame, merging it into the super-frame being built if it
 // continues it. frame is not kept.
 func (g *groState) add(frame []byte) error {
-	s, ok := parseSegment(frame, !g.trusted)
+	s, ok := parseSegment(frame, g.trusted)
 	if ok && g.count > 0 && g.canAppend(frame, s) {
 		copy(g.buf[virtioNetHdrLen+g.n:], frame[s.hdrLen:])
 		g.n += s.payload
@@ -211,11 +213,11 @@ func (g *groState) flush() error {
 }
 
 // single writes one frame that was not merged: as it is, or when trusted,
-// a TCP segment with its checksum left to the kernel.
+// a TCP segment whose checksum is unfinished with its checksum left to
+// the kernel.
 func (g *groState) single(frame []byte) error {
 	if g.trusted {
-		if tcpOff, pseudo, ok := encap.TCPChecksumField(frame); ok {
-			binary.BigEndian.PutUint16(frame[tcpOff+16:], pseudo)
+		if tcpOff, pseudo, ok := encap.TCPChecksumField(frame); ok && binary.BigEndian.Uint16(frame[tcpOff+16:]) == pseudo {
 			return g.w.writePartial(frame, tcpOff)
 		}
 	}

@@ -114,9 +114,11 @@ type Port interface {
 //     NIC's offload takes. Partial(i) reports that of frame i of the last
 //     Read (the index Read filled it at); the caller finishes it
 //     (encap.FinishTCPChecksum) for any destination that does not take it.
-//   - Write verifies no TCP checksum, and writes every TCP segment, merged
-//     or not, with its checksum left to the kernel, which finishes it if
-//     the frame leaves the host and trusts it where it is delivered.
+//   - Write takes a TCP segment whose checksum is unfinished (the
+//     pseudo-header sum) without verifying it, and writes it, merged or
+//     not, with its checksum left to the kernel, which finishes it if the
+//     frame leaves the host and trusts it where it is delivered; any other
+//     checksum is verified as before. (MemPort writes frames as they are.)
 //
 // OffloadChecksums reports false, changing nothing, when the port cannot
 // (a TAP without offloads). Call it before the first Read or Write.

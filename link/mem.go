@@ -355,7 +355,8 @@ type MemPort struct {
 	OnWrite func(frame []byte)
 	// ChecksumOffload makes it a ChecksumOffload port: once turned on, a
 	// TCP segment injected with the pseudo-header sum as its checksum is
-	// read as one left partial, as a TAP's segments are. Set before use.
+	// read as one left partial, as a TAP's segments are (Write still
+	// keeps frames as they are, unfinished or not). Set before use.
 	ChecksumOffload bool
 	offloading      bool
 	partial         []bool

@@ -225,8 +225,14 @@ func (t *tapPort) readBatch(fd uintptr) bool {
 	for t.rn < len(t.rbufs) {
 		if t.next < t.tso.segs {
 			b := t.rbufs[t.rn][t.roff:]
-			t.rsizes[t.rn] = t.tso.segment(t.next, b, t.leavePartial)
-			t.partial[t.rn] = t.leavePartial
+			n := t.tso.segment(t.next, b, t.leavePartial)
+			partial := t.leavePartial
+			if tcpOff, _, ok := encap.TCPChecksumField(b[:n]); partial && (!ok || b[tcpOff+13]&encap.TCPFlagSYN != 0) {
+				// Only a segment the data plane can finish, and no SYN
+				// (MSS clamping adjusts a complete checksum): whole.
+				n, partial = t.tso.segment(t.next, b, false), false
+			}
+			t.rsizes[t.rn], t.partial[t.rn] = n, partial
 			t.next++
 			t.rn++
 			continue

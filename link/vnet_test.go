@@ -93,7 +93,7 @@ func TestTSOThenGRO(t *testing.T) {
 			for i := 0; i < tso.segs; i++ {
 				n := tso.segment(i, buf, false)
 				seg := buf[:n]
-				s, ok := parseSegment(seg, true) // checks the TCP checksum
+				s, ok := parseSegment(seg, false) // checks the TCP checksum
 				if !ok {
 					t.Fatalf("v6 %v payload %d: segment %d does not parse or its checksum is wrong", v6, payload, i)
 				}
@@ -206,6 +206,28 @@ func TestPartialChecksums(t *testing.T) {
 		tcpOff, pseudo, _ := encap.TCPChecksumField(alone)
 		if rec.starts[0] != tcpOff || binary.BigEndian.Uint16(alone[tcpOff+16:]) != pseudo {
 			t.Errorf("v6 %v: lone segment written with checksum start %d (want %d), field %#04x (want %#04x)", v6, rec.starts[0], tcpOff, binary.BigEndian.Uint16(alone[tcpOff+16:]), pseudo)
+		}
+		// Trust covers only what the sending site left unfinished: complete
+		// segments are still verified, and a damaged one (a wrong checksum,
+		// not the pseudo-header sum) is neither merged nor vouched for.
+		rec = &gsoRecorder{}
+		g = newGRO(rec)
+		g.trusted = true
+		for i := 0; i < 2; i++ {
+			n := tso.segment(i, full, false)
+			seg := bytes.Clone(full[:n])
+			if i == 1 {
+				seg[len(seg)-1] ^= 0xff
+			}
+			if err := g.add(seg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := g.flush(); err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.frames) != 2 || len(rec.partial) != 0 || len(rec.gso) != 0 {
+			t.Errorf("v6 %v: complete segments, the second damaged: %d plain, %d partial, %d GSO writes; want 2 plain", v6, len(rec.frames), len(rec.partial), len(rec.gso))
 		}
 	}
 }
