@@ -75,8 +75,8 @@ else
 fi
 
 # --- tunnel set-ups: each makes 10.11.129.1 (a) reach 10.11.129.2 (b) --------
-RUN_PIDS=()
-bg() { nsl_bg "$@"; RUN_PIDS+=("$NSL_LAST_PID"); }
+RUN_PIDS=() RUN_SITES=()
+bg() { nsl_bg "$@"; RUN_PIDS+=("$NSL_LAST_PID"); RUN_SITES+=("$1"); }
 peer_of() { [ "$1" = a ] && echo b || echo a; }
 num_of() { [ "$1" = a ] && echo 1 || echo 2; }
 
@@ -188,19 +188,67 @@ NFT
 # direct link, none (probed) over a routed path.
 peer_mtu() { case $1 in *r|*bh) ;; *) printf 'mtu = %s\n' "$1" ;; esac; }
 
-# cpu_ticks PID...: user + system CPU of the processes (all their threads),
-# in clock ticks, from /proc/PID/stat (fields 14 and 15 after the name).
-cpu_ticks() {
-  local pid t=0 f
+# CPU of the tunnel daemons: from a cgroup per site where this machine lets
+# us make one (cgroup v1 cpuacct, or v2), which counts every process and
+# thread a site's daemon runs; else from /proc per daemon process.
+CG_ROOT="" CG_V2=""
+if [ -f /sys/fs/cgroup/cgroup.controllers ] && [ -w /sys/fs/cgroup ]; then
+  CG_ROOT=/sys/fs/cgroup CG_V2=1
+elif [ -f /sys/fs/cgroup/cpuacct/cpuacct.usage ] && [ -w /sys/fs/cgroup/cpuacct ]; then
+  CG_ROOT=/sys/fs/cgroup/cpuacct
+fi
+cg_dir() { echo "$CG_ROOT/vxbench-$$-$1"; }
+# cg_remove: the per-site cgroups go once their processes have.
+cg_remove() {
+  local n
+  [ -n "$CG_ROOT" ] || return 0
+  for n in a b; do
+    if [ -d "$(cg_dir "$n")" ]; then rmdir "$(cg_dir "$n")" 2>/dev/null || true; fi
+  done
+}
+# On an interrupted run the daemons go first, then their cgroups.
+cg_cleanup() {
+  local pid
+  for pid in "${RUN_PIDS[@]}"; do nsl_stop "$pid"; done
+  cg_remove
+}
+nsl_on_cleanup cg_cleanup
+# cg_join: the daemons of this case into their site's cgroup ("" if none).
+cg_join() {
+  [ -n "$CG_ROOT" ] || return 0
+  local i d
+  for i in "${!RUN_PIDS[@]}"; do
+    d=$(cg_dir "${RUN_SITES[$i]}")
+    mkdir -p "$d" 2>/dev/null && echo "${RUN_PIDS[$i]}" >"$d/cgroup.procs" 2>/dev/null || { CG_ROOT=""; return 0; }
+  done
+}
+CLK_TCK=$(getconf CLK_TCK)
+# daemon_cpu_ns PID...: CPU nanoseconds (user + system) of both sites'
+# daemons so far: their cgroups' usage, or /proc/PID/stat's utime + stime.
+daemon_cpu_ns() {
+  if [ -n "$CG_ROOT" ]; then
+    local n t=0 d
+    for n in a b; do
+      d=$(cg_dir "$n")
+      [ -d "$d" ] || continue
+      if [ -n "$CG_V2" ]; then
+        t=$((t + $(awk '$1 == "usage_usec" {print $2 * 1000}' "$d/cpu.stat")))
+      else
+        t=$((t + $(cat "$d/cpuacct.usage")))
+      fi
+    done
+    echo "$t"
+    return
+  fi
+  local pid ticks=0 f
   for pid in "$@"; do
     [ -r "/proc/$pid/stat" ] || continue
     f=$(sed 's/^.*) //' "/proc/$pid/stat") || continue
     # after "pid (comm) ", field 1 is the state: utime and stime are fields 12 and 13
-    t=$((t + $(echo "$f" | awk '{print $12 + $13}')))
+    ticks=$((ticks + $(echo "$f" | awk '{print $12 + $13}')))
   done
-  echo "$t"
+  echo $((ticks * 1000000000 / CLK_TCK))
 }
-CLK_TCK=$(getconf CLK_TCK)
 
 # --- one measurement -----------------------------------------------------------
 declare -A GBPS RETR NOTE CPUG
@@ -215,18 +263,19 @@ run_case() {
   if [ $((SECONDS + RUNS * (T + 3) + 12)) -gt "$DEADLINE" ]; then NOTE[$key]="skipped (time)"; return; fi
   printf '   %-30s underlay %s ... ' "$label" "$umtu"
   topo "$umtu"
-  RUN_PIDS=()
+  RUN_PIDS=() RUN_SITES=()
   if ! "$fn" "$umtu" "$@" >"$NSL_TMP/setup.log" 2>&1; then
     NOTE[$key]="setup failed"; echo "setup failed: $(tail -n 3 "$NSL_TMP/setup.log" | tr '\n' ' ')"
   elif ! nsl_wait 20 nsx a ping -n -q -c 1 -W 1 10.11.129.2; then
     NOTE[$key]="no link"; echo "no link after 20 s"; tail -n 3 "$NSL_TMP/run-a.log" 2>/dev/null | sed 's/^/      /'
   else
     local daemons=("${RUN_PIDS[@]}") cpu0 run gbps=() cpus=() retr=() g
+    cg_join
     for run in $(seq "$RUNS"); do
       bg b "$NSL_TMP/iperf3-server.log" iperf3 -s -1 -B 10.11.129.2
       nsl_wait 5 sh -c "ip netns exec $(nsl_ns b) ss -Hltn 'sport = :5201' | grep -q 5201" || true
       out=$NSL_TMP/iperf3-$label-$umtu-$run.json
-      cpu0=$(cpu_ticks "${daemons[@]}")
+      cpu0=$(daemon_cpu_ns "${daemons[@]}")
       local prof=()
       if [ -n "${BENCH_PPROF:-}" ] && [[ $label == vxswitch-* ]] && [ "$run" = 1 ]; then
         mkdir -p "$BENCH_PPROF"
@@ -249,8 +298,8 @@ run_case() {
       # Both sites' tunnel daemons' CPU seconds per gigabit carried (the
       # kernel's own vxlan has no daemon: its work is softirq, not counted).
       if [ ${#daemons[@]} -gt 0 ]; then
-        cpus+=("$(awk -v d="$(($(cpu_ticks "${daemons[@]}") - cpu0))" -v hz="$CLK_TCK" -v g="$g" -v t="$((T + 1))" \
-          'BEGIN{ if (g > 0) printf "%.3f", d / hz / (g * t); else print "-" }')")
+        cpus+=("$(awk -v d="$(($(daemon_cpu_ns "${daemons[@]}") - cpu0))" -v g="$g" -v t="$((T + 1))" \
+          'BEGIN{ if (g > 0) printf "%.3f", d / 1e9 / (g * t); else print "-" }')")
       fi
     done
     if [ ${#gbps[@]} -eq 0 ]; then
@@ -267,6 +316,7 @@ run_case() {
     fi
   fi
   for pid in "${RUN_PIDS[@]}"; do nsl_stop "$pid"; done
+  cg_remove
   nsl_remove_prefixed
 }
 
@@ -310,5 +360,5 @@ for label in "${LABELS[@]}"; do
 done
 [ -n "$WGNOTE" ] && echo "wireguard-go: $WGNOTE"
 echo "wireguard-go is an L3 tunnel with an MTU of the underlay's less 80 (1420 over 1500, 1320 over 1400: it does not fragment), shown for reference."
-echo "CPUs/Gb: CPU seconds of both sites' tunnel daemons per gigabit received (iperf3's 1 s warm-up included); kernel vxlan has no daemon."
+echo "CPUs/Gb: CPU seconds of both sites' tunnel daemons per gigabit received (iperf3's 1 s warm-up included), from $( [ -n "$CG_ROOT" ] && echo "a cgroup per site" || echo "/proc per daemon"); kernel vxlan has no daemon."
 echo "done in ${SECONDS}s; cleaning up"
