@@ -38,6 +38,10 @@ type rxPath struct {
 	learnt   remoteMAC
 	learntTo fdb.Port
 	learntOK bool
+	// counted: the peer whose packets and bytes are being summed for one
+	// atomic add per run of its datagrams (countRx, flushCounts).
+	counted          *peer
+	cntPkts, cntByts uint64
 
 	wg     sync.WaitGroup
 	openFn rangeFunc
@@ -84,6 +88,7 @@ func (r *rxPath) process(n int) {
 		}
 	}
 	defer s.flushPorts()
+	defer r.flushCounts()
 	r.learntOK = false
 	if s.cfg.Mode == ModePlain {
 		// A batch is mostly runs from one peer (GRO): one look-up per run.
@@ -148,8 +153,7 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 		s.ctr.inc(cRxDropUnknownPeer)
 		return
 	}
-	p.ctr.inc(cRxPackets)
-	p.ctr.add(cRxBytes, uint64(len(j.pkt)))
+	r.countRx(p, len(j.pkt))
 	// The peer sends on the new SA pair: it has it, so we may too.
 	if pd := p.pending.Load(); pd != nil && pd.in == j.sa {
 		s.promote(p, pd)
@@ -247,8 +251,7 @@ func (r *rxPath) plain(p *peer, pkt []byte, from netip.AddrPort) {
 		s.ctr.inc(cRxDropUnknownPeer)
 		return
 	}
-	p.ctr.inc(cRxPackets)
-	p.ctr.add(cRxBytes, uint64(len(pkt)))
+	r.countRx(p, len(pkt))
 	if isPlainProbe(pkt) {
 		s.handleProbe(p, pkt[encap.VXLANHeaderLen:])
 		return
@@ -402,4 +405,24 @@ func (seg *segment) writeOut() {
 	}
 	clear(seg.out)
 	seg.out = seg.out[:0]
+}
+
+// countRx counts a datagram of n bytes from p; a run from one peer is
+// added to its counters at once (flushCounts), not per datagram.
+func (r *rxPath) countRx(p *peer, n int) {
+	if p != r.counted {
+		r.flushCounts()
+		r.counted = p
+	}
+	r.cntPkts++
+	r.cntByts += uint64(n)
+}
+
+// flushCounts adds what countRx summed (the end of a run, or of the batch).
+func (r *rxPath) flushCounts() {
+	if p := r.counted; p != nil {
+		p.ctr.add(cRxPackets, r.cntPkts)
+		p.ctr.add(cRxBytes, r.cntByts)
+	}
+	r.counted, r.cntPkts, r.cntByts = nil, 0, 0
 }

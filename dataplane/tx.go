@@ -69,6 +69,10 @@ type txPath struct {
 	// learntOK): a run of frames from one host is learnt once per batch.
 	learnt   encap.MAC
 	learntOK bool
+	// offloaded counts the frames of the batch sent to offloadedTo with
+	// their checksum unfinished, added to its counter once per run.
+	offloadedTo *peer
+	offloaded   uint64
 
 	// partial[i]: frame i of the batch has its TCP checksum unfinished
 	// (the port's checksum offload, link.ChecksumOffload).
@@ -128,6 +132,12 @@ func (t *txPath) process(n int) {
 	pt := t.s.peers.Load()
 	off := t.seg.offload
 	t.learntOK = false
+	var bytes uint64
+	for i := 0; i < n; i++ {
+		bytes += uint64(t.sizes[i])
+	}
+	t.seg.ctr.add(cTAPRxFrames, uint64(n))
+	t.seg.ctr.add(cTAPRxBytes, bytes)
 	k := 0
 	for i := 0; i < n; i++ {
 		if t.admit(t.bufs[i], t.sizes[i]) {
@@ -142,15 +152,14 @@ func (t *txPath) process(n int) {
 	for i := 0; i < k; i++ {
 		t.frame(pt, t.bufs[i], t.sizes[i], t.ports[i], t.found[i], t.partial[i])
 	}
+	t.countOffloaded(nil)
 	t.flush()
 }
 
-// admit counts and checks one frame read from the port, captures it and
-// learns its source; false drops it.
+// admit checks one frame read from the port (process counted it), captures
+// it and learns its source; false drops it.
 func (t *txPath) admit(buf []byte, n int) bool {
 	s, seg := t.s, t.seg
-	seg.ctr.inc(cTAPRxFrames)
-	seg.ctr.add(cTAPRxBytes, uint64(n))
 	frame := buf[Headroom : Headroom+n]
 	eth := encap.Ethernet(frame)
 	if !eth.IsValid() {
@@ -201,7 +210,7 @@ func (t *txPath) frame(pt *peerTable, buf []byte, n int, port fdb.Port, found, p
 			if p := pt.get(port); p != nil {
 				if partial {
 					if p.csumOffload.Load() {
-						p.ctr.inc(cTxChecksumOffload)
+						t.countOffloaded(p)
 					} else if !t.finishChecksum(frame) {
 						return
 					}
@@ -242,6 +251,20 @@ func (t *txPath) frame(pt *peerTable, buf []byte, n int, port fdb.Port, found, p
 			seg.ctr.inc(cFloodCopies)
 		}
 		t.toPeer(p, buf, n, j == len(list)-1)
+	}
+}
+
+// countOffloaded counts a frame sent to p with its checksum unfinished; a
+// run to one peer is added at once (p nil: the end of the batch).
+func (t *txPath) countOffloaded(p *peer) {
+	if p != t.offloadedTo {
+		if t.offloadedTo != nil {
+			t.offloadedTo.ctr.add(cTxChecksumOffload, t.offloaded)
+		}
+		t.offloadedTo, t.offloaded = p, 0
+	}
+	if p != nil {
+		t.offloaded++
 	}
 }
 
@@ -494,13 +517,27 @@ func (t *txPath) flush() {
 		t.out, t.outTo, t.outPeer = t.out[:k], t.outTo[:k], t.outPeer[:k]
 	}
 	capture := s.capture.active(CaptureUnderlay)
+	// Counted once per run of messages to one peer: an atomic add per
+	// message would cost more than the rest of this loop.
+	var run *peer
+	var pkts, bytes uint64
 	for i, b := range t.out {
-		p := t.outPeer[i]
-		p.ctr.inc(cTxPackets)
-		p.ctr.add(cTxBytes, uint64(len(b)))
+		if p := t.outPeer[i]; p != run {
+			if run != nil {
+				run.ctr.add(cTxPackets, pkts)
+				run.ctr.add(cTxBytes, bytes)
+			}
+			run, pkts, bytes = p, 0, 0
+		}
+		pkts++
+		bytes += uint64(len(b))
 		if capture {
 			s.emitUnderlay(s.localAddr, t.outTo[i], b)
 		}
+	}
+	if run != nil {
+		run.ctr.add(cTxPackets, pkts)
+		run.ctr.add(cTxBytes, bytes)
 	}
 	if err := s.under.Write(t.out, t.outTo, t.failFn); err != nil && !link.Closed(err) {
 		s.ctr.inc(cTxErrors)
