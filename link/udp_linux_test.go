@@ -12,24 +12,32 @@ import (
 	"github.com/vxswitch/vxswitch/encap"
 )
 
-// TestUDPConnConcurrentWrites: several segments send through one underlay
-// socket at once; every datagram reaches its own destination intact, in
-// batches (GSO runs included), and reading them back allocates nothing.
-func TestUDPConnConcurrentWrites(t *testing.T) {
+// loopbackConns opens a sending socket with batches of batch messages and
+// two receiving ones on loopback, all with offloads, closed at cleanup.
+func loopbackConns(t *testing.T, batch int) (send *udpConn, recv [2]*udpConn) {
+	t.Helper()
 	var trunc atomic.Uint64
 	lo := netip.MustParseAddrPort("127.0.0.1:0")
-	send, err := listenUDP(lo, true, true, 64, MaxDatagram, &trunc)
+	send, err := listenUDP(lo, true, true, batch, MaxDatagram, &trunc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer send.Close()
-	var recv [2]*udpConn
+	t.Cleanup(func() { send.Close() })
 	for i := range recv {
 		if recv[i], err = listenUDP(lo, true, true, 64, MaxDatagram, &trunc); err != nil {
 			t.Fatal(err)
 		}
-		defer recv[i].Close()
+		c := recv[i]
+		t.Cleanup(func() { c.Close() })
 	}
+	return send, recv
+}
+
+// TestUDPConnConcurrentWrites: several segments send through one underlay
+// socket at once; every datagram reaches its own destination intact, in
+// batches (GSO runs included), and reading them back allocates nothing.
+func TestUDPConnConcurrentWrites(t *testing.T) {
+	send, recv := loopbackConns(t, 64)
 	const perWriter, size = 2000, 1200
 	var wg sync.WaitGroup
 	for w := range recv {
@@ -159,20 +167,7 @@ func TestRouteMTU(t *testing.T) {
 // size, a lone datagram, more datagrams than one sendmmsg takes): every
 // datagram arrives whole, in order, with its own bytes.
 func TestUDPWriteRuns(t *testing.T) {
-	var trunc atomic.Uint64
-	lo := netip.MustParseAddrPort("127.0.0.1:0")
-	send, err := listenUDP(lo, true, true, 8, MaxDatagram, &trunc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer send.Close()
-	var recv [2]*udpConn
-	for i := range recv {
-		if recv[i], err = listenUDP(lo, true, true, 64, MaxDatagram, &trunc); err != nil {
-			t.Fatal(err)
-		}
-		defer recv[i].Close()
-	}
+	send, recv := loopbackConns(t, 8)
 	var bufs [][]byte
 	var to []netip.AddrPort
 	var want [2][][]byte
