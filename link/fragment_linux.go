@@ -37,12 +37,21 @@ func newSenderFragmenter(local netip.AddrPort) *senderFragmenter {
 	// CAP_NET_RAW it fails, and every WriteFragmented says so.
 	a := local.Addr()
 	_, _ = f.socket(a.Is4() || a.Is4In6())
+	return f
+}
+
+// buffers makes the datagram and fragment buffers (4 MiB) at the first
+// use: most sites never fragment, and a site of hundreds of peers should
+// not carry them for nothing.
+func (f *senderFragmenter) buffers() {
+	if f.buf != nil {
+		return
+	}
 	f.buf = make([]byte, encap.IPv6HeaderLen+encap.UDPHeaderLen+MaxDatagram)
 	for range 64 {
 		f.out = append(f.out, make([]byte, 65536))
 	}
 	f.sizes = make([]int, 64)
-	return f
 }
 
 // source is the address the kernel would send from toward dst.
@@ -83,6 +92,7 @@ func (f *senderFragmenter) source(dst netip.Addr) (netip.Addr, error) {
 func (f *senderFragmenter) write(payload []byte, to netip.AddrPort, mtu int) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.buffers()
 	dst := to.Addr().Unmap()
 	src, err := f.source(dst)
 	if err != nil {
