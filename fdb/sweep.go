@@ -32,8 +32,13 @@ func (t *Table) Sweep() int {
 				if k&macMask == 0 {
 					continue
 				}
+				if sweepReadHook != nil {
+					sweepReadHook()
+				}
 				seen := sl.seen.Load()
-				if seen >= limit { // staticSeen included
+				// staticSeen is never aged; deadSeen is an entry another
+				// writer removed since k was read (the slot a tombstone).
+				if seen >= limit || seen == deadSeen {
 					continue
 				}
 				if !locked {
@@ -47,10 +52,11 @@ func (t *Table) Sweep() int {
 						break chunks
 					}
 				}
-				// A racing refresh wins: it changed seen. Any
-				// change of the key changes seen too, so k is
-				// still the slot's key when the swap succeeds.
-				if !sl.seen.CompareAndSwap(seen, deadSeen) {
+				// A racing refresh wins: it changed seen. A writer
+				// that changed the key since k was read (k may have
+				// been read before the lock) changed seen too, but
+				// check the key as well: the slot is then not k's.
+				if sl.key.Load() != k || !sl.seen.CompareAndSwap(seen, deadSeen) {
 					continue
 				}
 				tb.remove(uint64(i))
@@ -148,3 +154,7 @@ func (t *Table) Stats() Stats {
 		Rebuilds:        t.ctr.rebuilds.Load(),
 	}
 }
+
+// sweepReadHook, when set (tests only), runs in Sweep between its read of
+// a slot's key and of its seen word, before it holds the segment's lock.
+var sweepReadHook func()
