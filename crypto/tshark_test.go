@@ -18,16 +18,8 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/vxswitch/vxswitch/internal/nstest"
+	"github.com/vxswitch/vxswitch/internal/testframe"
 )
-
-func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
-	t.Helper()
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
 
 // tsharkFrame is one overlay frame of the capture and what tshark must
 // find in it once decrypted.
@@ -48,7 +40,7 @@ func innerPacket(t *testing.T, f tsharkFrame, id uint16) []byte {
 	}
 	hostIP := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4,
 		SrcIP: net.IP{10, 11, 129, 1}, DstIP: net.IP{10, 11, 129, 2}}
-	return serialize(t, ip, udp,
+	return testframe.Serialize(t, ip, udp,
 		&layers.VXLAN{ValidIDFlag: true, VNI: f.vni},
 		&layers.Ethernet{SrcMAC: f.src, DstMAC: f.dst, EthernetType: layers.EthernetTypeIPv4},
 		hostIP,
@@ -122,7 +114,7 @@ func TestTsharkDecrypts(t *testing.T) {
 			if err := udp.SetNetworkLayerForChecksum(outer); err != nil {
 				t.Fatal(err)
 			}
-			frame := serialize(t,
+			frame := testframe.Serialize(t,
 				&layers.Ethernet{SrcMAC: net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4},
 				outer, udp, gopacket.Payload(buf[:n]))
 			ts = ts.Add(time.Millisecond)

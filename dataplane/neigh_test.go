@@ -10,16 +10,8 @@ import (
 
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/internal/testframe"
 )
-
-func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
-	t.Helper()
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
 
 // TestARPSuppression: an ARP request from the TAP for an address the
 // control plane bound to a remote MAC is answered on the TAP, not sent to
@@ -36,7 +28,7 @@ func TestARPSuppression(t *testing.T) {
 		if gratuitous {
 			spa = net.ParseIP(target).To4()
 		}
-		return serialize(t, &layers.Ethernet{SrcMAC: net.HardwareAddr(macA[:]), DstMAC: layers.EthernetBroadcast, EthernetType: layers.EthernetTypeARP},
+		return testframe.Serialize(t, &layers.Ethernet{SrcMAC: net.HardwareAddr(macA[:]), DstMAC: layers.EthernetBroadcast, EthernetType: layers.EthernetTypeARP},
 			&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
 				Operation: layers.ARPRequest, SourceHwAddress: macA[:], SourceProtAddress: spa,
 				DstHwAddress: make([]byte, 6), DstProtAddress: net.ParseIP(target).To4()})
@@ -83,7 +75,7 @@ func TestNDSuppression(t *testing.T) {
 	icmp.SetNetworkLayerForChecksum(ip6)
 	ns := &layers.ICMPv6NeighborSolicitation{TargetAddress: target.AsSlice(),
 		Options: layers.ICMPv6Options{{Type: layers.ICMPv6OptSourceAddress, Data: macA[:]}}}
-	frame := serialize(t, &layers.Ethernet{SrcMAC: net.HardwareAddr(macA[:]), DstMAC: net.HardwareAddr{0x33, 0x33, 0xff, 0, 0, 0x66}, EthernetType: layers.EthernetTypeIPv6},
+	frame := testframe.Serialize(t, &layers.Ethernet{SrcMAC: net.HardwareAddr(macA[:]), DstMAC: net.HardwareAddr{0x33, 0x33, 0xff, 0, 0, 0x66}, EthernetType: layers.EthernetTypeIPv6},
 		ip6, icmp, ns)
 	sentBefore := p.ua.Sent()
 	p.send(frame)
@@ -104,7 +96,7 @@ func TestNDSuppression(t *testing.T) {
 	rip := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
 	check := &layers.ICMPv6{TypeCode: got.TypeCode}
 	check.SetNetworkLayerForChecksum(rip)
-	re := serialize(t, check, gopacket.Payload(got.Payload))
+	re := testframe.Serialize(t, check, gopacket.Payload(got.Payload))
 	if re[2] != got.LayerContents()[2] || re[3] != got.LayerContents()[3] {
 		t.Errorf("ICMPv6 checksum %x%x, want %x%x", got.LayerContents()[2], got.LayerContents()[3], re[2], re[3])
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/internal/testframe"
 	"github.com/vxswitch/vxswitch/pmtu"
 )
 
@@ -24,12 +25,7 @@ func tcpSegment(t *testing.T) (complete, partial []byte) {
 		SrcIP: net.IPv4(10, 11, 129, 1), DstIP: net.IPv4(10, 11, 129, 2)}
 	tcp := &layers.TCP{SrcPort: 40000, DstPort: 5201, Seq: 1000, Ack: 2000, ACK: true, Window: 512}
 	tcp.SetNetworkLayerForChecksum(ip)
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
-		eth, ip, tcp, gopacket.Payload(bytes.Repeat([]byte("vxswitch"), 150))); err != nil {
-		t.Fatal(err)
-	}
-	complete = buf.Bytes()
+	complete = testframe.Serialize(t, eth, ip, tcp, gopacket.Payload(bytes.Repeat([]byte("vxswitch"), 150)))
 	partial = bytes.Clone(complete)
 	tcpOff, pseudo, ok := encap.TCPChecksumField(partial)
 	if !ok {

@@ -63,9 +63,6 @@ type udpConn struct {
 	// MTU (EINVAL) where it would have fragmented a lone datagram (plain
 	// mode). Learnt from the refusal; guarded by wmu.
 	gsoMax map[netip.AddrPort]int
-	// maxRun is the most datagrams one message carries (wiovs holds
-	// maxRun per message).
-	maxRun int
 	// truncated counts datagrams larger than the receive buffer (dropped).
 	truncated *atomic.Uint64
 	errMu     sync.Mutex // serialises drainErrors
@@ -125,11 +122,12 @@ func listenUDP(addr netip.AddrPort, dontFragment, offload bool, batch, maxDatagr
 		u.gso = unix.SetsockoptInt(u.fd(), unix.SOL_UDP, unix.UDP_SEGMENT, 0) == nil
 		u.gro = unix.SetsockoptInt(u.fd(), unix.SOL_UDP, unix.UDP_GRO, 1) == nil
 	}
-	u.maxRun = 1
+	// wiovs holds the most datagrams each of the batch's messages carries.
+	maxRun := 1
 	if u.gso {
-		u.maxRun = gsoMaxSegments
+		maxRun = gsoMaxSegments
 	}
-	u.wiovs = make([]unix.Iovec, batch*u.maxRun)
+	u.wiovs = make([]unix.Iovec, batch*maxRun)
 	u.wcmsgs = make([][]byte, batch)
 	u.rcmsgs = make([][]byte, batch)
 	u.wfirst = make([]int, batch)
@@ -368,7 +366,7 @@ func (u *udpConn) Write(bufs [][]byte, to []netip.AddrPort, failed func(i int, e
 		u.wfirst[m], u.wend[m] = i, j
 		m++
 		i = j
-		if m == len(u.wmsgs) || v+u.maxRun > len(u.wiovs) {
+		if m == len(u.wmsgs) {
 			if err := u.send(m, bufs, to, failed); err != nil {
 				return err
 			}

@@ -6,6 +6,9 @@ package testframe
 import (
 	"fmt"
 	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket"
 
 	"github.com/vxswitch/vxswitch/encap"
 )
@@ -29,4 +32,15 @@ func UDP(dst, src encap.MAC, size int) []byte {
 		f[i] = byte(i)
 	}
 	return f
+}
+
+// Serialize encodes layers with gopacket, lengths and checksums computed
+// (a reference encoding nobody here wrote), failing tb on error.
+func Serialize(tb testing.TB, ls ...gopacket.SerializableLayer) []byte {
+	tb.Helper()
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
 }
