@@ -1,7 +1,6 @@
 package crypto
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"encoding/binary"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vxswitch/vxswitch/clock"
+	"github.com/vxswitch/vxswitch/crypto/gcm"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -123,11 +123,7 @@ type sa struct {
 func newAEAD(s Suite, key []byte) (cipher.AEAD, error) {
 	switch s {
 	case SuiteAES128GCM16, SuiteAES256GCM16:
-		b, err := aes.NewCipher(key)
-		if err != nil {
-			return nil, err
-		}
-		return cipher.NewGCM(b)
+		return gcm.New(key)
 	case SuiteChaCha20Poly1305:
 		return chacha20poly1305.New(key)
 	}

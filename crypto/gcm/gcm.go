@@ -1,0 +1,275 @@
+package gcm
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"math/bits"
+	"os"
+	"unsafe"
+)
+
+const (
+	nonceSize = 12
+	tagSize   = 16
+	// maxPlaintext is GCM's limit for a 96-bit nonce: 2^32-2 blocks.
+	maxPlaintext = (1<<32 - 2) * aes.BlockSize
+)
+
+var errOpen = errors.New("gcm: message authentication failed")
+
+// New returns an AES-GCM AEAD for a 16-, 24- or 32-byte key: this
+// package's own on processors that have what it needs (Accelerated), else
+// crypto/aes's.
+func New(key []byte) (cipher.AEAD, error) {
+	if Accelerated() {
+		return newAccelerated(key)
+	}
+	return NewStdlib(key)
+}
+
+// NewStdlib returns crypto/aes's AES-GCM, whatever the processor.
+func NewStdlib(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+// Accelerated reports whether New returns this package's implementation:
+// the processor has VAES, VPCLMULQDQ, AVX-512 (F, BW, VL) and BMI2, and
+// VXSWITCH_GCM is not "stdlib".
+func Accelerated() bool { return haveAsm && os.Getenv("VXSWITCH_GCM") != "stdlib" }
+
+// aesGCM is the assembly implementation's state.
+type aesGCM struct {
+	rk     [15 * 16]byte // round keys, FIPS 197 byte order
+	rounds int
+	// table holds H^16 .. H^1 (table[i] = H^(16-i)) in the bit-reflected,
+	// doubled form the multiplication uses, then 16 zero entries, so that a
+	// short final chunk reads its powers from inside the array.
+	table [32 * 16]byte
+}
+
+func newAccelerated(key []byte) (*aesGCM, error) {
+	b, err := aes.NewCipher(key) // validates the key length; gives H
+	if err != nil {
+		return nil, err
+	}
+	g := &aesGCM{rounds: len(key)/4 + 6}
+	expandKey(key, g.rk[:])
+	var h [16]byte
+	b.Encrypt(h[:], h[:])
+	g.initTable(h)
+	return g, nil
+}
+
+func (g *aesGCM) NonceSize() int { return nonceSize }
+func (g *aesGCM) Overhead() int  { return tagSize }
+
+func (g *aesGCM) Seal(dst, nonce, plaintext, aad []byte) []byte {
+	if len(nonce) != nonceSize {
+		panic("gcm: incorrect nonce length given to GCM")
+	}
+	if uint64(len(plaintext)) > maxPlaintext {
+		panic("gcm: message too large for GCM")
+	}
+	ret, out := sliceForAppend(dst, len(plaintext)+tagSize)
+	if inexactOverlap(out, plaintext) {
+		panic("gcm: invalid buffer overlap of output and input")
+	}
+	if inexactOverlap(out, aad) {
+		panic("gcm: invalid buffer overlap of output and additional data")
+	}
+	var j0, mask [16]byte
+	copy(j0[:], nonce)
+	j0[15] = 1
+	encryptBlock(&g.rk, g.rounds, &mask, &j0)
+	ct := out[:len(plaintext)]
+	if len(plaintext) > 0 {
+		j0[15] = 2
+		ctr(&g.rk, g.rounds, &j0, unsafe.SliceData(ct), unsafe.SliceData(plaintext), len(plaintext))
+	}
+	g.tag((*[16]byte)(out[len(plaintext):]), &mask, aad, ct)
+	return ret
+}
+
+func (g *aesGCM) Open(dst, nonce, ciphertext, aad []byte) ([]byte, error) {
+	if len(nonce) != nonceSize {
+		panic("gcm: incorrect nonce length given to GCM")
+	}
+	if len(ciphertext) < tagSize || uint64(len(ciphertext)) > maxPlaintext+tagSize {
+		return nil, errOpen
+	}
+	ct, want := ciphertext[:len(ciphertext)-tagSize], ciphertext[len(ciphertext)-tagSize:]
+	ret, out := sliceForAppend(dst, len(ct))
+	if inexactOverlap(out, ciphertext) {
+		panic("gcm: invalid buffer overlap of output and input")
+	}
+	if inexactOverlap(out, aad) {
+		panic("gcm: invalid buffer overlap of output and additional data")
+	}
+	var j0, mask, got [16]byte
+	copy(j0[:], nonce)
+	j0[15] = 1
+	encryptBlock(&g.rk, g.rounds, &mask, &j0)
+	g.tag(&got, &mask, aad, ct)
+	if subtle.ConstantTimeCompare(got[:], want) != 1 {
+		return nil, errOpen
+	}
+	if len(ct) > 0 {
+		j0[15] = 2
+		ctr(&g.rk, g.rounds, &j0, unsafe.SliceData(out), unsafe.SliceData(ct), len(ct))
+	}
+	return ret, nil
+}
+
+// tag writes GHASH(aad, ct) XOR mask (E(K, J0)) to tag.
+func (g *aesGCM) tag(tag, mask *[16]byte, aad, ct []byte) {
+	var lens [16]byte
+	binary.BigEndian.PutUint64(lens[0:8], uint64(len(aad))*8)
+	binary.BigEndian.PutUint64(lens[8:16], uint64(len(ct))*8)
+	var acc [16]byte // bit-reflected: the bytes of the GHASH value reversed
+	ghash(&g.table, &acc, unsafe.SliceData(aad), len(aad), unsafe.SliceData(ct), len(ct), &lens)
+	for i := range tag {
+		tag[i] = acc[15-i] ^ mask[i]
+	}
+}
+
+// initTable fills the table with the powers of H. A field element is held
+// bit-reflected (its 16 bytes reversed, read as a 128-bit little-endian
+// number: hi, lo) and multiplied by x once ("doubled"), the form in which
+// carry-less products reduce with two folds by 0xc2<<56 (the reflected
+// x^128 + x^7 + x^2 + x + 1).
+func (g *aesGCM) initTable(h [16]byte) {
+	hi, lo := binary.BigEndian.Uint64(h[0:8]), binary.BigEndian.Uint64(h[8:16])
+	carry := hi >> 63
+	hi = hi<<1 | lo>>63
+	lo <<= 1
+	if carry != 0 {
+		hi ^= 0xc2 << 56
+		lo ^= 1
+	}
+	ph, pl := hi, lo
+	for k := 1; k <= 16; k++ {
+		e := g.table[(16-k)*16:]
+		binary.LittleEndian.PutUint64(e[0:8], pl)
+		binary.LittleEndian.PutUint64(e[8:16], ph)
+		ph, pl = mulReflected(ph, pl, hi, lo)
+	}
+}
+
+// mulReflected is the product the assembly computes, in Go: a carry-less
+// 128x128 multiplication, the middle term folded in, and two reduction
+// folds of the low half.
+func mulReflected(ah, al, bh, bl uint64) (uint64, uint64) {
+	lh, ll := clmul(al, bl)
+	hh, hl := clmul(ah, bh)
+	m1h, m1l := clmul(al, bh)
+	m2h, m2l := clmul(ah, bl)
+	mh, ml := m1h^m2h, m1l^m2l
+	lh ^= ml
+	hl ^= mh
+	for range 2 {
+		th, tl := clmul(ll, 0xc2<<56)
+		lh, ll = ll^th, lh^tl
+	}
+	return lh ^ hh, ll ^ hl
+}
+
+// clmul is the 128-bit carry-less product of a and b.
+func clmul(a, b uint64) (hi, lo uint64) {
+	for i := 0; i < 64; i++ {
+		if b>>i&1 != 0 {
+			lo ^= a << i
+			if i > 0 {
+				hi ^= a >> (64 - i)
+			}
+		}
+	}
+	return
+}
+
+// expandKey writes the FIPS 197 key schedule of key (16, 24 or 32 bytes)
+// to rk: (rounds+1) round keys of 16 bytes.
+func expandKey(key, rk []byte) {
+	nk := len(key) / 4
+	rounds := nk + 6
+	w := make([]uint32, 4*(rounds+1))
+	for i := 0; i < nk; i++ {
+		w[i] = binary.BigEndian.Uint32(key[4*i:])
+	}
+	rcon := uint32(1)
+	for i := nk; i < len(w); i++ {
+		t := w[i-1]
+		switch {
+		case i%nk == 0:
+			t = subWord(bits.RotateLeft32(t, 8)) ^ rcon<<24
+			rcon = uint32(xtime(byte(rcon)))
+		case nk > 6 && i%nk == 4:
+			t = subWord(t)
+		}
+		w[i] = w[i-nk] ^ t
+	}
+	for i, v := range w {
+		binary.BigEndian.PutUint32(rk[4*i:], v)
+	}
+}
+
+func subWord(w uint32) uint32 {
+	return uint32(sbox[w>>24])<<24 | uint32(sbox[w>>16&0xff])<<16 | uint32(sbox[w>>8&0xff])<<8 | uint32(sbox[w&0xff])
+}
+
+func xtime(b byte) byte {
+	if b&0x80 != 0 {
+		return b<<1 ^ 0x1b
+	}
+	return b << 1
+}
+
+// sbox is the AES S-box, computed from its definition: the multiplicative
+// inverse in GF(2^8) followed by the affine transform.
+var sbox = func() (s [256]byte) {
+	p, q := byte(1), byte(1)
+	for {
+		p ^= xtime(p) // p *= 3
+		q ^= q << 1   // q /= 3
+		q ^= q << 2
+		q ^= q << 4
+		if q&0x80 != 0 {
+			q ^= 0x09
+		}
+		s[p] = q ^ bits.RotateLeft8(q, 1) ^ bits.RotateLeft8(q, 2) ^ bits.RotateLeft8(q, 3) ^ bits.RotateLeft8(q, 4) ^ 0x63
+		if p == 1 {
+			break
+		}
+	}
+	s[0] = 0x63
+	return s
+}()
+
+// sliceForAppend extends in by n bytes: head is the whole slice, tail the
+// new part (crypto/cipher's idiom).
+func sliceForAppend(in []byte, n int) (head, tail []byte) {
+	if total := len(in) + n; cap(in) >= total {
+		head = in[:total]
+	} else {
+		head = make([]byte, total)
+		copy(head, in)
+	}
+	tail = head[len(in):]
+	return
+}
+
+// inexactOverlap reports whether x and y share memory at different
+// offsets (in-place use, the same start, is allowed).
+func inexactOverlap(x, y []byte) bool {
+	if len(x) == 0 || len(y) == 0 || &x[0] == &y[0] {
+		return false
+	}
+	xs, ys := uintptr(unsafe.Pointer(&x[0])), uintptr(unsafe.Pointer(&y[0]))
+	return xs <= ys+uintptr(len(y)-1) && ys <= xs+uintptr(len(x)-1)
+}

@@ -1,0 +1,374 @@
+// AES-GCM with VAES and VPCLMULQDQ on 512-bit registers (AVX-512 F, BW,
+// VL) and BMI2. See gcm.go for the representation of field elements.
+
+#include "textflag.h"
+
+// bswap reverses the 16 bytes of each 128-bit lane.
+DATA bswap<>+0(SB)/8, $0x08090a0b0c0d0e0f
+DATA bswap<>+8(SB)/8, $0x0001020304050607
+GLOBL bswap<>(SB), RODATA|NOPTR, $16
+
+// poly: the high qword is the reduction constant.
+DATA poly<>+0(SB)/8, $0x0000000000000001
+DATA poly<>+8(SB)/8, $0xc200000000000000
+GLOBL poly<>(SB), RODATA|NOPTR, $16
+
+// laneInc: 0, 1, 2, 3 in the counter dword of each lane (byte-reversed
+// counter blocks: the counter is dword 0).
+DATA laneInc<>+0(SB)/8, $0
+DATA laneInc<>+8(SB)/8, $0
+DATA laneInc<>+16(SB)/8, $1
+DATA laneInc<>+24(SB)/8, $0
+DATA laneInc<>+32(SB)/8, $2
+DATA laneInc<>+40(SB)/8, $0
+DATA laneInc<>+48(SB)/8, $3
+DATA laneInc<>+56(SB)/8, $0
+GLOBL laneInc<>(SB), RODATA|NOPTR, $64
+
+DATA four<>+0(SB)/8, $4
+DATA four<>+8(SB)/8, $0
+GLOBL four<>(SB), RODATA|NOPTR, $16
+
+// Round keys live broadcast in Z12 .. Z26 (rk0 .. rk14); CX holds the
+// number of rounds (10, 12 or 14).
+#define LOADKEYS \
+	VBROADCASTI32X4 0(AX), Z12 \
+	VBROADCASTI32X4 16(AX), Z13 \
+	VBROADCASTI32X4 32(AX), Z14 \
+	VBROADCASTI32X4 48(AX), Z15 \
+	VBROADCASTI32X4 64(AX), Z16 \
+	VBROADCASTI32X4 80(AX), Z17 \
+	VBROADCASTI32X4 96(AX), Z18 \
+	VBROADCASTI32X4 112(AX), Z19 \
+	VBROADCASTI32X4 128(AX), Z20 \
+	VBROADCASTI32X4 144(AX), Z21 \
+	VBROADCASTI32X4 160(AX), Z22 \
+	VBROADCASTI32X4 176(AX), Z23 \
+	VBROADCASTI32X4 192(AX), Z24 \
+	VBROADCASTI32X4 208(AX), Z25 \
+	VBROADCASTI32X4 224(AX), Z26
+
+#define R4(k) \
+	VAESENC k, Z0, Z0 \
+	VAESENC k, Z1, Z1 \
+	VAESENC k, Z2, Z2 \
+	VAESENC k, Z3, Z3
+
+#define L4(k) \
+	VAESENCLAST k, Z0, Z0 \
+	VAESENCLAST k, Z1, Z1 \
+	VAESENCLAST k, Z2, Z2 \
+	VAESENCLAST k, Z3, Z3
+
+// AES4 encrypts Z0 .. Z3 in place (16 blocks).
+#define AES4(l10, l12, ldone) \
+	VPXORQ Z12, Z0, Z0 \
+	VPXORQ Z12, Z1, Z1 \
+	VPXORQ Z12, Z2, Z2 \
+	VPXORQ Z12, Z3, Z3 \
+	R4(Z13) \
+	R4(Z14) \
+	R4(Z15) \
+	R4(Z16) \
+	R4(Z17) \
+	R4(Z18) \
+	R4(Z19) \
+	R4(Z20) \
+	R4(Z21) \
+	CMPQ CX, $10 \
+	JE l10 \
+	R4(Z22) \
+	R4(Z23) \
+	CMPQ CX, $12 \
+	JE l12 \
+	R4(Z24) \
+	R4(Z25) \
+	L4(Z26) \
+	JMP ldone \
+l12: \
+	L4(Z24) \
+	JMP ldone \
+l10: \
+	L4(Z22) \
+ldone:
+
+// AES1 encrypts Z0 in place (4 blocks).
+#define AES1(l10, l12, ldone) \
+	VPXORQ Z12, Z0, Z0 \
+	VAESENC Z13, Z0, Z0 \
+	VAESENC Z14, Z0, Z0 \
+	VAESENC Z15, Z0, Z0 \
+	VAESENC Z16, Z0, Z0 \
+	VAESENC Z17, Z0, Z0 \
+	VAESENC Z18, Z0, Z0 \
+	VAESENC Z19, Z0, Z0 \
+	VAESENC Z20, Z0, Z0 \
+	VAESENC Z21, Z0, Z0 \
+	CMPQ CX, $10 \
+	JE l10 \
+	VAESENC Z22, Z0, Z0 \
+	VAESENC Z23, Z0, Z0 \
+	CMPQ CX, $12 \
+	JE l12 \
+	VAESENC Z24, Z0, Z0 \
+	VAESENC Z25, Z0, Z0 \
+	VAESENCLAST Z26, Z0, Z0 \
+	JMP ldone \
+l12: \
+	VAESENCLAST Z24, Z0, Z0 \
+	JMP ldone \
+l10: \
+	VAESENCLAST Z22, Z0, Z0 \
+ldone:
+
+// func encryptBlock(rk *[240]byte, rounds int, dst, src *[16]byte)
+TEXT ·encryptBlock(SB), NOSPLIT, $0-32
+	MOVQ rk+0(FP), AX
+	MOVQ rounds+8(FP), CX
+	MOVQ dst+16(FP), DI
+	MOVQ src+24(FP), SI
+	MOVOU (SI), X0
+	MOVOU 0(AX), X1
+	PXOR  X1, X0
+	MOVOU 16(AX), X1
+	AESENC X1, X0
+	MOVOU 32(AX), X1
+	AESENC X1, X0
+	MOVOU 48(AX), X1
+	AESENC X1, X0
+	MOVOU 64(AX), X1
+	AESENC X1, X0
+	MOVOU 80(AX), X1
+	AESENC X1, X0
+	MOVOU 96(AX), X1
+	AESENC X1, X0
+	MOVOU 112(AX), X1
+	AESENC X1, X0
+	MOVOU 128(AX), X1
+	AESENC X1, X0
+	MOVOU 144(AX), X1
+	AESENC X1, X0
+	MOVOU 160(AX), X1
+	CMPQ  CX, $10
+	JE    eb_last
+	AESENC X1, X0
+	MOVOU 176(AX), X1
+	AESENC X1, X0
+	MOVOU 192(AX), X1
+	CMPQ  CX, $12
+	JE    eb_last
+	AESENC X1, X0
+	MOVOU 208(AX), X1
+	AESENC X1, X0
+	MOVOU 224(AX), X1
+eb_last:
+	AESENCLAST X1, X0
+	MOVOU X0, (DI)
+	RET
+
+// func ctr(rk *[240]byte, rounds int, ctr *[16]byte, dst, src *byte, n int)
+TEXT ·ctr(SB), NOSPLIT, $0-48
+	MOVQ rk+0(FP), AX
+	MOVQ rounds+8(FP), CX
+	MOVQ ctr+16(FP), BX
+	MOVQ dst+24(FP), DI
+	MOVQ src+32(FP), SI
+	MOVQ n+40(FP), DX
+	LOADKEYS
+	VBROADCASTI32X4 bswap<>(SB), Z10
+	VBROADCASTI32X4 four<>(SB), Z9
+	VBROADCASTI32X4 (BX), Z8
+	VPSHUFB Z10, Z8, Z8
+	VPADDD laneInc<>(SB), Z8, Z8
+
+ctr_loop256:
+	CMPQ DX, $256
+	JB   ctr_loop64
+	VPSHUFB Z10, Z8, Z0
+	VPADDD  Z9, Z8, Z8
+	VPSHUFB Z10, Z8, Z1
+	VPADDD  Z9, Z8, Z8
+	VPSHUFB Z10, Z8, Z2
+	VPADDD  Z9, Z8, Z8
+	VPSHUFB Z10, Z8, Z3
+	VPADDD  Z9, Z8, Z8
+	AES4(ctr_a10, ctr_a12, ctr_adone)
+	VPXORQ    (SI), Z0, Z0
+	VPXORQ    64(SI), Z1, Z1
+	VPXORQ    128(SI), Z2, Z2
+	VPXORQ    192(SI), Z3, Z3
+	VMOVDQU64 Z0, (DI)
+	VMOVDQU64 Z1, 64(DI)
+	VMOVDQU64 Z2, 128(DI)
+	VMOVDQU64 Z3, 192(DI)
+	ADDQ $256, SI
+	ADDQ $256, DI
+	SUBQ $256, DX
+	JMP  ctr_loop256
+
+ctr_loop64:
+	CMPQ DX, $64
+	JB   ctr_tail
+	VPSHUFB Z10, Z8, Z0
+	VPADDD  Z9, Z8, Z8
+	AES1(ctr_b10, ctr_b12, ctr_bdone)
+	VPXORQ    (SI), Z0, Z0
+	VMOVDQU64 Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $64, DX
+	JMP  ctr_loop64
+
+ctr_tail:
+	TESTQ DX, DX
+	JZ    ctr_done
+	MOVQ  $-1, R9
+	BZHIQ DX, R9, R9
+	KMOVQ R9, K1
+	VPSHUFB Z10, Z8, Z0
+	AES1(ctr_c10, ctr_c12, ctr_cdone)
+	VMOVDQU8.Z (SI), K1, Z4
+	VPXORQ     Z4, Z0, Z0
+	VMOVDQU8   Z0, K1, (DI)
+
+ctr_done:
+	VZEROUPPER
+	RET
+
+// ghashChunk folds the next DX bytes at SI (at most 256: 16 blocks, the
+// last zero-padded) into the accumulator X11, with the powers of H in the
+// table at AX; Z10 holds bswap, X12 poly. It advances SI and DX.
+// Clobbers Z0-Z7, Z13-Z20, CX, R8-R11, K1-K4.
+#define GHASH_CHUNK \
+	MOVQ    $256, CX \
+	CMPQ    DX, CX \
+	CMOVQLT DX, CX \
+	/* masks: bytes of each of the four 64-byte loads (BZHI reads the low 8 bits of its index: 256 must not reach it) */ \
+	MOVQ    $-1, R9 \
+	XORQ    R11, R11 \
+	MOVQ    CX, R10 \
+	MOVQ    $64, R8 \
+	CMPQ    R10, R8 \
+	CMOVQLT R10, R8 \
+	BZHIQ   R8, R9, R8 \
+	KMOVQ   R8, K1 \
+	SUBQ    $64, R10 \
+	CMOVQLT R11, R10 \
+	BZHIQ   R10, R9, R8 \
+	KMOVQ   R8, K2 \
+	SUBQ    $64, R10 \
+	CMOVQLT R11, R10 \
+	BZHIQ   R10, R9, R8 \
+	KMOVQ   R8, K3 \
+	SUBQ    $64, R10 \
+	CMOVQLT R11, R10 \
+	BZHIQ   R10, R9, R8 \
+	KMOVQ   R8, K4 \
+	/* powers: block j of m uses H^(m-j) = table[16-m+j] */ \
+	MOVQ CX, R8 \
+	ADDQ $15, R8 \
+	SHRQ $4, R8 \
+	NEGQ R8 \
+	ADDQ $16, R8 \
+	SHLQ $4, R8 \
+	ADDQ AX, R8 \
+	VMOVDQU8.Z (SI), K1, Z0 \
+	VMOVDQU8.Z 64(SI), K2, Z1 \
+	VMOVDQU8.Z 128(SI), K3, Z2 \
+	VMOVDQU8.Z 192(SI), K4, Z3 \
+	VPSHUFB Z10, Z0, Z0 \
+	VPSHUFB Z10, Z1, Z1 \
+	VPSHUFB Z10, Z2, Z2 \
+	VPSHUFB Z10, Z3, Z3 \
+	VPXORQ  Z11, Z0, Z0 \
+	VMOVDQU64 (R8), Z4 \
+	VMOVDQU64 64(R8), Z5 \
+	VMOVDQU64 128(R8), Z6 \
+	VMOVDQU64 192(R8), Z7 \
+	VPCLMULQDQ $0x00, Z4, Z0, Z13 \
+	VPCLMULQDQ $0x11, Z4, Z0, Z14 \
+	VPCLMULQDQ $0x01, Z4, Z0, Z15 \
+	VPCLMULQDQ $0x10, Z4, Z0, Z16 \
+	VPXORQ     Z16, Z15, Z15 \
+	VPCLMULQDQ $0x00, Z5, Z1, Z17 \
+	VPCLMULQDQ $0x11, Z5, Z1, Z18 \
+	VPCLMULQDQ $0x01, Z5, Z1, Z19 \
+	VPCLMULQDQ $0x10, Z5, Z1, Z20 \
+	VPXORQ     Z17, Z13, Z13 \
+	VPXORQ     Z18, Z14, Z14 \
+	VPTERNLOGD $0x96, Z19, Z20, Z15 \
+	VPCLMULQDQ $0x00, Z6, Z2, Z17 \
+	VPCLMULQDQ $0x11, Z6, Z2, Z18 \
+	VPCLMULQDQ $0x01, Z6, Z2, Z19 \
+	VPCLMULQDQ $0x10, Z6, Z2, Z20 \
+	VPXORQ     Z17, Z13, Z13 \
+	VPXORQ     Z18, Z14, Z14 \
+	VPTERNLOGD $0x96, Z19, Z20, Z15 \
+	VPCLMULQDQ $0x00, Z7, Z3, Z17 \
+	VPCLMULQDQ $0x11, Z7, Z3, Z18 \
+	VPCLMULQDQ $0x01, Z7, Z3, Z19 \
+	VPCLMULQDQ $0x10, Z7, Z3, Z20 \
+	VPXORQ     Z17, Z13, Z13 \
+	VPXORQ     Z18, Z14, Z14 \
+	VPTERNLOGD $0x96, Z19, Z20, Z15 \
+	/* the four lanes into one */ \
+	VEXTRACTI64X4 $1, Z13, Y0 \
+	VPXOR         Y0, Y13, Y13 \
+	VEXTRACTI128  $1, Y13, X0 \
+	VPXOR         X0, X13, X13 \
+	VEXTRACTI64X4 $1, Z14, Y0 \
+	VPXOR         Y0, Y14, Y14 \
+	VEXTRACTI128  $1, Y14, X0 \
+	VPXOR         X0, X14, X14 \
+	VEXTRACTI64X4 $1, Z15, Y0 \
+	VPXOR         Y0, Y15, Y15 \
+	VEXTRACTI128  $1, Y15, X0 \
+	VPXOR         X0, X15, X15 \
+	/* middle term into low and high, then reduce */ \
+	VPSLLDQ    $8, X15, X0 \
+	VPSRLDQ    $8, X15, X15 \
+	VPXOR      X0, X13, X13 \
+	VPXOR      X15, X14, X14 \
+	VPCLMULQDQ $0x01, X13, X12, X0 \
+	VPSHUFD    $78, X13, X13 \
+	VPXOR      X0, X13, X13 \
+	VPCLMULQDQ $0x01, X13, X12, X0 \
+	VPSHUFD    $78, X13, X13 \
+	VPXOR      X0, X13, X13 \
+	VPXOR      X14, X13, X11 \
+	ADDQ CX, SI \
+	SUBQ CX, DX
+
+// func ghash(table *[512]byte, acc *[16]byte, aad *byte, aadLen int, ct *byte, ctLen int, lens *[16]byte)
+TEXT ·ghash(SB), NOSPLIT, $0-56
+	MOVQ table+0(FP), AX
+	MOVQ acc+8(FP), BX
+	VBROADCASTI32X4 bswap<>(SB), Z10
+	VMOVDQU poly<>(SB), X12
+	VMOVDQU (BX), X11
+
+	MOVQ aad+16(FP), SI
+	MOVQ aadLen+24(FP), DX
+gh_aad:
+	TESTQ DX, DX
+	JZ    gh_ct
+	GHASH_CHUNK
+	JMP gh_aad
+
+gh_ct:
+	MOVQ ct+32(FP), SI
+	MOVQ ctLen+40(FP), DX
+gh_ctloop:
+	TESTQ DX, DX
+	JZ    gh_lens
+	GHASH_CHUNK
+	JMP gh_ctloop
+
+gh_lens:
+	MOVQ lens+48(FP), SI
+	MOVQ $16, DX
+	GHASH_CHUNK
+
+	VMOVDQU X11, (BX)
+	VZEROUPPER
+	RET

@@ -1,0 +1,237 @@
+package gcm
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/hex"
+	"math/rand/v2"
+	"testing"
+)
+
+func needAsm(t testing.TB) {
+	if !haveAsm {
+		t.Skip("this processor lacks VAES, VPCLMULQDQ or AVX-512: New returns crypto/aes's GCM")
+	}
+}
+
+func TestSbox(t *testing.T) {
+	for in, want := range map[byte]byte{0x00: 0x63, 0x01: 0x7c, 0x53: 0xed, 0xff: 0x16, 0x10: 0xca} {
+		if sbox[in] != want {
+			t.Errorf("sbox[%#x] = %#x, want %#x", in, sbox[in], want)
+		}
+	}
+}
+
+// TestKeySchedule checks expandKey against FIPS 197 Appendix A.
+func TestKeySchedule(t *testing.T) {
+	for _, c := range []struct{ key, last string }{
+		{"2b7e151628aed2a6abf7158809cf4f3c", "d014f9a8c9ee2589e13f0cc8b6630ca6"},
+		{"8e73b0f7da0e6452c810f32b809079e562f8ead2522c6b7b", "e98ba06f448c773c8ecc720401002202"},
+		{"603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4", "fe4890d1e6188d0b046df344706c631e"},
+	} {
+		key, _ := hex.DecodeString(c.key)
+		rounds := len(key)/4 + 6
+		rk := make([]byte, 16*(rounds+1))
+		expandKey(key, rk)
+		if got := hex.EncodeToString(rk[16*rounds:]); got != c.last {
+			t.Errorf("%d-bit key: last round key %s, want %s", 8*len(key), got, c.last)
+		}
+	}
+}
+
+// TestVectors: the test cases of the GCM specification (McGrew and Viega,
+// "The Galois/Counter Mode of Operation", test cases 3, 4, 15 and 16).
+func TestVectors(t *testing.T) {
+	needAsm(t)
+	for _, c := range []struct{ key, iv, pt, aad, ct, tag string }{
+		{"feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888",
+			"d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255", "",
+			"42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985", "4d5c2af327cd64a62cf35abd2ba6fab4"},
+		{"feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888",
+			"d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39", "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+			"42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091", "5bc94fbc3221a5db94fae95ae7121a47"},
+		{"feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888",
+			"d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255", "",
+			"522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad", "b094dac5d93471bdec1a502270e3cc6c"},
+		{"feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888",
+			"d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39", "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+			"522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662", "76fc6ece0f4e1768cddf8853bb2d551b"},
+	} {
+		h := func(s string) []byte { b, _ := hex.DecodeString(s); return b }
+		g, err := newAccelerated(h(c.key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append(h(c.ct), h(c.tag)...)
+		if got := g.Seal(nil, h(c.iv), h(c.pt), h(c.aad)); !bytes.Equal(got, want) {
+			t.Errorf("%d-bit key, %d-byte aad: Seal\n got %x\nwant %x", 4*len(c.key), len(c.aad)/2, got, want)
+		}
+		if got, err := g.Open(nil, h(c.iv), want, h(c.aad)); err != nil || !bytes.Equal(got, h(c.pt)) {
+			t.Errorf("%d-bit key: Open = %x, %v", 4*len(c.key), got, err)
+		}
+	}
+}
+
+// TestAgainstStdlib compares Seal and Open with crypto/aes's GCM over every
+// length up to 1100 bytes and random ones beyond, AAD of 0..40 bytes, every
+// key size, in place and not.
+func TestAgainstStdlib(t *testing.T) {
+	needAsm(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, kl := range []int{16, 24, 32} {
+		key := make([]byte, kl)
+		for i := range key {
+			key[i] = byte(rng.Uint32())
+		}
+		ours, err := newAccelerated(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := aes.NewCipher(key)
+		ref, _ := cipher.NewGCM(b)
+		lengths := make([]int, 0, 1200)
+		for n := 0; n <= 1100; n++ {
+			lengths = append(lengths, n)
+		}
+		for range 100 {
+			lengths = append(lengths, rng.IntN(70000))
+		}
+		for _, n := range lengths {
+			pt := make([]byte, n)
+			for i := range pt {
+				pt[i] = byte(rng.Uint32())
+			}
+			aad := make([]byte, rng.IntN(41))
+			for i := range aad {
+				aad[i] = byte(rng.Uint32())
+			}
+			nonce := make([]byte, 12)
+			for i := range nonce {
+				nonce[i] = byte(rng.Uint32())
+			}
+			want := ref.Seal(nil, nonce, pt, aad)
+			got := ours.Seal([]byte{0xaa}, nonce, pt, aad)[1:]
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%d-bit key, %d bytes, %d aad: Seal differs from crypto/aes", 8*kl, n, len(aad))
+			}
+			buf := append([]byte(nil), pt...)
+			if got := ours.Seal(buf[:0], nonce, buf, aad); !bytes.Equal(got, want) {
+				t.Fatalf("%d-bit key, %d bytes: in-place Seal differs", 8*kl, n)
+			}
+			if got, err := ours.Open(nil, nonce, want, aad); err != nil || !bytes.Equal(got, pt) {
+				t.Fatalf("%d-bit key, %d bytes: Open = %v", 8*kl, n, err)
+			}
+			ct := append([]byte(nil), want...)
+			if got, err := ours.Open(ct[:0], nonce, ct, aad); err != nil || !bytes.Equal(got, pt) {
+				t.Fatalf("%d-bit key, %d bytes: in-place Open = %v", 8*kl, n, err)
+			}
+			bad := append([]byte(nil), want...)
+			bad[rng.IntN(len(bad))] ^= 1 << rng.IntN(8)
+			if _, err := ours.Open(nil, nonce, bad, aad); err == nil {
+				t.Fatalf("%d-bit key, %d bytes: Open accepted a flipped bit", 8*kl, n)
+			}
+			if len(aad) > 0 {
+				aad[0] ^= 1
+				if _, err := ours.Open(nil, nonce, want, aad); err == nil {
+					t.Fatalf("%d-bit key, %d bytes: Open accepted altered AAD", 8*kl, n)
+				}
+			}
+		}
+	}
+}
+
+func TestOpenShort(t *testing.T) {
+	needAsm(t)
+	g, _ := newAccelerated(make([]byte, 16))
+	if _, err := g.Open(nil, make([]byte, 12), make([]byte, 15), nil); err == nil {
+		t.Error("Open of 15 bytes: no error")
+	}
+}
+
+func TestNoAllocs(t *testing.T) {
+	needAsm(t)
+	a, _ := New(make([]byte, 16))
+	buf := make([]byte, 1500+16)
+	nonce, aad := make([]byte, 12), make([]byte, 8)
+	if n := testing.AllocsPerRun(100, func() {
+		ct := a.Seal(buf[:0], nonce, buf[:1500], aad)
+		if _, err := a.Open(ct[:0], nonce, ct, aad); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocs per Seal+Open, want 0", n)
+	}
+}
+
+func FuzzAgainstStdlib(f *testing.F) {
+	f.Add([]byte("0123456789abcdef"), []byte("nonce-twelve"), []byte("plaintext"), []byte("aad"))
+	f.Fuzz(func(t *testing.T, key, nonce, pt, aad []byte) {
+		needAsm(t)
+		switch {
+		case len(key) >= 32:
+			key = key[:32]
+		case len(key) >= 24:
+			key = key[:24]
+		case len(key) >= 16:
+			key = key[:16]
+		default:
+			return
+		}
+		if len(nonce) < 12 {
+			return
+		}
+		nonce = nonce[:12]
+		ours, _ := newAccelerated(key)
+		ref, _ := NewStdlib(key)
+		want := ref.Seal(nil, nonce, pt, aad)
+		if got := ours.Seal(nil, nonce, pt, aad); !bytes.Equal(got, want) {
+			t.Fatalf("Seal differs from crypto/aes")
+		}
+		// Open of arbitrary input agrees with crypto/aes, accept or refuse.
+		gotPT, gotErr := ours.Open(nil, nonce, pt, aad)
+		wantPT, wantErr := ref.Open(nil, nonce, pt, aad)
+		if (gotErr == nil) != (wantErr == nil) || !bytes.Equal(gotPT, wantPT) {
+			t.Fatalf("Open of %d bytes: %v, crypto/aes: %v", len(pt), gotErr, wantErr)
+		}
+	})
+}
+
+func BenchmarkSealOpen(b *testing.B) {
+	for _, impl := range []struct {
+		name string
+		new  func([]byte) (cipher.AEAD, error)
+	}{{"stdlib", NewStdlib}, {"vaes", New}} {
+		for _, kl := range []int{16, 32} {
+			for _, n := range []int{64, 1400, 1500, 9000} {
+				b.Run(impl.name+"/"+map[int]string{16: "aes128", 32: "aes256"}[kl]+"/"+itoa(n), func(b *testing.B) {
+					if impl.name == "vaes" {
+						needAsm(b)
+					}
+					a, _ := impl.new(make([]byte, kl))
+					buf := make([]byte, n+16)
+					nonce, aad := make([]byte, 12), make([]byte, 8)
+					b.SetBytes(int64(n))
+					b.ReportAllocs()
+					for b.Loop() {
+						ct := a.Seal(buf[:0], nonce, buf[:n], aad)
+						if _, err := a.Open(ct[:0], nonce, ct, aad); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
