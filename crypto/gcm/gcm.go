@@ -16,6 +16,9 @@ const (
 	tagSize   = 16
 	// maxPlaintext is GCM's limit for a 96-bit nonce: 2^32-2 blocks.
 	maxPlaintext = (1<<32 - 2) * aes.BlockSize
+	// shortBlocks is the longest message (AAD, ciphertext and lengths, in
+	// blocks) whose GHASH takes one reduction: 2 KB, a packet.
+	shortBlocks = 128
 )
 
 var errOpen = errors.New("gcm: message authentication failed")
@@ -48,10 +51,10 @@ func Accelerated() bool { return haveAsm && os.Getenv("VXSWITCH_GCM") != "stdlib
 type aesGCM struct {
 	rk     [15 * 16]byte // round keys, FIPS 197 byte order
 	rounds int
-	// table holds H^16 .. H^1 (table[i] = H^(16-i)) in the bit-reflected,
-	// doubled form the multiplication uses, then 16 zero entries, so that a
-	// short final chunk reads its powers from inside the array.
-	table [32 * 16]byte
+	// table holds H^128 .. H^1 (table[i] = H^(128-i)) in the bit-reflected,
+	// doubled form the multiplication uses, then 16 zero entries, so that
+	// loads past H^1 stay inside the array.
+	table [(shortBlocks + 16) * 16]byte
 }
 
 func newAccelerated(key []byte) (*aesGCM, error) {
@@ -133,7 +136,11 @@ func (g *aesGCM) tag(tag, mask *[16]byte, aad, ct []byte) {
 	binary.BigEndian.PutUint64(lens[0:8], uint64(len(aad))*8)
 	binary.BigEndian.PutUint64(lens[8:16], uint64(len(ct))*8)
 	var acc [16]byte // bit-reflected: the bytes of the GHASH value reversed
-	ghash(&g.table, &acc, unsafe.SliceData(aad), len(aad), unsafe.SliceData(ct), len(ct), &lens)
+	if m := (len(aad)+15)/16 + (len(ct)+15)/16 + 1; m <= shortBlocks {
+		ghashShort(&g.table[(shortBlocks-m)*16], &acc, unsafe.SliceData(aad), len(aad), unsafe.SliceData(ct), len(ct), &lens)
+	} else {
+		ghash((*[512]byte)(g.table[(shortBlocks-16)*16:]), &acc, unsafe.SliceData(aad), len(aad), unsafe.SliceData(ct), len(ct), &lens)
+	}
 	for i := range tag {
 		tag[i] = acc[15-i] ^ mask[i]
 	}
@@ -154,8 +161,8 @@ func (g *aesGCM) initTable(h [16]byte) {
 		lo ^= 1
 	}
 	ph, pl := hi, lo
-	for k := 1; k <= 16; k++ {
-		e := g.table[(16-k)*16:]
+	for k := 1; k <= shortBlocks; k++ {
+		e := g.table[(shortBlocks-k)*16:]
 		binary.LittleEndian.PutUint64(e[0:8], pl)
 		binary.LittleEndian.PutUint64(e[8:16], ph)
 		ph, pl = mulReflected(ph, pl, hi, lo)

@@ -22,3 +22,10 @@ func ctr(rk *[240]byte, rounds int, ctr *[16]byte, dst, src *byte, n int)
 //
 //go:noescape
 func ghash(table *[512]byte, acc *[16]byte, aad *byte, aadLen int, ct *byte, ctLen int, lens *[16]byte)
+
+// ghashShort computes GHASH of a message of m blocks (AAD, ciphertext,
+// lengths; m <= shortBlocks) into acc, with one reduction: powers is
+// &table[(shortBlocks-m)*16].
+//
+//go:noescape
+func ghashShort(powers *byte, acc *[16]byte, aad *byte, aadLen int, ct *byte, ctLen int, lens *[16]byte)

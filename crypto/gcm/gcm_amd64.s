@@ -235,6 +235,36 @@ ctr_done:
 	VZEROUPPER
 	RET
 
+// FOLD_REDUCE sums the four lanes of the products in Z13 (low), Z14
+// (high) and Z15 (middle), folds the middle term in and reduces into X11,
+// with X12 = poly. Clobbers X0, Z13-Z15.
+#define FOLD_REDUCE \
+	/* the four lanes into one */ \
+	VEXTRACTI64X4 $1, Z13, Y0 \
+	VPXOR         Y0, Y13, Y13 \
+	VEXTRACTI128  $1, Y13, X0 \
+	VPXOR         X0, X13, X13 \
+	VEXTRACTI64X4 $1, Z14, Y0 \
+	VPXOR         Y0, Y14, Y14 \
+	VEXTRACTI128  $1, Y14, X0 \
+	VPXOR         X0, X14, X14 \
+	VEXTRACTI64X4 $1, Z15, Y0 \
+	VPXOR         Y0, Y15, Y15 \
+	VEXTRACTI128  $1, Y15, X0 \
+	VPXOR         X0, X15, X15 \
+	/* middle term into low and high, then reduce */ \
+	VPSLLDQ    $8, X15, X0 \
+	VPSRLDQ    $8, X15, X15 \
+	VPXOR      X0, X13, X13 \
+	VPXOR      X15, X14, X14 \
+	VPCLMULQDQ $0x01, X13, X12, X0 \
+	VPSHUFD    $78, X13, X13 \
+	VPXOR      X0, X13, X13 \
+	VPCLMULQDQ $0x01, X13, X12, X0 \
+	VPSHUFD    $78, X13, X13 \
+	VPXOR      X0, X13, X13 \
+	VPXOR      X14, X13, X11
+
 // ghashChunk folds the next DX bytes at SI (at most 256: 16 blocks, the
 // last zero-padded) into the accumulator X11, with the powers of H in the
 // table at AX; Z10 holds bswap, X12 poly. It advances SI and DX.
@@ -311,31 +341,7 @@ ctr_done:
 	VPXORQ     Z17, Z13, Z13 \
 	VPXORQ     Z18, Z14, Z14 \
 	VPTERNLOGD $0x96, Z19, Z20, Z15 \
-	/* the four lanes into one */ \
-	VEXTRACTI64X4 $1, Z13, Y0 \
-	VPXOR         Y0, Y13, Y13 \
-	VEXTRACTI128  $1, Y13, X0 \
-	VPXOR         X0, X13, X13 \
-	VEXTRACTI64X4 $1, Z14, Y0 \
-	VPXOR         Y0, Y14, Y14 \
-	VEXTRACTI128  $1, Y14, X0 \
-	VPXOR         X0, X14, X14 \
-	VEXTRACTI64X4 $1, Z15, Y0 \
-	VPXOR         Y0, Y15, Y15 \
-	VEXTRACTI128  $1, Y15, X0 \
-	VPXOR         X0, X15, X15 \
-	/* middle term into low and high, then reduce */ \
-	VPSLLDQ    $8, X15, X0 \
-	VPSRLDQ    $8, X15, X15 \
-	VPXOR      X0, X13, X13 \
-	VPXOR      X15, X14, X14 \
-	VPCLMULQDQ $0x01, X13, X12, X0 \
-	VPSHUFD    $78, X13, X13 \
-	VPXOR      X0, X13, X13 \
-	VPCLMULQDQ $0x01, X13, X12, X0 \
-	VPSHUFD    $78, X13, X13 \
-	VPXOR      X0, X13, X13 \
-	VPXOR      X14, X13, X11 \
+	FOLD_REDUCE \
 	ADDQ CX, SI \
 	SUBQ CX, DX
 
@@ -369,6 +375,64 @@ gh_lens:
 	MOVQ $16, DX
 	GHASH_CHUNK
 
+	VMOVDQU X11, (BX)
+	VZEROUPPER
+	RET
+
+// GHASH_PART folds DX bytes at SI, 64 at a time (the last block
+// zero-padded), into the products Z13-Z15, with the powers at R10, which
+// advance a block per block; R9 = -1, Z10 = bswap. Clobbers Z0, Z4,
+// Z17-Z20, CX, R8, K1.
+#define GHASH_PART(loop, done) \
+loop: \
+	TESTQ   DX, DX \
+	JZ      done \
+	MOVQ    $64, CX \
+	CMPQ    DX, CX \
+	CMOVQLT DX, CX \
+	BZHIQ   CX, R9, R8 \
+	KMOVQ   R8, K1 \
+	VMOVDQU8.Z (SI), K1, Z0 \
+	VPSHUFB    Z10, Z0, Z0 \
+	VMOVDQU64  (R10), Z4 \
+	VPCLMULQDQ $0x00, Z4, Z0, Z17 \
+	VPCLMULQDQ $0x11, Z4, Z0, Z18 \
+	VPCLMULQDQ $0x01, Z4, Z0, Z19 \
+	VPCLMULQDQ $0x10, Z4, Z0, Z20 \
+	VPXORQ     Z17, Z13, Z13 \
+	VPXORQ     Z18, Z14, Z14 \
+	VPTERNLOGD $0x96, Z19, Z20, Z15 \
+	ADDQ CX, SI \
+	SUBQ CX, DX \
+	ADDQ $15, CX \
+	ANDQ $-16, CX \
+	ADDQ CX, R10 \
+	JMP  loop \
+done:
+
+// func ghashShort(powers *byte, acc *[16]byte, aad *byte, aadLen int, ct *byte, ctLen int, lens *[16]byte)
+// One reduction for the whole message: powers points at H^m for a
+// message of m blocks (AAD, ciphertext, lengths), followed by H^(m-1) ..
+// H^1 and at least three more entries.
+TEXT ·ghashShort(SB), NOSPLIT, $0-56
+	MOVQ powers+0(FP), R10
+	MOVQ acc+8(FP), BX
+	MOVQ $-1, R9
+	VBROADCASTI32X4 bswap<>(SB), Z10
+	VMOVDQU poly<>(SB), X12
+	VPXORQ  Z13, Z13, Z13
+	VPXORQ  Z14, Z14, Z14
+	VPXORQ  Z15, Z15, Z15
+	MOVQ aad+16(FP), SI
+	MOVQ aadLen+24(FP), DX
+	GHASH_PART(gs_aad, gs_aaddone)
+	MOVQ ct+32(FP), SI
+	MOVQ ctLen+40(FP), DX
+	GHASH_PART(gs_ct, gs_ctdone)
+	MOVQ lens+48(FP), SI
+	MOVQ $16, DX
+	GHASH_PART(gs_lens, gs_lensdone)
+	FOLD_REDUCE
 	VMOVDQU X11, (BX)
 	VZEROUPPER
 	RET
