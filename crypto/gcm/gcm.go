@@ -87,16 +87,23 @@ func (g *aesGCM) Seal(dst, nonce, plaintext, aad []byte) []byte {
 	if inexactOverlap(out, aad) {
 		panic("gcm: invalid buffer overlap of output and additional data")
 	}
-	var j0, mask [16]byte
+	var j0 [16]byte
 	copy(j0[:], nonce)
 	j0[15] = 1
-	encryptBlock(&g.rk, g.rounds, &mask, &j0)
 	ct := out[:len(plaintext)]
-	if len(plaintext) > 0 {
-		j0[15] = 2
-		ctr(&g.rk, g.rounds, &j0, unsafe.SliceData(ct), unsafe.SliceData(plaintext), len(plaintext))
+	if m := blocks(aad, plaintext); m <= shortBlocks {
+		var lens [16]byte
+		binary.BigEndian.PutUint64(lens[0:8], uint64(len(aad))*8)
+		binary.BigEndian.PutUint64(lens[8:16], uint64(len(plaintext))*8)
+		sealShort(&g.rk, g.rounds, &g.table[(shortBlocks-m)*16], &j0, unsafe.SliceData(ct), unsafe.SliceData(plaintext), len(plaintext),
+			unsafe.SliceData(aad), len(aad), &lens, (*[16]byte)(out[len(plaintext):]))
+		return ret
 	}
-	g.tag((*[16]byte)(out[len(plaintext):]), &mask, aad, ct)
+	var mask [16]byte
+	encryptBlock(&g.rk, g.rounds, &mask, &j0)
+	j0[15] = 2
+	ctr(&g.rk, g.rounds, &j0, unsafe.SliceData(ct), unsafe.SliceData(plaintext), len(plaintext))
+	g.tagLong((*[16]byte)(out[len(plaintext):]), &mask, aad, ct)
 	return ret
 }
 
@@ -115,32 +122,42 @@ func (g *aesGCM) Open(dst, nonce, ciphertext, aad []byte) ([]byte, error) {
 	if inexactOverlap(out, aad) {
 		panic("gcm: invalid buffer overlap of output and additional data")
 	}
-	var j0, mask, got [16]byte
+	var j0 [16]byte
 	copy(j0[:], nonce)
 	j0[15] = 1
+	if m := blocks(aad, ct); m <= shortBlocks {
+		var lens [16]byte
+		binary.BigEndian.PutUint64(lens[0:8], uint64(len(aad))*8)
+		binary.BigEndian.PutUint64(lens[8:16], uint64(len(ct))*8)
+		if !openShort(&g.rk, g.rounds, &g.table[(shortBlocks-m)*16], &j0, unsafe.SliceData(out), unsafe.SliceData(ct), len(ct),
+			unsafe.SliceData(aad), len(aad), &lens, (*[16]byte)(want)) {
+			return nil, errOpen
+		}
+		return ret, nil
+	}
+	var mask, got [16]byte
 	encryptBlock(&g.rk, g.rounds, &mask, &j0)
-	g.tag(&got, &mask, aad, ct)
+	g.tagLong(&got, &mask, aad, ct)
 	if subtle.ConstantTimeCompare(got[:], want) != 1 {
 		return nil, errOpen
 	}
-	if len(ct) > 0 {
-		j0[15] = 2
-		ctr(&g.rk, g.rounds, &j0, unsafe.SliceData(out), unsafe.SliceData(ct), len(ct))
-	}
+	j0[15] = 2
+	ctr(&g.rk, g.rounds, &j0, unsafe.SliceData(out), unsafe.SliceData(ct), len(ct))
 	return ret, nil
 }
 
-// tag writes GHASH(aad, ct) XOR mask (E(K, J0)) to tag.
-func (g *aesGCM) tag(tag, mask *[16]byte, aad, ct []byte) {
+// blocks is the length of the message GHASH covers, in blocks: the AAD
+// and the ciphertext, each padded, and the lengths block.
+func blocks(aad, ct []byte) int { return (len(aad)+15)/16 + (len(ct)+15)/16 + 1 }
+
+// tagLong writes GHASH(aad, ct) XOR mask (E(K, J0)) to tag, for messages
+// longer than shortBlocks: a reduction per 16 blocks.
+func (g *aesGCM) tagLong(tag, mask *[16]byte, aad, ct []byte) {
 	var lens [16]byte
 	binary.BigEndian.PutUint64(lens[0:8], uint64(len(aad))*8)
 	binary.BigEndian.PutUint64(lens[8:16], uint64(len(ct))*8)
 	var acc [16]byte // bit-reflected: the bytes of the GHASH value reversed
-	if m := (len(aad)+15)/16 + (len(ct)+15)/16 + 1; m <= shortBlocks {
-		ghashShort(&g.table[(shortBlocks-m)*16], &acc, unsafe.SliceData(aad), len(aad), unsafe.SliceData(ct), len(ct), &lens)
-	} else {
-		ghash((*[512]byte)(g.table[(shortBlocks-16)*16:]), &acc, unsafe.SliceData(aad), len(aad), unsafe.SliceData(ct), len(ct), &lens)
-	}
+	ghash((*[512]byte)(g.table[(shortBlocks-16)*16:]), &acc, unsafe.SliceData(aad), len(aad), unsafe.SliceData(ct), len(ct), &lens)
 	for i := range tag {
 		tag[i] = acc[15-i] ^ mask[i]
 	}

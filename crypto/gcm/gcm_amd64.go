@@ -23,9 +23,16 @@ func ctr(rk *[240]byte, rounds int, ctr *[16]byte, dst, src *byte, n int)
 //go:noescape
 func ghash(table *[512]byte, acc *[16]byte, aad *byte, aadLen int, ct *byte, ctLen int, lens *[16]byte)
 
-// ghashShort computes GHASH of a message of m blocks (AAD, ciphertext,
-// lengths; m <= shortBlocks) into acc, with one reduction: powers is
-// &table[(shortBlocks-m)*16].
+// sealShort seals a message of at most shortBlocks blocks (AAD,
+// plaintext, lengths) in one pass over the keys: j0 is the first counter
+// block, powers &table[(shortBlocks-m)*16]; it writes the ciphertext to
+// dst and the tag to tag.
 //
 //go:noescape
-func ghashShort(powers *byte, acc *[16]byte, aad *byte, aadLen int, ct *byte, ctLen int, lens *[16]byte)
+func sealShort(rk *[240]byte, rounds int, powers *byte, j0 *[16]byte, dst, src *byte, n int, aad *byte, aadLen int, lens, tag *[16]byte)
+
+// openShort is sealShort's inverse: it checks tag against the ciphertext
+// src and, only if it matches, decrypts src into dst.
+//
+//go:noescape
+func openShort(rk *[240]byte, rounds int, powers *byte, j0 *[16]byte, dst, src *byte, n int, aad *byte, aadLen int, lens, tag *[16]byte) bool

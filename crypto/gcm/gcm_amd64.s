@@ -25,6 +25,17 @@ DATA laneInc<>+48(SB)/8, $3
 DATA laneInc<>+56(SB)/8, $0
 GLOBL laneInc<>(SB), RODATA|NOPTR, $64
 
+// laneInc1: 1, 2, 3, 4 (from J0 to the first four payload counters).
+DATA laneInc1<>+0(SB)/8, $1
+DATA laneInc1<>+8(SB)/8, $0
+DATA laneInc1<>+16(SB)/8, $2
+DATA laneInc1<>+24(SB)/8, $0
+DATA laneInc1<>+32(SB)/8, $3
+DATA laneInc1<>+40(SB)/8, $0
+DATA laneInc1<>+48(SB)/8, $4
+DATA laneInc1<>+56(SB)/8, $0
+GLOBL laneInc1<>(SB), RODATA|NOPTR, $64
+
 DATA four<>+0(SB)/8, $4
 DATA four<>+8(SB)/8, $0
 GLOBL four<>(SB), RODATA|NOPTR, $16
@@ -166,6 +177,16 @@ eb_last:
 	MOVOU X0, (DI)
 	RET
 
+// CTR_INIT sets Z8 to the counter blocks *BX + inc (inc: a 64-byte table
+// of per-lane additions), byte-reversed, and Z9, Z10 to the constants
+// ctrBody uses.
+#define CTR_INIT(inc) \
+	VBROADCASTI32X4 bswap<>(SB), Z10 \
+	VBROADCASTI32X4 four<>(SB), Z9 \
+	VBROADCASTI32X4 (BX), Z8 \
+	VPSHUFB Z10, Z8, Z8 \
+	VPADDD  inc, Z8, Z8
+
 // func ctr(rk *[240]byte, rounds int, ctr *[16]byte, dst, src *byte, n int)
 TEXT ·ctr(SB), NOSPLIT, $0-48
 	MOVQ rk+0(FP), AX
@@ -175,12 +196,16 @@ TEXT ·ctr(SB), NOSPLIT, $0-48
 	MOVQ src+32(FP), SI
 	MOVQ n+40(FP), DX
 	LOADKEYS
-	VBROADCASTI32X4 bswap<>(SB), Z10
-	VBROADCASTI32X4 four<>(SB), Z9
-	VBROADCASTI32X4 (BX), Z8
-	VPSHUFB Z10, Z8, Z8
-	VPADDD laneInc<>(SB), Z8, Z8
+	CTR_INIT(laneInc<>(SB))
+	CALL ctrBody<>(SB)
+	VZEROUPPER
+	RET
 
+// ctrBody XORs DX bytes at SI with the keystream of the counter blocks in
+// Z8 (byte-reversed, advanced by Z9 per 64 bytes) into DI. Z10 = bswap,
+// Z12-Z26 the round keys, CX the rounds. Clobbers Z0-Z4, Z8, R9, K1, SI,
+// DI, DX.
+TEXT ctrBody<>(SB), NOSPLIT|NOFRAME, $0-0
 ctr_loop256:
 	CMPQ DX, $256
 	JB   ctr_loop64
@@ -232,8 +257,38 @@ ctr_tail:
 	VMOVDQU8   Z0, K1, (DI)
 
 ctr_done:
-	VZEROUPPER
 	RET
+
+// ENC_J0 encrypts the block at BX into X5 with the round keys at AX
+// (memory operands: no key registers needed). CX = rounds. Clobbers X6.
+#define ENC_J0(l10, l12, ldone) \
+	VMOVDQU (BX), X5 \
+	VPXOR   0(AX), X5, X5 \
+	VAESENC 16(AX), X5, X5 \
+	VAESENC 32(AX), X5, X5 \
+	VAESENC 48(AX), X5, X5 \
+	VAESENC 64(AX), X5, X5 \
+	VAESENC 80(AX), X5, X5 \
+	VAESENC 96(AX), X5, X5 \
+	VAESENC 112(AX), X5, X5 \
+	VAESENC 128(AX), X5, X5 \
+	VAESENC 144(AX), X5, X5 \
+	CMPQ CX, $10 \
+	JE   l10 \
+	VAESENC 160(AX), X5, X5 \
+	VAESENC 176(AX), X5, X5 \
+	CMPQ CX, $12 \
+	JE   l12 \
+	VAESENC 192(AX), X5, X5 \
+	VAESENC 208(AX), X5, X5 \
+	VAESENCLAST 224(AX), X5, X5 \
+	JMP  ldone \
+l12: \
+	VAESENCLAST 192(AX), X5, X5 \
+	JMP  ldone \
+l10: \
+	VAESENCLAST 160(AX), X5, X5 \
+ldone:
 
 // FOLD_REDUCE sums the four lanes of the products in Z13 (low), Z14
 // (high) and Z15 (middle), folds the middle term in and reduces into X11,
@@ -410,29 +465,90 @@ loop: \
 	JMP  loop \
 done:
 
-// func ghashShort(powers *byte, acc *[16]byte, aad *byte, aadLen int, ct *byte, ctLen int, lens *[16]byte)
-// One reduction for the whole message: powers points at H^m for a
-// message of m blocks (AAD, ciphertext, lengths), followed by H^(m-1) ..
-// H^1 and at least three more entries.
-TEXT ·ghashShort(SB), NOSPLIT, $0-56
-	MOVQ powers+0(FP), R10
-	MOVQ acc+8(FP), BX
-	MOVQ $-1, R9
-	VBROADCASTI32X4 bswap<>(SB), Z10
-	VMOVDQU poly<>(SB), X12
-	VPXORQ  Z13, Z13, Z13
-	VPXORQ  Z14, Z14, Z14
-	VPXORQ  Z15, Z15, Z15
-	MOVQ aad+16(FP), SI
-	MOVQ aadLen+24(FP), DX
-	GHASH_PART(gs_aad, gs_aaddone)
-	MOVQ ct+32(FP), SI
-	MOVQ ctLen+40(FP), DX
-	GHASH_PART(gs_ct, gs_ctdone)
-	MOVQ lens+48(FP), SI
-	MOVQ $16, DX
-	GHASH_PART(gs_lens, gs_lensdone)
-	FOLD_REDUCE
-	VMOVDQU X11, (BX)
+
+// GHASH_MSG computes GHASH of the AAD (R11, R12 bytes), the ciphertext
+// (R13, BX bytes) and the lengths block at lens into X11, then the tag
+// X11 = bswap(X11) XOR X5. R10 = the powers for the message's length.
+// The label arguments name GHASH_PART's labels.
+#define GHASH_MSG(a1, a2, c1, c2, l1, l2, lens) \
+	MOVQ $-1, R9 \
+	VBROADCASTI32X4 bswap<>(SB), Z10 \
+	VMOVDQU poly<>(SB), X12 \
+	VPXORQ  Z13, Z13, Z13 \
+	VPXORQ  Z14, Z14, Z14 \
+	VPXORQ  Z15, Z15, Z15 \
+	MOVQ    R11, SI \
+	MOVQ    R12, DX \
+	GHASH_PART(a1, a2) \
+	MOVQ    R13, SI \
+	MOVQ    BX, DX \
+	GHASH_PART(c1, c2) \
+	MOVQ    lens, SI \
+	MOVQ    $16, DX \
+	GHASH_PART(l1, l2) \
+	FOLD_REDUCE \
+	VPSHUFB X10, X11, X11 \
+	VPXOR   X5, X11, X11
+
+// func sealShort(rk *[240]byte, rounds int, powers *byte, j0 *[16]byte, dst, src *byte, n int, aad *byte, aadLen int, lens, tag *[16]byte)
+// Seal of a message of at most shortBlocks blocks: j0 is the first
+// counter block (counter 1); the ciphertext goes to dst, the tag to tag.
+TEXT ·sealShort(SB), NOSPLIT, $0-88
+	MOVQ rk+0(FP), AX
+	MOVQ rounds+8(FP), CX
+	MOVQ j0+24(FP), BX
+	ENC_J0(se_j10, se_j12, se_jdone)
+	LOADKEYS
+	CTR_INIT(laneInc1<>(SB))
+	MOVQ dst+32(FP), DI
+	MOVQ src+40(FP), SI
+	MOVQ n+48(FP), DX
+	CALL ctrBody<>(SB)
+	MOVQ powers+16(FP), R10
+	MOVQ aad+56(FP), R11
+	MOVQ aadLen+64(FP), R12
+	MOVQ dst+32(FP), R13
+	MOVQ n+48(FP), BX
+	MOVQ lens+72(FP), AX
+	GHASH_MSG(se_a, se_ad, se_c, se_cd, se_l, se_ld, AX)
+	MOVQ tag+80(FP), DI
+	VMOVDQU X11, (DI)
 	VZEROUPPER
+	RET
+
+// func openShort(rk *[240]byte, rounds int, powers *byte, j0 *[16]byte, dst, src *byte, n int, aad *byte, aadLen int, lens, tag *[16]byte) bool
+// Open of a message of at most shortBlocks blocks: checks the tag at tag
+// against GHASH of src, and only if it matches decrypts src into dst.
+TEXT ·openShort(SB), NOSPLIT, $0-89
+	MOVQ rk+0(FP), AX
+	MOVQ rounds+8(FP), CX
+	MOVQ j0+24(FP), BX
+	ENC_J0(op_j10, op_j12, op_jdone)
+	MOVQ powers+16(FP), R10
+	MOVQ aad+56(FP), R11
+	MOVQ aadLen+64(FP), R12
+	MOVQ src+40(FP), R13
+	MOVQ n+48(FP), BX
+	MOVQ lens+72(FP), AX
+	GHASH_MSG(op_a, op_ad, op_c, op_cd, op_l, op_ld, AX)
+	MOVQ    tag+80(FP), DI
+	VMOVDQU (DI), X6
+	VPXOR   X6, X11, X11
+	VPTEST  X11, X11
+	JNZ     op_bad
+	MOVQ rk+0(FP), AX
+	MOVQ rounds+8(FP), CX
+	MOVQ j0+24(FP), BX
+	LOADKEYS
+	CTR_INIT(laneInc1<>(SB))
+	MOVQ dst+32(FP), DI
+	MOVQ src+40(FP), SI
+	MOVQ n+48(FP), DX
+	CALL ctrBody<>(SB)
+	VZEROUPPER
+	MOVB $1, ret+88(FP)
+	RET
+op_bad:
+	VZEROUPPER
+	MOVB $0, ret+88(FP)
 	RET
