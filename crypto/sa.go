@@ -106,6 +106,7 @@ type sa struct {
 	suite Suite
 	esn   bool
 	aead  cipher.AEAD
+	fast  *gcm.AEAD     // aead when it is crypto/gcm's: called without the interface
 	salt  atomic.Uint32 // atomic so that Zero does not race with Seal/Open
 	dead  atomic.Bool   // set by Zero
 	// timeUp latches a hard time limit once seen.
@@ -152,6 +153,7 @@ func (s *sa) init(cfg *SAConfig) error {
 // init2 finishes init with a ready AEAD; tests use it for AES-192.
 func (s *sa) init2(cfg *SAConfig, aead cipher.AEAD) {
 	s.spi, s.suite, s.esn, s.aead = cfg.SPI, cfg.Suite, cfg.ESN, aead
+	s.fast, _ = aead.(*gcm.AEAD)
 	kl := len(cfg.Keymat) - 4
 	s.salt.Store(binary.BigEndian.Uint32(cfg.Keymat[kl:]))
 	s.keymat = append([]byte(nil), cfg.Keymat...)
@@ -347,9 +349,14 @@ func (o *OutboundSA) seal(pkt []byte, payloadLen int, nextHeader uint8, seq, iv 
 	tr[pad] = byte(pad)
 	tr[pad+1] = nextHeader
 
+	pt := pkt[HeaderLen : HeaderLen+ptLen]
+	if o.fast != nil {
+		var sc scratch // stays on the stack: no interface call
+		o.fast.Seal(pt[:0], sc.nonce[:], pt, o.fill(&sc, seq, iv))
+		return total, nil
+	}
 	sc := scratchPool.Get().(*scratch)
 	aad := o.fill(sc, seq, iv)
-	pt := pkt[HeaderLen : HeaderLen+ptLen]
 	o.aead.Seal(pt[:0], sc.nonce[:], pt, aad)
 	scratchPool.Put(sc)
 	return total, nil
@@ -449,11 +456,18 @@ func (in *InboundSA) open(pkt []byte) ([]byte, uint8, error) {
 		return nil, 0, err
 	}
 
-	sc := scratchPool.Get().(*scratch)
-	aad := in.fill(sc, seq, binary.BigEndian.Uint64(pkt[8:16]))
 	ct := pkt[HeaderLen:]
-	pt, err := in.aead.Open(ct[:0], sc.nonce[:], ct, aad)
-	scratchPool.Put(sc)
+	var pt []byte
+	var err error
+	if in.fast != nil {
+		var sc scratch // stays on the stack: no interface call
+		pt, err = in.fast.Open(ct[:0], sc.nonce[:], ct, in.fill(&sc, seq, binary.BigEndian.Uint64(pkt[8:16])))
+	} else {
+		sc := scratchPool.Get().(*scratch)
+		aad := in.fill(sc, seq, binary.BigEndian.Uint64(pkt[8:16]))
+		pt, err = in.aead.Open(ct[:0], sc.nonce[:], ct, aad)
+		scratchPool.Put(sc)
+	}
 	if err != nil {
 		return nil, 0, ErrAuth
 	}

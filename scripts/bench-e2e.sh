@@ -23,6 +23,7 @@
 #   BENCH_ONLY=regex      run only the tunnels whose label matches (kernel is always run)
 #   BENCH_MTUS="1500 1400" underlay MTUs
 #   BENCH_DEADLINE=1800   seconds after which remaining runs are skipped
+#   BENCH_BIDIR=1         iperf3 --bidir: traffic both ways at once; Gbit/s is the sum
 #   BENCH_SWITCH='k = v\n...' extra [switch] settings for vxswitch (e.g. crypto_workers = 2)
 #   BENCH_PPROF=dir       save a CPU profile of each vxswitch site during each
 #                         of its runs there (dir/LABEL-UMTU-SITE.pprof), taken
@@ -286,13 +287,13 @@ run_case() {
         done
       fi
       rc=0
-      timeout $((T + 20)) ip netns exec "$(nsl_ns a)" iperf3 -c 10.11.129.2 -t "$T" -O 1 -J --connect-timeout 3000 >"$out" 2>/dev/null || rc=$?
+      timeout $((T + 20)) ip netns exec "$(nsl_ns a)" iperf3 -c 10.11.129.2 -t "$T" -O 1 -J --connect-timeout 3000 ${BENCH_BIDIR:+--bidir} >"$out" 2>/dev/null || rc=$?
       for pid in "${prof[@]}"; do wait "$pid" 2>/dev/null || true; done
       if ! [ -s "$out" ] || [ "$(jq -r '.error // empty' "$out")" != "" ] || [ "$rc" != 0 ]; then
         echo "iperf3 failed (rc $rc): $(jq -r '.error // empty' "$out" 2>/dev/null | head -c 120)"
         continue
       fi
-      g=$(jq -r '.end.sum_received.bits_per_second / 1e9' "$out")
+      g=$(jq -r '(.end.sum_received.bits_per_second + (.end.sum_received_bidir_reverse.bits_per_second // 0)) / 1e9' "$out")
       gbps+=("$g")
       retr+=("$(jq -r '.end.sum_sent.retransmits // 0' "$out")")
       # Both sites' tunnel daemons' CPU seconds per gigabit carried (the

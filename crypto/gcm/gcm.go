@@ -43,26 +43,29 @@ func NewStdlib(key []byte) (cipher.AEAD, error) {
 }
 
 // Accelerated reports whether New returns this package's implementation:
-// the processor has VAES, VPCLMULQDQ, AVX-512 (F, BW, VL) and BMI2, and
-// VXSWITCH_GCM is not "stdlib".
+// the processor has AES-NI, PCLMULQDQ, AVX2, VAES, VPCLMULQDQ, AVX-512 (F,
+// BW, VL) and BMI2, and VXSWITCH_GCM is not "stdlib".
 func Accelerated() bool { return haveAsm && os.Getenv("VXSWITCH_GCM") != "stdlib" }
 
-// aesGCM is the assembly implementation's state.
-type aesGCM struct {
+// AEAD is this package's AES-GCM: what New returns where Accelerated.
+// Callers that hold it as *AEAD rather than cipher.AEAD call it without an
+// interface, so nonce and AAD arrays on their stack do not escape.
+type AEAD struct {
 	rk     [15 * 16]byte // round keys, FIPS 197 byte order
 	rounds int
 	// table holds H^128 .. H^1 (table[i] = H^(128-i)) in the bit-reflected,
-	// doubled form the multiplication uses, then 16 zero entries, so that
-	// loads past H^1 stay inside the array.
+	// doubled form the multiplication uses, then 16 zero entries: the long
+	// path reads 512 bytes from H^16 on, the one-reduction path up to 48
+	// bytes past H^1.
 	table [(shortBlocks + 16) * 16]byte
 }
 
-func newAccelerated(key []byte) (*aesGCM, error) {
+func newAccelerated(key []byte) (*AEAD, error) {
 	b, err := aes.NewCipher(key) // validates the key length; gives H
 	if err != nil {
 		return nil, err
 	}
-	g := &aesGCM{rounds: len(key)/4 + 6}
+	g := &AEAD{rounds: len(key)/4 + 6}
 	expandKey(key, g.rk[:])
 	var h [16]byte
 	b.Encrypt(h[:], h[:])
@@ -70,21 +73,32 @@ func newAccelerated(key []byte) (*aesGCM, error) {
 	return g, nil
 }
 
-func (g *aesGCM) NonceSize() int { return nonceSize }
-func (g *aesGCM) Overhead() int  { return tagSize }
+// mustBeMade panics for an AEAD that New did not make: a zero AEAD has no
+// rounds, an all-zero key schedule and H = 0, and would accept forgeries.
+func (g *AEAD) mustBeMade() {
+	if g.rounds == 0 {
+		panic("gcm: AEAD not made by New")
+	}
+}
 
-func (g *aesGCM) Seal(dst, nonce, plaintext, aad []byte) []byte {
+func (g *AEAD) NonceSize() int { return nonceSize }
+func (g *AEAD) Overhead() int  { return tagSize }
+
+func (g *AEAD) Seal(dst, nonce, plaintext, aad []byte) []byte {
 	if len(nonce) != nonceSize {
 		panic("gcm: incorrect nonce length given to GCM")
 	}
 	if uint64(len(plaintext)) > maxPlaintext {
 		panic("gcm: message too large for GCM")
 	}
+	g.mustBeMade()
 	ret, out := sliceForAppend(dst, len(plaintext)+tagSize)
 	if inexactOverlap(out, plaintext) {
 		panic("gcm: invalid buffer overlap of output and input")
 	}
-	if inexactOverlap(out, aad) {
+	// The AAD is hashed after the encryption: in the output it would be
+	// overwritten first.
+	if anyOverlap(out, aad) {
 		panic("gcm: invalid buffer overlap of output and additional data")
 	}
 	var j0 [16]byte
@@ -107,7 +121,7 @@ func (g *aesGCM) Seal(dst, nonce, plaintext, aad []byte) []byte {
 	return ret
 }
 
-func (g *aesGCM) Open(dst, nonce, ciphertext, aad []byte) ([]byte, error) {
+func (g *AEAD) Open(dst, nonce, ciphertext, aad []byte) ([]byte, error) {
 	if len(nonce) != nonceSize {
 		panic("gcm: incorrect nonce length given to GCM")
 	}
@@ -115,11 +129,12 @@ func (g *aesGCM) Open(dst, nonce, ciphertext, aad []byte) ([]byte, error) {
 		return nil, errOpen
 	}
 	ct, want := ciphertext[:len(ciphertext)-tagSize], ciphertext[len(ciphertext)-tagSize:]
+	g.mustBeMade()
 	ret, out := sliceForAppend(dst, len(ct))
 	if inexactOverlap(out, ciphertext) {
 		panic("gcm: invalid buffer overlap of output and input")
 	}
-	if inexactOverlap(out, aad) {
+	if anyOverlap(out, aad) {
 		panic("gcm: invalid buffer overlap of output and additional data")
 	}
 	var j0 [16]byte
@@ -152,7 +167,7 @@ func blocks(aad, ct []byte) int { return (len(aad)+15)/16 + (len(ct)+15)/16 + 1 
 
 // tagLong writes GHASH(aad, ct) XOR mask (E(K, J0)) to tag, for messages
 // longer than shortBlocks: a reduction per 16 blocks.
-func (g *aesGCM) tagLong(tag, mask *[16]byte, aad, ct []byte) {
+func (g *AEAD) tagLong(tag, mask *[16]byte, aad, ct []byte) {
 	var lens [16]byte
 	binary.BigEndian.PutUint64(lens[0:8], uint64(len(aad))*8)
 	binary.BigEndian.PutUint64(lens[8:16], uint64(len(ct))*8)
@@ -168,7 +183,7 @@ func (g *aesGCM) tagLong(tag, mask *[16]byte, aad, ct []byte) {
 // number: hi, lo) and multiplied by x once ("doubled"), the form in which
 // carry-less products reduce with two folds by 0xc2<<56 (the reflected
 // x^128 + x^7 + x^2 + x + 1).
-func (g *aesGCM) initTable(h [16]byte) {
+func (g *AEAD) initTable(h [16]byte) {
 	hi, lo := binary.BigEndian.Uint64(h[0:8]), binary.BigEndian.Uint64(h[8:16])
 	carry := hi >> 63
 	hi = hi<<1 | lo>>63
@@ -288,12 +303,20 @@ func sliceForAppend(in []byte, n int) (head, tail []byte) {
 	return
 }
 
+// anyOverlap reports whether x and y share any memory.
+func anyOverlap(x, y []byte) bool {
+	if len(x) == 0 || len(y) == 0 {
+		return false
+	}
+	xs, ys := uintptr(unsafe.Pointer(&x[0])), uintptr(unsafe.Pointer(&y[0]))
+	return xs <= ys+uintptr(len(y)-1) && ys <= xs+uintptr(len(x)-1)
+}
+
 // inexactOverlap reports whether x and y share memory at different
 // offsets (in-place use, the same start, is allowed).
 func inexactOverlap(x, y []byte) bool {
 	if len(x) == 0 || len(y) == 0 || &x[0] == &y[0] {
 		return false
 	}
-	xs, ys := uintptr(unsafe.Pointer(&x[0])), uintptr(unsafe.Pointer(&y[0]))
-	return xs <= ys+uintptr(len(y)-1) && ys <= xs+uintptr(len(x)-1)
+	return anyOverlap(x, y)
 }

@@ -41,10 +41,17 @@ func TestKeySchedule(t *testing.T) {
 }
 
 // TestVectors: the test cases of the GCM specification (McGrew and Viega,
-// "The Galois/Counter Mode of Operation", test cases 3, 4, 15 and 16).
+// "The Galois/Counter Mode of Operation", test cases 1, 2, 9, 3, 4, 15 and
+// 16: empty and one-block messages, AES-192, AAD of 20 bytes).
 func TestVectors(t *testing.T) {
 	needAsm(t)
 	for _, c := range []struct{ key, iv, pt, aad, ct, tag string }{
+		{"00000000000000000000000000000000", "000000000000000000000000", "", "", "", "58e2fccefa7e3061367f1d57a4e7455a"},
+		{"00000000000000000000000000000000", "000000000000000000000000", "00000000000000000000000000000000", "",
+			"0388dace60b6a392f328c2b971b2fe78", "ab6e47d42cec13bdf53a67b21257bddf"},
+		{"feffe9928665731c6d6a8f9467308308feffe9928665731c", "cafebabefacedbaddecaf888",
+			"d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255", "",
+			"3980ca0b3c00e841eb06fac4872a2757859e1ceaa6efd984628593b40ca1e19c7d773d00c144c525ac619d18c84a3f4718e2448b2fe324d9ccda2710acade256", "9924a7c8587336bfb118024db8674a14"},
 		{"feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888",
 			"d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255", "",
 			"42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985", "4d5c2af327cd64a62cf35abd2ba6fab4"},
@@ -101,12 +108,23 @@ func TestAgainstStdlib(t *testing.T) {
 		for range 100 {
 			lengths = append(lengths, rng.IntN(70000))
 		}
+		lengths = append(lengths, -1, -2, -3) // AAD so long the message leaves the one-reduction path
 		for _, n := range lengths {
+			aadLen := -1
+			if n < 0 {
+				aadLen, n = 2000+rng.IntN(7000), rng.IntN(40)
+			}
 			pt := make([]byte, n)
 			for i := range pt {
 				pt[i] = byte(rng.Uint32())
 			}
 			aad := make([]byte, rng.IntN(41))
+			if rng.IntN(4) == 0 { // AAD across several 64- and 256-byte loads
+				aad = make([]byte, rng.IntN(600))
+			}
+			if aadLen >= 0 {
+				aad = make([]byte, aadLen)
+			}
 			for i := range aad {
 				aad[i] = byte(rng.Uint32())
 			}
@@ -132,8 +150,12 @@ func TestAgainstStdlib(t *testing.T) {
 			}
 			bad := append([]byte(nil), want...)
 			bad[rng.IntN(len(bad))] ^= 1 << rng.IntN(8)
-			if _, err := ours.Open(nil, nonce, bad, aad); err == nil {
+			dst := bytes.Repeat([]byte{0x5c}, len(bad))
+			if _, err := ours.Open(dst[:0], nonce, bad, aad); err == nil {
 				t.Fatalf("%d-bit key, %d bytes: Open accepted a flipped bit", 8*kl, n)
+			}
+			if !bytes.Equal(dst, bytes.Repeat([]byte{0x5c}, len(bad))) {
+				t.Fatalf("%d-bit key, %d bytes: a refused Open wrote to dst", 8*kl, n)
 			}
 			if len(aad) > 0 {
 				aad[0] ^= 1
@@ -142,6 +164,30 @@ func TestAgainstStdlib(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestMisuse: what crypto/aes refuses, this refuses too.
+func TestMisuse(t *testing.T) {
+	needAsm(t)
+	g, _ := newAccelerated(make([]byte, 16))
+	nonce := make([]byte, 12)
+	mustPanic := func(what string, f func()) {
+		t.Helper()
+		defer func() {
+			if recover() == nil {
+				t.Errorf("%s: no panic", what)
+			}
+		}()
+		f()
+	}
+	buf := make([]byte, 64)
+	mustPanic("AAD in the output", func() { g.Seal(buf[:0], nonce, buf[16:32], buf[:16]) })
+	mustPanic("output overlapping the input inexactly", func() { g.Seal(buf[1:1], nonce, buf[:32], nil) })
+	mustPanic("a nonce of 8 bytes", func() { g.Seal(nil, nonce[:8], nil, nil) })
+	mustPanic("a zero AEAD", func() { new(AEAD).Seal(nil, nonce, nil, nil) })
+	if _, err := newAccelerated(make([]byte, 17)); err == nil {
+		t.Error("a 17-byte key: no error")
 	}
 }
 
@@ -191,6 +237,9 @@ func FuzzAgainstStdlib(f *testing.F) {
 		want := ref.Seal(nil, nonce, pt, aad)
 		if got := ours.Seal(nil, nonce, pt, aad); !bytes.Equal(got, want) {
 			t.Fatalf("Seal differs from crypto/aes")
+		}
+		if got, err := ours.Open(nil, nonce, want, aad); err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("Open of its own Seal: %v", err)
 		}
 		// Open of arbitrary input agrees with crypto/aes, accept or refuse.
 		gotPT, gotErr := ours.Open(nil, nonce, pt, aad)
