@@ -54,10 +54,9 @@ type AEAD struct {
 	rk     [15 * 16]byte // round keys, FIPS 197 byte order
 	rounds int
 	// table holds H^128 .. H^1 (table[i] = H^(128-i)) in the bit-reflected,
-	// doubled form the multiplication uses, then 16 zero entries: the long
-	// path reads 512 bytes from H^16 on, the one-reduction path up to 48
-	// bytes past H^1.
-	table [(shortBlocks + 16) * 16]byte
+	// doubled form the multiplication uses, then 4 zero entries: GHASH
+	// reads powers 64 bytes at a time, up to 48 bytes past H^1.
+	table [(shortBlocks + 4) * 16]byte
 }
 
 func newAccelerated(key []byte) (*AEAD, error) {
@@ -166,15 +165,28 @@ func (g *AEAD) Open(dst, nonce, ciphertext, aad []byte) ([]byte, error) {
 func blocks(aad, ct []byte) int { return (len(aad)+15)/16 + (len(ct)+15)/16 + 1 }
 
 // tagLong writes GHASH(aad, ct) XOR mask (E(K, J0)) to tag, for messages
-// longer than shortBlocks: a reduction per 16 blocks.
+// longer than shortBlocks: a reduction per shortBlocks blocks.
 func (g *AEAD) tagLong(tag, mask *[16]byte, aad, ct []byte) {
 	var lens [16]byte
 	binary.BigEndian.PutUint64(lens[0:8], uint64(len(aad))*8)
 	binary.BigEndian.PutUint64(lens[8:16], uint64(len(ct))*8)
 	var acc [16]byte // bit-reflected: the bytes of the GHASH value reversed
-	ghash((*[512]byte)(g.table[(shortBlocks-16)*16:]), &acc, unsafe.SliceData(aad), len(aad), unsafe.SliceData(ct), len(ct), &lens)
+	g.ghashLong(&acc, aad)
+	g.ghashLong(&acc, ct)
+	g.ghashLong(&acc, lens[:])
 	for i := range tag {
 		tag[i] = acc[15-i] ^ mask[i]
+	}
+}
+
+// ghashLong folds data, zero-padded to whole blocks, into acc, a piece of
+// up to shortBlocks blocks per reduction.
+func (g *AEAD) ghashLong(acc *[16]byte, data []byte) {
+	for len(data) > 0 {
+		n := min(len(data), shortBlocks*16)
+		m := (n + 15) / 16
+		ghashPiece(&g.table[(shortBlocks-m)*16], acc, unsafe.SliceData(data), n)
+		data = data[n:]
 	}
 }
 

@@ -18,11 +18,12 @@ func encryptBlock(rk *[240]byte, rounds int, dst, src *[16]byte)
 //go:noescape
 func ctr(rk *[240]byte, rounds int, ctr *[16]byte, dst, src *byte, n int)
 
-// ghash folds aad, then ct (each zero-padded to whole blocks), then the
-// lengths block into the bit-reflected accumulator acc.
+// ghashPiece continues the GHASH in acc (bit-reflected) over n bytes, 1
+// to shortBlocks*16, the last block zero-padded, with one reduction;
+// powers is &table[(shortBlocks-m)*16] for a piece of m blocks.
 //
 //go:noescape
-func ghash(table *[512]byte, acc *[16]byte, aad *byte, aadLen int, ct *byte, ctLen int, lens *[16]byte)
+func ghashPiece(powers *byte, acc *[16]byte, data *byte, n int)
 
 // sealShort seals a message of at most shortBlocks blocks (AAD,
 // plaintext, lengths) in one pass over the keys: j0 is the first counter

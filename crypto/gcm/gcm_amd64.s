@@ -320,120 +320,6 @@ ldone:
 	VPXOR      X0, X13, X13 \
 	VPXOR      X14, X13, X11
 
-// ghashChunk folds the next DX bytes at SI (at most 256: 16 blocks, the
-// last zero-padded) into the accumulator X11, with the powers of H in the
-// table at AX; Z10 holds bswap, X12 poly. It advances SI and DX.
-// Clobbers Z0-Z7, Z13-Z20, CX, R8-R11, K1-K4.
-#define GHASH_CHUNK \
-	MOVQ    $256, CX \
-	CMPQ    DX, CX \
-	CMOVQLT DX, CX \
-	/* masks: bytes of each of the four 64-byte loads (BZHI reads the low 8 bits of its index: 256 must not reach it) */ \
-	MOVQ    $-1, R9 \
-	XORQ    R11, R11 \
-	MOVQ    CX, R10 \
-	MOVQ    $64, R8 \
-	CMPQ    R10, R8 \
-	CMOVQLT R10, R8 \
-	BZHIQ   R8, R9, R8 \
-	KMOVQ   R8, K1 \
-	SUBQ    $64, R10 \
-	CMOVQLT R11, R10 \
-	BZHIQ   R10, R9, R8 \
-	KMOVQ   R8, K2 \
-	SUBQ    $64, R10 \
-	CMOVQLT R11, R10 \
-	BZHIQ   R10, R9, R8 \
-	KMOVQ   R8, K3 \
-	SUBQ    $64, R10 \
-	CMOVQLT R11, R10 \
-	BZHIQ   R10, R9, R8 \
-	KMOVQ   R8, K4 \
-	/* powers: block j of m uses H^(m-j) = table[16-m+j] */ \
-	MOVQ CX, R8 \
-	ADDQ $15, R8 \
-	SHRQ $4, R8 \
-	NEGQ R8 \
-	ADDQ $16, R8 \
-	SHLQ $4, R8 \
-	ADDQ AX, R8 \
-	VMOVDQU8.Z (SI), K1, Z0 \
-	VMOVDQU8.Z 64(SI), K2, Z1 \
-	VMOVDQU8.Z 128(SI), K3, Z2 \
-	VMOVDQU8.Z 192(SI), K4, Z3 \
-	VPSHUFB Z10, Z0, Z0 \
-	VPSHUFB Z10, Z1, Z1 \
-	VPSHUFB Z10, Z2, Z2 \
-	VPSHUFB Z10, Z3, Z3 \
-	VPXORQ  Z11, Z0, Z0 \
-	VMOVDQU64 (R8), Z4 \
-	VMOVDQU64 64(R8), Z5 \
-	VMOVDQU64 128(R8), Z6 \
-	VMOVDQU64 192(R8), Z7 \
-	VPCLMULQDQ $0x00, Z4, Z0, Z13 \
-	VPCLMULQDQ $0x11, Z4, Z0, Z14 \
-	VPCLMULQDQ $0x01, Z4, Z0, Z15 \
-	VPCLMULQDQ $0x10, Z4, Z0, Z16 \
-	VPXORQ     Z16, Z15, Z15 \
-	VPCLMULQDQ $0x00, Z5, Z1, Z17 \
-	VPCLMULQDQ $0x11, Z5, Z1, Z18 \
-	VPCLMULQDQ $0x01, Z5, Z1, Z19 \
-	VPCLMULQDQ $0x10, Z5, Z1, Z20 \
-	VPXORQ     Z17, Z13, Z13 \
-	VPXORQ     Z18, Z14, Z14 \
-	VPTERNLOGD $0x96, Z19, Z20, Z15 \
-	VPCLMULQDQ $0x00, Z6, Z2, Z17 \
-	VPCLMULQDQ $0x11, Z6, Z2, Z18 \
-	VPCLMULQDQ $0x01, Z6, Z2, Z19 \
-	VPCLMULQDQ $0x10, Z6, Z2, Z20 \
-	VPXORQ     Z17, Z13, Z13 \
-	VPXORQ     Z18, Z14, Z14 \
-	VPTERNLOGD $0x96, Z19, Z20, Z15 \
-	VPCLMULQDQ $0x00, Z7, Z3, Z17 \
-	VPCLMULQDQ $0x11, Z7, Z3, Z18 \
-	VPCLMULQDQ $0x01, Z7, Z3, Z19 \
-	VPCLMULQDQ $0x10, Z7, Z3, Z20 \
-	VPXORQ     Z17, Z13, Z13 \
-	VPXORQ     Z18, Z14, Z14 \
-	VPTERNLOGD $0x96, Z19, Z20, Z15 \
-	FOLD_REDUCE \
-	ADDQ CX, SI \
-	SUBQ CX, DX
-
-// func ghash(table *[512]byte, acc *[16]byte, aad *byte, aadLen int, ct *byte, ctLen int, lens *[16]byte)
-TEXT ·ghash(SB), NOSPLIT, $0-56
-	MOVQ table+0(FP), AX
-	MOVQ acc+8(FP), BX
-	VBROADCASTI32X4 bswap<>(SB), Z10
-	VMOVDQU poly<>(SB), X12
-	VMOVDQU (BX), X11
-
-	MOVQ aad+16(FP), SI
-	MOVQ aadLen+24(FP), DX
-gh_aad:
-	TESTQ DX, DX
-	JZ    gh_ct
-	GHASH_CHUNK
-	JMP gh_aad
-
-gh_ct:
-	MOVQ ct+32(FP), SI
-	MOVQ ctLen+40(FP), DX
-gh_ctloop:
-	TESTQ DX, DX
-	JZ    gh_lens
-	GHASH_CHUNK
-	JMP gh_ctloop
-
-gh_lens:
-	MOVQ lens+48(FP), SI
-	MOVQ $16, DX
-	GHASH_CHUNK
-
-	VMOVDQU X11, (BX)
-	VZEROUPPER
-	RET
-
 // GHASH_PART folds DX bytes at SI, 64 at a time (the last block
 // zero-padded), into the products Z13-Z15, with the powers at R10, which
 // advance a block per block; R9 = -1, Z10 = bswap. Clobbers Z0, Z4,
@@ -551,4 +437,30 @@ TEXT ·openShort(SB), NOSPLIT, $0-89
 op_bad:
 	VZEROUPPER
 	MOVB $0, ret+88(FP)
+	RET
+
+// func ghashPiece(powers *byte, acc *[16]byte, data *byte, n int)
+// Continues the GHASH in acc over n bytes (1 to 2048, the last block
+// zero-padded) with one reduction: acc·H^m + X_1·H^m + ... + X_m·H for a
+// piece of m blocks, powers pointing at H^m.
+TEXT ·ghashPiece(SB), NOSPLIT, $0-32
+	MOVQ powers+0(FP), R10
+	MOVQ acc+8(FP), BX
+	MOVQ data+16(FP), SI
+	MOVQ n+24(FP), DX
+	MOVQ $-1, R9
+	VBROADCASTI32X4 bswap<>(SB), Z10
+	VMOVDQU poly<>(SB), X12
+	// acc (lane 0; the others zero) times H^m starts the products.
+	VMOVDQU    (BX), X11
+	VMOVDQU64  (R10), Z4
+	VPCLMULQDQ $0x00, Z4, Z11, Z13
+	VPCLMULQDQ $0x11, Z4, Z11, Z14
+	VPCLMULQDQ $0x01, Z4, Z11, Z15
+	VPCLMULQDQ $0x10, Z4, Z11, Z16
+	VPXORQ     Z16, Z15, Z15
+	GHASH_PART(gp_loop, gp_done)
+	FOLD_REDUCE
+	VMOVDQU X11, (BX)
+	VZEROUPPER
 	RET
