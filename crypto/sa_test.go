@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vxswitch/vxswitch/clock"
+	"github.com/vxswitch/vxswitch/crypto/gcm"
 )
 
 func testKeymat(s Suite, seed byte) []byte {
@@ -717,5 +718,38 @@ func TestWiresharkSA(t *testing.T) {
 	oc, _ := pair(t, cc)
 	if got := oc.WiresharkSA(a, b); !strings.Contains(got, `"ChaCha20 with Poly1305 [RFC7634]"`) {
 		t.Errorf("chacha: got %s", got)
+	}
+}
+
+// TestGCMImplementationsAgree: an SA on crypto/gcm's assembly and one on
+// crypto/aes's GCM (VXSWITCH_GCM=stdlib) open each other's packets, both
+// ways, for every AES suite, with and without ESN.
+func TestGCMImplementationsAgree(t *testing.T) {
+	if !gcm.Accelerated() {
+		t.Skip("crypto/gcm's assembly does not run on this processor: both SAs would be crypto/aes's")
+	}
+	for _, s := range []Suite{SuiteAES128GCM16, SuiteAES256GCM16} {
+		for _, esn := range []bool{false, true} {
+			cfg := SAConfig{SPI: 0xc0010203, Suite: s, ESN: esn, Keymat: testKeymat(s, 7)}
+			fastOut, fastIn := pair(t, cfg)
+			t.Setenv("VXSWITCH_GCM", "stdlib")
+			stdOut, stdIn := pair(t, cfg)
+			t.Setenv("VXSWITCH_GCM", "")
+			if fastOut.fast == nil || stdOut.fast != nil {
+				t.Fatalf("%v: the SAs did not get the implementations asked for", s)
+			}
+			for _, n := range []int{0, 1, 15, 16, 100, 1400, 1500, 2100, 9000} {
+				payload := bytes.Repeat([]byte{byte(n)}, n)
+				for _, way := range []struct {
+					out *OutboundSA
+					in  *InboundSA
+				}{{fastOut, stdIn}, {stdOut, fastIn}} {
+					got, _, err := way.in.Open(sealed(t, way.out, payload))
+					if err != nil || !bytes.Equal(got, payload) {
+						t.Fatalf("%v esn=%v %d bytes: %v", s, esn, n, err)
+					}
+				}
+			}
+		}
 	}
 }

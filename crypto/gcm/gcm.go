@@ -100,14 +100,10 @@ func (g *AEAD) Seal(dst, nonce, plaintext, aad []byte) []byte {
 	if anyOverlap(out, aad) {
 		panic("gcm: invalid buffer overlap of output and additional data")
 	}
-	var j0 [16]byte
-	copy(j0[:], nonce)
-	j0[15] = 1
+	j0 := firstCounter(nonce)
 	ct := out[:len(plaintext)]
 	if m := blocks(aad, plaintext); m <= shortBlocks {
-		var lens [16]byte
-		binary.BigEndian.PutUint64(lens[0:8], uint64(len(aad))*8)
-		binary.BigEndian.PutUint64(lens[8:16], uint64(len(plaintext))*8)
+		lens := lengthsBlock(len(aad), len(plaintext))
 		sealShort(&g.rk, g.rounds, &g.table[(shortBlocks-m)*16], &j0, unsafe.SliceData(ct), unsafe.SliceData(plaintext), len(plaintext),
 			unsafe.SliceData(aad), len(aad), &lens, (*[16]byte)(out[len(plaintext):]))
 		return ret
@@ -136,13 +132,9 @@ func (g *AEAD) Open(dst, nonce, ciphertext, aad []byte) ([]byte, error) {
 	if anyOverlap(out, aad) {
 		panic("gcm: invalid buffer overlap of output and additional data")
 	}
-	var j0 [16]byte
-	copy(j0[:], nonce)
-	j0[15] = 1
+	j0 := firstCounter(nonce)
 	if m := blocks(aad, ct); m <= shortBlocks {
-		var lens [16]byte
-		binary.BigEndian.PutUint64(lens[0:8], uint64(len(aad))*8)
-		binary.BigEndian.PutUint64(lens[8:16], uint64(len(ct))*8)
+		lens := lengthsBlock(len(aad), len(ct))
 		if !openShort(&g.rk, g.rounds, &g.table[(shortBlocks-m)*16], &j0, unsafe.SliceData(out), unsafe.SliceData(ct), len(ct),
 			unsafe.SliceData(aad), len(aad), &lens, (*[16]byte)(want)) {
 			return nil, errOpen
@@ -160,6 +152,21 @@ func (g *AEAD) Open(dst, nonce, ciphertext, aad []byte) ([]byte, error) {
 	return ret, nil
 }
 
+// firstCounter is J0 for a 96-bit nonce: nonce || 0x00000001.
+func firstCounter(nonce []byte) (j0 [16]byte) {
+	copy(j0[:], nonce)
+	j0[15] = 1
+	return j0
+}
+
+// lengthsBlock is GHASH's last block: the bit lengths of the AAD and the
+// ciphertext, big-endian.
+func lengthsBlock(aadLen, ctLen int) (l [16]byte) {
+	binary.BigEndian.PutUint64(l[0:8], uint64(aadLen)*8)
+	binary.BigEndian.PutUint64(l[8:16], uint64(ctLen)*8)
+	return l
+}
+
 // blocks is the length of the message GHASH covers, in blocks: the AAD
 // and the ciphertext, each padded, and the lengths block.
 func blocks(aad, ct []byte) int { return (len(aad)+15)/16 + (len(ct)+15)/16 + 1 }
@@ -167,9 +174,7 @@ func blocks(aad, ct []byte) int { return (len(aad)+15)/16 + (len(ct)+15)/16 + 1 
 // tagLong writes GHASH(aad, ct) XOR mask (E(K, J0)) to tag, for messages
 // longer than shortBlocks: a reduction per shortBlocks blocks.
 func (g *AEAD) tagLong(tag, mask *[16]byte, aad, ct []byte) {
-	var lens [16]byte
-	binary.BigEndian.PutUint64(lens[0:8], uint64(len(aad))*8)
-	binary.BigEndian.PutUint64(lens[8:16], uint64(len(ct))*8)
+	lens := lengthsBlock(len(aad), len(ct))
 	var acc [16]byte // bit-reflected: the bytes of the GHASH value reversed
 	g.ghashLong(&acc, aad)
 	g.ghashLong(&acc, ct)
