@@ -90,9 +90,10 @@ func (c *counters) count(err error) error {
 	return err
 }
 
-// scratch holds the nonce and AAD of one Seal or Open. Arrays passed to
-// the cipher.AEAD interface escape to the heap, so they come from a pool
-// (a few ns, no allocation after warm-up) instead of the stack.
+// scratch holds the nonce and AAD of one Seal or Open. With crypto/gcm's
+// AEAD it is on the stack; arrays passed to the cipher.AEAD interface
+// (ChaCha20-Poly1305, crypto/aes's GCM) escape to the heap, so for those it
+// comes from a pool (a few ns, no allocation after warm-up).
 type scratch struct {
 	nonce [12]byte
 	aad   [12]byte
@@ -237,9 +238,9 @@ func (s *sa) Suite() Suite { return s.suite }
 func (s *sa) ESN() bool { return s.esn }
 
 // Zero wipes the SA's key material and makes it refuse every packet with
-// ErrExpired. The expanded key schedule inside the cipher.AEAD cannot be
-// reached through crypto/cipher: it stays in memory until the SA itself is
-// garbage collected, so drop every reference to a zeroed SA.
+// ErrExpired. The expanded key schedule inside the AEAD is not wiped (a
+// Seal in flight may still be reading it): it stays in memory until the SA
+// itself is garbage collected, so drop every reference to a zeroed SA.
 func (s *sa) Zero() {
 	s.dead.Store(true)
 	s.salt.Store(0)
@@ -419,8 +420,9 @@ func NewInboundSA(cfg SAConfig) (*InboundSA, error) {
 // subslice of pkt) and the next header value. The anti-replay window is
 // checked before decryption and advanced only after the ICV verified and
 // the padding checked (RFC 4303 §3.4.3), so forged, broken and replayed
-// packets never move it. On error the content of pkt is undefined (a
-// failed GCM Open clears it). Open does not keep pkt and does not allocate.
+// packets never move it. On error the content of pkt is undefined (crypto/
+// aes's GCM clears it, crypto/gcm leaves it). Open does not keep pkt and
+// does not allocate.
 //
 // A payload with next header NextHeaderNoNext is a dummy packet that the
 // caller drops.

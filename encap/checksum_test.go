@@ -1,6 +1,7 @@
 package encap
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
 	"testing"
@@ -157,4 +158,54 @@ func TestChecksumNoAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _ = Checksum(buf, 0) }); n != 0 {
 		t.Errorf("Checksum allocs = %v, want 0", n)
 	}
+}
+
+// TestChecksumAsmAgrees compares Checksum (the assembly where it runs)
+// with checksumWords over every length to 3000 at odd and even offsets,
+// random lengths to 200 KB (several 64 KB pieces), all-0xff data (sums at
+// the one's-complement wrap) and random initial sums.
+func TestChecksumAsmAgrees(t *testing.T) {
+	if !haveSumAsm {
+		t.Skip("no AVX-512 here: Checksum is checksumWords")
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	buf := make([]byte, 200<<10+1)
+	for i := range buf {
+		buf[i] = byte(rng.Uint32())
+	}
+	ones := bytes.Repeat([]byte{0xff}, 70000)
+	check := func(b []byte, initial uint16) {
+		t.Helper()
+		if got, want := Checksum(b, initial), checksumWords(b, initial); got != want {
+			t.Fatalf("%d bytes, initial %#04x: Checksum %#04x, checksumWords %#04x", len(b), initial, got, want)
+		}
+	}
+	for n := 0; n <= 3000; n++ {
+		check(buf[:n], 0)
+		check(buf[1:1+n], uint16(rng.Uint32()))
+		check(ones[:n], 0)
+		check(ones[:n], 0xffff)
+		check(make([]byte, n), 0)
+	}
+	for range 300 {
+		n := rng.IntN(len(buf))
+		check(buf[:n], uint16(rng.Uint32()))
+	}
+	check(ones, 0)
+	check(buf, 0)
+}
+
+func FuzzChecksumAsm(f *testing.F) {
+	f.Add([]byte("a checksum over an odd number of bytes"), uint16(0), uint8(1))
+	f.Fuzz(func(t *testing.T, b []byte, initial uint16, repeat uint8) {
+		// Repeat the input so that the fuzzer reaches the 64-byte and
+		// 128-byte loops and more than one 64 KB piece.
+		data := bytes.Repeat(b, int(repeat)%64+1)
+		if len(b) > 0 && repeat > 200 {
+			data = bytes.Repeat(b, 70000/len(b)+1)
+		}
+		if got, want := Checksum(data, initial), checksumWords(data, initial); got != want {
+			t.Fatalf("%d bytes, initial %#04x: Checksum %#04x, checksumWords %#04x", len(data), initial, got, want)
+		}
+	})
 }

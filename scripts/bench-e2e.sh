@@ -21,12 +21,17 @@
 #   BENCH_TIME=8          seconds per iperf3 run
 #   BENCH_RUNS=3          iperf3 runs per tunnel; the table shows the median
 #   BENCH_ONLY=regex      run only the tunnels whose label matches (kernel is always run)
-#   BENCH_MTUS="1500 1400" underlay MTUs
+#   BENCH_PROFILE=full    quick: the references and vxswitch plain and esp
+#                         (AES-GCM-128, ChaCha20) over 1500 only; full: every
+#                         suite and topology
+#   BENCH_MTUS            underlay MTUs and topologies (full: "1500 1400 1400r
+#                         1400bh"; quick: "1500")
 #   BENCH_DEADLINE=1800   seconds after which remaining runs are skipped
-#   BENCH_BIDIR=1         iperf3 --bidir: traffic both ways at once; Gbit/s is the sum
+#   BENCH_BIDIR=1         iperf3 --bidir: traffic both ways at once; Gbit/s and
+#                         retransmits are both directions' sums
 #   BENCH_SWITCH='k = v\n...' extra [switch] settings for vxswitch (e.g. crypto_workers = 2)
-#   BENCH_PPROF=dir       save a CPU profile of each vxswitch site during each
-#                         of its runs there (dir/LABEL-UMTU-SITE.pprof), taken
+#   BENCH_PPROF=dir       save a CPU profile of each vxswitch site during the
+#                         first run of each case (dir/LABEL-UMTU-SITE.pprof), taken
 #                         from site.pprof on loopback in the site's namespace
 set -euo pipefail
 
@@ -51,6 +56,8 @@ else
   SUITES=(aes128gcm16 aes256gcm16 chacha20poly1305)
 fi
 DEADLINE=${BENCH_DEADLINE:-1800}
+BIDIR=()
+[ "${BENCH_BIDIR:-0}" = 1 ] && BIDIR=(--bidir)
 for tool in iperf3 jq ping; do
   command -v "$tool" >/dev/null || { echo "error: $tool not installed (make deps)" >&2; exit 1; }
 done
@@ -287,7 +294,7 @@ run_case() {
         done
       fi
       rc=0
-      timeout $((T + 20)) ip netns exec "$(nsl_ns a)" iperf3 -c 10.11.129.2 -t "$T" -O 1 -J --connect-timeout 3000 ${BENCH_BIDIR:+--bidir} >"$out" 2>/dev/null || rc=$?
+      timeout $((T + 20)) ip netns exec "$(nsl_ns a)" iperf3 -c 10.11.129.2 -t "$T" -O 1 -J --connect-timeout 3000 "${BIDIR[@]}" >"$out" 2>/dev/null || rc=$?
       for pid in "${prof[@]}"; do wait "$pid" 2>/dev/null || true; done
       if ! [ -s "$out" ] || [ "$(jq -r '.error // empty' "$out")" != "" ] || [ "$rc" != 0 ]; then
         echo "iperf3 failed (rc $rc): $(jq -r '.error // empty' "$out" 2>/dev/null | head -c 120)"
@@ -295,7 +302,7 @@ run_case() {
       fi
       g=$(jq -r '(.end.sum_received.bits_per_second + (.end.sum_received_bidir_reverse.bits_per_second // 0)) / 1e9' "$out")
       gbps+=("$g")
-      retr+=("$(jq -r '.end.sum_sent.retransmits // 0' "$out")")
+      retr+=("$(jq -r '(.end.sum_sent.retransmits // 0) + (.end.sum_sent_bidir_reverse.retransmits // 0)' "$out")")
       # Both sites' tunnel daemons' CPU seconds per gigabit carried (the
       # kernel's own vxlan has no daemon: its work is softirq, not counted).
       if [ ${#daemons[@]} -gt 0 ]; then
@@ -321,7 +328,7 @@ run_case() {
   nsl_remove_prefixed
 }
 
-echo "== iperf3 TCP, median of $RUNS runs of ${T}s (after 1s omitted), a -> b over the overlay; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== iperf3 TCP, median of $RUNS runs of ${T}s (after 1s omitted), a $([ ${#BIDIR[@]} -gt 0 ] && echo '<->' || echo '->') b over the overlay; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for umtu in $MTUS; do
   run_case kernel-vxlan "$umtu" setup_kernel
   run_case vxswitch-plain "$umtu" setup_vxswitch plain

@@ -28,7 +28,11 @@ var errOpen = errors.New("gcm: message authentication failed")
 // crypto/aes's.
 func New(key []byte) (cipher.AEAD, error) {
 	if Accelerated() {
-		return newAccelerated(key)
+		g, err := newAccelerated(key)
+		if err != nil {
+			return nil, err // not a nil *AEAD inside a non-nil interface
+		}
+		return g, nil
 	}
 	return NewStdlib(key)
 }

@@ -1,0 +1,13 @@
+package encap
+
+import "golang.org/x/sys/cpu"
+
+// haveSumAsm: sumWordsAVX512 runs here (AVX-512 F and BW for the byte
+// masks, BMI2 for BZHI).
+var haveSumAsm = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasBMI2
+
+// sumWordsAVX512 returns the one's-complement sum of n bytes (1 to 65536)
+// at b read as little-endian 16-bit words, folded to 16 bits.
+//
+//go:noescape
+func sumWordsAVX512(b *byte, n int) uint16

@@ -1,0 +1,7 @@
+//go:build !amd64
+
+package encap
+
+const haveSumAsm = false
+
+func sumWordsAVX512(b *byte, n int) uint16 { panic("encap: no assembly") }
