@@ -141,6 +141,36 @@ type counters [numCounters]atomic.Uint64
 func (c *counters) inc(k counter)           { c[k].Add(1) }
 func (c *counters) add(k counter, n uint64) { c[k].Add(n) }
 
+// peerRun sums the packets (and bytes) of a run to or from one peer, so
+// that a batch costs its counters an atomic add per run, not per packet.
+// pkts and byts name the counters; byts < 0: packets only.
+type peerRun struct {
+	pkts, byts counter
+	p          *peer
+	n, bytes   uint64
+}
+
+// count adds a packet of size bytes for p, first flushing another peer's run.
+func (r *peerRun) count(p *peer, size int) {
+	if p != r.p {
+		r.flush()
+		r.p = p
+	}
+	r.n++
+	r.bytes += uint64(size)
+}
+
+// flush adds the run to its peer's counters (the end of a run or a batch).
+func (r *peerRun) flush() {
+	if r.p != nil {
+		r.p.ctr.add(r.pkts, r.n)
+		if r.byts >= 0 {
+			r.p.ctr.add(r.byts, r.bytes)
+		}
+	}
+	r.p, r.n, r.bytes = nil, 0, 0
+}
+
 // appendAll appends every counter of c under scope, zeros included.
 func (c *counters) appendAll(out []Counter, scope string) []Counter {
 	for i := range c {

@@ -38,10 +38,8 @@ type rxPath struct {
 	learnt   remoteMAC
 	learntTo fdb.Port
 	learntOK bool
-	// counted: the peer whose packets and bytes are being summed for one
-	// atomic add per run of its datagrams (countRx, flushCounts).
-	counted          *peer
-	cntPkts, cntByts uint64
+	// received sums a run of datagrams from one peer for its counters.
+	received peerRun
 
 	wg     sync.WaitGroup
 	openFn rangeFunc
@@ -49,7 +47,8 @@ type rxPath struct {
 
 func newRxPath(s *Switch) *rxPath {
 	r := &rxPath{
-		s: s,
+		s:        s,
+		received: peerRun{pkts: cRxPackets, byts: cRxBytes},
 		reasm: encap.NewReassembler(encap.ReassemblyConfig{
 			Timeout:      s.cfg.Reassembly.Timeout,
 			MaxDatagrams: s.cfg.Reassembly.MaxDatagrams,
@@ -88,7 +87,7 @@ func (r *rxPath) process(n int) {
 		}
 	}
 	defer s.flushPorts()
-	defer r.flushCounts()
+	defer r.received.flush()
 	r.learntOK = false
 	if s.cfg.Mode == ModePlain {
 		// A batch is mostly runs from one peer (GRO): one look-up per run.
@@ -153,7 +152,7 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 		s.ctr.inc(cRxDropUnknownPeer)
 		return
 	}
-	r.countRx(p, len(j.pkt))
+	r.received.count(p, len(j.pkt))
 	// The peer sends on the new SA pair: it has it, so we may too.
 	if pd := p.pending.Load(); pd != nil && pd.in == j.sa {
 		s.promote(p, pd)
@@ -251,7 +250,7 @@ func (r *rxPath) plain(p *peer, pkt []byte, from netip.AddrPort) {
 		s.ctr.inc(cRxDropUnknownPeer)
 		return
 	}
-	r.countRx(p, len(pkt))
+	r.received.count(p, len(pkt))
 	if isPlainProbe(pkt) {
 		s.handleProbe(p, pkt[encap.VXLANHeaderLen:])
 		return
@@ -405,24 +404,4 @@ func (seg *segment) writeOut() {
 	}
 	clear(seg.out)
 	seg.out = seg.out[:0]
-}
-
-// countRx counts a datagram of n bytes from p; a run from one peer is
-// added to its counters at once (flushCounts), not per datagram.
-func (r *rxPath) countRx(p *peer, n int) {
-	if p != r.counted {
-		r.flushCounts()
-		r.counted = p
-	}
-	r.cntPkts++
-	r.cntByts += uint64(n)
-}
-
-// flushCounts adds what countRx summed (the end of a run, or of the batch).
-func (r *rxPath) flushCounts() {
-	if p := r.counted; p != nil {
-		p.ctr.add(cRxPackets, r.cntPkts)
-		p.ctr.add(cRxBytes, r.cntByts)
-	}
-	r.counted, r.cntPkts, r.cntByts = nil, 0, 0
 }

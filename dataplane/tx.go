@@ -69,10 +69,9 @@ type txPath struct {
 	// learntOK): a run of frames from one host is learnt once per batch.
 	learnt   encap.MAC
 	learntOK bool
-	// offloaded counts the frames of the batch sent to offloadedTo with
-	// their checksum unfinished, added to its counter once per run.
-	offloadedTo *peer
-	offloaded   uint64
+	// offloaded counts the frames of the batch sent with their checksum
+	// unfinished, per run to one peer; sent the messages of a flush.
+	offloaded, sent peerRun
 
 	// partial[i]: frame i of the batch has its TCP checksum unfinished
 	// (the port's checksum offload, link.ChecksumOffload).
@@ -97,7 +96,9 @@ type txPath struct {
 func newTxPath(s *Switch, seg *segment) *txPath {
 	t := &txPath{
 		s: s, seg: seg,
-		bufs: link.MakeBuffers(batchSize, Headroom+seg.port.ReadRoom()+Tailroom), sizes: make([]int, batchSize),
+		offloaded: peerRun{pkts: cTxChecksumOffload, byts: -1},
+		sent:      peerRun{pkts: cTxPackets, byts: cTxBytes},
+		bufs:      link.MakeBuffers(batchSize, Headroom+seg.port.ReadRoom()+Tailroom), sizes: make([]int, batchSize),
 		dsts: make([]encap.MAC, batchSize), ports: make([]fdb.Port, batchSize), found: make([]bool, batchSize),
 		partial: make([]bool, batchSize),
 		spare:   link.MakeBuffers(outSize, BufferSize),
@@ -152,7 +153,7 @@ func (t *txPath) process(n int) {
 	for i := 0; i < k; i++ {
 		t.frame(pt, t.bufs[i], t.sizes[i], t.ports[i], t.found[i], t.partial[i])
 	}
-	t.countOffloaded(nil)
+	t.offloaded.flush()
 	t.flush()
 }
 
@@ -210,7 +211,7 @@ func (t *txPath) frame(pt *peerTable, buf []byte, n int, port fdb.Port, found, p
 			if p := pt.get(port); p != nil {
 				if partial {
 					if p.csumOffload.Load() {
-						t.countOffloaded(p)
+						t.offloaded.count(p, 0)
 					} else if !t.finishChecksum(frame) {
 						return
 					}
@@ -251,20 +252,6 @@ func (t *txPath) frame(pt *peerTable, buf []byte, n int, port fdb.Port, found, p
 			seg.ctr.inc(cFloodCopies)
 		}
 		t.toPeer(p, buf, n, j == len(list)-1)
-	}
-}
-
-// countOffloaded counts a frame sent to p with its checksum unfinished; a
-// run to one peer is added at once (p nil: the end of the batch).
-func (t *txPath) countOffloaded(p *peer) {
-	if p != t.offloadedTo {
-		if t.offloadedTo != nil {
-			t.offloadedTo.ctr.add(cTxChecksumOffload, t.offloaded)
-		}
-		t.offloadedTo, t.offloaded = p, 0
-	}
-	if p != nil {
-		t.offloaded++
 	}
 }
 
@@ -519,26 +506,13 @@ func (t *txPath) flush() {
 	capture := s.capture.active(CaptureUnderlay)
 	// Counted once per run of messages to one peer: an atomic add per
 	// message would cost more than the rest of this loop.
-	var run *peer
-	var pkts, bytes uint64
 	for i, b := range t.out {
-		if p := t.outPeer[i]; p != run {
-			if run != nil {
-				run.ctr.add(cTxPackets, pkts)
-				run.ctr.add(cTxBytes, bytes)
-			}
-			run, pkts, bytes = p, 0, 0
-		}
-		pkts++
-		bytes += uint64(len(b))
+		t.sent.count(t.outPeer[i], len(b))
 		if capture {
 			s.emitUnderlay(s.localAddr, t.outTo[i], b)
 		}
 	}
-	if run != nil {
-		run.ctr.add(cTxPackets, pkts)
-		run.ctr.add(cTxBytes, bytes)
-	}
+	t.sent.flush()
 	if err := s.under.Write(t.out, t.outTo, t.failFn); err != nil && !link.Closed(err) {
 		s.ctr.inc(cTxErrors)
 		s.logf("underlay send failed", "err", err)
