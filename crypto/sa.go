@@ -357,8 +357,7 @@ func (o *OutboundSA) seal(pkt []byte, payloadLen int, nextHeader uint8, seq, iv 
 		return total, nil
 	}
 	sc := scratchPool.Get().(*scratch)
-	aad := o.fill(sc, seq, iv)
-	o.aead.Seal(pt[:0], sc.nonce[:], pt, aad)
+	o.aead.Seal(pt[:0], sc.nonce[:], pt, o.fill(sc, seq, iv))
 	scratchPool.Put(sc)
 	return total, nil
 }
@@ -458,16 +457,15 @@ func (in *InboundSA) open(pkt []byte) ([]byte, uint8, error) {
 		return nil, 0, err
 	}
 
-	ct := pkt[HeaderLen:]
+	ct, iv := pkt[HeaderLen:], binary.BigEndian.Uint64(pkt[8:16])
 	var pt []byte
 	var err error
 	if in.fast != nil {
 		var sc scratch // stays on the stack: no interface call
-		pt, err = in.fast.Open(ct[:0], sc.nonce[:], ct, in.fill(&sc, seq, binary.BigEndian.Uint64(pkt[8:16])))
+		pt, err = in.fast.Open(ct[:0], sc.nonce[:], ct, in.fill(&sc, seq, iv))
 	} else {
 		sc := scratchPool.Get().(*scratch)
-		aad := in.fill(sc, seq, binary.BigEndian.Uint64(pkt[8:16]))
-		pt, err = in.aead.Open(ct[:0], sc.nonce[:], ct, aad)
+		pt, err = in.aead.Open(ct[:0], sc.nonce[:], ct, in.fill(sc, seq, iv))
 		scratchPool.Put(sc)
 	}
 	if err != nil {

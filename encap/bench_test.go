@@ -1,6 +1,7 @@
 package encap
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -161,6 +162,27 @@ func BenchmarkChecksum(b *testing.B) {
 		b.Run(s.name, func(b *testing.B) {
 			buf := testFrame(s.n, 1)
 			runVsCopy(b, s.n, func() { _ = Checksum(buf, 0) })
+		})
+	}
+}
+
+// BenchmarkChecksumShort compares the Go sum with the assembly at the
+// short lengths that decide sumAsmMin.
+func BenchmarkChecksumShort(b *testing.B) {
+	buf := make([]byte, 64)
+	for _, n := range []int{8, 16, 32, 64} {
+		b.Run(fmt.Sprintf("go/%d", n), func(b *testing.B) {
+			for range b.N {
+				_ = checksumWords(buf[:n], 0)
+			}
+		})
+		b.Run(fmt.Sprintf("asm/%d", n), func(b *testing.B) {
+			if !haveSumAsm {
+				b.Skip("no AVX-512 here")
+			}
+			for range b.N {
+				_ = checksumAsm(buf[:n], 0)
+			}
 		})
 	}
 }

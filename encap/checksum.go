@@ -19,6 +19,11 @@ func Checksum(b []byte, initial uint16) uint16 {
 	if !haveSumAsm || len(b) < sumAsmMin {
 		return checksumWords(b, initial)
 	}
+	return checksumAsm(b, initial)
+}
+
+// checksumAsm is Checksum through sumWordsAVX512, 64 KB at a time.
+func checksumAsm(b []byte, initial uint16) uint16 {
 	sum := initial
 	for len(b) > 0 {
 		n := min(len(b), 1<<16) // even: only the last piece may be odd
@@ -28,8 +33,10 @@ func Checksum(b []byte, initial uint16) uint16 {
 	return sum
 }
 
-// sumAsmMin is the length from which the assembly is faster than
-// checksumWords (the call and the fold of 16 lanes cost a few ns).
+// sumAsmMin is where the assembly stops losing to checksumWords: with the
+// call, the fold of 16 lanes and the byte swap, 32 bytes take 4.8 ns
+// through it against 3.2-3.4 in Go, 64 bytes 4.3-5.2 against 4.4-4.5, 1514 bytes
+// 12 against 86 (BenchmarkChecksumShort, BenchmarkChecksum).
 const sumAsmMin = 64
 
 // checksumWords is Checksum in Go: it adds 64-bit big-endian words with

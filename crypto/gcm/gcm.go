@@ -114,7 +114,6 @@ func (g *AEAD) Seal(dst, nonce, plaintext, aad []byte) []byte {
 	}
 	var mask [16]byte
 	encryptBlock(&g.rk, g.rounds, &mask, &j0)
-	j0[15] = 2
 	ctr(&g.rk, g.rounds, &j0, unsafe.SliceData(ct), unsafe.SliceData(plaintext), len(plaintext))
 	g.tagLong((*[16]byte)(out[len(plaintext):]), &mask, aad, ct)
 	return ret
@@ -151,7 +150,6 @@ func (g *AEAD) Open(dst, nonce, ciphertext, aad []byte) ([]byte, error) {
 	if subtle.ConstantTimeCompare(got[:], want) != 1 {
 		return nil, errOpen
 	}
-	j0[15] = 2
 	ctr(&g.rk, g.rounds, &j0, unsafe.SliceData(out), unsafe.SliceData(ct), len(ct))
 	return ret, nil
 }

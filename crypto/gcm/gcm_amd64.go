@@ -11,12 +11,12 @@ var haveAsm = cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ && cpu.X86.HasAVX2 &&
 //go:noescape
 func encryptBlock(rk *[240]byte, rounds int, dst, src *[16]byte)
 
-// ctr XORs n bytes of src with the keystream of the counter blocks ctr,
-// ctr+1, ... (the last 32 bits big-endian, incremented) into dst. dst and
+// ctr XORs n bytes of src with the keystream of the counter blocks J0+1,
+// J0+2, ... (the last 32 bits big-endian, incremented) into dst. dst and
 // src may be the same.
 //
 //go:noescape
-func ctr(rk *[240]byte, rounds int, ctr *[16]byte, dst, src *byte, n int)
+func ctr(rk *[240]byte, rounds int, j0 *[16]byte, dst, src *byte, n int)
 
 // ghashPiece continues the GHASH in acc (bit-reflected) over n bytes, 1
 // to shortBlocks*16, the last block zero-padded, with one reduction;

@@ -13,19 +13,9 @@ DATA poly<>+0(SB)/8, $0x0000000000000001
 DATA poly<>+8(SB)/8, $0xc200000000000000
 GLOBL poly<>(SB), RODATA|NOPTR, $16
 
-// laneInc: 0, 1, 2, 3 in the counter dword of each lane (byte-reversed
-// counter blocks: the counter is dword 0).
-DATA laneInc<>+0(SB)/8, $0
-DATA laneInc<>+8(SB)/8, $0
-DATA laneInc<>+16(SB)/8, $1
-DATA laneInc<>+24(SB)/8, $0
-DATA laneInc<>+32(SB)/8, $2
-DATA laneInc<>+40(SB)/8, $0
-DATA laneInc<>+48(SB)/8, $3
-DATA laneInc<>+56(SB)/8, $0
-GLOBL laneInc<>(SB), RODATA|NOPTR, $64
-
-// laneInc1: 1, 2, 3, 4 (from J0 to the first four payload counters).
+// laneInc1: 1, 2, 3, 4 in the counter dword of each lane (byte-reversed
+// counter blocks: the counter is dword 0), from J0 to the first four
+// payload counters.
 DATA laneInc1<>+0(SB)/8, $1
 DATA laneInc1<>+8(SB)/8, $0
 DATA laneInc1<>+16(SB)/8, $2
@@ -132,71 +122,26 @@ l10: \
 	VAESENCLAST Z22, Z0, Z0 \
 ldone:
 
-// func encryptBlock(rk *[240]byte, rounds int, dst, src *[16]byte)
-TEXT ·encryptBlock(SB), NOSPLIT, $0-32
-	MOVQ rk+0(FP), AX
-	MOVQ rounds+8(FP), CX
-	MOVQ dst+16(FP), DI
-	MOVQ src+24(FP), SI
-	MOVOU (SI), X0
-	MOVOU 0(AX), X1
-	PXOR  X1, X0
-	MOVOU 16(AX), X1
-	AESENC X1, X0
-	MOVOU 32(AX), X1
-	AESENC X1, X0
-	MOVOU 48(AX), X1
-	AESENC X1, X0
-	MOVOU 64(AX), X1
-	AESENC X1, X0
-	MOVOU 80(AX), X1
-	AESENC X1, X0
-	MOVOU 96(AX), X1
-	AESENC X1, X0
-	MOVOU 112(AX), X1
-	AESENC X1, X0
-	MOVOU 128(AX), X1
-	AESENC X1, X0
-	MOVOU 144(AX), X1
-	AESENC X1, X0
-	MOVOU 160(AX), X1
-	CMPQ  CX, $10
-	JE    eb_last
-	AESENC X1, X0
-	MOVOU 176(AX), X1
-	AESENC X1, X0
-	MOVOU 192(AX), X1
-	CMPQ  CX, $12
-	JE    eb_last
-	AESENC X1, X0
-	MOVOU 208(AX), X1
-	AESENC X1, X0
-	MOVOU 224(AX), X1
-eb_last:
-	AESENCLAST X1, X0
-	MOVOU X0, (DI)
-	RET
-
-// CTR_INIT sets Z8 to the counter blocks *BX + inc (inc: a 64-byte table
-// of per-lane additions), byte-reversed, and Z9, Z10 to the constants
-// ctrBody uses.
-#define CTR_INIT(inc) \
+// CTR_INIT sets Z8 to the first four payload counter blocks, J0+1 ..
+// J0+4 for J0 at BX, byte-reversed, and Z9, Z10 to the constants ctrBody
+// uses.
+#define CTR_INIT \
 	VBROADCASTI32X4 bswap<>(SB), Z10 \
 	VBROADCASTI32X4 four<>(SB), Z9 \
 	VBROADCASTI32X4 (BX), Z8 \
 	VPSHUFB Z10, Z8, Z8 \
-	VPADDD  inc, Z8, Z8
+	VPADDD  laneInc1<>(SB), Z8, Z8
 
-// func ctr(rk *[240]byte, rounds int, ctr *[16]byte, dst, src *byte, n int)
+// func ctr(rk *[240]byte, rounds int, j0 *[16]byte, dst, src *byte, n int)
 TEXT ·ctr(SB), NOSPLIT, $0-48
 	MOVQ rk+0(FP), AX
 	MOVQ rounds+8(FP), CX
-	MOVQ ctr+16(FP), BX
+	MOVQ j0+16(FP), BX
 	MOVQ dst+24(FP), DI
 	MOVQ src+32(FP), SI
 	MOVQ n+40(FP), DX
 	LOADKEYS
-	CTR_INIT(laneInc<>(SB))
+	CTR_INIT
 	CALL ctrBody<>(SB)
 	VZEROUPPER
 	RET
@@ -260,7 +205,7 @@ ctr_done:
 	RET
 
 // ENC_J0 encrypts the block at BX into X5 with the round keys at AX
-// (memory operands: no key registers needed). CX = rounds. Clobbers X6.
+// (memory operands: no key registers needed). CX = rounds.
 #define ENC_J0(l10, l12, ldone) \
 	VMOVDQU (BX), X5 \
 	VPXOR   0(AX), X5, X5 \
@@ -289,6 +234,16 @@ l12: \
 l10: \
 	VAESENCLAST 160(AX), X5, X5 \
 ldone:
+
+// func encryptBlock(rk *[240]byte, rounds int, dst, src *[16]byte)
+TEXT ·encryptBlock(SB), NOSPLIT, $0-32
+	MOVQ rk+0(FP), AX
+	MOVQ rounds+8(FP), CX
+	MOVQ dst+16(FP), DI
+	MOVQ src+24(FP), BX
+	ENC_J0(eb_10, eb_12, eb_done)
+	VMOVDQU X5, (DI)
+	RET
 
 // FOLD_REDUCE sums the four lanes of the products in Z13 (low), Z14
 // (high) and Z15 (middle), folds the middle term in and reduces into X11,
@@ -385,7 +340,7 @@ TEXT ·sealShort(SB), NOSPLIT, $0-88
 	MOVQ j0+24(FP), BX
 	ENC_J0(se_j10, se_j12, se_jdone)
 	LOADKEYS
-	CTR_INIT(laneInc1<>(SB))
+	CTR_INIT
 	MOVQ dst+32(FP), DI
 	MOVQ src+40(FP), SI
 	MOVQ n+48(FP), DX
@@ -426,7 +381,7 @@ TEXT ·openShort(SB), NOSPLIT, $0-89
 	MOVQ rounds+8(FP), CX
 	MOVQ j0+24(FP), BX
 	LOADKEYS
-	CTR_INIT(laneInc1<>(SB))
+	CTR_INIT
 	MOVQ dst+32(FP), DI
 	MOVQ src+40(FP), SI
 	MOVQ n+48(FP), DX

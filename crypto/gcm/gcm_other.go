@@ -5,7 +5,7 @@ package gcm
 const haveAsm = false
 
 func encryptBlock(rk *[240]byte, rounds int, dst, src *[16]byte) { panic("gcm: no assembly") }
-func ctr(rk *[240]byte, rounds int, ctr *[16]byte, dst, src *byte, n int) {
+func ctr(rk *[240]byte, rounds int, j0 *[16]byte, dst, src *byte, n int) {
 	panic("gcm: no assembly")
 }
 func ghashPiece(powers *byte, acc *[16]byte, data *byte, n int) { panic("gcm: no assembly") }
