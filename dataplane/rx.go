@@ -1,9 +1,14 @@
 package dataplane
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/vxswitch/vxswitch/crypto"
@@ -145,6 +150,9 @@ func (r *rxPath) esp(pt *peerTable, j *openJob, from netip.AddrPort) {
 	s := r.s
 	if j.err != nil {
 		s.ctr.inc(espDropCounter(j.err))
+		if crypto.ReasonOf(j.err) == crypto.ReasonUnknownSPI {
+			s.debugUnknownSPI(j.pkt, from)
+		}
 		return
 	}
 	p, _ := j.sa.Owner().(*peer)
@@ -404,4 +412,25 @@ func (seg *segment) writeOut() {
 	}
 	clear(seg.out)
 	seg.out = seg.out[:0]
+}
+
+// debugUnknownSPI logs, at debug level and at most once a second, an ESP
+// packet whose SPI no inbound SA has, with the SPIs there are: what an
+// operator needs to see that two sites disagree about their SAs (a
+// restart, a rekey one side missed). Nothing is done unless debug is on.
+func (s *Switch) debugUnknownSPI(pkt []byte, from netip.AddrPort) {
+	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	ok, suppressed := s.spiLogLimiter.Allow(s.clock.Now().UnixNano())
+	if !ok {
+		return
+	}
+	var known []string
+	for _, sa := range s.sadb.SAs() {
+		known = append(known, fmt.Sprintf("%08x", sa.SPI()))
+	}
+	slices.Sort(known)
+	s.log.Debug("esp packet with an unknown SPI", "spi", fmt.Sprintf("%08x", binary.BigEndian.Uint32(pkt)),
+		"from", from, "seq", binary.BigEndian.Uint32(pkt[4:8]), "inbound_spis", strings.Join(known, ","), "suppressed", suppressed)
 }

@@ -53,6 +53,8 @@ type Switch struct {
 	ike        ikeBridge
 	ctr        counters
 	logLimiter ratelimit.Limiter
+	// spiLogLimiter paces the debug lines about unknown SPIs (rx.go).
+	spiLogLimiter ratelimit.Limiter
 }
 
 // segment is one VNI with its port.
