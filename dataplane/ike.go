@@ -269,12 +269,22 @@ func (s *Switch) InstallChildSA(c ike.ChildSA) error {
 	}
 	p.natKeepalive.Store(c.BehindNAT)
 	if p.outSA.Load() == nil {
-		p.outSA.Store(out)
 		// The first SA: the path is probed a moment later, once the peer
 		// has installed it too and a duplicate IKE SA from a simultaneous
 		// start (and its Child SAs) is settled, so probes are not sealed
 		// under an SA the peer is deleting. Until then: the base size.
 		s.clock.AfterFunc(firstProbeDelay, func() { s.startProber(p) })
+		if !c.Responder {
+			p.outSA.Store(out) // the peer answered: it has the SA
+		} else {
+			// Our answer is on its way: the peer has the SA once it has
+			// read it, which a packet sent now may overtake (its IKE runs
+			// beside its data path). Send on it when the peer does, or
+			// after firstSAWait.
+			pd := &pendingSA{in: in, out: out, deadline: s.clock.Now().Add(firstSAWait)}
+			p.pending.Store(pd)
+			s.clock.AfterFunc(firstSAWait, func() { s.promote(p, pd) })
+		}
 	} else {
 		p.pending.Store(&pendingSA{in: in, out: out, deadline: s.clock.Now().Add(pendingWait)})
 	}
@@ -306,8 +316,13 @@ const inboundGrace = 2 * time.Second
 // start leaves a duplicate IKE SA to settle).
 const firstProbeDelay = 500 * time.Millisecond
 
-// pendingWait is the longest a new SA pair waits to take over sending.
-const pendingWait = time.Second
+// pendingWait is the longest a new SA pair waits to take over sending;
+// firstSAWait the same for a peer's first SA when we were the responder
+// (no SA to send on meanwhile).
+const (
+	pendingWait = time.Second
+	firstSAWait = 200 * time.Millisecond
+)
 
 // deleteSALocked removes an SA pair; s.mu is held. The inbound SA leaves
 // the SADB after grace (0: now).

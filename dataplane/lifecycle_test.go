@@ -72,6 +72,51 @@ func TestSAPendingPromotedAfterWait(t *testing.T) {
 	}
 }
 
+// TestFirstSAResponderWaits: the responder of the exchange that made a
+// peer's first SA pair does not send on it until the initiator, which
+// installs it only when the answer arrives, shows it has it (a packet on
+// the new inbound SA) or firstSAWait has passed; the initiator sends at
+// once.
+func TestFirstSAResponderWaits(t *testing.T) {
+	for _, traffic := range []bool{true, false} {
+		p, clk := newManualPair(t)
+		// Start over without SAs, as after a peer's restart.
+		p.a.DeleteChildSA("b", 0x1001, 0x2002)
+		p.b.DeleteChildSA("a", 0x2002, 0x1001)
+		clk.Advance(inboundGrace + time.Second)
+		if outSPI(p.a, "b") != 0 || outSPI(p.b, "a") != 0 {
+			t.Fatal("SAs left after the deletes")
+		}
+		s := crypto.SuiteAES128GCM16
+		k1, k2 := make([]byte, s.KeymatLen()), make([]byte, s.KeymatLen())
+		rand.Read(k1)
+		rand.Read(k2)
+		must(t, p.a.InstallChildSA(ike.ChildSA{Peer: "b", Suite: s, ESN: true, InSPI: 0x5005, OutSPI: 0x6006, InKeymat: k1, OutKeymat: k2, Responder: true}))
+		if got := outSPI(p.a, "b"); got != 0 {
+			t.Fatalf("the responder sends on %#x before the initiator has the SA", got)
+		}
+		must(t, p.b.InstallChildSA(ike.ChildSA{Peer: "a", Suite: s, ESN: true, InSPI: 0x6006, OutSPI: 0x5005, InKeymat: k2, OutKeymat: k1}))
+		if got := outSPI(p.b, "a"); got != 0x5005 {
+			t.Fatalf("the initiator sends on %#x, want 0x5005 at once", got)
+		}
+		if traffic {
+			p.reply(testFrame(macA, macB, 200))
+		} else {
+			clk.Advance(firstSAWait / 2)
+			if got := outSPI(p.a, "b"); got != 0 {
+				t.Fatalf("half the wait: the responder sends on %#x", got)
+			}
+			clk.Advance(firstSAWait)
+		}
+		if got := outSPI(p.a, "b"); got != 0x6006 {
+			t.Errorf("traffic %v: the responder sends on %#x, want 0x6006", traffic, got)
+		}
+		if n := p.b.ctr[cRxDropUnknownSPI].Load(); n != 0 {
+			t.Errorf("b dropped %d packets with an unknown SPI", n)
+		}
+	}
+}
+
 // TestSADeleteGrace: a deleted pair's inbound SA still opens packets for
 // inboundGrace (they were in flight), then it goes; the outbound one's
 // keys are wiped after the same grace, not at once.

@@ -9,6 +9,8 @@ import (
 	"math/bits"
 	"os"
 	"unsafe"
+
+	"github.com/vxswitch/vxswitch/internal/aeadbuf"
 )
 
 const (
@@ -95,13 +97,13 @@ func (g *AEAD) Seal(dst, nonce, plaintext, aad []byte) []byte {
 		panic("gcm: message too large for GCM")
 	}
 	g.mustBeMade()
-	ret, out := sliceForAppend(dst, len(plaintext)+tagSize)
-	if inexactOverlap(out, plaintext) {
+	ret, out := aeadbuf.SliceForAppend(dst, len(plaintext)+tagSize)
+	if aeadbuf.InexactOverlap(out, plaintext) {
 		panic("gcm: invalid buffer overlap of output and input")
 	}
 	// The AAD is hashed after the encryption: in the output it would be
 	// overwritten first.
-	if anyOverlap(out, aad) {
+	if aeadbuf.AnyOverlap(out, aad) {
 		panic("gcm: invalid buffer overlap of output and additional data")
 	}
 	j0 := firstCounter(nonce)
@@ -128,11 +130,11 @@ func (g *AEAD) Open(dst, nonce, ciphertext, aad []byte) ([]byte, error) {
 	}
 	ct, want := ciphertext[:len(ciphertext)-tagSize], ciphertext[len(ciphertext)-tagSize:]
 	g.mustBeMade()
-	ret, out := sliceForAppend(dst, len(ct))
-	if inexactOverlap(out, ciphertext) {
+	ret, out := aeadbuf.SliceForAppend(dst, len(ct))
+	if aeadbuf.InexactOverlap(out, ciphertext) {
 		panic("gcm: invalid buffer overlap of output and input")
 	}
-	if anyOverlap(out, aad) {
+	if aeadbuf.AnyOverlap(out, aad) {
 		panic("gcm: invalid buffer overlap of output and additional data")
 	}
 	j0 := firstCounter(nonce)
@@ -308,34 +310,3 @@ var sbox = func() (s [256]byte) {
 	s[0] = 0x63
 	return s
 }()
-
-// sliceForAppend extends in by n bytes: head is the whole slice, tail the
-// new part (crypto/cipher's idiom).
-func sliceForAppend(in []byte, n int) (head, tail []byte) {
-	if total := len(in) + n; cap(in) >= total {
-		head = in[:total]
-	} else {
-		head = make([]byte, total)
-		copy(head, in)
-	}
-	tail = head[len(in):]
-	return
-}
-
-// anyOverlap reports whether x and y share any memory.
-func anyOverlap(x, y []byte) bool {
-	if len(x) == 0 || len(y) == 0 {
-		return false
-	}
-	xs, ys := uintptr(unsafe.Pointer(&x[0])), uintptr(unsafe.Pointer(&y[0]))
-	return xs <= ys+uintptr(len(y)-1) && ys <= xs+uintptr(len(x)-1)
-}
-
-// inexactOverlap reports whether x and y share memory at different
-// offsets (in-place use, the same start, is allowed).
-func inexactOverlap(x, y []byte) bool {
-	if len(x) == 0 || len(y) == 0 || &x[0] == &y[0] {
-		return false
-	}
-	return anyOverlap(x, y)
-}

@@ -315,7 +315,7 @@ func (sa *ikeSA) respondChild(p *parsed, ikeAuth bool, ni, nr []byte) ([]Payload
 		}
 		ke = &Payload{Type: PayloadKE, Body: KE{Group: choice.group, Data: dh.public()}.Encode()}
 	}
-	c := &childSA{suite: choice.suite, esn: choice.esn, inSPI: d.newESPSPI(), outSPI: choice.peerSPI}
+	c := &childSA{suite: choice.suite, esn: choice.esn, inSPI: d.newESPSPI(), outSPI: choice.peerSPI, responder: true}
 	c.in, c.out = childKeymat(sa.algs.prf, sa.keys.d, gir, ni, nr, c.suite.KeymatLen())
 	ps := []Payload{{Type: PayloadSA, Body: EncodeSA([]Proposal{choice.reply(c.inSPI)})}}
 	if !ikeAuth {

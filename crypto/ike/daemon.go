@@ -104,6 +104,10 @@ type ChildSA struct {
 	// BehindNAT: NAT detection found a NAT in front of us; the data plane
 	// sends NAT keepalives (RFC 3948 §4) to keep its mapping open.
 	BehindNAT bool
+	// Responder: we answered the exchange that made the SA, so the peer
+	// installs it only once our answer arrives, a moment after us: a
+	// packet sent on it at once may find the peer without it.
+	Responder bool
 }
 
 // Handler receives the daemon's results. Calls are made without the

@@ -106,7 +106,7 @@ func (sa *ikeSA) installChild(c *childSA, now time.Time) {
 	info := ChildSA{
 		Peer: sa.peerName(), Suite: c.suite, ESN: c.esn, InSPI: c.inSPI, OutSPI: c.outSPI,
 		InKeymat: c.in, OutKeymat: c.out, Local: local, Remote: remote, Lifetime: d.cfg.ChildLifetime,
-		BehindNAT: sa.behindNAT,
+		BehindNAT: sa.behindNAT, Responder: c.responder,
 	}
 	d.log.Info("ike: child SA installed", append(sa.logAttrs(), "suite", c.suite.String(), "esn", c.esn,
 		"in_spi", fmt.Sprintf("%08x", c.inSPI), "out_spi", fmt.Sprintf("%08x", c.outSPI))...)

@@ -53,6 +53,7 @@ type childSA struct {
 	expireAt       time.Time
 	rekeyGroup     uint16 // group asked for by INVALID_KE_PAYLOAD, 0 = the IKE SA's
 	collisionNonce []byte // lowest nonce of the peer's colliding rekey of this SA
+	responder      bool   // we answered the exchange that made it
 }
 
 type request struct {
