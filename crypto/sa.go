@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/vxswitch/vxswitch/clock"
+	"github.com/vxswitch/vxswitch/crypto/chacha"
 	"github.com/vxswitch/vxswitch/crypto/gcm"
-	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // Lifetime limits an SA (RFC 4301 §4.4.2.1). A zero field is unlimited.
@@ -108,6 +108,7 @@ type sa struct {
 	esn   bool
 	aead  cipher.AEAD
 	fast  *gcm.AEAD     // aead when it is crypto/gcm's: called without the interface
+	fastC *chacha.AEAD  // or crypto/chacha's
 	salt  atomic.Uint32 // atomic so that Zero does not race with Seal/Open
 	dead  atomic.Bool   // set by Zero
 	// timeUp latches a hard time limit once seen.
@@ -127,7 +128,7 @@ func newAEAD(s Suite, key []byte) (cipher.AEAD, error) {
 	case SuiteAES128GCM16, SuiteAES256GCM16:
 		return gcm.New(key)
 	case SuiteChaCha20Poly1305:
-		return chacha20poly1305.New(key)
+		return chacha.New(key)
 	}
 	return nil, fmt.Errorf("unknown suite %v", s)
 }
@@ -155,6 +156,7 @@ func (s *sa) init(cfg *SAConfig) error {
 func (s *sa) init2(cfg *SAConfig, aead cipher.AEAD) {
 	s.spi, s.suite, s.esn, s.aead = cfg.SPI, cfg.Suite, cfg.ESN, aead
 	s.fast, _ = aead.(*gcm.AEAD)
+	s.fastC, _ = aead.(*chacha.AEAD)
 	kl := len(cfg.Keymat) - 4
 	s.salt.Store(binary.BigEndian.Uint32(cfg.Keymat[kl:]))
 	s.keymat = append([]byte(nil), cfg.Keymat...)
@@ -356,6 +358,11 @@ func (o *OutboundSA) seal(pkt []byte, payloadLen int, nextHeader uint8, seq, iv 
 		o.fast.Seal(pt[:0], sc.nonce[:], pt, o.fill(&sc, seq, iv))
 		return total, nil
 	}
+	if o.fastC != nil {
+		var sc scratch
+		o.fastC.Seal(pt[:0], sc.nonce[:], pt, o.fill(&sc, seq, iv))
+		return total, nil
+	}
 	sc := scratchPool.Get().(*scratch)
 	o.aead.Seal(pt[:0], sc.nonce[:], pt, o.fill(sc, seq, iv))
 	scratchPool.Put(sc)
@@ -463,6 +470,9 @@ func (in *InboundSA) open(pkt []byte) ([]byte, uint8, error) {
 	if in.fast != nil {
 		var sc scratch // stays on the stack: no interface call
 		pt, err = in.fast.Open(ct[:0], sc.nonce[:], ct, in.fill(&sc, seq, iv))
+	} else if in.fastC != nil {
+		var sc scratch
+		pt, err = in.fastC.Open(ct[:0], sc.nonce[:], ct, in.fill(&sc, seq, iv))
 	} else {
 		sc := scratchPool.Get().(*scratch)
 		pt, err = in.aead.Open(ct[:0], sc.nonce[:], ct, in.fill(sc, seq, iv))

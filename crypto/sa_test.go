@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vxswitch/vxswitch/clock"
+	"github.com/vxswitch/vxswitch/crypto/chacha"
 	"github.com/vxswitch/vxswitch/crypto/gcm"
 )
 
@@ -721,21 +722,27 @@ func TestWiresharkSA(t *testing.T) {
 	}
 }
 
-// TestGCMImplementationsAgree: an SA on crypto/gcm's assembly and one on
-// crypto/aes's GCM (VXSWITCH_GCM=stdlib) open each other's packets, both
-// ways, for every AES suite, with and without ESN.
-func TestGCMImplementationsAgree(t *testing.T) {
-	if !gcm.Accelerated() {
-		t.Skip("crypto/gcm's assembly does not run on this processor: both SAs would be crypto/aes's")
-	}
-	for _, s := range []Suite{SuiteAES128GCM16, SuiteAES256GCM16} {
+// TestImplementationsAgree: an SA on our assembly (crypto/gcm,
+// crypto/chacha) and one on the standard implementation (crypto/aes,
+// golang.org/x/crypto; VXSWITCH_GCM or VXSWITCH_CHACHA=stdlib) open each
+// other's packets, both ways, for every suite, with and without ESN.
+func TestImplementationsAgree(t *testing.T) {
+	for _, s := range []Suite{SuiteAES128GCM16, SuiteAES256GCM16, SuiteChaCha20Poly1305} {
+		env, accelerated := "VXSWITCH_GCM", gcm.Accelerated()
+		if s == SuiteChaCha20Poly1305 {
+			env, accelerated = "VXSWITCH_CHACHA", chacha.Accelerated()
+		}
+		if !accelerated {
+			t.Logf("%v: our assembly does not run on this processor: skipped", s)
+			continue
+		}
 		for _, esn := range []bool{false, true} {
 			cfg := SAConfig{SPI: 0xc0010203, Suite: s, ESN: esn, Keymat: testKeymat(s, 7)}
 			fastOut, fastIn := pair(t, cfg)
-			t.Setenv("VXSWITCH_GCM", "stdlib")
+			t.Setenv(env, "stdlib")
 			stdOut, stdIn := pair(t, cfg)
-			t.Setenv("VXSWITCH_GCM", "")
-			if fastOut.fast == nil || stdOut.fast != nil {
+			t.Setenv(env, "")
+			if (fastOut.fast == nil && fastOut.fastC == nil) || stdOut.fast != nil || stdOut.fastC != nil {
 				t.Fatalf("%v: the SAs did not get the implementations asked for", s)
 			}
 			for _, n := range []int{0, 1, 15, 16, 100, 1400, 1500, 2100, 9000} {
