@@ -281,9 +281,16 @@ func (s *Switch) InstallChildSA(c ike.ChildSA) error {
 			// read it, which a packet sent now may overtake (its IKE runs
 			// beside its data path). Send on it when the peer does, or
 			// after firstSAWait.
+			// A first pair already waiting keeps its place: this one
+			// follows it when it goes (deleteSALocked).
 			pd := &pendingSA{in: in, out: out, deadline: s.clock.Now().Add(firstSAWait)}
-			p.pending.Store(pd)
-			s.clock.AfterFunc(firstSAWait, func() { s.promote(p, pd) })
+			if p.pending.CompareAndSwap(nil, pd) {
+				s.clock.AfterFunc(firstSAWait, func() {
+					s.mu.Lock()
+					defer s.mu.Unlock()
+					s.promote(p, pd)
+				})
+			}
 		}
 	} else {
 		p.pending.Store(&pendingSA{in: in, out: out, deadline: s.clock.Now().Add(pendingWait)})
@@ -368,6 +375,12 @@ func (s *Switch) deleteSALocked(p *peer, inSPI, outSPI uint32, grace time.Durati
 			next = p.sas[len(p.sas)-1].out
 		}
 		p.outSA.Store(next)
+		return
+	}
+	// Nothing to send on and nothing waiting (the pair that waited went),
+	// but a pair is left: it takes over.
+	if p.outSA.Load() == nil && p.pending.Load() == nil && len(p.sas) > 0 {
+		p.outSA.Store(p.sas[len(p.sas)-1].out)
 	}
 }
 
@@ -375,7 +388,8 @@ func (s *Switch) removeInboundLocked(inSPI uint32) { s.sadb.Remove(inSPI) }
 
 // pendingSA is a new SA pair whose outbound half waits to take over until
 // the peer shows it has the pair too: a packet arrives on the new inbound
-// SA, the old pair is deleted, or a second passes. Switching at once would
+// SA, the old pair is deleted, or pendingWait passes (firstSAWait for a
+// peer's first pair). Switching at once would
 // lose the packets the peer receives before it installs its inbound half
 // (the responder of a rekey sends its answer before the initiator
 // installs).

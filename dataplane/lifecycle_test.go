@@ -95,6 +95,8 @@ func TestFirstSAResponderWaits(t *testing.T) {
 		if got := outSPI(p.a, "b"); got != 0 {
 			t.Fatalf("the responder sends on %#x before the initiator has the SA", got)
 		}
+		// A frame now must not reach b under an SA b does not have yet.
+		p.send(testFrame(macB, macA, 200))
 		must(t, p.b.InstallChildSA(ike.ChildSA{Peer: "a", Suite: s, ESN: true, InSPI: 0x6006, OutSPI: 0x5005, InKeymat: k2, OutKeymat: k1}))
 		if got := outSPI(p.b, "a"); got != 0x5005 {
 			t.Fatalf("the initiator sends on %#x, want 0x5005 at once", got)
@@ -112,7 +114,34 @@ func TestFirstSAResponderWaits(t *testing.T) {
 			t.Errorf("traffic %v: the responder sends on %#x, want 0x6006", traffic, got)
 		}
 		if n := p.b.ctr[cRxDropUnknownSPI].Load(); n != 0 {
-			t.Errorf("b dropped %d packets with an unknown SPI", n)
+			t.Errorf("b dropped %d packets with an unknown SPI (sent before it had the SA)", n)
+		}
+	}
+}
+
+// TestFirstSAResponderTwoPairs: two first pairs made as responder (a
+// peer that started twice) never leave the peer without an SA to send
+// on, whichever of them is deleted while the first waits.
+func TestFirstSAResponderTwoPairs(t *testing.T) {
+	for _, deleteFirst := range []bool{false, true} {
+		p, clk := newManualPair(t)
+		p.a.DeleteChildSA("b", 0x1001, 0x2002)
+		clk.Advance(inboundGrace + time.Second)
+		s := crypto.SuiteAES128GCM16
+		k := make([]byte, s.KeymatLen())
+		rand.Read(k)
+		must(t, p.a.InstallChildSA(ike.ChildSA{Peer: "b", Suite: s, ESN: true, InSPI: 0x5005, OutSPI: 0x6006, InKeymat: k, OutKeymat: k, Responder: true}))
+		must(t, p.a.InstallChildSA(ike.ChildSA{Peer: "b", Suite: s, ESN: true, InSPI: 0x7007, OutSPI: 0x8008, InKeymat: k, OutKeymat: k, Responder: true}))
+		want := uint32(0x6006)
+		if deleteFirst {
+			p.a.DeleteChildSA("b", 0x5005, 0x6006)
+			want = 0x8008
+		} else {
+			p.a.DeleteChildSA("b", 0x7007, 0x8008)
+		}
+		clk.Advance(firstSAWait * 2)
+		if got := outSPI(p.a, "b"); got != want {
+			t.Errorf("delete first %v: a sends on %#x, want %#x", deleteFirst, got, want)
 		}
 	}
 }

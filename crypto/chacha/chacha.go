@@ -46,7 +46,7 @@ func New(key []byte) (cipher.AEAD, error) {
 func NewStdlib(key []byte) (cipher.AEAD, error) { return chacha20poly1305.New(key) }
 
 // Accelerated reports whether New returns this package's implementation:
-// the processor has AVX-512 (F, BW, VL, IFMA) and BMI2, and
+// the processor has AVX2, AVX-512 (F, BW, VL, IFMA) and BMI2, and
 // VXSWITCH_CHACHA is not "stdlib".
 func Accelerated() bool { return haveAsm && os.Getenv("VXSWITCH_CHACHA") != "stdlib" }
 

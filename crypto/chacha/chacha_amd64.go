@@ -2,7 +2,7 @@ package chacha
 
 import "golang.org/x/sys/cpu"
 
-var haveAsm = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL &&
+var haveAsm = cpu.X86.HasAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL &&
 	cpu.X86.HasAVX512IFMA && cpu.X86.HasBMI2
 
 // haveIFMA: poly.blocks may call polyBlocks.

@@ -32,12 +32,10 @@ func TestRFC8439(t *testing.T) {
 	// §2.5.2: Poly1305 alone.
 	var pk [32]byte
 	copy(pk[:], unhex("85d6be7857556d337f4452fe42d506a80103808afb0db2fd4abff6af4149f51b"))
-	p := newPoly(&pk)
-	p.padded([]byte("Cryptographic Forum Research Group"))
 	var got [16]byte
 	// The message is not a whole number of blocks: its last one has the
-	// pad bit after its 2 bytes, not zeros to 16; redo it by hand.
-	p = newPoly(&pk)
+	// pad bit after its 2 bytes (plain Poly1305, not the AEAD's padding).
+	p := newPoly(&pk)
 	msg := []byte("Cryptographic Forum Research Group")
 	p.blocks(msg[:32])
 	var last [16]byte
@@ -132,7 +130,7 @@ func pair(t testing.TB, key []byte) (*AEAD, cipher.AEAD) {
 // TestAgainstStdlib compares with golang.org/x/crypto over every length
 // to 2200 bytes (one and two 16-block passes, the first pass's 960 bytes,
 // runs of blocks below and above vectorMin, every Poly1305 chunk phase),
-// random lengths to 70 KB and AAD lengths to 600 and around 2000.
+// random lengths to 70 KB and AAD lengths to 600, around 2000 and 9000.
 func TestAgainstStdlib(t *testing.T) {
 	needAsm(t)
 	r := rand.New(rand.NewPCG(1, 2))
@@ -159,12 +157,20 @@ func TestAgainstStdlib(t *testing.T) {
 	}
 }
 
-// TestPolyExtremes drives the vector Poly1305 with all-ones blocks and
-// all-ones keys (the largest limbs) against the scalar one.
+// TestPolyExtremes drives the vector Poly1305 with all-ones blocks, the
+// largest accumulator and an all-ones key (the largest limbs), and random
+// keys, against the scalar one.
 func TestPolyExtremes(t *testing.T) {
 	needAsm(t)
 	ones := bytes.Repeat([]byte{0xff}, 16*300)
-	for _, key := range [][32]byte{{}, func() (k [32]byte) { copy(k[:], bytes.Repeat([]byte{0xff}, 32)); return }()} {
+	r := rand.New(rand.NewPCG(3, 4))
+	random := func() (k [32]byte) {
+		for i := range k {
+			k[i] = byte(r.Uint32())
+		}
+		return
+	}
+	for _, key := range [][32]byte{random(), random(), func() (k [32]byte) { copy(k[:], bytes.Repeat([]byte{0xff}, 32)); return }()} {
 		for n := 8; n <= 300; n++ { // polyBlocks takes 8 or more
 			v, s := newPoly(&key), newPoly(&key)
 			v.h0, v.h1, v.h2 = ^uint64(0), ^uint64(0), 4 // the largest h a block leaves
