@@ -137,6 +137,27 @@ type holdTransport struct {
 	mu      sync.Mutex
 	collide bool
 	held    []packet
+	// requestHeld is signalled when a request of ours is held, so a test
+	// starts the peer's rekey only once ours is outstanding (a fixed sleep
+	// lost that race on a loaded machine, and the rekeys did not collide)
+	requestHeld chan struct{}
+}
+
+// holdRekey holds our next CREATE_CHILD_SA request, lets start begin
+// ours, and returns once that request is held.
+func (o *ours) holdRekey(t *testing.T, start func(*Daemon)) {
+	t.Helper()
+	o.hold.mu.Lock()
+	o.hold.collide = true
+	o.hold.requestHeld = make(chan struct{}, 1)
+	held := o.hold.requestHeld
+	o.hold.mu.Unlock()
+	start(o.d)
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("our rekey request was not sent within 10s")
+	}
 }
 
 func (h *holdTransport) Send(from, to netip.AddrPort, msg []byte) error {
@@ -147,6 +168,12 @@ func (h *holdTransport) Send(from, to netip.AddrPort, msg []byte) error {
 		return h.inner.Send(from, to, msg)
 	}
 	h.held = append(h.held, packet{from: from, to: to, msg: bytes.Clone(msg)})
+	if !hd.IsResponse() && h.requestHeld != nil {
+		select {
+		case h.requestHeld <- struct{}{}:
+		default:
+		}
+	}
 	var req, resp *packet
 	for i := range h.held {
 		if hh, _ := DecodeHeader(h.held[i].msg); hh.IsResponse() {
@@ -601,11 +628,7 @@ func TestStrongSwanRekeyCollision(t *testing.T) {
 	s := n.startSwan(t, n.swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16-x25519,aes128gcm16"))
 	o := n.startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", true, 4500, nil)
 	first := waitFor(t, o.h.installed, "child SA", 15*time.Second)
-	o.hold.mu.Lock()
-	o.hold.collide = true
-	o.hold.mu.Unlock()
-	forceChildRekey(o.d)
-	time.Sleep(300 * time.Millisecond) // our request is held now
+	o.holdRekey(t, forceChildRekey)
 	swanctl(t, s, "--rekey", "--child", "vx")
 	// each side installs the SA of its own exchange and of the peer's; the
 	// redundant one and the old one are deleted
@@ -666,11 +689,7 @@ func TestStrongSwanIKERekeyCollision(t *testing.T) {
 	o := n.startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", true, 4500, nil)
 	c := waitFor(t, o.h.installed, "child SA", 15*time.Second)
 	before := o.d.SAs()[0]
-	o.hold.mu.Lock()
-	o.hold.collide = true
-	o.hold.mu.Unlock()
-	forceIKERekey(o.d)
-	time.Sleep(300 * time.Millisecond)
+	o.holdRekey(t, forceIKERekey)
 	swanctl(t, s, "--rekey", "--ike", "vx")
 	waitIKERekeyed(t, o, before)
 	time.Sleep(time.Second)
