@@ -277,7 +277,12 @@ func TestFragmentFloodFromPeer(t *testing.T) {
 	p := newPair(t, ModeESP, crypto.SuiteAES128GCM16, 1400)
 	f := testFrame(macB, macA, 4000)
 	p.send(f) // warm up: fragmented in the tunnel, reassembled at b
-	out := p.a.peers.Load().byName["b"].outSA.Load()
+	pb := p.a.peers.Load().byName["b"]
+	out := pb.outSA.Load()
+	// The flood's identifications stay clear of the ones a sends next (its
+	// counter starts at random; a flood ID equal to the last frame's would
+	// spoil that frame's reassembly, the very thing the flood may not do).
+	firstID := uint16(p.a.ids.Next(pb.tunnel.Dst)) + 1000
 	seal := func(inner []byte) []byte {
 		pkt := make([]byte, crypto.HeaderLen+len(inner)+crypto.MaxTrailerLen)
 		copy(pkt[crypto.HeaderLen:], inner)
@@ -293,8 +298,8 @@ func TestFragmentFloodFromPeer(t *testing.T) {
 		if more {
 			flags = encap.IPv4FlagMF
 		}
-		ip := encap.IPv4Fields{TotalLen: uint16(len(b)), ID: id, Flags: flags, Offset: off, TTL: 64, Protocol: encap.ProtoUDP,
-			Src: netip.MustParseAddr("172.31.0.1"), Dst: netip.MustParseAddr("172.31.0.2")}
+		ip := encap.IPv4Fields{TotalLen: uint16(len(b)), ID: firstID + id, Flags: flags, Offset: off, TTL: 64, Protocol: encap.ProtoUDP,
+			Src: pb.tunnel.Src, Dst: pb.tunnel.Dst}
 		ip.Encode(b)
 		return b
 	}
