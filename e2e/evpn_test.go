@@ -375,19 +375,27 @@ router bgp %d
 // and bgpd with advertise-all-vni, a bridge and a kernel vxlan device,
 // plain mode, VNI 129); it and two vxswitch sites learn each other's MACs
 // through BGP, not from the data plane — vxswitch's FDB marks them EVPN,
-// the kernel's holds them extern_learn — and ping both ways.
+// the kernel's holds them extern_learn — and ping both ways. With a 2-byte
+// ASN and with a 4-byte one (RFC 6793, from the private range RFC 6996
+// gives data centres), whose low 16 bits FRR's auto-RT takes.
 func TestEVPNWithFRRVTEP(t *testing.T) {
 	if _, err := os.Stat("/usr/lib/frr/zebra"); err != nil {
 		nstest.RequireTool(t, "frr-zebra-not-installed")
 	}
+	for _, asn := range []int{65000, 4200000001} {
+		t.Run(fmt.Sprintf("asn%d", asn), func(t *testing.T) { testEVPNWithFRRVTEP(t, asn) })
+	}
+}
+
+func testEVPNWithFRRVTEP(t *testing.T, asn int) {
 	n := nstest.New(t, nstest.Sites("a", "b", "rr", "k")...)
 	rr, k := n.Sites[2], n.Sites[3]
-	frrReflector(t, rr, 65000, "")
-	hostMAC, frrView := frrVTEP(t, k, rr.Addr, 65000)
+	frrReflector(t, rr, asn, "")
+	hostMAC, frrView := frrVTEP(t, k, rr.Addr, asn)
 	fabric := &nstest.Net{Core: n.Core, Sites: n.Sites[:2]}
 	sites := startSites(t, fabric, options{mode: "plain",
 		only:       func(_, _ *nstest.Site) bool { return false },
-		extraPeers: fmt.Sprintf("[evpn]\nasn = 65000\nroute_reflectors = [%q]\n", rr.Addr.String())})
+		extraPeers: fmt.Sprintf("[evpn]\nasn = %d\nroute_reflectors = [%q]\n", asn, rr.Addr.String())})
 	a, b := sites[0], sites[1]
 	kName := "evpn-" + k.Addr.String()
 	if err := nstest.WaitFor(30*time.Second, func() error {

@@ -18,14 +18,20 @@ import (
 const espRTBit = 1 << 24
 
 // routeTarget is the segment's route target: ASN:VNI (plain, as FRR's
-// auto-RT), ASN:2^24+VNI (esp). The ASN is a 2-byte one (Config.ASN).
+// auto-RT), ASN:2^24+VNI (esp). It is a two-octet-AS one (type 0) with the
+// VNI's four octets: of a 4-byte ASN it takes the low 16 bits (rtASN), as
+// RFC 8365 §5.1.2.1's auto-derivation and FRR's auto-RT do.
 func routeTarget(asn uint32, vni encap.VNI, esp bool) bgp.ExtendedCommunityInterface {
 	local := uint32(vni)
 	if esp {
 		local |= espRTBit
 	}
-	return bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, uint16(asn), local, true)
+	return bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, rtASN(asn), local, true)
 }
+
+// rtASN is the AS field of an auto-derived route target: the ASN itself,
+// or the low 16 bits of a 4-byte one.
+func rtASN(asn uint32) uint16 { return uint16(asn) }
 
 // rd is the route distinguisher router-id:VNI (type 1, RFC 7432 §7.9; a
 // VNI above 65535 is taken modulo 2^16, which only needs to be unique per
@@ -122,7 +128,8 @@ var errNotOurs = errors.New("evpn: route for another family or type")
 
 // parseRoute turns a received path into a route: the VNI from the label
 // (type 2) or the PMSI tunnel attribute (type 3), as RFC 8365 §5.1.3 puts
-// it there, the next hop, and the route targets of asn.
+// it there, the next hop, and the route targets of asn (rtASN(asn):x, or
+// asn:x for a 4-byte one).
 func parseRoute(nlri bgp.NLRI, attrs []bgp.PathAttributeInterface, asn uint32) (route, error) {
 	n, ok := nlri.(*bgp.EVPNNLRI)
 	if !ok {
@@ -147,8 +154,14 @@ func parseRoute(nlri bgp.NLRI, attrs []bgp.PathAttributeInterface, asn uint32) (
 			for _, ec := range a.Value {
 				switch ec := ec.(type) {
 				case *bgp.TwoOctetAsSpecificExtended:
-					if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && uint32(ec.AS) == asn {
+					if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && ec.AS == rtASN(asn) {
 						r.rts = append(r.rts, ec.LocalAdmin)
+					}
+				case *bgp.FourOctetAsSpecificExtended:
+					// ASN:VNI written with the whole 4-byte ASN (RFC 5668;
+					// a hand-set RT, VNIs up to 65535)
+					if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && ec.AS == asn {
+						r.rts = append(r.rts, uint32(ec.LocalAdmin))
 					}
 				case *bgp.MacMobilityExtended:
 					r.seq, r.sticky = ec.Sequence, ec.IsSticky

@@ -76,6 +76,61 @@ func TestIMETRoundTrip(t *testing.T) {
 	}
 }
 
+// TestRouteTarget4ByteASN: with a 4-byte ASN the route target is the
+// two-octet-AS kind with the ASN's low 16 bits, as FRR's auto-RT derives
+// it (4200000001 -> 59905:VNI); a route carrying it, or the RFC 5668 kind
+// with the whole ASN, is imported; one of another AS is not.
+func TestRouteTarget4ByteASN(t *testing.T) {
+	const asn = 4200000001
+	s := testSite
+	s.asn, s.esp = asn, false
+	nlri, attrs := wire(t)(imetRoute(s, 129))
+	var rts []string
+	for _, a := range attrs {
+		if ecs, ok := a.(*bgp.PathAttributeExtendedCommunities); ok {
+			for _, ec := range ecs.Value {
+				if tw, ok := ec.(*bgp.TwoOctetAsSpecificExtended); ok && tw.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET {
+					rts = append(rts, tw.String())
+				}
+			}
+		}
+	}
+	if len(rts) != 1 || rts[0] != "59905:129" {
+		t.Errorf("route targets %v, want [59905:129]", rts)
+	}
+	r, err := parseRoute(nlri, attrs, asn)
+	if err != nil || !r.imports(129, false) || r.imports(130, false) {
+		t.Errorf("our own route (%v): targets %v", err, r.rts)
+	}
+	if r, _ := parseRoute(nlri, attrs, 65000); len(r.rts) != 0 {
+		t.Errorf("AS 65000 took route targets %v of AS %d", r.rts, uint32(asn))
+	}
+	// the same route with RT asn:129 in RFC 5668's 4-octet-AS form instead
+	four := bgp.NewFourOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, asn, 129, true)
+	other := bgp.NewFourOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, asn+1, 130, true)
+	var alt []bgp.PathAttributeInterface
+	for _, a := range attrs {
+		if _, ok := a.(*bgp.PathAttributeExtendedCommunities); ok {
+			a = bgp.NewPathAttributeExtendedCommunities([]bgp.ExtendedCommunityInterface{four, other})
+		}
+		alt = append(alt, a)
+	}
+	nlri, alt = wireAttrs(t, alt)
+	r, err = parseRoute(nlri, alt, asn)
+	if err != nil || len(r.rts) != 1 || !r.imports(129, false) || r.imports(130, false) {
+		t.Errorf("RT %s: %v, targets %v", four, err, r.rts)
+	}
+}
+
+func TestCheckASN(t *testing.T) {
+	for asn, ok := range map[uint32]bool{1: true, 65000: true, 65535: true, 65536: true, 4200000000: true, 4294967294: true,
+		0: false, 23456: false, 4294967295: false} {
+		if err := CheckASN(asn); (err == nil) != ok {
+			t.Errorf("CheckASN(%d) = %v", asn, err)
+		}
+	}
+}
+
 func TestMACRouteRoundTrip(t *testing.T) {
 	mac := encap.MAC{0x02, 0, 0x5e, 0, 1, 0x64}
 	for _, tc := range []struct {

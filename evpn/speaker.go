@@ -23,7 +23,7 @@ import (
 
 // Config configures a Speaker.
 type Config struct {
-	ASN      uint32     // the fabric's AS (iBGP to the reflectors); 1..65535
+	ASN      uint32     // the fabric's AS (iBGP to the reflectors); 2 or 4 bytes, not AS_TRANS
 	RouterID netip.Addr // BGP identifier and route distinguisher; IPv4
 	// RouteReflectors are the iBGP neighbours (port 179 unless given).
 	RouteReflectors []netip.AddrPort
@@ -135,10 +135,26 @@ type Stats struct {
 	Refused   uint64         `json:"refused"`        // routes not usable (no peer for the next hop, bad route)
 }
 
+// asTrans is AS_TRANS, which stands for a 4-byte ASN toward speakers of
+// 2-byte ones (RFC 6793 §9) and is no AS of its own.
+const asTrans = 23456
+
+// CheckASN reports whether asn can be a fabric's AS: 1..4294967294 (2-byte
+// or 4-byte, RFC 6793; 4294967295 is reserved, RFC 7300), not AS_TRANS.
+func CheckASN(asn uint32) error {
+	switch {
+	case asn == 0 || asn == 0xffffffff:
+		return fmt.Errorf("%d: want 1..4294967294", asn)
+	case asn == asTrans:
+		return fmt.Errorf("%d is AS_TRANS (RFC 6793), which only stands in for 4-byte ASNs: use the fabric's own", asn)
+	}
+	return nil
+}
+
 // New checks cfg and makes a speaker; Run starts it.
 func New(cfg Config, sw Switch) (*Speaker, error) {
-	if cfg.ASN == 0 || cfg.ASN > 0xffff {
-		return nil, fmt.Errorf("evpn: asn %d: want 1..65535", cfg.ASN)
+	if err := CheckASN(cfg.ASN); err != nil {
+		return nil, fmt.Errorf("evpn: asn %w", err)
 	}
 	if !cfg.RouterID.Is4() {
 		return nil, fmt.Errorf("evpn: router_id %v: want an IPv4 address", cfg.RouterID)

@@ -174,7 +174,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "lifetime without unit", conf: conf{security: baseSecurity + "lifetime = \"300\"\n"}, want: `security.lifetime: "300" is not a duration`},
 		{name: "child_lifetime negative", conf: conf{security: baseSecurity + "child_lifetime = \"-1h\"\n"}, want: `security.child_lifetime: "-1h" must be positive`},
 		{name: "evpn without asn", conf: conf{extra: "[evpn]\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "evpn.asn: required"},
-		{name: "evpn 4-byte asn", conf: conf{extra: "[evpn]\nasn = 4200000000\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "evpn.asn: 4200000000: want 1..65535"},
+		{name: "evpn asn too large", conf: conf{extra: "[evpn]\nasn = 4294967295\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "evpn.asn: 4294967295: want 1..4294967294"},
+		{name: "evpn asn zero", conf: conf{extra: "[evpn]\nasn = 0\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "evpn.asn: 0: want 1..4294967294"},
+		{name: "evpn asn AS_TRANS", conf: conf{extra: "[evpn]\nasn = 23456\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "evpn.asn: 23456 is AS_TRANS"},
 		{name: "evpn without reflectors", conf: conf{extra: "[evpn]\nasn = 65000\n"}, want: "evpn.route_reflectors: required"},
 		{name: "evpn bad reflector", conf: conf{extra: "[evpn]\nasn = 65000\nroute_reflectors = [\"rr.example\"]\n"}, want: `evpn.route_reflectors: [0] "rr.example": want an address`},
 		{name: "evpn bad router_id", conf: conf{extra: "[evpn]\nasn = 65000\nrouter_id = \"2001:db8::1\"\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "evpn.router_id"},
@@ -772,5 +774,10 @@ func TestParseConfigEVPN(t *testing.T) {
 	}
 	if cfg, _ := parseTest(conf{}.String()); cfg.EVPN != nil {
 		t.Error("an [evpn] without the section")
+	}
+	// a 4-byte ASN (RFC 6793), the private range's top
+	cfg, err = parseTest(conf{extra: "[evpn]\nasn = 4294967294\nroute_reflectors = [\"192.0.2.254\"]\n"}.String())
+	if err != nil || cfg.EVPN.ASN != 4294967294 {
+		t.Errorf("a 4-byte ASN: %v, %+v", err, cfg)
 	}
 }

@@ -31,8 +31,10 @@ func (v *validator) evpnConfig(e *evpnSection, d *dataplane.Config) *evpn.Config
 	switch {
 	case e.ASN == nil:
 		v.errorf("evpn.asn", "required (the fabric's AS number, e.g. 65000)")
-	case *e.ASN < 1 || *e.ASN > 65535:
-		v.errorf("evpn.asn", "%d: want 1..65535 (4-byte ASNs are not supported yet)", *e.ASN)
+	case *e.ASN < 1 || *e.ASN > 4294967294:
+		v.errorf("evpn.asn", "%d: want 1..4294967294 (a 2-byte or 4-byte ASN as a plain number; 4200000000..4294967294 are private)", *e.ASN)
+	case evpn.CheckASN(uint32(*e.ASN)) != nil:
+		v.errorf("evpn.asn", "%v", evpn.CheckASN(uint32(*e.ASN)))
 	default:
 		c.ASN = uint32(*e.ASN)
 	}
