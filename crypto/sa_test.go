@@ -657,6 +657,40 @@ func TestConcurrent(t *testing.T) {
 	if st := in.Stats(); st.Packets != workers*per {
 		t.Errorf("packets: got %d, want %d", st.Packets, workers*per)
 	}
+	// A fresh packet opened three times at once: exactly one copy is
+	// taken, however the opens interleave (the window's check and its
+	// update are one step).
+	for range 200 {
+		buf := make([]byte, HeaderLen+64+MaxTrailerLen)
+		n, err := o.Seal(buf, 64, NextHeaderIPv4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := make(chan struct{})
+		var ok sync.WaitGroup
+		var wins, replays int
+		for range 3 {
+			c := clone(buf[:n])
+			ok.Add(1)
+			go func() {
+				defer ok.Done()
+				<-start
+				_, _, err := in.Open(c)
+				mu.Lock()
+				defer mu.Unlock()
+				if err == nil {
+					wins++
+				} else if errors.Is(err, ErrReplay) {
+					replays++
+				}
+			}()
+		}
+		close(start)
+		ok.Wait()
+		if wins != 1 || replays != 2 {
+			t.Fatalf("a fresh packet opened three times at once: %d opened, %d replays; want 1, 2", wins, replays)
+		}
+	}
 }
 
 func TestClassifyAndParseHeader(t *testing.T) {

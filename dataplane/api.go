@@ -57,6 +57,11 @@ type PeerStatus struct {
 	// IKE is the peer's established IKE SA: its algorithms and age, "-"
 	// when none (always in plain mode).
 	IKE string `json:"ike"`
+	// ChecksumOffload: the peer said (in its last probe or acknowledgement)
+	// that it takes TCP segments with their checksums unfinished, so the
+	// segments this site cuts from super-frames go to it so (README:
+	// checksum offload between sites).
+	ChecksumOffload bool `json:"checksum_offload"`
 }
 
 // SAStatus is one row of `vxswitch show sas`.

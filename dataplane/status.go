@@ -99,8 +99,9 @@ func (s *Switch) Peers() []PeerStatus {
 			MTU: p.pathMTU(), State: stateName(p.state.Load()), MTUSource: "configured", Probe: "off",
 			TxPackets: p.ctr[cTxPackets].Load(), TxBytes: p.ctr[cTxBytes].Load(),
 			RxPackets: p.ctr[cRxPackets].Load(), RxBytes: p.ctr[cRxBytes].Load(),
-			Fragments: p.ctr[cTxFragments].Load(),
-			IKE:       cmp.Or(ikeSA[p.cfg.Name], "-"),
+			Fragments:       p.ctr[cTxFragments].Load(),
+			IKE:             cmp.Or(ikeSA[p.cfg.Name], "-"),
+			ChecksumOffload: p.csumOffload.Load(),
 		})
 		st := &out[len(out)-1]
 		if e, ok := errs[p.cfg.Name]; ok {

@@ -68,7 +68,7 @@ func TestSixSitesCertificates(t *testing.T) {
 		t.Logf("stop %s: %v", last.Name, err)
 	}
 	last.proc = last.Start(vxswitchBin, "run", "-c", last.config)
-	if err := nstest.WaitFor(10*time.Second, func() error { return sites[0].Ping(target(last.Site), 56, 1, false) }); err != nil {
+	if err := nstest.WaitFor(30*time.Second, func() error { return sites[0].Ping(target(last.Site), 56, 1, false) }); err != nil {
 		t.Fatalf("%s -> restarted %s: %v\n%s", sites[0].Name, last.Name, err, sites[0].show(t, "peers"))
 	}
 
@@ -83,7 +83,7 @@ func TestSixSitesCertificates(t *testing.T) {
 		}
 	}
 	for _, s := range sites[:len(sites)-1] {
-		if err := nstest.WaitFor(5*time.Second, func() error {
+		if err := nstest.WaitFor(15*time.Second, func() error {
 			if !strings.Contains(s.proc.Output(), "keys_and_certificates_reread=true") {
 				return fmt.Errorf("%s has not re-read the CRL", s.Name)
 			}

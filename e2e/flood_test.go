@@ -121,10 +121,10 @@ func TestFloods(t *testing.T) {
 		}
 		d.proc = d.Start(vxswitchBin, "run", "-c", d.config, "-log-level", "debug")
 		start := time.Now()
-		err := nstest.WaitFor(10*time.Second, func() error { return d.Ping(overlayAddr(b.Site).String(), 56, 1, false) })
+		err := nstest.WaitFor(30*time.Second, func() error { return d.Ping(overlayAddr(b.Site).String(), 56, 1, false) })
 		upAfter := time.Since(start)
 		if err != nil {
-			t.Errorf("the restarted site reached no SA with the flooded one within 10 s: %v\n%s", err, d.show(t, "peers"))
+			t.Errorf("the restarted site reached no SA with the flooded one within 30 s: %v\n%s", err, d.show(t, "peers"))
 		}
 		// DPD (every second) keeps running between the established peers.
 		var lost int
@@ -168,7 +168,16 @@ func TestFloods(t *testing.T) {
 	espFlood := func(t *testing.T, spi uint32, reason string) {
 		before := counterSum(t, b, reason) + udpRcvbufErrors(t, b.Site)
 		sent := f.during(t, 56, func() int { return forgeESP(f.raw, f.x.Addr, b.Addr, spi, floodPPS, 3*time.Second) })
-		got := counterSum(t, b, reason) + udpRcvbufErrors(t, b.Site) - before
+		// the counters only grow: a loaded machine may still hold some of
+		// the flood in b's socket buffer
+		var got uint64
+		nstest.WaitFor(15*time.Second, func() error {
+			got = counterSum(t, b, reason) + udpRcvbufErrors(t, b.Site) - before
+			if got < uint64(sent) {
+				return fmt.Errorf("%d of %d counted", got, sent)
+			}
+			return nil
+		})
 		t.Logf("%d forged ESP packets sent; %s + socket overflows: %d", sent, reason, got)
 		if got < uint64(sent) {
 			t.Errorf("%d forged packets sent, only %d counted (%s + socket overflows)", sent, got, reason)

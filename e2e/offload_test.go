@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,7 +49,17 @@ func TestChecksumOffloadTCP(t *testing.T) {
 		}
 	}
 	// The probes that carry the flag go out once the SA is up.
-	time.Sleep(time.Second)
+	if err := nstest.WaitFor(15*time.Second, func() error {
+		if !a.peerStatus(t, "b").ChecksumOffload {
+			return errors.New("a does not know yet that b takes unfinished checksums")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if a.peerStatus(t, "c").ChecksumOffload {
+		t.Error("a says c takes unfinished checksums; c has offload = false")
+	}
 	for _, dir := range [][2]*site{{a, b}, {a, c}, {b, a}, {c, a}} {
 		g, err := n.Iperf3(dir[0].Site, dir[1].Site, overlayAddr(dir[1].Site), 3*time.Second)
 		if err != nil || g <= 0 {

@@ -282,6 +282,29 @@ func readPcap(t *testing.T, b []byte) (layers.LinkType, [][]byte) {
 	}
 }
 
+// waitPcapPackets waits until the pcap file at path holds n whole packets
+// (the capture client flushes whenever it has read all it was sent).
+func waitPcapPackets(t *testing.T, path string, n int) {
+	t.Helper()
+	got := 0
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		b, _ := os.ReadFile(path)
+		r, err := pcapgo.NewReader(bytes.NewReader(b))
+		if err != nil {
+			continue
+		}
+		for got = 0; ; got++ {
+			if _, _, err := r.ReadPacketData(); err != nil {
+				break
+			}
+		}
+		if got >= n {
+			return
+		}
+	}
+	t.Fatalf("%s holds %d packets after 10s, want %d", path, got, n)
+}
+
 func TestCaptureCount(t *testing.T) {
 	checkGoroutines(t)
 	sw := newFakeSwitch()
@@ -403,7 +426,7 @@ func TestCaptureServerStops(t *testing.T) {
 	}()
 	s := nextSession(t, sw)
 	s.c <- dataplane.CapturedPacket{Time: time.Now(), Data: vxlanPacket(t, 5, 1)}
-	time.Sleep(50 * time.Millisecond)
+	waitPcapPackets(t, out, 1)
 	srv.Close()
 	s.waitClosed(t)
 	if code := <-done; code != exitRuntime {
@@ -432,7 +455,7 @@ func TestCaptureInterrupted(t *testing.T) {
 	for i := range 20 {
 		s.c <- dataplane.CapturedPacket{Time: time.Now(), Data: vxlanPacket(t, 5, uint16(i))}
 	}
-	time.Sleep(50 * time.Millisecond)
+	waitPcapPackets(t, out, 20)
 	cancel() // as SIGINT does
 	if code := <-done; code != exitOK {
 		t.Errorf("got exit code %d, want 0", code)

@@ -203,7 +203,7 @@ endpoint = "192.0.2.%d"
 	// show
 	// The path MTU is probed: 1500 (the local link's) within a few round trips.
 	var ps []dataplane.PeerStatus
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if ps = showPeers(); len(ps) == 1 && ps[0].MTU == 1500 {
 			break
 		}
@@ -226,8 +226,8 @@ endpoint = "192.0.2.%d"
 			done <- err
 		}()
 		// The capture client needs a moment to attach (an exec, a socket):
-		// ping until it has its packets, for up to 5 s.
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		// ping until it has its packets, for up to 15 s.
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 			ping(1)
 			select {
 			case err := <-done:

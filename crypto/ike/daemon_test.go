@@ -658,7 +658,7 @@ func TestListenUDP(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); d.Run(ctx) }()
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for len(ha.live()) == 0 || len(hb.live()) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("no child SA over loopback")

@@ -192,6 +192,27 @@ func (n *Net) Transfer(from, to *Site, addr netip.Addr, size int64, timeout time
 	return res, nil
 }
 
+// WaitListen waits up to timeout until something on site s listens on TCP
+// port (ss), or until proc, if not nil, has exited.
+func (s *Site) WaitListen(port int, timeout time.Duration, proc *Proc) error {
+	p := ":" + strconv.Itoa(port)
+	return WaitFor(timeout, func() error {
+		if proc != nil {
+			if ex, err := proc.Exited(); ex {
+				return fmt.Errorf("%s exited before listening on %s: %v: %s: %w", proc.name, p, err, proc.Output(), errStop)
+			}
+		}
+		out, err := s.Output("ss", "-Hltn", "sport = "+p)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, p) {
+			return fmt.Errorf("nothing listens on TCP %s yet", p)
+		}
+		return nil
+	})
+}
+
 // Iperf3 runs an iperf3 server on site server bound to addr and an iperf3
 // TCP client on site client for d (whole seconds, at least 1), with extra
 // client arguments (e.g. "-P", "2"), and returns the received goodput in
@@ -207,20 +228,8 @@ func (n *Net) Iperf3(client, server *Site, addr netip.Addr, d time.Duration, ext
 		return 0, fmt.Errorf("iperf3 server: %w", err)
 	}
 	defer srv.stop()
-	if err := WaitFor(5*time.Second, func() error {
-		if ex, err := srv.Exited(); ex {
-			return fmt.Errorf("iperf3 server exited: %v: %s: %w", err, srv.Output(), errStop)
-		}
-		out, err := server.Output("ss", "-Hltn", "sport = :"+port)
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(out, ":"+port) {
-			return errors.New("iperf3 server not listening yet")
-		}
-		return nil
-	}); err != nil {
-		return 0, err
+	if err := server.WaitListen(5201, 10*time.Second, srv); err != nil {
+		return 0, fmt.Errorf("iperf3 server: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second+20*time.Second)
 	defer cancel()
