@@ -115,8 +115,15 @@ func TestRunAllocsPerPacket(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	mallocs := after.Mallocs - before.Mallocs
 	t.Logf("%d datagrams sent, %d received; %d heap allocations in the process meanwhile", packets, received, mallocs)
-	if received < packets/2 {
-		t.Fatalf("received %d of %d datagrams", received, packets)
+	// Under the race detector (several times slower, on a machine CI loads
+	// with other packages) the paced sender can outrun the switches; the
+	// run is there to have the detector watch the real loops.
+	want := packets / 2
+	if raceEnabled {
+		want = packets / 20
+	}
+	if received < want {
+		t.Fatalf("received %d of %d datagrams, want at least %d", received, packets, want)
 	}
 	if raceEnabled {
 		return // the race detector's instrumentation allocates
