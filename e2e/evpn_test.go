@@ -305,7 +305,7 @@ func evpnVTEP(s *site, mode string) string {
 // the bridge at 10.11.129.<Index+1>, with FRR's zebra and bgpd
 // (advertise-all-vni) peering with the reflector. It returns the host's
 // MAC and a function that prints FRR's view (vtysh) for a failure.
-func frrVTEP(t *testing.T, k *nstest.Site, rr netip.Addr, asn int) (string, func() string) {
+func frrVTEP(t *testing.T, k *nstest.Site, rr netip.Addr, asn int, extra string) (string, func() string) {
 	t.Helper()
 	host := netip.AddrFrom4([4]byte{10, 11, 129, byte(k.Index + 1)})
 	for _, args := range [][]string{
@@ -337,8 +337,8 @@ router bgp %d
  address-family l2vpn evpn
   neighbor %s activate
   advertise-all-vni
- exit-address-family
-`, asn, k.Addr, rr, asn, rr, rr, rr)), 0o600)
+%s exit-address-family
+`, asn, k.Addr, rr, asn, rr, rr, rr, extra)), 0o600)
 	zsock := filepath.Join(dir, "zserv.api")
 	// zebra cannot skip its change of user: it runs as frr (the package's
 	// user, in the vty group), so its files are frr's.
@@ -364,7 +364,7 @@ router bgp %d
 		t.Fatal(err)
 	}
 	view := func() string {
-		out, _ := k.Output("vtysh", "--vty_socket", dir, "-c", "show bgp l2vpn evpn summary", "-c", "show evpn vni detail",
+		out, _ := k.Output("vtysh", "--vty_socket", dir, "-c", "show bgp l2vpn evpn summary", "-c", "show evpn vni detail", "-c", "show bgp l2vpn evpn vni",
 			"-c", "show bgp l2vpn evpn", "-c", "show evpn mac vni all")
 		return out
 	}
@@ -377,21 +377,30 @@ router bgp %d
 // through BGP, not from the data plane — vxswitch's FDB marks them EVPN,
 // the kernel's holds them extern_learn — and ping both ways. With a 2-byte
 // ASN and with a 4-byte one (RFC 6793, from the private range RFC 6996
-// gives data centres), whose low 16 bits FRR's auto-RT takes.
+// gives data centres), whose low 16 bits FRR's auto-RT takes; and with FRR
+// deriving its route targets as RFC 8365 lays them out (ASN:2^28+VNI).
 func TestEVPNWithFRRVTEP(t *testing.T) {
 	if _, err := os.Stat("/usr/lib/frr/zebra"); err != nil {
 		nstest.RequireTool(t, "frr-zebra-not-installed")
 	}
-	for _, asn := range []int{65000, 4200000001} {
-		t.Run(fmt.Sprintf("asn%d", asn), func(t *testing.T) { testEVPNWithFRRVTEP(t, asn) })
+	for _, tc := range []struct {
+		name  string
+		asn   int
+		extra string // FRR's l2vpn evpn address family
+	}{
+		{"asn65000", 65000, ""},
+		{"asn4200000001", 4200000001, ""},
+		{"rfc8365-autort", 65000, "  autort rfc8365-compatible\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testEVPNWithFRRVTEP(t, tc.asn, tc.extra) })
 	}
 }
 
-func testEVPNWithFRRVTEP(t *testing.T, asn int) {
+func testEVPNWithFRRVTEP(t *testing.T, asn int, frrExtra string) {
 	n := nstest.New(t, nstest.Sites("a", "b", "rr", "k")...)
 	rr, k := n.Sites[2], n.Sites[3]
 	frrReflector(t, rr, asn, "")
-	hostMAC, frrView := frrVTEP(t, k, rr.Addr, asn)
+	hostMAC, frrView := frrVTEP(t, k, rr.Addr, asn, frrExtra)
 	fabric := &nstest.Net{Core: n.Core, Sites: n.Sites[:2]}
 	sites := startSites(t, fabric, options{mode: "plain",
 		only:       func(_, _ *nstest.Site) bool { return false },
@@ -407,6 +416,16 @@ func testEVPNWithFRRVTEP(t *testing.T, asn int) {
 		return nil
 	}); err != nil {
 		t.Fatalf("%v\n%s\nFRR VTEP:\n%s", err, a.show(t, "evpn"), frrView())
+	}
+	// FRR derived the route target this case is about (type 0, the ASN's
+	// low 16 bits; the bare VNI or RFC 8365's 2^28+VNI)
+	wantRT := fmt.Sprintf("%d:129", asn&0xffff)
+	if frrExtra != "" {
+		wantRT = fmt.Sprintf("%d:%d", asn&0xffff, 1<<28|129)
+	}
+	// (show bgp l2vpn evpn vni: "* 129  L2  <RD>  <import RT>  <export RT> ...")
+	if view := frrView(); !regexp.MustCompile(`(?m)^\s*\*?\s*129\s+L2\s+\S+\s+` + wantRT + `\s+` + wantRT + `\s`).MatchString(view) {
+		t.Errorf("FRR's route targets for VNI 129 are not %s:\n%s", wantRT, view)
 	}
 	hostIP := netip.AddrFrom4([4]byte{10, 11, 129, byte(k.Index + 1)}).String()
 	for _, s := range sites {

@@ -17,16 +17,26 @@ import (
 // which would otherwise send it cleartext VXLAN it drops.
 const espRTBit = 1 << 24
 
-// routeTarget is the segment's route target: ASN:VNI (plain, as FRR's
-// auto-RT), ASN:2^24+VNI (esp). It is a two-octet-AS one (type 0) with the
-// VNI's four octets: of a 4-byte ASN it takes the low 16 bits (rtASN), as
-// RFC 8365 §5.1.2.1's auto-derivation and FRR's auto-RT do.
-func routeTarget(asn uint32, vni encap.VNI, esp bool) bgp.ExtendedCommunityInterface {
-	local := uint32(vni)
-	if esp {
-		local |= espRTBit
+// rfc8365VXLAN is the Type field of an auto-derived route target's local
+// administrator as RFC 8365 §5.1.2.1 lays it out (A = 0: auto-derived;
+// Type = 1: VXLAN; D-ID = 0; the VNI in the low 24 bits): what Junos and
+// FRR with `autort rfc8365-compatible` derive, where FRR's default is the
+// bare VNI.
+const rfc8365VXLAN = 1 << 28
+
+// routeTargets are the segment's route targets: in plain mode ASN:VNI (FRR's
+// default auto-RT) and ASN:2^28+VNI (RFC 8365's), so that VTEPs deriving
+// either import the routes; in esp mode ASN:2^24+VNI alone. They are
+// two-octet-AS ones (type 0) with four octets of local administrator: of a
+// 4-byte ASN they take the low 16 bits (rtASN), as RFC 8365 and FRR do.
+func routeTargets(asn uint32, vni encap.VNI, esp bool) []bgp.ExtendedCommunityInterface {
+	rt := func(local uint32) bgp.ExtendedCommunityInterface {
+		return bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, rtASN(asn), local, true)
 	}
-	return bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, rtASN(asn), local, true)
+	if esp {
+		return []bgp.ExtendedCommunityInterface{rt(uint32(vni) | espRTBit)}
+	}
+	return []bgp.ExtendedCommunityInterface{rt(uint32(vni)), rt(uint32(vni) | rfc8365VXLAN)}
 }
 
 // rtASN is the AS field of an auto-derived route target: the ASN itself,
@@ -69,8 +79,7 @@ func imetRoute(s site, vni encap.VNI) (bgp.NLRI, []bgp.PathAttributeInterface, e
 	attrs := []bgp.PathAttributeInterface{
 		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP),
 		mp,
-		bgp.NewPathAttributeExtendedCommunities([]bgp.ExtendedCommunityInterface{
-			routeTarget(s.asn, vni, s.esp), bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN)}),
+		bgp.NewPathAttributeExtendedCommunities(append(routeTargets(s.asn, vni, s.esp), bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN))),
 		bgp.NewPathAttributePmsiTunnel(bgp.PMSI_TUNNEL_TYPE_INGRESS_REPL, false, uint32(vni), tunnel),
 	}
 	return nlri, attrs, nil
@@ -89,7 +98,7 @@ func macRoute(s site, vni encap.VNI, mac encap.MAC, ip netip.Addr, seq uint32) (
 	if err != nil {
 		return nil, nil, err
 	}
-	ecs := []bgp.ExtendedCommunityInterface{routeTarget(s.asn, vni, s.esp), bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN)}
+	ecs := append(routeTargets(s.asn, vni, s.esp), bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN))
 	if seq > 0 {
 		ecs = append(ecs, bgp.NewMacMobilityExtended(seq, false))
 	}
@@ -198,19 +207,17 @@ func parseRoute(nlri bgp.NLRI, attrs []bgp.PathAttributeInterface, asn uint32) (
 }
 
 // imports reports whether the route carries the route target this site
-// imports for vni (ASN:VNI plain, ASN:2^24+VNI esp); a route with no
+// imports for vni (ASN:VNI or ASN:2^28+VNI plain, ASN:2^24+VNI esp); a route with no
 // route target of our ASN is matched on its VNI alone, as FRR does for
 // routes without one.
 func (r route) imports(vni encap.VNI, esp bool) bool {
-	want := uint32(vni)
-	if esp {
-		want |= espRTBit
-	}
 	if len(r.rts) == 0 {
 		return !esp
 	}
 	for _, rt := range r.rts {
-		if rt == want {
+		switch {
+		case esp && rt == uint32(vni)|espRTBit,
+			!esp && (rt == uint32(vni) || rt == uint32(vni)|rfc8365VXLAN):
 			return true
 		}
 	}

@@ -95,8 +95,8 @@ func TestRouteTarget4ByteASN(t *testing.T) {
 			}
 		}
 	}
-	if len(rts) != 1 || rts[0] != "59905:129" {
-		t.Errorf("route targets %v, want [59905:129]", rts)
+	if len(rts) != 2 || rts[0] != "59905:129" || rts[1] != "59905:268435585" {
+		t.Errorf("route targets %v, want [59905:129 59905:268435585]", rts)
 	}
 	r, err := parseRoute(nlri, attrs, asn)
 	if err != nil || !r.imports(129, false) || r.imports(130, false) {
@@ -119,6 +119,33 @@ func TestRouteTarget4ByteASN(t *testing.T) {
 	r, err = parseRoute(nlri, alt, asn)
 	if err != nil || len(r.rts) != 1 || !r.imports(129, false) || r.imports(130, false) {
 		t.Errorf("RT %s: %v, targets %v", four, err, r.rts)
+	}
+}
+
+// TestRFC8365RouteTarget: a plain segment's routes carry FRR's auto-RT
+// (ASN:VNI) and RFC 8365's (ASN:2^28+VNI, Type VXLAN), and a route with
+// either alone is imported in plain mode, neither in esp mode.
+func TestRFC8365RouteTarget(t *testing.T) {
+	s := testSite
+	s.esp = false
+	nlri, attrs := wire(t)(imetRoute(s, 129))
+	r, err := parseRoute(nlri, attrs, 65000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.rts) != 2 || r.rts[0] != 129 || r.rts[1] != 1<<28|129 {
+		t.Errorf("route targets' local administrators %v, want [129 %d]", r.rts, 1<<28|129)
+	}
+	for _, rt := range []uint32{129, 1<<28 | 129} {
+		one := route{rts: []uint32{rt}}
+		if !one.imports(129, false) || one.imports(129, true) || one.imports(130, false) {
+			t.Errorf("a route with RT 65000:%d alone: imported by the wrong segments", rt)
+		}
+	}
+	for _, rt := range []uint32{1<<24 | 129, 2<<28 | 129, 1<<28 | 130} {
+		if (route{rts: []uint32{rt}}).imports(129, false) {
+			t.Errorf("RT 65000:%d imported by plain segment 129", rt)
+		}
 	}
 }
 
