@@ -795,20 +795,12 @@ func TestReloadAddsSite(t *testing.T) {
 		t.Fatalf("a -> b: %v", err)
 	}
 	// a pings b throughout the reload: 100 pings, 5 s; the reload comes
-	// once the first have been answered.
-	done := make(chan error, 1)
-	before := a.peerStatus(t, "b").RxPackets
+	// once the first three have been answered.
 	mark := len(a.proc.Output())
-	go func() {
-		out, err := a.Output("ping", "-n", "-q", "-c", "100", "-i", "0.05", overlayAddr(b.Site).String())
-		if err == nil && !strings.Contains(out, " 0% packet loss") {
-			err = fmt.Errorf("loss during the reload:\n%s", out)
-		}
-		done <- err
-	}()
+	pinger := a.Start("ping", "-n", "-c", "100", "-i", "0.05", overlayAddr(b.Site).String())
 	if err := nstest.WaitFor(10*time.Second, func() error {
-		if a.peerStatus(t, "b").RxPackets < before+3 {
-			return errors.New("the pings have not started")
+		if !strings.Contains(pinger.Output(), "icmp_seq=3 ") {
+			return fmt.Errorf("no third reply yet: %q", pinger.Output())
 		}
 		return nil
 	}); err != nil {
@@ -835,17 +827,15 @@ func TestReloadAddsSite(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
+	if ended, err := pinger.Exited(); ended {
 		t.Fatalf("the pings ended (%v) before a had reloaded: the test proves nothing; a slow machine?", err)
-	default:
 	}
 	for _, s := range []*site{a, b} {
 		if err := nstest.WaitFor(20*time.Second, func() error { return c.Ping(overlayAddr(s.Site).String(), 56, 1, false) }); err != nil {
 			t.Errorf("new site c -> %s: %v\n%s", s.Name, err, s.show(t, "peers"))
 		}
 	}
-	if err := <-done; err != nil {
-		t.Errorf("a -> b during the reload: %v", err)
+	if err := pinger.Wait(); err != nil || !strings.Contains(pinger.Output(), " 0% packet loss") {
+		t.Errorf("a -> b during the reload: %v\n%s", err, pinger.Output())
 	}
 }

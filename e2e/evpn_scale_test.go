@@ -91,8 +91,8 @@ func TestEVPNHundredsOfSites(t *testing.T) {
 	// RD router_id:VNI (router_id defaults to site.vtep); in plain mode the
 	// originating router IP and tunnel endpoint are the underlay address.
 	want := fmt.Sprintf("[type:multicast][rd:%s:129][etag:0][ip:%s]", vtepAddr(a.Site), a.Addr)
-	if !strings.Contains(rib, want) || !strings.Contains(rib, "[65000:129], [VXLAN]") || !strings.Contains(rib, fmt.Sprintf("Pmsi: type: ingress-repl, label: 129, tunnel-id: %s", a.Addr)) {
-		t.Errorf("GoBGP's RIB lacks %s with RT 65000:129, VXLAN and the PMSI tunnel:\n%s\n%s", want, rib, cli("neighbor"))
+	if !strings.Contains(rib, want) || !strings.Contains(rib, "[65000:129], [65000:268435585], [VXLAN]") || !strings.Contains(rib, fmt.Sprintf("Pmsi: type: ingress-repl, label: 129, tunnel-id: %s", a.Addr)) {
+		t.Errorf("GoBGP's RIB lacks %s with RTs 65000:129 and 65000:268435585 (RFC 8365), VXLAN and the PMSI tunnel:\n%s\n%s", want, rib, cli("neighbor"))
 	}
 	const extra = 300
 	addr := func(i int) string { return fmt.Sprintf("10.99.%d.%d", i/250, i%250+1) }

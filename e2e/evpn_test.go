@@ -424,8 +424,15 @@ func testEVPNWithFRRVTEP(t *testing.T, asn int, frrExtra string) {
 		wantRT = fmt.Sprintf("%d:%d", asn&0xffff, 1<<28|129)
 	}
 	// (show bgp l2vpn evpn vni: "* 129  L2  <RD>  <import RT>  <export RT> ...")
-	if view := frrView(); !regexp.MustCompile(`(?m)^\s*\*?\s*129\s+L2\s+\S+\s+` + wantRT + `\s+` + wantRT + `\s`).MatchString(view) {
+	view := frrView()
+	if !regexp.MustCompile(`(?m)^\s*\*?\s*129\s+L2\s+\S+\s+` + wantRT + `\s+` + wantRT + `\s`).MatchString(view) {
 		t.Errorf("FRR's route targets for VNI 129 are not %s:\n%s", wantRT, view)
+	}
+	// and what FRR received from vxswitch carries both kinds with the
+	// same AS field (FRR imports on the VNI alone, so the import proves
+	// less than this)
+	if ours := fmt.Sprintf("RT:%d:129 RT:%d:%d", asn&0xffff, asn&0xffff, 1<<28|129); !strings.Contains(view, ours) {
+		t.Errorf("FRR holds no vxswitch route with %s:\n%s", ours, view)
 	}
 	hostIP := netip.AddrFrom4([4]byte{10, 11, 129, byte(k.Index + 1)}).String()
 	for _, s := range sites {

@@ -28,7 +28,8 @@ const rfc8365VXLAN = 1 << 28
 // default auto-RT) and ASN:2^28+VNI (RFC 8365's), so that VTEPs deriving
 // either import the routes; in esp mode ASN:2^24+VNI alone. They are
 // two-octet-AS ones (type 0) with four octets of local administrator: of a
-// 4-byte ASN they take the low 16 bits (rtASN), as RFC 8365 and FRR do.
+// 4-byte ASN they take the low 16 bits (rtASN), as FRR's auto-RT does (RFC
+// 8365 derives them for 2-byte ASNs only).
 func routeTargets(asn uint32, vni encap.VNI, esp bool) []bgp.ExtendedCommunityInterface {
 	rt := func(local uint32) bgp.ExtendedCommunityInterface {
 		return bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, rtASN(asn), local, true)

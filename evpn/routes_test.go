@@ -59,7 +59,7 @@ func TestIMETRoundTrip(t *testing.T) {
 		if !r.imports(129, esp) || r.imports(129, !esp) || r.imports(130, esp) {
 			t.Errorf("esp %v: route targets %v import the wrong segments", esp, r.rts)
 		}
-		// What FRR and tshark show: RD 172.31.0.1:129, RT 65000:129 or 65000:16777345, ET:8.
+		// What FRR and tshark show: RD 172.31.0.1:129, RTs 65000:129 and 65000:268435585 (plain) or 65000:16777345 (esp), ET:8.
 		want := "[type:multicast][rd:172.31.0.1:129][etag:0][ip:172.31.0.1]"
 		if nlri.String() != want {
 			t.Errorf("NLRI %s, want %s", nlri, want)
@@ -79,7 +79,9 @@ func TestIMETRoundTrip(t *testing.T) {
 // TestRouteTarget4ByteASN: with a 4-byte ASN the route target is the
 // two-octet-AS kind with the ASN's low 16 bits, as FRR's auto-RT derives
 // it (4200000001 -> 59905:VNI); a route carrying it, or the RFC 5668 kind
-// with the whole ASN, is imported; one of another AS is not.
+// with the whole ASN, is imported by its route target; to a site of
+// another AS it has none (and a plain segment then goes by the VNI, as
+// FRR does).
 func TestRouteTarget4ByteASN(t *testing.T) {
 	const asn = 4200000001
 	s := testSite
@@ -102,8 +104,8 @@ func TestRouteTarget4ByteASN(t *testing.T) {
 	if err != nil || !r.imports(129, false) || r.imports(130, false) {
 		t.Errorf("our own route (%v): targets %v", err, r.rts)
 	}
-	if r, _ := parseRoute(nlri, attrs, 65000); len(r.rts) != 0 {
-		t.Errorf("AS 65000 took route targets %v of AS %d", r.rts, uint32(asn))
+	if r, _ := parseRoute(nlri, attrs, 65000); len(r.rts) != 0 || !r.imports(129, false) || r.imports(129, true) {
+		t.Errorf("AS 65000 took route targets %v of AS %d, or did not go by the VNI", r.rts, uint32(asn))
 	}
 	// the same route with RT asn:129 in RFC 5668's 4-octet-AS form instead
 	four := bgp.NewFourOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, asn, 129, true)
@@ -150,8 +152,8 @@ func TestRFC8365RouteTarget(t *testing.T) {
 }
 
 func TestCheckASN(t *testing.T) {
-	for asn, ok := range map[uint32]bool{1: true, 65000: true, 65535: true, 65536: true, 4200000000: true, 4294967294: true,
-		0: false, 23456: false, 4294967295: false} {
+	for asn, ok := range map[uint32]bool{1: true, 65000: true, 65534: true, 65536: true, 4200000000: true, 4294967294: true,
+		0: false, 23456: false, 65535: false, 4294967295: false} {
 		if err := CheckASN(asn); (err == nil) != ok {
 			t.Errorf("CheckASN(%d) = %v", asn, err)
 		}

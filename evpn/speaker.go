@@ -140,11 +140,14 @@ type Stats struct {
 const asTrans = 23456
 
 // CheckASN reports whether asn can be a fabric's AS: 1..4294967294 (2-byte
-// or 4-byte, RFC 6793; 4294967295 is reserved, RFC 7300), not AS_TRANS.
+// or 4-byte, RFC 6793), not AS 0 (RFC 7607), the last 2-byte and 4-byte
+// ones (reserved, RFC 7300) or AS_TRANS.
 func CheckASN(asn uint32) error {
 	switch {
 	case asn == 0 || asn == 0xffffffff:
 		return fmt.Errorf("%d: want 1..4294967294", asn)
+	case asn == 0xffff:
+		return fmt.Errorf("%d is reserved (RFC 7300): use another", asn)
 	case asn == asTrans:
 		return fmt.Errorf("%d is AS_TRANS (RFC 6793), which only stands in for 4-byte ASNs: use the fabric's own", asn)
 	}

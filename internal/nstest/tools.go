@@ -222,13 +222,14 @@ func (n *Net) Iperf3(client, server *Site, addr netip.Addr, d time.Duration, ext
 		return 0, fmt.Errorf("iperf3: %w: %w", err, ErrTool)
 	}
 	secs := max(int(d.Round(time.Second)/time.Second), 1)
-	port := "5201"
+	const portNum = 5201
+	port := strconv.Itoa(portNum)
 	srv, err := server.start("iperf3", "-s", "-1", "-B", addr.String(), "-p", port)
 	if err != nil {
 		return 0, fmt.Errorf("iperf3 server: %w", err)
 	}
 	defer srv.stop()
-	if err := server.WaitListen(5201, 10*time.Second, srv); err != nil {
+	if err := server.WaitListen(portNum, 10*time.Second, srv); err != nil {
 		return 0, fmt.Errorf("iperf3 server: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second+20*time.Second)
