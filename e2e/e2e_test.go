@@ -90,6 +90,8 @@ type options struct {
 	// user, when set, is site.user for the first site; its files (and
 	// their directory) then belong to that user, as README's model says.
 	user string
+	// segmentExtra is raw TOML added to every site's [[segment]].
+	segmentExtra string
 }
 
 // startSites writes a config for every site of n (one segment, VNI 129,
@@ -127,7 +129,7 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 			fmt.Fprintf(&b, "user = %q\n", o.user)
 		}
 		b.WriteString("\n")
-		fmt.Fprintf(&b, "[[segment]]\nvni = 129\ntap = \"vx129\"\nmtu = %d\naddress = \"%s/24\"\n\n", o.overlayMTU, overlayAddr(s))
+		fmt.Fprintf(&b, "[[segment]]\nvni = 129\ntap = \"vx129\"\nmtu = %d\naddress = \"%s/24\"\n%s\n", o.overlayMTU, overlayAddr(s), o.segmentExtra)
 		if o.pki != "" {
 			fmt.Fprintf(&b, "[security]\nmode = %q\nsuite = %q\nauth = \"certificate\"\nca_file = %q\ncert_file = %q\nkey_file = %q\n",
 				o.mode, o.suite, filepath.Join(o.pki, "ca", "ca.pem"), filepath.Join(o.pki, s.Name, s.Name+".pem"), filepath.Join(o.pki, s.Name, s.Name+".key"))

@@ -387,22 +387,30 @@ func TestEVPNWithFRRVTEP(t *testing.T) {
 		name  string
 		asn   int
 		extra string // FRR's l2vpn evpn address family
+		rt    string // a route target set by hand on both
 	}{
-		{"asn65000", 65000, ""},
-		{"asn4200000001", 4200000001, ""},
-		{"rfc8365-autort", 65000, "  autort rfc8365-compatible\n"},
+		{"asn65000", 65000, "", ""},
+		{"asn4200000001", 4200000001, "", ""},
+		{"rfc8365-autort", 65000, "  autort rfc8365-compatible\n", ""},
+		// a 4-byte AS's route target in RFC 5668's form, set by hand, as
+		// a fabric does where nothing derives one
+		{"manual-rt", 4200000001, "  vni 129\n   route-target import 4200000001:129\n   route-target export 4200000001:129\n  exit-vni\n", "4200000001:129"},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testEVPNWithFRRVTEP(t, tc.asn, tc.extra) })
+		t.Run(tc.name, func(t *testing.T) { testEVPNWithFRRVTEP(t, tc.asn, tc.extra, tc.rt) })
 	}
 }
 
-func testEVPNWithFRRVTEP(t *testing.T, asn int, frrExtra string) {
+func testEVPNWithFRRVTEP(t *testing.T, asn int, frrExtra, manualRT string) {
 	n := nstest.New(t, nstest.Sites("a", "b", "rr", "k")...)
 	rr, k := n.Sites[2], n.Sites[3]
 	frrReflector(t, rr, asn, "")
 	hostMAC, frrView := frrVTEP(t, k, rr.Addr, asn, frrExtra)
 	fabric := &nstest.Net{Core: n.Core, Sites: n.Sites[:2]}
-	sites := startSites(t, fabric, options{mode: "plain",
+	segmentExtra := ""
+	if manualRT != "" {
+		segmentExtra = fmt.Sprintf("route_target = %q\n", manualRT)
+	}
+	sites := startSites(t, fabric, options{mode: "plain", segmentExtra: segmentExtra,
 		only:       func(_, _ *nstest.Site) bool { return false },
 		extraPeers: fmt.Sprintf("[evpn]\nasn = %d\nroute_reflectors = [%q]\n", asn, rr.Addr.String())})
 	a, b := sites[0], sites[1]
@@ -420,10 +428,18 @@ func testEVPNWithFRRVTEP(t *testing.T, asn int, frrExtra string) {
 	// FRR derived the route target this case is about (type 0, the ASN's
 	// low 16 bits; the bare VNI or RFC 8365's 2^28+VNI)
 	wantRT := fmt.Sprintf("%d:129", asn&0xffff)
-	if frrExtra != "" {
+	ours := fmt.Sprintf("RT:%d:129 RT:%d:%d", asn&0xffff, asn&0xffff, 1<<28|129)
+	switch {
+	case manualRT != "":
+		wantRT, ours = manualRT, "RT:"+manualRT+" ET:8"
+	case frrExtra != "":
 		wantRT = fmt.Sprintf("%d:%d", asn&0xffff, 1<<28|129)
 	}
 	// (show bgp l2vpn evpn vni: "* 129  L2  <RD>  <import RT>  <export RT> ...")
+	st := evpnStatus(t, a)
+	if manualRT != "" && (len(st.RouteTargets["129"]) != 1 || st.RouteTargets["129"][0] != manualRT || len(st.ManualRouteTargets) != 1) {
+		t.Errorf("show evpn: route targets %v (set by hand: %v), want [%s] set by hand", st.RouteTargets, st.ManualRouteTargets, manualRT)
+	}
 	view := frrView()
 	if !regexp.MustCompile(`(?m)^\s*\*?\s*129\s+L2\s+\S+\s+` + wantRT + `\s+` + wantRT + `\s`).MatchString(view) {
 		t.Errorf("FRR's route targets for VNI 129 are not %s:\n%s", wantRT, view)
@@ -431,7 +447,7 @@ func testEVPNWithFRRVTEP(t *testing.T, asn int, frrExtra string) {
 	// and what FRR received from vxswitch carries both kinds with the
 	// same AS field (FRR imports on the VNI alone, so the import proves
 	// less than this)
-	if ours := fmt.Sprintf("RT:%d:129 RT:%d:%d", asn&0xffff, asn&0xffff, 1<<28|129); !strings.Contains(view, ours) {
+	if !strings.Contains(view, ours) {
 		t.Errorf("FRR holds no vxswitch route with %s:\n%s", ours, view)
 	}
 	hostIP := netip.AddrFrom4([4]byte{10, 11, 129, byte(k.Index + 1)}).String()

@@ -30,7 +30,14 @@ const rfc8365VXLAN = 1 << 28
 // two-octet-AS ones (type 0) with four octets of local administrator: of a
 // 4-byte ASN they take the low 16 bits (rtASN), as FRR's auto-RT does (RFC
 // 8365 derives them for 2-byte ASNs only).
-func routeTargets(asn uint32, vni encap.VNI, esp bool) []bgp.ExtendedCommunityInterface {
+//
+// A route target set by hand for the segment (site.manual) is exported
+// alone instead.
+func routeTargets(s site, vni encap.VNI) []bgp.ExtendedCommunityInterface {
+	if m, ok := s.manual[vni]; ok {
+		return []bgp.ExtendedCommunityInterface{m.community()}
+	}
+	asn, esp := s.asn, s.esp
 	rt := func(local uint32) bgp.ExtendedCommunityInterface {
 		return bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, rtASN(asn), local, true)
 	}
@@ -80,7 +87,7 @@ func imetRoute(s site, vni encap.VNI) (bgp.NLRI, []bgp.PathAttributeInterface, e
 	attrs := []bgp.PathAttributeInterface{
 		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP),
 		mp,
-		bgp.NewPathAttributeExtendedCommunities(append(routeTargets(s.asn, vni, s.esp), bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN))),
+		bgp.NewPathAttributeExtendedCommunities(append(routeTargets(s, vni), bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN))),
 		bgp.NewPathAttributePmsiTunnel(bgp.PMSI_TUNNEL_TYPE_INGRESS_REPL, false, uint32(vni), tunnel),
 	}
 	return nlri, attrs, nil
@@ -99,7 +106,7 @@ func macRoute(s site, vni encap.VNI, mac encap.MAC, ip netip.Addr, seq uint32) (
 	if err != nil {
 		return nil, nil, err
 	}
-	ecs := append(routeTargets(s.asn, vni, s.esp), bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN))
+	ecs := append(routeTargets(s, vni), bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN))
 	if seq > 0 {
 		ecs = append(ecs, bgp.NewMacMobilityExtended(seq, false))
 	}
@@ -118,6 +125,7 @@ type site struct {
 	vtep     netip.Addr // originating router IP, PMSI tunnel endpoint
 	nexthop  netip.Addr // the underlay endpoint its peers send to
 	esp      bool
+	manual   map[encap.VNI]RouteTarget // route targets set by hand (Config.RouteTargets)
 }
 
 // route is a received EVPN route as vxswitch uses it.
@@ -131,7 +139,8 @@ type route struct {
 	ip      netip.Addr // type 2, when the route has one
 	seq     uint32     // type 2: MAC mobility sequence number
 	sticky  bool
-	rts     []uint32 // route targets' local administrator parts with this ASN
+	rts     []uint32      // route targets' local administrator parts with this ASN
+	targets []RouteTarget // every route target it carries
 }
 
 var errNotOurs = errors.New("evpn: route for another family or type")
@@ -162,6 +171,9 @@ func parseRoute(nlri bgp.NLRI, attrs []bgp.PathAttributeInterface, asn uint32) (
 			pmsiLabel, havePMSI = a.Label, true
 		case *bgp.PathAttributeExtendedCommunities:
 			for _, ec := range a.Value {
+				if rt, ok := routeTargetOf(ec); ok {
+					r.targets = append(r.targets, rt)
+				}
 				switch ec := ec.(type) {
 				case *bgp.TwoOctetAsSpecificExtended:
 					if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && ec.AS == rtASN(asn) {
@@ -212,6 +224,24 @@ func parseRoute(nlri bgp.NLRI, attrs []bgp.PathAttributeInterface, asn uint32) (
 // route target of our ASN is matched on its VNI alone, as FRR does for
 // routes without one.
 func (r route) imports(vni encap.VNI, esp bool) bool {
+	return r.importsWith(vni, esp, nil)
+}
+
+// importsWith is imports where the segment may have a route target set by
+// hand (manual): then that one alone is imported (and, in plain mode, a
+// route with no route target at all).
+func (r route) importsWith(vni encap.VNI, esp bool, manual map[encap.VNI]RouteTarget) bool {
+	if m, ok := manual[vni]; ok {
+		if len(r.targets) == 0 {
+			return !esp
+		}
+		for _, rt := range r.targets {
+			if rt == m {
+				return true
+			}
+		}
+		return false
+	}
 	if len(r.rts) == 0 {
 		return !esp
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,14 +37,17 @@ type Config struct {
 	// Local is the address the BGP sessions are opened from (site.listen
 	// when it is a specific one; behind 1:1 NAT not Nexthop, which is not
 	// on the host); zero: the kernel picks.
-	Local     netip.Addr
-	Segments  []encap.VNI
-	ESP       bool          // esp mode: its own route targets (ASN:2^24+VNI)
-	Port      uint16        // the peers' underlay port (0: the mode's default)
-	StaleTime time.Duration // routes kept after every session is lost (default 5m)
-	HoldTime  time.Duration // BGP hold time (default 9s; keepalive a third)
-	Poll      time.Duration // how often the local MACs are compared (default 200ms)
-	Logger    *slog.Logger
+	Local    netip.Addr
+	Segments []encap.VNI
+	// RouteTargets are route targets set by hand per segment: exported in
+	// place of the auto-derived ones and the only ones imported.
+	RouteTargets map[encap.VNI]RouteTarget
+	ESP          bool          // esp mode: its own route targets (ASN:2^24+VNI)
+	Port         uint16        // the peers' underlay port (0: the mode's default)
+	StaleTime    time.Duration // routes kept after every session is lost (default 5m)
+	HoldTime     time.Duration // BGP hold time (default 9s; keepalive a third)
+	Poll         time.Duration // how often the local MACs are compared (default 200ms)
+	Logger       *slog.Logger
 }
 
 // Switch is what the speaker needs of the data plane (dataplane.Switch).
@@ -178,7 +182,7 @@ func New(cfg Config, sw Switch) (*Speaker, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	sp := &Speaker{cfg: cfg, sw: sw, log: cfg.Logger.With("component", "evpn"),
-		me:   site{asn: cfg.ASN, routerID: cfg.RouterID, vtep: cfg.VTEP, nexthop: cfg.Nexthop, esp: cfg.ESP},
+		me:   site{asn: cfg.ASN, routerID: cfg.RouterID, vtep: cfg.VTEP, nexthop: cfg.Nexthop, esp: cfg.ESP, manual: cfg.RouteTargets},
 		imet: map[string]route{}, macs: map[string]route{},
 		byMAC: map[macKey]map[string]struct{}{}, byIP: map[neighKey]map[string]struct{}{}, byNexthop: map[netip.Addr]map[string]struct{}{}, peers: map[netip.Addr]*remotePeer{},
 		fdb: map[macKey]string{}, stale: map[string]time.Time{}, local: map[macKey]*localMAC{}, seqs: map[macKey]uint32{}, history: map[macKey][]time.Time{}, away: map[macKey]bool{},
@@ -344,6 +348,12 @@ type Status struct {
 	Sessions []Session `json:"sessions"`
 	Stats
 	Discovered []string `json:"discovered_peers"`
+	// RouteTargets are each segment's route targets (by VNI): the ones it
+	// exports and imports.
+	RouteTargets map[string][]string `json:"route_targets"`
+	// ManualRouteTargets lists the segments whose route target is set by
+	// hand (the others' are derived from the ASN and the VNI).
+	ManualRouteTargets []string `json:"manual_route_targets,omitempty"`
 }
 
 // Status returns the sessions and counters.
@@ -364,6 +374,18 @@ func (s *Speaker) Status() Status {
 		st.Discovered = append(st.Discovered, p.name)
 	}
 	sort.Strings(st.Discovered)
+	st.RouteTargets = map[string][]string{}
+	for _, vni := range s.cfg.Segments {
+		k := strconv.Itoa(int(vni))
+		for _, ec := range routeTargets(s.me, vni) {
+			if rt, ok := routeTargetOf(ec); ok {
+				st.RouteTargets[k] = append(st.RouteTargets[k], rt.String())
+			}
+		}
+		if _, ok := s.cfg.RouteTargets[vni]; ok {
+			st.ManualRouteTargets = append(st.ManualRouteTargets, k)
+		}
+	}
 	return st
 }
 

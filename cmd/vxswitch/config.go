@@ -68,6 +68,8 @@ type segmentSection struct {
 	MTU     *int64          `toml:"mtu"`
 	Address string          `toml:"address"`
 	Static  []staticSection `toml:"static"`
+	// RouteTarget sets the segment's EVPN route target by hand ([evpn]).
+	RouteTarget string `toml:"route_target"`
 }
 
 type staticSection struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/vxswitch/vxswitch/crypto"
 	"github.com/vxswitch/vxswitch/dataplane"
 	"github.com/vxswitch/vxswitch/encap"
+	"github.com/vxswitch/vxswitch/evpn"
 )
 
 // fakePSKs stands in for the file system in parseConfig tests.
@@ -179,6 +180,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "evpn asn AS_TRANS", conf: conf{extra: "[evpn]\nasn = 23456\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "evpn.asn: 23456 is AS_TRANS"},
 		{name: "evpn without reflectors", conf: conf{extra: "[evpn]\nasn = 65000\n"}, want: "evpn.route_reflectors: required"},
 		{name: "evpn bad reflector", conf: conf{extra: "[evpn]\nasn = 65000\nroute_reflectors = [\"rr.example\"]\n"}, want: `evpn.route_reflectors: [0] "rr.example": want an address`},
+		{name: "route_target without evpn", conf: conf{segment: "[[segment]]\nvni = 129\ntap = \"vx129\"\nroute_target = \"65000:10129\"\n"}, want: "segment[0].route_target: is for BGP EVPN"},
+		{name: "bad route_target", conf: conf{segment: "[[segment]]\nvni = 129\ntap = \"vx129\"\nroute_target = \"4200000001:70000\"\n", extra: "[evpn]\nasn = 65000\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "segment[0].route_target: \"4200000001:70000\": with a 4-byte AS the number is 2 bytes"},
 		{name: "evpn bad router_id", conf: conf{extra: "[evpn]\nasn = 65000\nrouter_id = \"2001:db8::1\"\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "evpn.router_id"},
 		{name: "nat_keepalive bad", conf: conf{security: baseSecurity + "nat_keepalive = \"sometimes\"\n"}, want: `security.nat_keepalive: "sometimes": want "auto"`},
 		{name: "dpd_interval zero", conf: conf{security: baseSecurity + "dpd_interval = \"0s\"\n"}, want: `security.dpd_interval: "0s" must be positive`},
@@ -774,6 +777,11 @@ func TestParseConfigEVPN(t *testing.T) {
 	}
 	if cfg, _ := parseTest(conf{}.String()); cfg.EVPN != nil {
 		t.Error("an [evpn] without the section")
+	}
+	// a route target set by hand
+	cfg, err = parseTest(conf{segment: "[[segment]]\nvni = 129\ntap = \"vx129\"\nroute_target = \"65000:10129\"\n", extra: "[evpn]\nasn = 65000\nroute_reflectors = [\"192.0.2.254\"]\n"}.String())
+	if err != nil || cfg.EVPN.RouteTargets[129] != (evpn.RouteTarget{Kind: evpn.RTTwoOctetAS, Global: 65000, Local: 10129}) {
+		t.Errorf("route_target: %v, %+v", err, cfg)
 	}
 	// a 4-byte ASN (RFC 6793), the private range's top
 	cfg, err = parseTest(conf{extra: "[evpn]\nasn = 4294967294\nroute_reflectors = [\"192.0.2.254\"]\n"}.String())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 
@@ -23,8 +24,13 @@ type evpnSection struct {
 }
 
 // evpnConfig validates [evpn]; nil when the section is absent.
-func (v *validator) evpnConfig(e *evpnSection, d *dataplane.Config) *evpn.Config {
+func (v *validator) evpnConfig(e *evpnSection, d *dataplane.Config, segs []segmentSection) *evpn.Config {
 	if e.ASN == nil && e.RouterID == "" && len(e.RouteReflectors) == 0 && e.PasswordFile == "" && e.Endpoint == "" && e.StaleTime == "" {
+		for i, s := range segs {
+			if s.RouteTarget != "" {
+				v.errorf(fmt.Sprintf("segment[%d].route_target", i), "is for BGP EVPN: it needs an [evpn] section")
+			}
+		}
 		return nil
 	}
 	c := &evpn.Config{ESP: d.Mode == dataplane.ModeESP, Port: d.Port}
@@ -95,6 +101,20 @@ func (v *validator) evpnConfig(e *evpnSection, d *dataplane.Config) *evpn.Config
 	}
 	c.StaleTime = v.duration("evpn.stale_time", e.StaleTime, 0)
 	rds := map[uint16]encap.VNI{}
+	for i, s := range segs {
+		if s.RouteTarget == "" || s.VNI == nil {
+			continue
+		}
+		rt, err := evpn.ParseRouteTarget(s.RouteTarget)
+		if err != nil {
+			v.errorf(fmt.Sprintf("segment[%d].route_target", i), "%v", err)
+			continue
+		}
+		if c.RouteTargets == nil {
+			c.RouteTargets = map[encap.VNI]evpn.RouteTarget{}
+		}
+		c.RouteTargets[encap.VNI(*s.VNI)] = rt
+	}
 	for _, s := range d.Segment {
 		c.Segments = append(c.Segments, s.VNI)
 		// The RD is router_id:VNI in 16 bits: two segments must not share one.

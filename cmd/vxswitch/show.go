@@ -148,6 +148,18 @@ func writeEVPN(w io.Writer, st evpn.Status) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprintln(w)
+	tw = newTable(w, "SEGMENT", "ROUTE TARGETS", "FROM")
+	for _, k := range slices.Sorted(maps.Keys(st.RouteTargets)) {
+		from := "derived"
+		if slices.Contains(st.ManualRouteTargets, k) {
+			from = "set by hand"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", k, strings.Join(st.RouteTargets[k], " "), from)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
 	fmt.Fprintf(w, "\npeers from routes: %d %v; remote MACs installed: %d; route changes: %d; refused: %d; duplicate MACs: %d\n",
 		st.Peers, st.Discovered, st.Installed, st.Churn, st.Refused, st.Duplicate)
 	return nil

@@ -253,7 +253,7 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 		}
 	}
 	d.NoOffload = sw.Offload != nil && !*sw.Offload
-	cfg.EVPN = v.evpnConfig(&fc.EVPN, d)
+	cfg.EVPN = v.evpnConfig(&fc.EVPN, d, fc.Segment)
 	return cfg
 }
 
