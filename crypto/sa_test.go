@@ -633,24 +633,7 @@ func TestConcurrent(t *testing.T) {
 	}
 	// Duplicates opened concurrently: exactly none succeeds.
 	for _, d := range dups {
-		var ok sync.WaitGroup
-		var wins, replays int
-		for range 3 {
-			ok.Add(1)
-			go func() {
-				defer ok.Done()
-				_, _, err := in.Open(clone(d))
-				mu.Lock()
-				defer mu.Unlock()
-				if err == nil {
-					wins++
-				} else if errors.Is(err, ErrReplay) {
-					replays++
-				}
-			}()
-		}
-		ok.Wait()
-		if wins != 0 || replays != 3 {
+		if wins, replays := openAtOnce(in, d, 3); wins != 0 || replays != 3 {
 			t.Errorf("replayed packet: got %d opened, %d replays; want 0, 3", wins, replays)
 		}
 	}
@@ -666,31 +649,38 @@ func TestConcurrent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		start := make(chan struct{})
-		var ok sync.WaitGroup
-		var wins, replays int
-		for range 3 {
-			c := clone(buf[:n])
-			ok.Add(1)
-			go func() {
-				defer ok.Done()
-				<-start
-				_, _, err := in.Open(c)
-				mu.Lock()
-				defer mu.Unlock()
-				if err == nil {
-					wins++
-				} else if errors.Is(err, ErrReplay) {
-					replays++
-				}
-			}()
-		}
-		close(start)
-		ok.Wait()
+		wins, replays := openAtOnce(in, buf[:n], 3)
 		if wins != 1 || replays != 2 {
 			t.Fatalf("a fresh packet opened three times at once: %d opened, %d replays; want 1, 2", wins, replays)
 		}
 	}
+}
+
+// openAtOnce opens n copies of pkt from n goroutines released together
+// and counts the opens that succeeded and those refused as replays.
+func openAtOnce(in *InboundSA, pkt []byte, n int) (wins, replays int) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range n {
+		c := clone(pkt)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, _, err := in.Open(c)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				wins++
+			} else if errors.Is(err, ErrReplay) {
+				replays++
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return wins, replays
 }
 
 func TestClassifyAndParseHeader(t *testing.T) {
