@@ -176,13 +176,13 @@ func parseRoute(nlri bgp.NLRI, attrs []bgp.PathAttributeInterface, asn uint32) (
 				}
 				switch ec := ec.(type) {
 				case *bgp.TwoOctetAsSpecificExtended:
-					if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && ec.AS == rtASN(asn) {
+					if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && ec.IsTransitive && ec.AS == rtASN(asn) {
 						r.rts = append(r.rts, ec.LocalAdmin)
 					}
 				case *bgp.FourOctetAsSpecificExtended:
 					// ASN:VNI written with the whole 4-byte ASN (RFC 5668;
 					// a hand-set RT, VNIs up to 65535)
-					if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && ec.AS == asn {
+					if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && ec.IsTransitive && ec.AS == asn {
 						r.rts = append(r.rts, uint32(ec.LocalAdmin))
 					}
 				case *bgp.MacMobilityExtended:

@@ -90,15 +90,15 @@ func (rt RouteTarget) community() bgp.ExtendedCommunityInterface {
 func routeTargetOf(ec bgp.ExtendedCommunityInterface) (RouteTarget, bool) {
 	switch ec := ec.(type) {
 	case *bgp.TwoOctetAsSpecificExtended:
-		if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET {
+		if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && ec.IsTransitive { // route targets are transitive (RFC 4360 §4)
 			return RouteTarget{Kind: RTTwoOctetAS, Global: uint32(ec.AS), Local: ec.LocalAdmin}, true
 		}
 	case *bgp.FourOctetAsSpecificExtended:
-		if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET {
+		if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && ec.IsTransitive {
 			return RouteTarget{Kind: RTFourOctetAS, Global: ec.AS, Local: uint32(ec.LocalAdmin)}, true
 		}
 	case *bgp.IPv4AddressSpecificExtended:
-		if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && ec.IPv4.Is4() {
+		if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && ec.IsTransitive && ec.IPv4.Is4() {
 			b := ec.IPv4.As4()
 			return RouteTarget{Kind: RTIPv4, Global: uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), Local: uint32(ec.LocalAdmin)}, true
 		}

@@ -181,7 +181,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "evpn without reflectors", conf: conf{extra: "[evpn]\nasn = 65000\n"}, want: "evpn.route_reflectors: required"},
 		{name: "evpn bad reflector", conf: conf{extra: "[evpn]\nasn = 65000\nroute_reflectors = [\"rr.example\"]\n"}, want: `evpn.route_reflectors: [0] "rr.example": want an address`},
 		{name: "route_target without evpn", conf: conf{segment: "[[segment]]\nvni = 129\ntap = \"vx129\"\nroute_target = \"65000:10129\"\n"}, want: "segment[0].route_target: is for BGP EVPN"},
-		{name: "bad route_target", conf: conf{segment: "[[segment]]\nvni = 129\ntap = \"vx129\"\nroute_target = \"4200000001:70000\"\n", extra: "[evpn]\nasn = 65000\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "segment[0].route_target: \"4200000001:70000\": with a 4-byte AS the number is 2 bytes"},
+		{name: "bad route_target", conf: conf{security: "[security]\nmode = \"plain\"\n", segment: "[[segment]]\nvni = 129\ntap = \"vx129\"\nroute_target = \"4200000001:70000\"\n", extra: "[evpn]\nasn = 65000\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "segment[0].route_target: \"4200000001:70000\": with a 4-byte AS the number is 2 bytes"},
+		{name: "route_target in esp mode", conf: conf{segment: "[[segment]]\nvni = 129\ntap = \"vx129\"\nroute_target = \"65000:10129\"\n", extra: "[evpn]\nasn = 65000\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "segment[0].route_target: applies in plain mode only"},
+		{name: "route_target twice", conf: conf{security: "[security]\nmode = \"plain\"\n", segment: "[[segment]]\nvni = 129\ntap = \"vx129\"\nroute_target = \"65000:10129\"\n[[segment]]\nvni = 130\ntap = \"vx130\"\nroute_target = \"65000:10129\"\n", extra: "[evpn]\nasn = 65000\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "segment[1].route_target: 65000:10129 is already segment[0].route_target"},
 		{name: "evpn bad router_id", conf: conf{extra: "[evpn]\nasn = 65000\nrouter_id = \"2001:db8::1\"\nroute_reflectors = [\"192.0.2.254\"]\n"}, want: "evpn.router_id"},
 		{name: "nat_keepalive bad", conf: conf{security: baseSecurity + "nat_keepalive = \"sometimes\"\n"}, want: `security.nat_keepalive: "sometimes": want "auto"`},
 		{name: "dpd_interval zero", conf: conf{security: baseSecurity + "dpd_interval = \"0s\"\n"}, want: `security.dpd_interval: "0s" must be positive`},
@@ -779,7 +781,7 @@ func TestParseConfigEVPN(t *testing.T) {
 		t.Error("an [evpn] without the section")
 	}
 	// a route target set by hand
-	cfg, err = parseTest(conf{segment: "[[segment]]\nvni = 129\ntap = \"vx129\"\nroute_target = \"65000:10129\"\n", extra: "[evpn]\nasn = 65000\nroute_reflectors = [\"192.0.2.254\"]\n"}.String())
+	cfg, err = parseTest(conf{security: "[security]\nmode = \"plain\"\n", segment: "[[segment]]\nvni = 129\ntap = \"vx129\"\nroute_target = \"65000:10129\"\n", extra: "[evpn]\nasn = 65000\nroute_reflectors = [\"192.0.2.254\"]\n"}.String())
 	if err != nil || cfg.EVPN.RouteTargets[129] != (evpn.RouteTarget{Kind: evpn.RTTwoOctetAS, Global: 65000, Local: 10129}) {
 		t.Errorf("route_target: %v, %+v", err, cfg)
 	}

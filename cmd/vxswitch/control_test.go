@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/vxswitch/vxswitch/dataplane"
+	"github.com/vxswitch/vxswitch/evpn"
 )
 
 func TestControlSocketFiles(t *testing.T) {
@@ -464,5 +466,21 @@ func TestCaptureInterrupted(t *testing.T) {
 	b, _ := os.ReadFile(out)
 	if _, pkts := readPcap(t, b); len(pkts) != 20 {
 		t.Errorf("got %d packets, want 20", len(pkts))
+	}
+}
+
+// TestWriteEVPNRouteTargets: show evpn lists each segment's route targets
+// in VNI order and says which are set by hand.
+func TestWriteEVPNRouteTargets(t *testing.T) {
+	var b bytes.Buffer
+	st := evpn.Status{RouteTargets: map[string][]string{"1000": {"65000:1000", "65000:268436456"}, "129": {"4200000001:129"}},
+		ManualRouteTargets: []string{"129"}}
+	if err := writeEVPN(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	rows := regexp.MustCompile(`(?m)^129\s+4200000001:129\s+set by hand\n1000\s+65000:1000 65000:268436456\s+derived$`)
+	if !rows.MatchString(out) {
+		t.Errorf("show evpn:\n%s", out)
 	}
 }

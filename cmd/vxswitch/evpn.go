@@ -101,15 +101,28 @@ func (v *validator) evpnConfig(e *evpnSection, d *dataplane.Config, segs []segme
 	}
 	c.StaleTime = v.duration("evpn.stale_time", e.StaleTime, 0)
 	rds := map[uint16]encap.VNI{}
+	usedRT := map[evpn.RouteTarget]int{}
 	for i, s := range segs {
 		if s.RouteTarget == "" || s.VNI == nil {
 			continue
 		}
-		rt, err := evpn.ParseRouteTarget(s.RouteTarget)
-		if err != nil {
-			v.errorf(fmt.Sprintf("segment[%d].route_target", i), "%v", err)
+		key := fmt.Sprintf("segment[%d].route_target", i)
+		if c.ESP {
+			// an esp segment's derived route target (ASN:2^24+VNI) is what
+			// keeps plain VTEPs from importing its routes and sending it
+			// cleartext VXLAN; it meets only vxswitch esp sites anyway
+			v.errorf(key, "applies in plain mode only: in esp mode the derived route target keeps plain VTEPs away")
 			continue
 		}
+		rt, err := evpn.ParseRouteTarget(s.RouteTarget)
+		if err != nil {
+			v.errorf(key, "%v", err)
+			continue
+		}
+		if j, dup := usedRT[rt]; dup {
+			v.errorf(key, "%s is already segment[%d].route_target (a VTEP places routes in a segment by their route target)", rt, j)
+		}
+		usedRT[rt] = i
 		if c.RouteTargets == nil {
 			c.RouteTargets = map[encap.VNI]evpn.RouteTarget{}
 		}

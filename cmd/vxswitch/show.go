@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -150,7 +151,12 @@ func writeEVPN(w io.Writer, st evpn.Status) error {
 	}
 	fmt.Fprintln(w)
 	tw = newTable(w, "SEGMENT", "ROUTE TARGETS", "FROM")
-	for _, k := range slices.Sorted(maps.Keys(st.RouteTargets)) {
+	vnis := slices.SortedFunc(maps.Keys(st.RouteTargets), func(a, b string) int {
+		x, _ := strconv.Atoi(a)
+		y, _ := strconv.Atoi(b)
+		return x - y
+	})
+	for _, k := range vnis {
 		from := "derived"
 		if slices.Contains(st.ManualRouteTargets, k) {
 			from = "set by hand"
