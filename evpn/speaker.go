@@ -139,6 +139,19 @@ type Stats struct {
 	Refused   uint64         `json:"refused"`        // routes not usable (no peer for the next hop, bad route)
 }
 
+// SegmentRouteTargets are the route targets segment vni exports and
+// imports under c, and whether they are set by hand.
+func (c Config) SegmentRouteTargets(vni encap.VNI) (rts []string, manual bool) {
+	me := site{asn: c.ASN, esp: c.ESP, manual: c.RouteTargets}
+	for _, ec := range routeTargets(me, vni) {
+		if rt, ok := routeTargetOf(ec); ok {
+			rts = append(rts, rt.String())
+		}
+	}
+	_, manual = c.RouteTargets[vni]
+	return rts, manual
+}
+
 // asTrans is AS_TRANS, which stands for a 4-byte ASN toward speakers of
 // 2-byte ones (RFC 6793 §9) and is no AS of its own.
 const asTrans = 23456
@@ -377,12 +390,9 @@ func (s *Speaker) Status() Status {
 	st.RouteTargets = map[string][]string{}
 	for _, vni := range s.cfg.Segments {
 		k := strconv.Itoa(int(vni))
-		for _, ec := range routeTargets(s.me, vni) {
-			if rt, ok := routeTargetOf(ec); ok {
-				st.RouteTargets[k] = append(st.RouteTargets[k], rt.String())
-			}
-		}
-		if _, ok := s.cfg.RouteTargets[vni]; ok {
+		rts, manual := s.cfg.SegmentRouteTargets(vni)
+		st.RouteTargets[k] = rts
+		if manual {
 			st.ManualRouteTargets = append(st.ManualRouteTargets, k)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os/user"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vxswitch/vxswitch/dataplane"
@@ -60,6 +61,17 @@ func describePlan(cfg *siteConfig) []string {
 			mtu = fmt.Sprintf("probed up to %d", p.MTU)
 		}
 		out = append(out, fmt.Sprintf("peer %s: endpoint %s, vtep %s, path MTU %s%s", p.Name, p.Endpoint, p.VTEP, mtu, key))
+	}
+	if e := cfg.EVPN; e != nil {
+		out = append(out, fmt.Sprintf("BGP EVPN: AS %d, router-id %s, route reflectors %v, next hop %s", e.ASN, e.RouterID, e.RouteReflectors, e.Nexthop))
+		for _, vni := range e.Segments {
+			rts, manual := e.SegmentRouteTargets(vni)
+			from := "derived"
+			if manual {
+				from = "set by hand"
+			}
+			out = append(out, fmt.Sprintf("EVPN segment %d: route targets %s (%s)", vni, strings.Join(rts, " "), from))
+		}
 	}
 	return out
 }

@@ -785,9 +785,20 @@ func TestParseConfigEVPN(t *testing.T) {
 	if err != nil || cfg.EVPN.RouteTargets[129] != (evpn.RouteTarget{Kind: evpn.RTTwoOctetAS, Global: 65000, Local: 10129}) {
 		t.Errorf("route_target: %v, %+v", err, cfg)
 	}
+	// vxswitch check says what EVPN will advertise
+	plan := strings.Join(describePlan(cfg), "\n")
+	for _, want := range []string{"BGP EVPN: AS 65000, router-id 172.31.0.1, route reflectors [192.0.2.254:179]",
+		"EVPN segment 129: route targets 65000:10129 (set by hand)"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("check's plan lacks %q:\n%s", want, plan)
+		}
+	}
 	// a 4-byte ASN (RFC 6793), the private range's top
 	cfg, err = parseTest(conf{extra: "[evpn]\nasn = 4294967294\nroute_reflectors = [\"192.0.2.254\"]\n"}.String())
 	if err != nil || cfg.EVPN.ASN != 4294967294 {
-		t.Errorf("a 4-byte ASN: %v, %+v", err, cfg)
+		t.Fatalf("a 4-byte ASN: %v, %+v", err, cfg)
+	}
+	if plan := strings.Join(describePlan(cfg), "\n"); !strings.Contains(plan, "EVPN segment 129: route targets 65534:16777345 (derived)") {
+		t.Errorf("check's plan for an esp segment of AS 4294967294:\n%s", plan)
 	}
 }
