@@ -800,12 +800,7 @@ func TestReloadAddsSite(t *testing.T) {
 	// once the first three have been answered.
 	mark := len(a.proc.Output())
 	pinger := a.Start("ping", "-n", "-c", "100", "-i", "0.05", overlayAddr(b.Site).String())
-	if err := nstest.WaitFor(10*time.Second, func() error {
-		if !strings.Contains(pinger.Output(), "icmp_seq=3 ") {
-			return fmt.Errorf("no third reply yet: %q", pinger.Output())
-		}
-		return nil
-	}); err != nil {
+	if err := pinger.WaitOutput(0, "icmp_seq=3 ", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []*site{a, b} {
@@ -821,12 +816,7 @@ func TestReloadAddsSite(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := nstest.WaitFor(10*time.Second, func() error {
-		if !strings.Contains(a.proc.Output()[mark:], "reload: peers replaced") {
-			return errors.New("a has not reloaded")
-		}
-		return nil
-	}); err != nil {
+	if err := a.proc.WaitOutput(mark, "reload: peers replaced", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if ended, err := pinger.Exited(); ended {

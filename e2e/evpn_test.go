@@ -437,8 +437,8 @@ func testEVPNWithFRRVTEP(t *testing.T, asn int, frrExtra, manualRT string) {
 	}
 	// (show bgp l2vpn evpn vni: "* 129  L2  <RD>  <import RT>  <export RT> ...")
 	st := evpnStatus(t, a)
-	if manualRT != "" && (len(st.RouteTargets["129"]) != 1 || st.RouteTargets["129"][0] != manualRT || len(st.ManualRouteTargets) != 1) {
-		t.Errorf("show evpn: route targets %v (set by hand: %v), want [%s] set by hand", st.RouteTargets, st.ManualRouteTargets, manualRT)
+	if rts := st.RouteTargets[129]; manualRT != "" && (len(rts.Targets) != 1 || rts.Targets[0] != manualRT || !rts.Manual) {
+		t.Errorf("show evpn: route targets %+v, want [%s] set by hand", st.RouteTargets, manualRT)
 	}
 	view := frrView()
 	if !regexp.MustCompile(`(?m)^\s*\*?\s*129\s+L2\s+\S+\s+` + wantRT + `\s+` + wantRT + `\s`).MatchString(view) {

@@ -241,12 +241,7 @@ func TestKernelVTEPNotProbed(t *testing.T) {
 	// that gets past the kernel's vxlan device.
 	capture := filepath.Join(t.TempDir(), "br129.pcap")
 	dump := k.Start(tcpdump, "-i", "br129", "--immediate-mode", "-U", "-s", "0", "-w", capture)
-	if err := nstest.WaitFor(10*time.Second, func() error {
-		if !strings.Contains(dump.Output(), "listening on br129") {
-			return fmt.Errorf("tcpdump not capturing yet: %q", dump.Output())
-		}
-		return nil
-	}); err != nil {
+	if err := dump.WaitOutput(0, "listening on br129", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	sites := startSites(t, &nstest.Net{Core: n.Core, Sites: n.Sites[:1]}, options{mode: "plain", only: only,

@@ -45,7 +45,7 @@ func (s *Speaker) received(p *apiutil.Path) {
 	}
 	r, err := parseRoute(nlri, attrs, s.cfg.ASN)
 	usable := err == nil && r.nexthop != s.cfg.Nexthop && !(r.kind == bgp.EVPN_INCLUSIVE_MULTICAST_ETHERNET_TAG && r.vtep == s.cfg.VTEP) &&
-		s.segment(r.vni) && r.importsWith(r.vni, s.cfg.ESP, s.cfg.RouteTargets)
+		s.segment(r.vni) && r.imports(r.vni, s.cfg.ESP, s.cfg.RouteTargets)
 	if !usable {
 		if err != nil && err != errNotOurs {
 			s.log.Debug("evpn: route not usable", "err", err)

@@ -173,20 +173,13 @@ func parseRoute(nlri bgp.NLRI, attrs []bgp.PathAttributeInterface, asn uint32) (
 			for _, ec := range a.Value {
 				if rt, ok := routeTargetOf(ec); ok {
 					r.targets = append(r.targets, rt)
-				}
-				switch ec := ec.(type) {
-				case *bgp.TwoOctetAsSpecificExtended:
-					if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && ec.IsTransitive && ec.AS == rtASN(asn) {
-						r.rts = append(r.rts, ec.LocalAdmin)
+					// of our AS: rtASN(asn):x, or asn:x written with the
+					// whole 4-byte ASN (RFC 5668; VNIs up to 65535)
+					if rt.Kind == RTTwoOctetAS && rt.Global == uint32(rtASN(asn)) || rt.Kind == RTFourOctetAS && rt.Global == asn {
+						r.rts = append(r.rts, rt.Local)
 					}
-				case *bgp.FourOctetAsSpecificExtended:
-					// ASN:VNI written with the whole 4-byte ASN (RFC 5668;
-					// a hand-set RT, VNIs up to 65535)
-					if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && ec.IsTransitive && ec.AS == asn {
-						r.rts = append(r.rts, uint32(ec.LocalAdmin))
-					}
-				case *bgp.MacMobilityExtended:
-					r.seq, r.sticky = ec.Sequence, ec.IsSticky
+				} else if mm, ok := ec.(*bgp.MacMobilityExtended); ok {
+					r.seq, r.sticky = mm.Sequence, mm.IsSticky
 				}
 			}
 		}
@@ -222,15 +215,10 @@ func parseRoute(nlri bgp.NLRI, attrs []bgp.PathAttributeInterface, asn uint32) (
 // imports reports whether the route carries the route target this site
 // imports for vni (ASN:VNI or ASN:2^28+VNI plain, ASN:2^24+VNI esp); a route with no
 // route target of our ASN is matched on its VNI alone, as FRR does for
-// routes without one.
-func (r route) imports(vni encap.VNI, esp bool) bool {
-	return r.importsWith(vni, esp, nil)
-}
-
-// importsWith is imports where the segment may have a route target set by
-// hand (manual): then that one alone is imported (and, in plain mode, a
-// route with no route target at all).
-func (r route) importsWith(vni encap.VNI, esp bool, manual map[encap.VNI]RouteTarget) bool {
+// routes without one. Where the segment has a route target set by hand
+// (in manual), that one alone is imported (and, in plain mode, a route
+// with no route target at all).
+func (r route) imports(vni encap.VNI, esp bool, manual map[encap.VNI]RouteTarget) bool {
 	if m, ok := manual[vni]; ok {
 		if len(r.targets) == 0 {
 			return !esp

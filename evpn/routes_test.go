@@ -2,6 +2,7 @@ package evpn
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
@@ -56,7 +57,7 @@ func TestIMETRoundTrip(t *testing.T) {
 		if r.kind != bgp.EVPN_INCLUSIVE_MULTICAST_ETHERNET_TAG || r.vni != 129 || r.vtep != s.vtep || r.nexthop != s.nexthop {
 			t.Errorf("esp %v: got %+v", esp, r)
 		}
-		if !r.imports(129, esp) || r.imports(129, !esp) || r.imports(130, esp) {
+		if !r.imports(129, esp, nil) || r.imports(129, !esp, nil) || r.imports(130, esp, nil) {
 			t.Errorf("esp %v: route targets %v import the wrong segments", esp, r.rts)
 		}
 		// What FRR and tshark show: RD 172.31.0.1:129, RTs 65000:129 and 65000:268435585 (plain) or 65000:16777345 (esp), ET:8.
@@ -87,24 +88,14 @@ func TestRouteTarget4ByteASN(t *testing.T) {
 	s := testSite
 	s.asn, s.esp = asn, false
 	nlri, attrs := wire(t)(imetRoute(s, 129))
-	var rts []string
-	for _, a := range attrs {
-		if ecs, ok := a.(*bgp.PathAttributeExtendedCommunities); ok {
-			for _, ec := range ecs.Value {
-				if tw, ok := ec.(*bgp.TwoOctetAsSpecificExtended); ok && tw.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET {
-					rts = append(rts, tw.String())
-				}
-			}
-		}
-	}
-	if len(rts) != 2 || rts[0] != "59905:129" || rts[1] != "59905:268435585" {
-		t.Errorf("route targets %v, want [59905:129 59905:268435585]", rts)
-	}
 	r, err := parseRoute(nlri, attrs, asn)
-	if err != nil || !r.imports(129, false) || r.imports(130, false) {
+	if want := []RouteTarget{{RTTwoOctetAS, 59905, 129}, {RTTwoOctetAS, 59905, 268435585}}; !slices.Equal(r.targets, want) {
+		t.Errorf("route targets %v, want %v", r.targets, want)
+	}
+	if err != nil || !r.imports(129, false, nil) || r.imports(130, false, nil) {
 		t.Errorf("our own route (%v): targets %v", err, r.rts)
 	}
-	if r, _ := parseRoute(nlri, attrs, 65000); len(r.rts) != 0 || !r.imports(129, false) || r.imports(129, true) {
+	if r, _ := parseRoute(nlri, attrs, 65000); len(r.rts) != 0 || !r.imports(129, false, nil) || r.imports(129, true, nil) {
 		t.Errorf("AS 65000 took route targets %v of AS %d, or did not go by the VNI", r.rts, uint32(asn))
 	}
 	// the same route with RT asn:129 in RFC 5668's 4-octet-AS form instead
@@ -119,7 +110,7 @@ func TestRouteTarget4ByteASN(t *testing.T) {
 	}
 	nlri, alt = wireAttrs(t, alt)
 	r, err = parseRoute(nlri, alt, asn)
-	if err != nil || len(r.rts) != 1 || !r.imports(129, false) || r.imports(130, false) {
+	if err != nil || len(r.rts) != 1 || !r.imports(129, false, nil) || r.imports(130, false, nil) {
 		t.Errorf("RT %s: %v, targets %v", four, err, r.rts)
 	}
 }
@@ -140,12 +131,12 @@ func TestRFC8365RouteTarget(t *testing.T) {
 	}
 	for _, rt := range []uint32{129, 1<<28 | 129} {
 		one := route{rts: []uint32{rt}}
-		if !one.imports(129, false) || one.imports(129, true) || one.imports(130, false) {
+		if !one.imports(129, false, nil) || one.imports(129, true, nil) || one.imports(130, false, nil) {
 			t.Errorf("a route with RT 65000:%d alone: imported by the wrong segments", rt)
 		}
 	}
 	for _, rt := range []uint32{1<<24 | 129, 2<<28 | 129, 1<<28 | 130} {
-		if (route{rts: []uint32{rt}}).imports(129, false) {
+		if (route{rts: []uint32{rt}}).imports(129, false, nil) {
 			t.Errorf("RT 65000:%d imported by plain segment 129", rt)
 		}
 	}

@@ -1,6 +1,7 @@
 package evpn
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -44,8 +45,7 @@ func ParseRouteTarget(s string) (RouteTarget, error) {
 		if !a.Is4() || n > 0xffff {
 			return RouteTarget{}, fmt.Errorf("%q: want IPv4:N with N up to 65535", s)
 		}
-		b := a.As4()
-		return RouteTarget{Kind: RTIPv4, Global: uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), Local: uint32(n)}, nil
+		return RouteTarget{Kind: RTIPv4, Global: ipv4Num(a), Local: uint32(n)}, nil
 	}
 	as, err := strconv.ParseUint(g, 10, 32)
 	switch {
@@ -62,8 +62,7 @@ func ParseRouteTarget(s string) (RouteTarget, error) {
 // String is the form ParseRouteTarget reads.
 func (rt RouteTarget) String() string {
 	if rt.Kind == RTIPv4 {
-		g := rt.Global
-		return fmt.Sprintf("%d.%d.%d.%d:%d", g>>24, g>>16&0xff, g>>8&0xff, g&0xff, rt.Local)
+		return fmt.Sprintf("%s:%d", numIPv4(rt.Global), rt.Local)
 	}
 	return fmt.Sprintf("%d:%d", rt.Global, rt.Local)
 }
@@ -72,9 +71,7 @@ func (rt RouteTarget) String() string {
 func (rt RouteTarget) community() bgp.ExtendedCommunityInterface {
 	switch rt.Kind {
 	case RTIPv4:
-		g := rt.Global
-		c, err := bgp.NewIPv4AddressSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET,
-			netip.AddrFrom4([4]byte{byte(g >> 24), byte(g >> 16), byte(g >> 8), byte(g)}), uint16(rt.Local), true)
+		c, err := bgp.NewIPv4AddressSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, numIPv4(rt.Global), uint16(rt.Local), true)
 		if err != nil {
 			panic("evpn: route target " + rt.String() + ": " + err.Error()) // an IPv4 address always makes one
 		}
@@ -99,9 +96,17 @@ func routeTargetOf(ec bgp.ExtendedCommunityInterface) (RouteTarget, bool) {
 		}
 	case *bgp.IPv4AddressSpecificExtended:
 		if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET && ec.IsTransitive && ec.IPv4.Is4() {
-			b := ec.IPv4.As4()
-			return RouteTarget{Kind: RTIPv4, Global: uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), Local: uint32(ec.LocalAdmin)}, true
+			return RouteTarget{Kind: RTIPv4, Global: ipv4Num(ec.IPv4), Local: uint32(ec.LocalAdmin)}, true
 		}
 	}
 	return RouteTarget{}, false
+}
+
+// ipv4Num and numIPv4 convert between an IPv4 address and RouteTarget.Global.
+func ipv4Num(a netip.Addr) uint32 { b := a.As4(); return binary.BigEndian.Uint32(b[:]) }
+
+func numIPv4(g uint32) netip.Addr {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], g)
+	return netip.AddrFrom4(b)
 }

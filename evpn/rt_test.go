@@ -81,7 +81,7 @@ func TestManualRouteTarget(t *testing.T) {
 		if len(r.targets) != 1 || r.targets[0] != manual {
 			t.Errorf("esp %v: exported route targets %v, want only %v", esp, r.targets, manual)
 		}
-		if !r.importsWith(129, esp, s.manual) || r.importsWith(130, esp, s.manual) {
+		if !r.imports(129, esp, s.manual) || r.imports(130, esp, s.manual) {
 			t.Errorf("esp %v: own route not imported by segment 129 alone", esp)
 		}
 		// an auto-derived route (another site without the setting) is not
@@ -90,14 +90,14 @@ func TestManualRouteTarget(t *testing.T) {
 		auto.esp, auto.asn = esp, 4200000001
 		nlri, attrs = wire(t)(imetRoute(auto, 129))
 		ra, _ := parseRoute(nlri, attrs, auto.asn)
-		if ra.importsWith(129, esp, s.manual) {
+		if ra.imports(129, esp, s.manual) {
 			t.Errorf("esp %v: auto-derived route targets %v imported where %v is set", esp, ra.targets, manual)
 		}
-		if (route{}).importsWith(129, esp, s.manual) != !esp {
+		if (route{}).imports(129, esp, s.manual) != !esp {
 			t.Errorf("esp %v: a route with no route target", esp)
 		}
 		// and other segments keep the auto-derived rule
-		if !ra.importsWith(129, esp, map[encap.VNI]RouteTarget{130: manual}) {
+		if !ra.imports(129, esp, map[encap.VNI]RouteTarget{130: manual}) {
 			t.Errorf("esp %v: a setting for segment 130 changed segment 129", esp)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,17 +138,30 @@ type Stats struct {
 	Refused   uint64         `json:"refused"`        // routes not usable (no peer for the next hop, bad route)
 }
 
-// SegmentRouteTargets are the route targets segment vni exports and
-// imports under c, and whether they are set by hand.
-func (c Config) SegmentRouteTargets(vni encap.VNI) (rts []string, manual bool) {
-	me := site{asn: c.ASN, esp: c.ESP, manual: c.RouteTargets}
-	for _, ec := range routeTargets(me, vni) {
+// SegmentRouteTargets are the route targets a segment exports and imports.
+type SegmentRouteTargets struct {
+	Targets []string `json:"targets"`
+	Manual  bool     `json:"manual"` // set by hand, not derived from the ASN and the VNI
+}
+
+// From says where the route targets come from: "set by hand" or "derived".
+func (s SegmentRouteTargets) From() string {
+	if s.Manual {
+		return "set by hand"
+	}
+	return "derived"
+}
+
+// SegmentRouteTargets are segment vni's route targets under c.
+func (c Config) SegmentRouteTargets(vni encap.VNI) SegmentRouteTargets {
+	var out SegmentRouteTargets
+	for _, ec := range routeTargets(site{asn: c.ASN, esp: c.ESP, manual: c.RouteTargets}, vni) {
 		if rt, ok := routeTargetOf(ec); ok {
-			rts = append(rts, rt.String())
+			out.Targets = append(out.Targets, rt.String())
 		}
 	}
-	_, manual = c.RouteTargets[vni]
-	return rts, manual
+	_, out.Manual = c.RouteTargets[vni]
+	return out
 }
 
 // asTrans is AS_TRANS, which stands for a 4-byte ASN toward speakers of
@@ -361,12 +373,8 @@ type Status struct {
 	Sessions []Session `json:"sessions"`
 	Stats
 	Discovered []string `json:"discovered_peers"`
-	// RouteTargets are each segment's route targets (by VNI): the ones it
-	// exports and imports.
-	RouteTargets map[string][]string `json:"route_targets"`
-	// ManualRouteTargets lists the segments whose route target is set by
-	// hand (the others' are derived from the ASN and the VNI).
-	ManualRouteTargets []string `json:"manual_route_targets,omitempty"`
+	// RouteTargets are each segment's route targets, by VNI.
+	RouteTargets map[encap.VNI]SegmentRouteTargets `json:"route_targets"`
 }
 
 // Status returns the sessions and counters.
@@ -387,14 +395,9 @@ func (s *Speaker) Status() Status {
 		st.Discovered = append(st.Discovered, p.name)
 	}
 	sort.Strings(st.Discovered)
-	st.RouteTargets = map[string][]string{}
+	st.RouteTargets = map[encap.VNI]SegmentRouteTargets{}
 	for _, vni := range s.cfg.Segments {
-		k := strconv.Itoa(int(vni))
-		rts, manual := s.cfg.SegmentRouteTargets(vni)
-		st.RouteTargets[k] = rts
-		if manual {
-			st.ManualRouteTargets = append(st.ManualRouteTargets, k)
-		}
+		st.RouteTargets[vni] = s.cfg.SegmentRouteTargets(vni)
 	}
 	return st
 }

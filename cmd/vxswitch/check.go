@@ -65,12 +65,8 @@ func describePlan(cfg *siteConfig) []string {
 	if e := cfg.EVPN; e != nil {
 		out = append(out, fmt.Sprintf("BGP EVPN: AS %d, router-id %s, route reflectors %v, next hop %s", e.ASN, e.RouterID, e.RouteReflectors, e.Nexthop))
 		for _, vni := range e.Segments {
-			rts, manual := e.SegmentRouteTargets(vni)
-			from := "derived"
-			if manual {
-				from = "set by hand"
-			}
-			out = append(out, fmt.Sprintf("EVPN segment %d: route targets %s (%s)", vni, strings.Join(rts, " "), from))
+			rts := e.SegmentRouteTargets(vni)
+			out = append(out, fmt.Sprintf("EVPN segment %d: route targets %s (%s)", vni, strings.Join(rts.Targets, " "), rts.From()))
 		}
 	}
 	return out

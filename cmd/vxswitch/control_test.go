@@ -21,6 +21,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/vxswitch/vxswitch/dataplane"
+	"github.com/vxswitch/vxswitch/encap"
 	"github.com/vxswitch/vxswitch/evpn"
 )
 
@@ -473,8 +474,8 @@ func TestCaptureInterrupted(t *testing.T) {
 // in VNI order and says which are set by hand.
 func TestWriteEVPNRouteTargets(t *testing.T) {
 	var b bytes.Buffer
-	st := evpn.Status{RouteTargets: map[string][]string{"1000": {"65000:1000", "65000:268436456"}, "129": {"4200000001:129"}},
-		ManualRouteTargets: []string{"129"}}
+	st := evpn.Status{RouteTargets: map[encap.VNI]evpn.SegmentRouteTargets{
+		1000: {Targets: []string{"65000:1000", "65000:268436456"}}, 129: {Targets: []string{"4200000001:129"}, Manual: true}}}
 	if err := writeEVPN(&b, st); err != nil {
 		t.Fatal(err)
 	}

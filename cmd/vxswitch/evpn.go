@@ -39,9 +39,10 @@ func (v *validator) evpnConfig(e *evpnSection, d *dataplane.Config, segs []segme
 		v.errorf("evpn.asn", "required (the fabric's AS number, e.g. 65000)")
 	case *e.ASN < 1 || *e.ASN > 4294967294:
 		v.errorf("evpn.asn", "%d: want 1..4294967294 (a 2-byte or 4-byte ASN as a plain number; 4200000000..4294967294 are private)", *e.ASN)
-	case evpn.CheckASN(uint32(*e.ASN)) != nil:
-		v.errorf("evpn.asn", "%v", evpn.CheckASN(uint32(*e.ASN)))
 	default:
+		if err := evpn.CheckASN(uint32(*e.ASN)); err != nil {
+			v.errorf("evpn.asn", "%v", err)
+		}
 		c.ASN = uint32(*e.ASN)
 	}
 	c.RouterID = d.VTEP

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -151,17 +150,9 @@ func writeEVPN(w io.Writer, st evpn.Status) error {
 	}
 	fmt.Fprintln(w)
 	tw = newTable(w, "SEGMENT", "ROUTE TARGETS", "FROM")
-	vnis := slices.SortedFunc(maps.Keys(st.RouteTargets), func(a, b string) int {
-		x, _ := strconv.Atoi(a)
-		y, _ := strconv.Atoi(b)
-		return x - y
-	})
-	for _, k := range vnis {
-		from := "derived"
-		if slices.Contains(st.ManualRouteTargets, k) {
-			from = "set by hand"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", k, strings.Join(st.RouteTargets[k], " "), from)
+	for _, vni := range slices.Sorted(maps.Keys(st.RouteTargets)) {
+		rts := st.RouteTargets[vni]
+		fmt.Fprintf(tw, "%d\t%s\t%s\n", vni, strings.Join(rts.Targets, " "), rts.From())
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -132,6 +132,17 @@ func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 // Output returns everything the process wrote to stdout and stderr so far.
 func (p *Proc) Output() string { return p.out.String() }
 
+// WaitOutput waits up to timeout until the process's output from byte
+// from on (a len(Output()) taken earlier, or 0) contains s.
+func (p *Proc) WaitOutput(from int, s string, timeout time.Duration) error {
+	return WaitFor(timeout, func() error {
+		if out := p.Output()[from:]; !strings.Contains(out, s) {
+			return fmt.Errorf("%s has not written %q yet: %q", p.name, s, out)
+		}
+		return nil
+	})
+}
+
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
