@@ -707,19 +707,26 @@ func TestStrongSwanRekeyCollision(t *testing.T) {
 	for _, c = range live {
 	}
 	// strongSwan's deletes may still be on their way
-	var out string
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		out = swanctl(t, s, "--list-sas")
-		if strings.Count(out, "INSTALLED, TUNNEL") == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("strongSwan has %d installed child SAs, want 1:\n%s", strings.Count(out, "INSTALLED, TUNNEL"), out)
-			break
-		}
-	}
+	waitSwanCount(t, s, "INSTALLED, TUNNEL", 1)
 	checkSwanSA(t, s, c, "AES_GCM_16-128")
 	n.checkTraffic(t, o, c, "after the collision")
+}
+
+// waitSwanCount waits up to 10 s until swanctl --list-sas shows what
+// want times (an error if it never does).
+func waitSwanCount(t *testing.T, s *nstest.Charon, what string, want int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out := swanctl(t, s, "--list-sas")
+		cnt := strings.Count(out, what)
+		if cnt == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("swanctl --list-sas shows %q %d times after 10s, want %d:\n%s", what, cnt, want, out)
+			return
+		}
+	}
 }
 
 // TestStrongSwanIKERekeyCollision: both sides rekey the IKE SA at once.
@@ -735,8 +742,15 @@ func TestStrongSwanIKERekeyCollision(t *testing.T) {
 	swanctl(t, s, "--rekey", "--ike", "vx")
 	waitIKERekeyed(t, o, before)
 	time.Sleep(time.Second)
+	// charon saw both rekeys at once. Our TEMPORARY_FAILURE reaches its
+	// log only if it takes our answer before the Delete of the old IKE SA
+	// that follows our rekey (its worker threads may not: then it aborts
+	// its own rekey as "not noticed" by us, with the same outcome).
+	if !strings.Contains(s.Log(), "detected IKE_REKEY collision") {
+		t.Errorf("charon logged no IKE_REKEY collision: the rekeys did not collide")
+	}
 	if !strings.Contains(s.Log(), "N(TEMP_FAIL)") {
-		t.Errorf("no TEMPORARY_FAILURE in charon's log: the rekeys did not collide")
+		t.Logf("charon took our Delete before our TEMPORARY_FAILURE")
 	}
 	out := swanctl(t, s, "--list-sas")
 	if cnt := strings.Count(out, "ESTABLISHED, IKEv2"); cnt != 1 {
@@ -771,17 +785,7 @@ func TestStrongSwanRestart(t *testing.T) {
 	o2 := n.startOurs(t, crypto.SuiteAES128GCM16, "aes128gcm16-prfsha256-x25519", false, 4500, nil)
 	c2 := waitFor(t, o2.h.installed, "child SA after the restart (strongSwan dpd_delay 5s)", 20*time.Second)
 	// INITIAL_CONTACT: charon drops the stale SAs in a job of its own
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		out := swanctl(t, s, "--list-sas")
-		cnt := strings.Count(out, "ESTABLISHED, IKEv2")
-		if cnt == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("strongSwan has %d IKE SAs 10s after our restart, want 1:\n%s", cnt, out)
-			break
-		}
-	}
+	waitSwanCount(t, s, "ESTABLISHED, IKEv2", 1)
 	checkSwanSA(t, s, c2, "AES_GCM_16-128")
 	n.checkTraffic(t, o2, c2, "after the restart")
 }
