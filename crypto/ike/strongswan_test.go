@@ -731,7 +731,13 @@ func waitSwanCount(t *testing.T, s *nstest.Charon, what string, want int) {
 
 // TestStrongSwanIKERekeyCollision: both sides rekey the IKE SA at once.
 // vxswitch answers TEMPORARY_FAILURE to a rekey that collides with its own
-// (strongSwan then treats ours as the winner); one IKE SA remains and works.
+// (RFC 7296 §2.25). Which of the outcomes the RFC allows charon reaches
+// depends on the order its worker threads take our request and our answer:
+// it sees the collision and lets ours win, or it takes our refusal first
+// and then our request as an ordinary rekey, or it refuses ours too and
+// one side retries. The test asserts what every outcome must leave: one
+// IKE SA on each side, the same one, not the old one, its Child SA
+// rekeyable over it and carrying traffic, and the peer never down.
 func TestStrongSwanIKERekeyCollision(t *testing.T) {
 	n := newIKENet(t)
 	s := n.startSwan(t, n.swanctlConf("aes128gcm16-prfsha256-x25519", "aes128gcm16-x25519,aes128gcm16"))
@@ -741,25 +747,15 @@ func TestStrongSwanIKERekeyCollision(t *testing.T) {
 	o.holdRekey(t, forceIKERekey, 0)
 	swanctl(t, s, "--rekey", "--ike", "vx")
 	waitIKERekeyed(t, o, before)
-	time.Sleep(time.Second)
-	// charon saw both rekeys at once. Our TEMPORARY_FAILURE reaches its
-	// log only if it takes our answer before the Delete of the old IKE SA
-	// that follows our rekey (its worker threads may not: then it aborts
-	// its own rekey as "not noticed" by us, with the same outcome).
-	if !strings.Contains(s.Log(), "detected IKE_REKEY collision") {
-		t.Errorf("charon logged no IKE_REKEY collision: the rekeys did not collide")
+	switch log := s.Log(); {
+	case strings.Contains(log, "detected IKE_REKEY collision"):
+		t.Logf("outcome: charon saw the collision")
+	case strings.Contains(log, "N(TEMP_FAIL)"):
+		t.Logf("outcome: charon took our refusal before our request")
+	default:
+		t.Logf("outcome: neither collision nor refusal in charon's log (one side retried)")
 	}
-	if !strings.Contains(s.Log(), "N(TEMP_FAIL)") {
-		t.Logf("charon took our Delete before our TEMPORARY_FAILURE")
-	}
-	out := swanctl(t, s, "--list-sas")
-	if cnt := strings.Count(out, "ESTABLISHED, IKEv2"); cnt != 1 {
-		t.Errorf("strongSwan has %d IKE SAs, want 1:\n%s", cnt, out)
-	}
-	sas := o.d.SAs()
-	if len(sas) != 1 || !strings.Contains(out, fmt.Sprintf("%016x_i", sas[0].SPIi)) {
-		t.Errorf("our IKE SA %+v is not strongSwan's:\n%s", sas, out)
-	}
+	waitSwanIKESA(t, s, o, before)
 	forceChildRekey(o.d)
 	c = waitRekeyed(t, o, c)
 	checkSwanSA(t, s, c, "AES_GCM_16-128")
@@ -769,6 +765,26 @@ func TestStrongSwanIKERekeyCollision(t *testing.T) {
 		t.Errorf("PeerDown(%s)", p)
 	default:
 	}
+}
+
+// waitSwanIKESA waits until strongSwan holds exactly one IKE SA, the one
+// our daemon holds, and not before (the old one deleted). The bound is
+// our Delete's retransmissions (RetransmitTimeout 500 ms, 5 tries: 15.5 s)
+// plus a retry of a refused rekey (RetryInterval 5 s: at most 7.5 s).
+func waitSwanIKESA(t *testing.T, s *nstest.Charon, o *ours, before IKESAInfo) {
+	t.Helper()
+	var out string
+	var sas []IKESAInfo
+	for deadline := time.Now().Add(25 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		out = swanctl(t, s, "--list-sas")
+		sas = o.d.SAs()
+		if len(sas) == 1 && strings.Count(out, "ESTABLISHED, IKEv2") == 1 &&
+			strings.Contains(out, fmt.Sprintf("%016x_i", sas[0].SPIi)) &&
+			!strings.Contains(out, fmt.Sprintf("%016x_i", before.SPIi)) {
+			return
+		}
+	}
+	t.Fatalf("after 25 s our IKE SAs %+v (old %016x) are not strongSwan's one:\n%s", sas, before.SPIi, out)
 }
 
 // TestStrongSwanRestart: vxswitch restarts while strongSwan holds the old
