@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME  ?= 10s
 
-.PHONY: help build test unit bench fuzz fuzz-ci lint demo bench-e2e bench-flood bench-evpn soak deps clean
+.PHONY: help build test unit bench fuzz fuzz-ci lint demo bench-e2e bench-flood bench-evpn soak flaky deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ bench-flood: deps ## (root) TCP between two sites while a third is flooded, each
 bench-evpn: deps ## (root) EVPN scale: 100k type-2 routes into one site, 100 vxswitch sites and 300 injected via gobgpd, TCP during a route flap storm
 	VXSWITCH_EVPN_SCALE=1 $(GO) test -count=1 -run '^TestIngest$$' -v ./evpn
 	bash -o pipefail -c "VXSWITCH_EVPN_SCALE=1 $(GO) test -count=1 -timeout 30m -run '^(TestEVPNHundredsOfSites|TestEVPNHundredSites|TestEVPNFlapStorm)$$' -v ./e2e | grep -v level="
+
+flaky: deps ## (root) the tests that race real daemons or the scheduler, each FLAKY_N (default 5) times: failures, slowest run vs bound
+	bash scripts/flaky.sh
 
 SOAK ?= 10m
 soak: deps ## (root) SOAK (default 10m) of rekeys, MAC moves, TCP and sequenced UDP; heap and goroutines table
