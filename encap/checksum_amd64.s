@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 // The RFC 1071 sum with AVX-512: 16-bit little-endian words added into
 // 32-bit lanes, 128 bytes a loop, the tail by a byte mask.
 

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/vxswitch/vxswitch/internal/require"
 )
 
 // refSum is the RFC 1071 definition, word by word with end-around carry,
@@ -165,9 +167,7 @@ func TestChecksumNoAllocs(t *testing.T) {
 // random lengths to 200 KB (several 64 KB pieces), all-0xff data (sums at
 // the one's-complement wrap) and random initial sums.
 func TestChecksumAsmAgrees(t *testing.T) {
-	if !haveSumAsm {
-		t.Skip("no AVX-512 here: Checksum is checksumWords")
-	}
+	require.That(t, haveSumAsm, "no AVX-512 here (or purego, or GODEBUG=cpu.avx512=off): Checksum is checksumWords")
 	rng := rand.New(rand.NewPCG(3, 4))
 	buf := make([]byte, 200<<10+1)
 	for i := range buf {
@@ -201,9 +201,7 @@ func TestChecksumAsmAgrees(t *testing.T) {
 func FuzzChecksumAsm(f *testing.F) {
 	f.Add([]byte("a checksum over an odd number of bytes"), uint16(0), uint8(1))
 	f.Fuzz(func(t *testing.T, b []byte, initial uint16, repeat uint8) {
-		if !haveSumAsm {
-			t.Skip("no AVX-512 here: Checksum is checksumWords")
-		}
+		require.That(t, haveSumAsm, "no AVX-512 here (or purego, or GODEBUG=cpu.avx512=off): Checksum is checksumWords")
 		// Repeat the input so that the fuzzer reaches the 64-byte and
 		// 128-byte loops and more than one 64 KB piece.
 		data := bytes.Repeat(b, int(repeat)%64+1)

@@ -48,6 +48,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vxswitch/vxswitch/internal/require"
 )
 
 // Prefix starts the name of every namespace this package creates.
@@ -71,7 +73,7 @@ var ErrTool = errors.New("nstest: required tool not installed")
 var seq atomic.Uint32
 
 // requireAll reports whether missing prerequisites must fail instead of skip.
-func requireAll() bool { return os.Getenv("VXSWITCH_REQUIRE_ALL") != "" }
+func requireAll() bool { return require.All() }
 
 // RequireRoot skips the test unless it runs as root; with VXSWITCH_REQUIRE_ALL
 // set, it fails the test instead.
