@@ -3,11 +3,13 @@ package gcm
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/fips140"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"math/bits"
 	"os"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/vxswitch/vxswitch/internal/aeadbuf"
@@ -39,7 +41,8 @@ func New(key []byte) (cipher.AEAD, error) {
 	return NewStdlib(key)
 }
 
-// NewStdlib returns crypto/aes's AES-GCM, whatever the processor.
+// NewStdlib returns crypto/aes's AES-GCM, whatever the processor: in FIPS
+// 140-3 mode, the validated module's.
 func NewStdlib(key []byte) (cipher.AEAD, error) {
 	b, err := aes.NewCipher(key)
 	if err != nil {
@@ -49,16 +52,37 @@ func NewStdlib(key []byte) (cipher.AEAD, error) {
 }
 
 // Accelerated reports whether New returns this package's implementation:
-// the processor has AES-NI, PCLMULQDQ, AVX2, VAES, VPCLMULQDQ, AVX-512 (F,
-// BW, VL) and BMI2, and VXSWITCH_GCM is not "stdlib".
-func Accelerated() bool { return haveAsm && os.Getenv("VXSWITCH_GCM") != "stdlib" }
+// the processor has what the assembly uses (haveAsm), the purego build
+// tag is off, FIPS 140-3 mode is off (GODEBUG=fips140=on or only: then
+// only the standard library's validated module runs) and VXSWITCH_GCM was
+// not "stdlib" when the program started.
+func Accelerated() bool { return haveAsm && !fips140.Enabled() && !stdlibAsked }
+
+// stdlibAsked is VXSWITCH_GCM=stdlib, read once at start-up.
+var stdlibAsked = os.Getenv("VXSWITCH_GCM") == "stdlib"
+
+// Implementation names the AES-GCM code New returns here and now: "vaes"
+// (this package's assembly), "stdlib" (crypto/aes) or "stdlib-fips" (the
+// standard library's FIPS 140-3 module, in FIPS mode).
+func Implementation() string {
+	switch {
+	case Accelerated():
+		return "vaes"
+	case fips140.Enabled():
+		return "stdlib-fips"
+	}
+	return "stdlib"
+}
 
 // AEAD is this package's AES-GCM: what New returns where Accelerated.
 // Callers that hold it as *AEAD rather than cipher.AEAD call it without an
 // interface, so nonce and AAD arrays on their stack do not escape.
 type AEAD struct {
-	rk     [15 * 16]byte // round keys, FIPS 197 byte order
-	rounds int
+	rk [15 * 16]byte // round keys, FIPS 197 byte order
+	// rounds is 10, 12 or 14; 0 in a zero or wiped AEAD. Atomic so that
+	// Wipe may run while a Seal or Open of a dying SA reads it.
+	rounds atomic.Int32
+	wiped  atomic.Bool
 	// table holds H^128 .. H^1 (table[i] = H^(128-i)) in the bit-reflected,
 	// doubled form the multiplication uses, then 4 zero entries: GHASH
 	// reads powers 64 bytes at a time, up to 48 bytes past H^1.
@@ -66,24 +90,41 @@ type AEAD struct {
 }
 
 func newAccelerated(key []byte) (*AEAD, error) {
-	b, err := aes.NewCipher(key) // validates the key length; gives H
-	if err != nil {
-		return nil, err
+	if l := len(key); l != 16 && l != 24 && l != 32 {
+		return nil, aes.KeySizeError(l)
 	}
-	g := &AEAD{rounds: len(key)/4 + 6}
+	g := &AEAD{}
+	rounds := len(key)/4 + 6
+	g.rounds.Store(int32(rounds))
 	expandKey(key, g.rk[:])
-	var h [16]byte
-	b.Encrypt(h[:], h[:])
-	g.initTable(h)
+	var h [16]byte // H = E(K, 0^128)
+	encryptBlock(&g.rk, rounds, &h, &h)
+	g.initTable(&h)
+	clear(h[:])
 	return g, nil
 }
 
-// mustBeMade panics for an AEAD that New did not make: a zero AEAD has no
-// rounds, an all-zero key schedule and H = 0, and would accept forgeries.
-func (g *AEAD) mustBeMade() {
-	if g.rounds == 0 {
+// Wipe overwrites the round keys and the powers of H. A wiped AEAD refuses
+// every Open and fills Seal's output with zeros. Wipe may run while a Seal
+// or Open is under way only if the caller then discards what that call
+// returns, which may have used a half-wiped key (crypto's SAs mark
+// themselves dead, wipe, and check dead again after each Seal and Open).
+func (g *AEAD) Wipe() {
+	g.wiped.Store(true)
+	g.rounds.Store(0)
+	clear(g.rk[:])
+	clear(g.table[:])
+}
+
+// liveRounds returns the number of rounds, or 0 for a wiped AEAD. It
+// panics for an AEAD that New did not make: a zero AEAD has no rounds, an
+// all-zero key schedule and H = 0, and would accept forgeries.
+func (g *AEAD) liveRounds() int {
+	r := int(g.rounds.Load())
+	if r == 0 && !g.wiped.Load() {
 		panic("gcm: AEAD not made by New")
 	}
+	return r
 }
 
 func (g *AEAD) NonceSize() int { return nonceSize }
@@ -96,7 +137,7 @@ func (g *AEAD) Seal(dst, nonce, plaintext, aad []byte) []byte {
 	if uint64(len(plaintext)) > maxPlaintext {
 		panic("gcm: message too large for GCM")
 	}
-	g.mustBeMade()
+	rounds := g.liveRounds()
 	ret, out := aeadbuf.SliceForAppend(dst, len(plaintext)+tagSize)
 	if aeadbuf.InexactOverlap(out, plaintext) {
 		panic("gcm: invalid buffer overlap of output and input")
@@ -106,17 +147,21 @@ func (g *AEAD) Seal(dst, nonce, plaintext, aad []byte) []byte {
 	if aeadbuf.AnyOverlap(out, aad) {
 		panic("gcm: invalid buffer overlap of output and additional data")
 	}
+	if rounds == 0 {
+		clear(out)
+		return ret
+	}
 	j0 := firstCounter(nonce)
 	ct := out[:len(plaintext)]
 	if m := blocks(aad, plaintext); m <= shortBlocks {
 		lens := lengthsBlock(len(aad), len(plaintext))
-		sealShort(&g.rk, g.rounds, &g.table[(shortBlocks-m)*16], &j0, unsafe.SliceData(ct), unsafe.SliceData(plaintext), len(plaintext),
+		sealShort(&g.rk, rounds, &g.table[(shortBlocks-m)*16], &j0, unsafe.SliceData(ct), unsafe.SliceData(plaintext), len(plaintext),
 			unsafe.SliceData(aad), len(aad), &lens, (*[16]byte)(out[len(plaintext):]))
 		return ret
 	}
 	var mask [16]byte
-	encryptBlock(&g.rk, g.rounds, &mask, &j0)
-	ctr(&g.rk, g.rounds, &j0, unsafe.SliceData(ct), unsafe.SliceData(plaintext), len(plaintext))
+	encryptBlock(&g.rk, rounds, &mask, &j0)
+	ctr(&g.rk, rounds, &j0, unsafe.SliceData(ct), unsafe.SliceData(plaintext), len(plaintext))
 	g.tagLong((*[16]byte)(out[len(plaintext):]), &mask, aad, ct)
 	return ret
 }
@@ -129,7 +174,10 @@ func (g *AEAD) Open(dst, nonce, ciphertext, aad []byte) ([]byte, error) {
 		return nil, errOpen
 	}
 	ct, want := ciphertext[:len(ciphertext)-tagSize], ciphertext[len(ciphertext)-tagSize:]
-	g.mustBeMade()
+	rounds := g.liveRounds()
+	if rounds == 0 {
+		return nil, errOpen
+	}
 	ret, out := aeadbuf.SliceForAppend(dst, len(ct))
 	if aeadbuf.InexactOverlap(out, ciphertext) {
 		panic("gcm: invalid buffer overlap of output and input")
@@ -140,19 +188,19 @@ func (g *AEAD) Open(dst, nonce, ciphertext, aad []byte) ([]byte, error) {
 	j0 := firstCounter(nonce)
 	if m := blocks(aad, ct); m <= shortBlocks {
 		lens := lengthsBlock(len(aad), len(ct))
-		if !openShort(&g.rk, g.rounds, &g.table[(shortBlocks-m)*16], &j0, unsafe.SliceData(out), unsafe.SliceData(ct), len(ct),
+		if !openShort(&g.rk, rounds, &g.table[(shortBlocks-m)*16], &j0, unsafe.SliceData(out), unsafe.SliceData(ct), len(ct),
 			unsafe.SliceData(aad), len(aad), &lens, (*[16]byte)(want)) {
 			return nil, errOpen
 		}
 		return ret, nil
 	}
 	var mask, got [16]byte
-	encryptBlock(&g.rk, g.rounds, &mask, &j0)
+	encryptBlock(&g.rk, rounds, &mask, &j0)
 	g.tagLong(&got, &mask, aad, ct)
 	if subtle.ConstantTimeCompare(got[:], want) != 1 {
 		return nil, errOpen
 	}
-	ctr(&g.rk, g.rounds, &j0, unsafe.SliceData(out), unsafe.SliceData(ct), len(ct))
+	ctr(&g.rk, rounds, &j0, unsafe.SliceData(out), unsafe.SliceData(ct), len(ct))
 	return ret, nil
 }
 
@@ -199,20 +247,31 @@ func (g *AEAD) ghashLong(acc *[16]byte, data []byte) {
 	}
 }
 
+// Key setup in constant time. The key schedule and H are secrets: a
+// branch or a memory index that depends on them leaks them to a co-resident
+// attacker through the branch predictor or the cache, and knowing H lets an
+// attacker forge tags for the SA. So nothing below branches on or indexes
+// memory with a secret. Carry-less multiplication selects each partial
+// product with a mask: the Go counterpart of PCLMULQDQ, whose timing does
+// not depend on its operands. H itself is E(K, 0) from the AES-NI
+// assembly. The AES S-box is computed (GF(2^8) inversion as x^254 with a
+// masked multiplication, then the affine map) instead of looked up in a
+// table indexed by key bytes; crypto/aes avoids the table the same way by
+// using AESKEYGENASSIST on amd64. Only loop counters, the key length and
+// the public round constants decide control flow.
+
 // initTable fills the table with the powers of H. A field element is held
 // bit-reflected (its 16 bytes reversed, read as a 128-bit little-endian
 // number: hi, lo) and multiplied by x once ("doubled"), the form in which
 // carry-less products reduce with two folds by 0xc2<<56 (the reflected
 // x^128 + x^7 + x^2 + x + 1).
-func (g *AEAD) initTable(h [16]byte) {
+func (g *AEAD) initTable(h *[16]byte) {
 	hi, lo := binary.BigEndian.Uint64(h[0:8]), binary.BigEndian.Uint64(h[8:16])
-	carry := hi >> 63
+	carry := -(hi >> 63) // all ones if H's top bit is set: reduce
 	hi = hi<<1 | lo>>63
 	lo <<= 1
-	if carry != 0 {
-		hi ^= 0xc2 << 56
-		lo ^= 1
-	}
+	hi ^= 0xc2 << 56 & carry
+	lo ^= 1 & carry
 	ph, pl := hi, lo
 	for k := 1; k <= shortBlocks; k++ {
 		e := g.table[(shortBlocks-k)*16:]
@@ -240,32 +299,33 @@ func mulReflected(ah, al, bh, bl uint64) (uint64, uint64) {
 	return lh ^ hh, ll ^ hl
 }
 
-// clmul is the 128-bit carry-less product of a and b.
+// clmul is the 128-bit carry-less product of a and b, in constant time:
+// every bit of b selects its shifted copy of a with a mask, never a
+// branch. (a >> 64 is 0 in Go, so i = 0 needs no case of its own.)
 func clmul(a, b uint64) (hi, lo uint64) {
-	for i := 0; i < 64; i++ {
-		if b>>i&1 != 0 {
-			lo ^= a << i
-			if i > 0 {
-				hi ^= a >> (64 - i)
-			}
-		}
+	for i := range 64 {
+		m := -(b >> i & 1)
+		lo ^= a << i & m
+		hi ^= a >> (64 - i) & m
 	}
 	return
 }
 
 // expandKey writes the FIPS 197 key schedule of key (16, 24 or 32 bytes)
-// to rk: (rounds+1) round keys of 16 bytes.
+// to rk: (rounds+1) round keys of 16 bytes. Its words live on the stack
+// and are wiped before it returns.
 func expandKey(key, rk []byte) {
 	nk := len(key) / 4
 	rounds := nk + 6
-	w := make([]uint32, 4*(rounds+1))
+	var words [4 * 15]uint32
+	w := words[:4*(rounds+1)]
 	for i := 0; i < nk; i++ {
 		w[i] = binary.BigEndian.Uint32(key[4*i:])
 	}
 	rcon := uint32(1)
 	for i := nk; i < len(w); i++ {
 		t := w[i-1]
-		switch {
+		switch { // on i and the key length: public
 		case i%nk == 0:
 			t = subWord(bits.RotateLeft32(t, 8)) ^ rcon<<24
 			rcon = uint32(xtime(byte(rcon)))
@@ -277,36 +337,43 @@ func expandKey(key, rk []byte) {
 	for i, v := range w {
 		binary.BigEndian.PutUint32(rk[4*i:], v)
 	}
+	clear(words[:])
 }
 
 func subWord(w uint32) uint32 {
-	return uint32(sbox[w>>24])<<24 | uint32(sbox[w>>16&0xff])<<16 | uint32(sbox[w>>8&0xff])<<8 | uint32(sbox[w&0xff])
+	return uint32(sbox(byte(w>>24)))<<24 | uint32(sbox(byte(w>>16)))<<16 | uint32(sbox(byte(w>>8)))<<8 | uint32(sbox(byte(w)))
 }
 
+// xtime multiplies b by x in GF(2^8) (mod x^8 + x^4 + x^3 + x + 1) without
+// a branch.
 func xtime(b byte) byte {
-	if b&0x80 != 0 {
-		return b<<1 ^ 0x1b
-	}
-	return b << 1
+	return b<<1 ^ 0x1b&-(b>>7)
 }
 
-// sbox is the AES S-box, computed from its definition: the multiplicative
-// inverse in GF(2^8) followed by the affine transform.
-var sbox = func() (s [256]byte) {
-	p, q := byte(1), byte(1)
-	for {
-		p ^= xtime(p) // p *= 3
-		q ^= q << 1   // q /= 3
-		q ^= q << 2
-		q ^= q << 4
-		if q&0x80 != 0 {
-			q ^= 0x09
-		}
-		s[p] = q ^ bits.RotateLeft8(q, 1) ^ bits.RotateLeft8(q, 2) ^ bits.RotateLeft8(q, 3) ^ bits.RotateLeft8(q, 4) ^ 0x63
-		if p == 1 {
-			break
-		}
+// gfMul multiplies in GF(2^8) in constant time: eight masked steps.
+func gfMul(a, b byte) byte {
+	var p byte
+	for range 8 {
+		p ^= a & -(b & 1)
+		a = xtime(a)
+		b >>= 1
 	}
-	s[0] = 0x63
-	return s
-}()
+	return p
+}
+
+// sbox is the AES S-box of x computed from its definition (FIPS 197
+// §5.1.1): the multiplicative inverse x^254 (0 for 0), by a fixed chain of
+// squarings and multiplications, then the affine transformation.
+func sbox(x byte) byte {
+	x2 := gfMul(x, x)
+	x3 := gfMul(x2, x)
+	x6 := gfMul(x3, x3)
+	x12 := gfMul(x6, x6)
+	x15 := gfMul(x12, x3)
+	x30 := gfMul(x15, x15)
+	x60 := gfMul(x30, x30)
+	x120 := gfMul(x60, x60)
+	x127 := gfMul(x120, gfMul(x6, x)) // x^120 * x^7
+	q := gfMul(x127, x127)            // x^254
+	return q ^ bits.RotateLeft8(q, 1) ^ bits.RotateLeft8(q, 2) ^ bits.RotateLeft8(q, 3) ^ bits.RotateLeft8(q, 4) ^ 0x63
+}

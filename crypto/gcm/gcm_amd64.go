@@ -1,8 +1,13 @@
+//go:build amd64 && !purego
+
 package gcm
 
 import "golang.org/x/sys/cpu"
 
-var haveAsm = cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ && cpu.X86.HasAVX2 &&
+// haveAsm: every instruction family the assembly uses (VEX-encoded xmm
+// instructions need AVX). HasAVX512 is the one GODEBUG=cpu.avx512=off
+// turns off (cpu.avx512f=off turns off F).
+var haveAsm = cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ && cpu.X86.HasAVX && cpu.X86.HasAVX2 && cpu.X86.HasAVX512 &&
 	cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL &&
 	cpu.X86.HasAVX512VAES && cpu.X86.HasAVX512VPCLMULQDQ && cpu.X86.HasBMI2
 

@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 // AES-GCM with VAES and VPCLMULQDQ on 512-bit registers (AVX-512 F, BW,
 // VL) and BMI2. See gcm.go for the representation of field elements.
 

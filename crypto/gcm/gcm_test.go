@@ -4,22 +4,141 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/fips140"
 	"encoding/hex"
+	"math/bits"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"testing"
+
+	"github.com/vxswitch/vxswitch/internal/require"
 )
 
+// needAsm skips a test of the assembly on a processor without it, and
+// fails it under VXSWITCH_REQUIRE_ALL (CI), where it must run.
 func needAsm(t testing.TB) {
-	if !haveAsm {
-		t.Skip("this processor lacks one of AES-NI, PCLMULQDQ, AVX2, VAES, VPCLMULQDQ, AVX-512 F/BW/VL, BMI2: New returns crypto/aes's GCM")
+	t.Helper()
+	require.That(t, haveAsm, "this processor (or the purego tag) lacks one of AES-NI, PCLMULQDQ, AVX2, VAES, VPCLMULQDQ, AVX-512 F/BW/VL, BMI2: New returns crypto/aes's GCM")
+}
+
+// TestSbox checks the computed S-box against FIPS 197 Figure 7 at a few
+// points, and all of it against a slow reference: the inverse found by
+// search with a branching multiplication, then the affine map.
+func TestSbox(t *testing.T) {
+	for in, want := range map[byte]byte{0x00: 0x63, 0x01: 0x7c, 0x53: 0xed, 0xff: 0x16, 0x10: 0xca, 0x9a: 0xb8} {
+		if got := sbox(in); got != want {
+			t.Errorf("sbox(%#x) = %#x, want %#x", in, got, want)
+		}
+	}
+	slowMul := func(a, b byte) (p byte) {
+		for ; b != 0; b >>= 1 {
+			if b&1 != 0 {
+				p ^= a
+			}
+			if a&0x80 != 0 {
+				a = a<<1 ^ 0x1b
+			} else {
+				a <<= 1
+			}
+		}
+		return p
+	}
+	for x := range 256 {
+		inv := byte(0)
+		for y := 1; y < 256 && x != 0; y++ {
+			if slowMul(byte(x), byte(y)) == 1 {
+				inv = byte(y)
+			}
+		}
+		want := inv ^ bits.RotateLeft8(inv, 1) ^ bits.RotateLeft8(inv, 2) ^ bits.RotateLeft8(inv, 3) ^ bits.RotateLeft8(inv, 4) ^ 0x63
+		if got := sbox(byte(x)); got != want {
+			t.Errorf("sbox(%#x) = %#x, want %#x", x, got, want)
+		}
+		for _, y := range []byte{0, 1, 2, 0x53, 0xca, 0xff} {
+			if got, want := gfMul(byte(x), y), slowMul(byte(x), y); got != want {
+				t.Fatalf("gfMul(%#x, %#x) = %#x, want %#x", x, y, got, want)
+			}
+		}
 	}
 }
 
-func TestSbox(t *testing.T) {
-	for in, want := range map[byte]byte{0x00: 0x63, 0x01: 0x7c, 0x53: 0xed, 0xff: 0x16, 0x10: 0xca} {
-		if sbox[in] != want {
-			t.Errorf("sbox[%#x] = %#x, want %#x", in, sbox[in], want)
+// TestClmul checks the masked carry-less product against the textbook
+// one, bit by bit with branches, on random and extreme operands.
+func TestClmul(t *testing.T) {
+	slow := func(a, b uint64) (hi, lo uint64) {
+		for i := range 64 {
+			if b>>i&1 != 0 {
+				lo ^= a << i
+				if i > 0 {
+					hi ^= a >> (64 - i)
+				}
+			}
 		}
+		return
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	cases := [][2]uint64{{0, 0}, {^uint64(0), ^uint64(0)}, {1, 1 << 63}, {1 << 63, 1 << 63}, {0xc2 << 56, ^uint64(0)}}
+	for range 10000 {
+		cases = append(cases, [2]uint64{rng.Uint64(), rng.Uint64()})
+	}
+	for _, c := range cases {
+		gh, gl := clmul(c[0], c[1])
+		wh, wl := slow(c[0], c[1])
+		if gh != wh || gl != wl {
+			t.Fatalf("clmul(%#x, %#x) = %#x:%#x, want %#x:%#x", c[0], c[1], gh, gl, wh, wl)
+		}
+	}
+}
+
+// TestWipe: a wiped AEAD holds no key material, refuses every Open (even
+// a message that was valid) and seals to zeros, never to a ciphertext
+// under a known (zero) key.
+func TestWipe(t *testing.T) {
+	needAsm(t)
+	g, _ := newAccelerated(bytes.Repeat([]byte{7}, 16))
+	nonce := make([]byte, 12)
+	ct := g.Seal(nil, nonce, []byte("payload"), nil)
+	g.Wipe()
+	if !bytes.Equal(g.rk[:], make([]byte, len(g.rk))) || !bytes.Equal(g.table[:], make([]byte, len(g.table))) {
+		t.Error("Wipe left key material")
+	}
+	if _, err := g.Open(nil, nonce, ct, nil); err == nil {
+		t.Error("a wiped AEAD opened a message")
+	}
+	pt := []byte("secret payload")
+	if got := g.Seal(pt[:0], nonce, pt, nil); !bytes.Equal(got, make([]byte, len(pt)+tagSize)) {
+		t.Errorf("a wiped AEAD sealed to %x, want zeros", got)
+	}
+}
+
+// TestFIPSMode runs this test binary again under GODEBUG=fips140=on: New
+// must return the standard library's (validated) AES-GCM, and say so.
+func TestFIPSMode(t *testing.T) {
+	if os.Getenv("VXSWITCH_GCM_FIPS_CHILD") != "" {
+		if !fips140.Enabled() {
+			t.Fatal("GODEBUG=fips140=on did not enable FIPS mode")
+		}
+		a, err := New(make([]byte, 16))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ours := a.(*AEAD); ours || Accelerated() || Implementation() != "stdlib-fips" {
+			t.Fatalf("in FIPS mode New returned %T, Accelerated %v, Implementation %q", a, Accelerated(), Implementation())
+		}
+		return
+	}
+	if puregoBuild {
+		t.Skip("Go refuses FIPS 140-3 mode in a purego build")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFIPSMode$", "-test.v")
+	cmd.Env = append(os.Environ(), "GODEBUG=fips140=on", "VXSWITCH_GCM_FIPS_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestFIPSMode")) {
+		t.Fatalf("under GODEBUG=fips140=on: %v\n%s", err, out)
+	}
+	if haveAsm && !stdlibAsked && (!Accelerated() || Implementation() != "vaes") {
+		t.Errorf("outside FIPS mode: Accelerated %v, Implementation %q", Accelerated(), Implementation())
 	}
 }
 
