@@ -7,11 +7,11 @@ import (
 	"time"
 
 	"github.com/vxswitch/vxswitch/crypto"
-	"github.com/vxswitch/vxswitch/crypto/chacha"
 	"github.com/vxswitch/vxswitch/crypto/gcm"
 	"github.com/vxswitch/vxswitch/dataplane"
 	"github.com/vxswitch/vxswitch/dataplane/dptest"
 	"github.com/vxswitch/vxswitch/encap"
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 var (
@@ -25,11 +25,11 @@ const (
 )
 
 // bareAEAD returns an AEAD of the suite with a zero key: the same
-// implementation the path's SAs use (crypto/gcm, crypto/chacha).
+// implementation the path's SAs use (crypto/gcm, golang.org/x/crypto).
 func bareAEAD(s crypto.Suite) cipher.AEAD {
 	key := make([]byte, s.KeyLen())
 	if s == crypto.SuiteChaCha20Poly1305 {
-		a, _ := chacha.New(key)
+		a, _ := chacha20poly1305.New(key)
 		return a
 	}
 	a, _ := gcm.New(key)

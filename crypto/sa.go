@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/vxswitch/vxswitch/clock"
-	"github.com/vxswitch/vxswitch/crypto/chacha"
 	"github.com/vxswitch/vxswitch/crypto/gcm"
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // Lifetime limits an SA (RFC 4301 §4.4.2.1). A zero field is unlimited.
@@ -108,7 +108,7 @@ type sa struct {
 	esn   bool
 	aead  cipher.AEAD
 	fast  *gcm.AEAD     // aead when it is crypto/gcm's: called without the interface
-	fastC *chacha.AEAD  // or crypto/chacha's
+	impl  string        // which code aead is: Implementation
 	salt  atomic.Uint32 // atomic so that Zero does not race with Seal/Open
 	dead  atomic.Bool   // set by Zero
 	// timeUp latches a hard time limit once seen.
@@ -123,14 +123,23 @@ type sa struct {
 	keymat []byte // key || salt, for WiresharkSA; wiped by Zero
 }
 
-func newAEAD(s Suite, key []byte) (cipher.AEAD, error) {
+// newAEAD returns the suite's AEAD and the name of its implementation:
+// AES-GCM from crypto/gcm (its own assembly, or the standard library's
+// where that does not run; only the standard library's in FIPS mode),
+// ChaCha20-Poly1305 from golang.org/x/crypto (refused in FIPS mode).
+func newAEAD(s Suite, key []byte) (cipher.AEAD, string, error) {
 	switch s {
 	case SuiteAES128GCM16, SuiteAES256GCM16:
-		return gcm.New(key)
+		a, err := gcm.New(key)
+		return a, gcm.Implementation(), err
 	case SuiteChaCha20Poly1305:
-		return chacha.New(key)
+		if err := FIPSRefuses(s.String()); err != nil {
+			return nil, "", err
+		}
+		a, err := chacha20poly1305.New(key)
+		return a, "x/crypto", err
 	}
-	return nil, fmt.Errorf("unknown suite %v", s)
+	return nil, "", fmt.Errorf("unknown suite %v", s)
 }
 
 func (s *sa) init(cfg *SAConfig) error {
@@ -144,19 +153,18 @@ func (s *sa) init(cfg *SAConfig) error {
 		return fmt.Errorf("SA spi 0: SPI 0 is the non-ESP marker (RFC 3948)")
 	}
 	kl := cfg.Suite.KeyLen()
-	aead, err := newAEAD(cfg.Suite, cfg.Keymat[:kl])
+	aead, impl, err := newAEAD(cfg.Suite, cfg.Keymat[:kl])
 	if err != nil {
 		return fmt.Errorf("SA spi 0x%08x: %w", cfg.SPI, err)
 	}
-	s.init2(cfg, aead)
+	s.init2(cfg, aead, impl)
 	return nil
 }
 
 // init2 finishes init with a ready AEAD; tests use it for AES-192.
-func (s *sa) init2(cfg *SAConfig, aead cipher.AEAD) {
-	s.spi, s.suite, s.esn, s.aead = cfg.SPI, cfg.Suite, cfg.ESN, aead
+func (s *sa) init2(cfg *SAConfig, aead cipher.AEAD, impl string) {
+	s.spi, s.suite, s.esn, s.aead, s.impl = cfg.SPI, cfg.Suite, cfg.ESN, aead, impl
 	s.fast, _ = aead.(*gcm.AEAD)
-	s.fastC, _ = aead.(*chacha.AEAD)
 	kl := len(cfg.Keymat) - 4
 	s.salt.Store(binary.BigEndian.Uint32(cfg.Keymat[kl:]))
 	s.keymat = append([]byte(nil), cfg.Keymat...)
@@ -233,21 +241,39 @@ func (s *sa) fill(sc *scratch, seq, iv uint64) []byte {
 // SPI returns the SA's SPI.
 func (s *sa) SPI() uint32 { return s.spi }
 
+// Born returns when the SA was created, by its clock: the start of its
+// lifetimes.
+func (s *sa) Born() time.Time { return s.born }
+
+// Lifetime returns the SA's limits.
+func (s *sa) Lifetime() Lifetime { return s.life }
+
 // Suite returns the SA's cipher suite.
 func (s *sa) Suite() Suite { return s.suite }
+
+// Implementation names the code that seals and opens for the SA: "vaes"
+// (crypto/gcm's assembly), "stdlib" (crypto/aes), "stdlib-fips" (the
+// standard library's FIPS 140-3 module) or "x/crypto" (ChaCha20-Poly1305).
+func (s *sa) Implementation() string { return s.impl }
 
 // ESN reports whether the SA uses extended sequence numbers.
 func (s *sa) ESN() bool { return s.esn }
 
 // Zero wipes the SA's key material and makes it refuse every packet with
-// ErrExpired. The expanded key schedule inside the AEAD is not wiped (a
-// Seal in flight may still be reading it): it stays in memory until the SA
-// itself is garbage collected, so drop every reference to a zeroed SA.
+// ErrExpired. With crypto/gcm's AEAD the expanded key and the powers of H
+// are wiped too; the standard library's and x/crypto's AEADs offer no
+// wipe, so their key schedules stay in memory until the SA is garbage
+// collected: drop every reference to a zeroed SA.
 func (s *sa) Zero() {
 	s.dead.Store(true)
 	s.salt.Store(0)
 	s.keyMu.Lock()
 	clear(s.keymat)
+	if s.fast != nil {
+		// A Seal or Open that passed its dead check may still be running:
+		// it checks dead again afterwards and discards what it made.
+		s.fast.Wipe()
+	}
 	s.keyMu.Unlock()
 }
 
@@ -356,16 +382,20 @@ func (o *OutboundSA) seal(pkt []byte, payloadLen int, nextHeader uint8, seq, iv 
 	if o.fast != nil {
 		var sc scratch // stays on the stack: no interface call
 		o.fast.Seal(pt[:0], sc.nonce[:], pt, o.fill(&sc, seq, iv))
-		return total, nil
-	}
-	if o.fastC != nil {
-		var sc scratch
-		o.fastC.Seal(pt[:0], sc.nonce[:], pt, o.fill(&sc, seq, iv))
+		// Zero marks the SA dead before it wipes the key, and on amd64
+		// (the only place fast is set) stores are seen in order: if the
+		// assembly read a wiped byte, dead reads true here.
+		if o.dead.Load() {
+			return 0, ErrExpired
+		}
 		return total, nil
 	}
 	sc := scratchPool.Get().(*scratch)
 	o.aead.Seal(pt[:0], sc.nonce[:], pt, o.fill(sc, seq, iv))
 	scratchPool.Put(sc)
+	if o.dead.Load() { // Zero ran: the salt read may have been its 0
+		return 0, ErrExpired
+	}
 	return total, nil
 }
 
@@ -470,13 +500,15 @@ func (in *InboundSA) open(pkt []byte) ([]byte, uint8, error) {
 	if in.fast != nil {
 		var sc scratch // stays on the stack: no interface call
 		pt, err = in.fast.Open(ct[:0], sc.nonce[:], ct, in.fill(&sc, seq, iv))
-	} else if in.fastC != nil {
-		var sc scratch
-		pt, err = in.fastC.Open(ct[:0], sc.nonce[:], ct, in.fill(&sc, seq, iv))
 	} else {
 		sc := scratchPool.Get().(*scratch)
 		pt, err = in.aead.Open(ct[:0], sc.nonce[:], ct, in.fill(sc, seq, iv))
 		scratchPool.Put(sc)
+	}
+	// Zero may have wiped the key under Open (see Seal): what it opened
+	// then, or refused, is not the peer's doing.
+	if in.dead.Load() {
+		return nil, 0, ErrExpired
 	}
 	if err != nil {
 		return nil, 0, ErrAuth

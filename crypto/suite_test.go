@@ -39,7 +39,7 @@ func TestSuites(t *testing.T) {
 	if _, err := ParseSuite("aes128"); err == nil {
 		t.Error("ParseSuite(aes128): got nil error")
 	}
-	if _, err := newAEAD(Suite(0), nil); err == nil {
+	if _, _, err := newAEAD(Suite(0), nil); err == nil {
 		t.Error("newAEAD(0): got nil error")
 	}
 	for k, want := range map[PacketKind]string{KindESP: "esp", KindIKE: "ike", KindKeepalive: "keepalive", KindInvalid: "invalid"} {

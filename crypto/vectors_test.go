@@ -122,10 +122,10 @@ func (v *espVector) sas(t *testing.T) (*OutboundSA, *InboundSA) {
 		t.Fatal(err)
 	}
 	o := &OutboundSA{}
-	o.init2(&cfg, aead)
+	o.init2(&cfg, aead, gcm.Implementation())
 	o.setMax()
 	in := &InboundSA{}
-	in.init2(&cfg, aead)
+	in.init2(&cfg, aead, gcm.Implementation())
 	if in.replay, err = newReplayWindow(0); err != nil {
 		t.Fatal(err)
 	}
