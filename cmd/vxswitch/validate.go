@@ -79,6 +79,9 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 	default:
 		v.errorf("security.mode", "%q is not a mode (want \"esp\" or \"plain\")", sec.Mode)
 	}
+	if err := crypto.FIPSCheckMode(d.Mode == dataplane.ModeESP); err != nil {
+		v.errorf("security.mode", "esp: %v", err)
+	}
 	if fc.Site.Port != nil {
 		if p := *fc.Site.Port; p < 1 || p > 65535 {
 			v.errorf("site.port", "%d is out of range (1..65535)", p)
@@ -283,6 +286,9 @@ func (v *validator) security(sec *securitySection, d *dataplane.Config, listenOK
 	d.Suite = crypto.SuiteAES128GCM16
 	if sec.Suite != "" {
 		s, err := crypto.ParseSuite(sec.Suite)
+		if err == nil {
+			err = crypto.FIPSRefuses(sec.Suite)
+		}
 		if err != nil {
 			v.errorf("security.suite", "%v", err)
 		} else {
@@ -610,8 +616,8 @@ var ikeAlgorithms = map[string]string{
 }
 
 // checkIKEProposal checks a strongSwan-style IKE proposal
-// ("aes128gcm16-prfsha256-x25519"): known algorithms, at least one cipher,
-// PRF and DH group.
+// ("aes128gcm16-prfsha256-x25519"): known algorithms, approved ones in
+// FIPS 140-3 mode, at least one cipher, PRF and DH group.
 func checkIKEProposal(s string) error {
 	have := map[string]bool{}
 	for _, tok := range strings.Split(s, "-") {
@@ -623,6 +629,9 @@ func checkIKEProposal(s string) error {
 			}
 			sort.Strings(known)
 			return fmt.Errorf("%q: unknown algorithm %q (known: %s)", s, tok, strings.Join(known, ", "))
+		}
+		if err := crypto.FIPSRefuses(tok); err != nil {
+			return fmt.Errorf("%q: %w", s, err)
 		}
 		have[kind] = true
 	}

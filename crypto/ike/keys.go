@@ -284,6 +284,9 @@ func newDHKey(group uint16) (*dhKey, error) {
 	if c == nil {
 		return nil, fmt.Errorf("DH group %d: %w", group, ErrUnsupported)
 	}
+	if err := crypto.FIPSRefuses(groupName(group)); err != nil {
+		return nil, fmt.Errorf("DH group %d: %w", group, err)
+	}
 	k, err := c.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("DH group %d: %w", group, err)

@@ -3,8 +3,13 @@ package ike
 import (
 	"bytes"
 	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/hex"
 	"errors"
+	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -212,5 +217,54 @@ func TestSKRoundTrip(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFIPSProposals runs this test binary again under GODEBUG=fips140=on:
+// the default IKE proposal offers only approved algorithms (NIST curves
+// first), and a proposal naming X25519 or ChaCha20 is refused.
+func TestFIPSProposals(t *testing.T) {
+	if os.Getenv("VXSWITCH_FIPS_CHILD") != "" {
+		a, err := parseIKESuite("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(a.groups, []uint16{DHECP256, DHECP384}) || slices.Contains(a.encs, crypto.SuiteChaCha20Poly1305) {
+			t.Errorf("FIPS default: groups %v, ciphers %v", a.groups, a.encs)
+		}
+		for _, s := range []string{"aes128gcm16-prfsha256-x25519", "chacha20poly1305-prfsha256-ecp256"} {
+			if _, err := parseIKESuite(s); !errors.Is(err, crypto.ErrFIPS) {
+				t.Errorf("%s in FIPS mode: %v, want ErrFIPS", s, err)
+			}
+		}
+		// what a peer could still ask for: X25519 for PFS, RSA with SHA-1
+		if _, err := newDHKey(DHX25519); !errors.Is(err, crypto.ErrFIPS) {
+			t.Errorf("an X25519 key in FIPS mode: %v, want ErrFIPS", err)
+		}
+		if _, err := newDHKey(DHECP256); err != nil {
+			t.Errorf("a P-256 key in FIPS mode: %v", err)
+		}
+		rk, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := signAuth(rk, []byte("octets"), nil); !errors.Is(err, crypto.ErrFIPS) {
+			t.Errorf("RSA with SHA-1 (no SHA-2 announced) in FIPS mode: %v, want ErrFIPS", err)
+		}
+		if err := verifyAuth(&rk.PublicKey, Auth{Method: AuthRSASignature, Data: make([]byte, 256)}, []byte("octets")); !errors.Is(err, crypto.ErrFIPS) {
+			t.Errorf("verifying method 1 in FIPS mode: %v, want ErrFIPS", err)
+		}
+		if a, err := signAuth(rk, []byte("octets"), []uint16{HashSHA2_256}); err != nil || verifyAuth(&rk.PublicKey, a, []byte("octets")) != nil {
+			t.Errorf("RSASSA-PSS with SHA-256 in FIPS mode: %v", err)
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFIPSProposals$", "-test.v")
+	cmd.Env = append(os.Environ(), "GODEBUG=fips140=on", "VXSWITCH_FIPS_CHILD=1")
+	if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("--- PASS: TestFIPSProposals")) {
+		t.Fatalf("under GODEBUG=fips140=on: %v\n%s", err, out)
+	}
+	if a, err := parseIKESuite(""); err != nil || a.groups[0] != DHX25519 {
+		t.Errorf("outside FIPS mode the default starts with X25519: %v %v", a.groups, err)
 	}
 }

@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"crypto/fips140"
 	"fmt"
 	"strings"
 
@@ -17,16 +18,28 @@ type ikeAlgs struct {
 // DefaultIKESuite is used when Config.IKESuite is empty.
 const DefaultIKESuite = "aes128gcm16-aes256gcm16-chacha20poly1305-prfsha256-prfsha384-prfsha512-x25519-ecp256-ecp384"
 
+// DefaultFIPSIKESuite is used instead in FIPS 140-3 mode: no ChaCha20, and
+// the NIST curves instead of X25519.
+const DefaultFIPSIKESuite = "aes128gcm16-aes256gcm16-prfsha256-prfsha384-prfsha512-ecp256-ecp384"
+
 // parseIKESuite parses a strongSwan-style proposal such as
 // "aes128gcm16-prfsha256-x25519": AEAD ciphers, PRFs and DH groups in any
 // order, each list in preference order. The first group is used for the KE
-// payload of IKE_SA_INIT.
+// payload of IKE_SA_INIT. In FIPS 140-3 mode the default is
+// DefaultFIPSIKESuite, and an algorithm the mode does not approve is an
+// error.
 func parseIKESuite(s string) (ikeAlgs, error) {
 	var a ikeAlgs
 	if s == "" {
 		s = DefaultIKESuite
+		if fips140.Enabled() {
+			s = DefaultFIPSIKESuite
+		}
 	}
 	for _, tok := range strings.Split(s, "-") {
+		if err := crypto.FIPSRefuses(tok); err != nil {
+			return a, fmt.Errorf("IKE proposal %q: %w", s, err)
+		}
 		if e, err := crypto.ParseSuite(tok); err == nil {
 			a.encs = append(a.encs, e)
 			continue

@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+
+	"github.com/vxswitch/vxswitch/crypto"
 )
 
 // signedOctets is what an AUTH covers (RFC 7296 §2.15): the sender's
@@ -130,6 +132,11 @@ func signAuth(key gocrypto.Signer, octets []byte, peerHashes []uint16) (Auth, er
 			}
 			return Auth{Method: AuthDigitalSignature, Data: SignatureAuth{AlgorithmID: pssAlgorithmID(gocrypto.SHA256, 32), Signature: sig}.Encode()}, nil
 		}
+		// RSA with SHA-1 (method 1), for peers that announce no SHA-2:
+		// not approved for signing in FIPS 140-3 mode
+		if err := crypto.FIPSRefuses("rsa-sha1"); err != nil {
+			return Auth{}, fmt.Errorf("%w: the peer announced no SHA2-256 signature hash: %w", ErrSignature, err)
+		}
 		sig, err := rsa.SignPKCS1v15(rand.Reader, k, gocrypto.SHA1, hashOf(gocrypto.SHA1, octets))
 		if err != nil {
 			return Auth{}, err
@@ -165,6 +172,9 @@ func verifyAuth(pub gocrypto.PublicKey, a Auth, octets []byte) error {
 		k, ok := pub.(*rsa.PublicKey)
 		if !ok {
 			return fmt.Errorf("%w: method 1 with a %T key", ErrSignature, pub)
+		}
+		if err := crypto.FIPSRefuses("rsa-sha1"); err != nil {
+			return fmt.Errorf("%w: method 1: %w", ErrSignature, err)
 		}
 		if rsa.VerifyPKCS1v15(k, gocrypto.SHA1, hashOf(gocrypto.SHA1, octets), a.Data) != nil {
 			return fmt.Errorf("%w: RSA signature does not verify", ErrSignature)
