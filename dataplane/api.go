@@ -70,10 +70,18 @@ type SAStatus struct {
 	Direction string `json:"direction"` // "in" or "out"
 	SPI       uint32 `json:"spi"`
 	Suite     string `json:"suite"`
-	ESN       bool   `json:"esn"`
-	Packets   uint64 `json:"packets"`
-	Bytes     uint64 `json:"bytes"`
-	Wireshark string `json:"wireshark"` // tshark esp_sa UAT line
+	// Implementation is the AEAD code the SA runs on: "vaes" (crypto/gcm's
+	// assembly), "stdlib", "stdlib-fips" or "x/crypto".
+	Implementation string        `json:"implementation"`
+	ESN            bool          `json:"esn"`
+	Packets        uint64        `json:"packets"`
+	Bytes          uint64        `json:"bytes"`
+	Age            time.Duration `json:"age_ns"`
+	// SoftLifetime and HardLifetime are the SA's time limits (0: none):
+	// rekeyed at the soft one, refusing packets from the hard one.
+	SoftLifetime time.Duration `json:"soft_lifetime_ns"`
+	HardLifetime time.Duration `json:"hard_lifetime_ns"`
+	Wireshark    string        `json:"wireshark"` // tshark esp_sa UAT line
 }
 
 // Counter is one named counter of `vxswitch show stats`. Scope is "switch",

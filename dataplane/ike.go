@@ -297,7 +297,7 @@ func (s *Switch) InstallChildSA(c ike.ChildSA) error {
 	}
 	p.sas = append(p.sas, saRecord{in: in, out: out})
 	p.state.Store(peerUp)
-	s.log.Info("child SA installed", "peer", c.Peer, "suite", c.Suite.String(), "esn", c.ESN,
+	s.log.Info("child SA installed", "peer", c.Peer, "suite", c.Suite.String(), "implementation", out.Implementation(), "esn", c.ESN,
 		"spi_in", fmt.Sprintf("%08x", c.InSPI), "spi_out", fmt.Sprintf("%08x", c.OutSPI))
 	return nil
 }
@@ -520,6 +520,7 @@ func (s *Switch) SAs() []SAStatus {
 	defer s.mu.Unlock()
 	var out []SAStatus
 	local := s.localAddr.Addr()
+	now := s.clock.Now()
 	for _, p := range s.peers.Load().byPort {
 		if p == nil {
 			continue
@@ -527,14 +528,28 @@ func (s *Switch) SAs() []SAStatus {
 		remote := p.Endpoint().Addr()
 		for _, r := range p.sas {
 			is, os := r.in.Stats(), r.out.Stats()
-			out = append(out,
-				SAStatus{Peer: p.cfg.Name, Direction: "in", SPI: r.in.SPI(), Suite: r.in.Suite().String(), ESN: r.in.ESN(),
-					Packets: is.Packets, Bytes: is.Bytes, Wireshark: r.in.WiresharkSA(remote, local)},
-				SAStatus{Peer: p.cfg.Name, Direction: "out", SPI: r.out.SPI(), Suite: r.out.Suite().String(), ESN: r.out.ESN(),
-					Packets: os.Packets, Bytes: os.Bytes, Wireshark: r.out.WiresharkSA(local, remote)})
+			in, out1 := saStatus(p.cfg.Name, "in", r.in, is, now), saStatus(p.cfg.Name, "out", r.out, os, now)
+			in.Wireshark, out1.Wireshark = r.in.WiresharkSA(remote, local), r.out.WiresharkSA(local, remote)
+			out = append(out, in, out1)
 		}
 	}
 	return out
+}
+
+// saView is what SAs reports of an SA, either direction.
+type saView interface {
+	SPI() uint32
+	Suite() crypto.Suite
+	ESN() bool
+	Implementation() string
+	Born() time.Time
+	Lifetime() crypto.Lifetime
+}
+
+func saStatus(peer, dir string, sa saView, st crypto.Stats, now time.Time) SAStatus {
+	l := sa.Lifetime()
+	return SAStatus{Peer: peer, Direction: dir, SPI: sa.SPI(), Suite: sa.Suite().String(), Implementation: sa.Implementation(),
+		ESN: sa.ESN(), Packets: st.Packets, Bytes: st.Bytes, Age: now.Sub(sa.Born()), SoftLifetime: l.Soft, HardLifetime: l.Hard}
 }
 
 // IKESAs returns the IKE SAs of the key exchange.

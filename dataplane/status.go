@@ -81,7 +81,7 @@ func (s *Switch) Peers() []PeerStatus {
 	ikeSA := make(map[string]string)
 	for _, sa := range s.IKESAs() {
 		if sa.State == "established" && !sa.Established.IsZero() {
-			ikeSA[sa.Peer] = fmt.Sprintf("%s, %s", sa.Algorithms, time.Since(sa.Established).Round(time.Second))
+			ikeSA[sa.Peer] = fmt.Sprintf("%s, %s", sa.Algorithms, sa.Age.Round(time.Second))
 		}
 	}
 	var errs map[string]ike.PeerError

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vxswitch/vxswitch/crypto/gcm"
 	"github.com/vxswitch/vxswitch/dataplane"
 	"github.com/vxswitch/vxswitch/internal/nstest"
 )
@@ -293,6 +294,12 @@ func TestTwoSitesESP(t *testing.T) {
 			sas := a.show(t, "sas")
 			if !strings.Contains(sas, suite) {
 				t.Errorf("show sas lacks %s:\n%s", suite, sas)
+			}
+			// the AEAD each SA runs on: crypto/gcm's assembly on this CI's
+			// processor, x/crypto for ChaCha20
+			impl := map[string]string{"aes128gcm16": gcm.Implementation(), "aes256gcm16": gcm.Implementation(), "chacha20poly1305": "x/crypto"}[suite]
+			if !regexp.MustCompile(suite + `\s+` + regexp.QuoteMeta(impl) + `\s`).MatchString(sas) {
+				t.Errorf("show sas does not say %s runs on %s:\n%s", suite, impl, sas)
 			}
 			if peers := a.show(t, "peers"); !strings.Contains(peers, "prfsha256-x25519") {
 				t.Errorf("show peers lacks the IKE SA:\n%s", peers)

@@ -52,9 +52,11 @@ func newFakeSwitch() *fakeSwitch {
 				MTUSource: "base", Probe: "base", ProbesSent: 1},
 		},
 		sas: []dataplane.SAStatus{
-			{Peer: "sakura", Direction: "out", SPI: 0xc0ffee01, Suite: "aes128gcm16", ESN: true, Packets: 10, Bytes: 15000,
+			{Peer: "sakura", Direction: "out", SPI: 0xc0ffee01, Suite: "aes128gcm16", Implementation: "vaes", ESN: true, Packets: 10, Bytes: 15000,
+				Age: 90 * time.Second, SoftLifetime: 50 * time.Minute, HardLifetime: time.Hour,
 				Wireshark: `"IPv4","192.0.2.1","198.51.100.2","0xc0ffee01","AES-GCM with 16 octet ICV [RFC4106]","0x00112233445566778899aabbccddeeff00112233","NULL",""`},
-			{Peer: "sakura", Direction: "in", SPI: 0x0badf00d, Suite: "aes128gcm16", ESN: true, Packets: 9, Bytes: 13000,
+			{Peer: "sakura", Direction: "in", SPI: 0x0badf00d, Suite: "aes128gcm16", Implementation: "vaes", ESN: true, Packets: 9, Bytes: 13000,
+				Age: 90 * time.Second, SoftLifetime: 50 * time.Minute, HardLifetime: time.Hour,
 				Wireshark: `"IPv4","198.51.100.2","192.0.2.1","0x0badf00d","AES-GCM with 16 octet ICV [RFC4106]","0xffeeddccbbaa99887766554433221100ffeeddcc","NULL",""`},
 		},
 		stats: []dataplane.Counter{

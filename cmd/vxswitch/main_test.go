@@ -156,9 +156,9 @@ func TestShowTables(t *testing.T) {
 			"sakura   198.51.100.2:4500  172.31.0.2  1400  probed    search_complete  7/6/1                  up          10       15000     4         9        13000     aes128gcm16-prfsha256-x25519, 5m0s\n" +
 			"starbed  203.0.113.6:4500   172.31.0.6  1500  base      base             1/0/0                  connecting  0        0         0         0        0         -\n"},
 		{[]string{"show", "sas", "-S", path}, "" +
-			"PEER    DIR  SPI         SUITE        ESN  PACKETS  BYTES\n" +
-			"sakura  out  0xc0ffee01  aes128gcm16  yes  10       15000\n" +
-			"sakura  in   0x0badf00d  aes128gcm16  yes  9        13000\n"},
+			"PEER    DIR  SPI         SUITE        IMPL  ESN  AGE    PACKETS  BYTES\n" +
+			"sakura  out  0xc0ffee01  aes128gcm16  vaes  yes  1m30s  10       15000\n" +
+			"sakura  in   0x0badf00d  aes128gcm16  vaes  yes  1m30s  9        13000\n"},
 		{[]string{"show", "sas", "--wireshark", "-S", path}, sw.sas[0].Wireshark + "\n" + sw.sas[1].Wireshark + "\n"},
 		{[]string{"show", "stats", "-S", path}, "" +
 			"SCOPE        COUNTER          VALUE\n" +

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/vxswitch/vxswitch/dataplane"
 	"github.com/vxswitch/vxswitch/evpn"
 )
 
@@ -34,6 +35,9 @@ type metricsCollector struct {
 	bgpUp    *prometheus.Desc
 	routes   *prometheus.Desc
 	churn    *prometheus.Desc
+	saAge    *prometheus.Desc
+	saLife   *prometheus.Desc
+	saCount  *prometheus.Desc
 }
 
 func newMetricsCollector(sw controlled, site string) *metricsCollector {
@@ -61,12 +65,20 @@ func newMetricsCollector(sw controlled, site string) *metricsCollector {
 			"EVPN routes held from the fabric (in) and advertised (out), by route type and segment.", []string{"direction", "type", "vni"}, constLabels),
 		churn: prometheus.NewDesc("vxswitch_evpn_route_changes_total",
 			"Best-path changes received from the fabric.", nil, constLabels),
+		saAge: prometheus.NewDesc("vxswitch_sa_age_seconds",
+			"Age of the oldest installed ESP SA to the peer in each direction, by suite and AEAD implementation (vaes, stdlib, stdlib-fips, x/crypto).",
+			[]string{"peer", "direction", "suite", "implementation"}, constLabels),
+		saLife: prometheus.NewDesc("vxswitch_sa_lifetime_seconds",
+			"Time limits of the peer's ESP SAs: soft (rekeyed from then on) and hard (packets refused from then on); absent where none is set.",
+			[]string{"peer", "limit"}, constLabels),
+		saCount: prometheus.NewDesc("vxswitch_sas",
+			"Installed ESP SAs per peer and direction (two during a rekey).", []string{"peer", "direction"}, constLabels),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.counters, m.peerUp, m.peerMTU, m.peerPkts, m.peerByte, m.probes, m.pmtuInfo, m.bgpUp, m.routes, m.churn} {
+	for _, d := range []*prometheus.Desc{m.counters, m.peerUp, m.peerMTU, m.peerPkts, m.peerByte, m.probes, m.pmtuInfo, m.bgpUp, m.routes, m.churn, m.saAge, m.saLife, m.saCount} {
 		ch <- d
 	}
 }
@@ -93,6 +105,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.probes, prometheus.CounterValue, float64(p.ProbesLost), p.Name, "lost")
 		ch <- prometheus.MustNewConstMetric(m.pmtuInfo, prometheus.GaugeValue, 1, p.Name, p.MTUSource, p.Probe)
 	}
+	m.collectSAs(ch)
 	if m.evpn == nil {
 		return
 	}
@@ -111,6 +124,35 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(m.churn, prometheus.CounterValue, float64(st.Churn))
+}
+
+// collectSAs sends the SA gauges: per peer and direction the oldest SA's
+// age (labelled with its suite and implementation), the count, and the
+// peer's time limits.
+func (m *metricsCollector) collectSAs(ch chan<- prometheus.Metric) {
+	type key struct{ peer, dir string }
+	oldest := map[key]dataplane.SAStatus{}
+	count := map[key]int{}
+	limits := map[string][2]time.Duration{}
+	for _, sa := range m.sw.SAs() {
+		k := key{sa.Peer, sa.Direction}
+		if o, ok := oldest[k]; !ok || sa.Age > o.Age {
+			oldest[k] = sa
+		}
+		count[k]++
+		limits[sa.Peer] = [2]time.Duration{sa.SoftLifetime, sa.HardLifetime}
+	}
+	for k, sa := range oldest {
+		ch <- prometheus.MustNewConstMetric(m.saAge, prometheus.GaugeValue, sa.Age.Seconds(), k.peer, k.dir, sa.Suite, sa.Implementation)
+		ch <- prometheus.MustNewConstMetric(m.saCount, prometheus.GaugeValue, float64(count[k]), k.peer, k.dir)
+	}
+	for peer, l := range limits {
+		for i, name := range []string{"soft", "hard"} {
+			if l[i] > 0 {
+				ch <- prometheus.MustNewConstMetric(m.saLife, prometheus.GaugeValue, l[i].Seconds(), peer, name)
+			}
+		}
+	}
 }
 
 // serveMetrics serves /metrics on addr until ctx is done and returns the

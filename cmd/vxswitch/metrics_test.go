@@ -83,6 +83,23 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("vxswitch_peer_packets_total{peer=%s,tx} = %v, want %d", p.Name, v, p.TxPackets)
 		}
 	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"vxswitch_sa_age_seconds", map[string]string{"peer": "sakura", "direction": "out", "suite": "aes128gcm16", "implementation": "vaes"}, 90},
+		{"vxswitch_sas", map[string]string{"peer": "sakura", "direction": "in"}, 1},
+		{"vxswitch_sa_lifetime_seconds", map[string]string{"peer": "sakura", "limit": "soft"}, 3000},
+		{"vxswitch_sa_lifetime_seconds", map[string]string{"peer": "sakura", "limit": "hard"}, 3600},
+	} {
+		if v, ok := find(c.name, c.labels); !ok || v != c.want {
+			t.Errorf("%s%v = %v %v, want %v", c.name, c.labels, v, ok, c.want)
+		}
+		if f := families[c.name]; f == nil || f.GetType().String() != "GAUGE" {
+			t.Errorf("%s is not a gauge", c.name)
+		}
+	}
 	if _, err := serveMetrics(ctx, "127.0.0.1:notaport", false, sw, nil, "x", slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("a bad metrics address started")
 	}

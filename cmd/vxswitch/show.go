@@ -217,13 +217,14 @@ func writePeers(w io.Writer, ps []dataplane.PeerStatus) error {
 }
 
 func writeSAs(w io.Writer, sas []dataplane.SAStatus) error {
-	tw := newTable(w, "PEER", "DIR", "SPI", "SUITE", "ESN", "PACKETS", "BYTES")
+	tw := newTable(w, "PEER", "DIR", "SPI", "SUITE", "IMPL", "ESN", "AGE", "PACKETS", "BYTES")
 	for _, s := range sas {
 		esn := "no"
 		if s.ESN {
 			esn = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t0x%08x\t%s\t%s\t%d\t%d\n", s.Peer, s.Direction, s.SPI, s.Suite, esn, s.Packets, s.Bytes)
+		fmt.Fprintf(tw, "%s\t%s\t0x%08x\t%s\t%s\t%s\t%s\t%d\t%d\n", s.Peer, s.Direction, s.SPI, s.Suite, s.Implementation, esn,
+			s.Age.Round(time.Second), s.Packets, s.Bytes)
 	}
 	return tw.Flush()
 }

@@ -165,6 +165,7 @@ type IKESAInfo struct {
 	Remote      netip.AddrPort
 	Algorithms  string
 	Established time.Time
+	Age         time.Duration // since Established, by the daemon's clock
 	Children    []ChildSAInfo
 }
 
@@ -596,10 +597,11 @@ func (d *Daemon) SAs() []IKESAInfo {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []IKESAInfo
+	now := d.clock.Now()
 	for _, sa := range d.sas {
 		info := IKESAInfo{
 			State: sa.state.String(), Initiator: sa.initiator, SPIi: sa.spiI, SPIr: sa.spiR,
-			Local: sa.local, Remote: sa.remote, Established: sa.established,
+			Local: sa.local, Remote: sa.remote, Established: sa.established, Age: now.Sub(sa.established),
 		}
 		if sa.peer != nil {
 			info.Peer = sa.peer.cfg.Name
