@@ -93,6 +93,8 @@ type options struct {
 	user string
 	// segmentExtra is raw TOML added to every site's [[segment]].
 	segmentExtra string
+	// bin, when set, is the vxswitch binary to run instead of vxswitchBin.
+	bin string
 }
 
 // startSites writes a config for every site of n (one segment, VNI 129,
@@ -193,7 +195,11 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 			}
 		}
 		st := &site{Site: s, control: filepath.Join(dir, s.Name+".sock"), config: cfg}
-		argv := append(append([]string{}, o.wrap...), vxswitchBin, "run", "-c", cfg, "-log-level", "debug")
+		bin := vxswitchBin
+		if o.bin != "" {
+			bin = o.bin
+		}
+		argv := append(append([]string{}, o.wrap...), bin, "run", "-c", cfg, "-log-level", "debug")
 		st.proc = s.Start(argv...)
 		sites = append(sites, st)
 		t.Cleanup(func() {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -109,6 +110,84 @@ func TestLeastCapabilities(t *testing.T) {
 	}
 	if out := a.proc.Output(); strings.Contains(out, "operation not permitted") || strings.Contains(out, "port 500 unavailable") {
 		t.Errorf("vxswitch lacked a privilege:\n%s", out)
+	}
+}
+
+// TestRootKeepsNetCapabilities: a daemon run as root without site.user
+// keeps CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE only, on every
+// thread (capabilities are per thread): bounding, effective and permitted
+// sets exactly those, inheritable and ambient empty, no_new_privs, read
+// from /proc/PID/task/*/status. IKE (port 500 too), ESP, fragments and a
+// reload still work. The binary is the release build (CGO_ENABLED=0): a
+// cgo build, as the race detector makes, cannot reach every thread and
+// says so in its log.
+func TestRootKeepsNetCapabilities(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "vxswitch")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/vxswitch")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	// started by hand, or by a supervisor whose bounding set leaves one
+	// more (and no CAP_SETPCAP to drop it: the daemon keeps the bounding
+	// set then, and limits its effective and permitted sets all the same)
+	for _, c := range []struct {
+		name string
+		wrap []string
+		bnd  string
+	}{
+		{"by hand", nil, "0000000000003400"},
+		{"bounded by a supervisor", []string{"setpriv", "--bounding-set", "-all,+net_admin,+net_raw,+net_bind_service,+dac_read_search", "--"}, "0000000000003404"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.wrap != nil {
+				nstest.RequireTool(t, "setpriv")
+			}
+			rootKeepsNetCapabilities(t, bin, c.wrap, c.bnd)
+		})
+	}
+}
+
+func rootKeepsNetCapabilities(t *testing.T, bin string, wrap []string, bnd string) {
+	n := nstest.New(t, nstest.Sites("a", "b")...)
+	sites := startSites(t, n, options{mode: "esp", bin: bin, wrap: wrap})
+	a, b := sites[0], sites[1]
+	if err := a.proc.WaitOutput(0, "capabilities limited", 20*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, a.proc.Output())
+	}
+	if err := nstest.WaitFor(20*time.Second, func() error { return a.Ping(overlayAddr(b.Site).String(), 56, 1, false) }); err != nil {
+		t.Fatalf("a -> b: %v\n%s", err, a.proc.Output())
+	}
+	if err := a.Ping(overlayAddr(b.Site).String(), 4000, 2, false); err != nil {
+		t.Errorf("4000-byte pings: %v", err)
+	}
+	const want = "0000000000003400" // CAP_NET_BIND_SERVICE (10), CAP_NET_ADMIN (12), CAP_NET_RAW (13)
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", a.proc.Pid()))
+	if len(tasks) < 2 {
+		t.Fatalf("%d threads found", len(tasks))
+	}
+	for _, path := range tasks {
+		status, err := os.ReadFile(path)
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, line := range []string{"CapEff:\t" + want, "CapPrm:\t" + want, "CapBnd:\t" + bnd,
+			"CapInh:\t0000000000000000", "CapAmb:\t0000000000000000", "NoNewPrivs:\t1", "Uid:\t0\t0\t0\t0"} {
+			if !strings.Contains(string(status), line+"\n") {
+				t.Errorf("%s lacks %q", path, line)
+			}
+		}
+	}
+	t.Logf("%d threads checked", len(tasks))
+	mark := len(a.proc.Output())
+	if err := a.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.proc.WaitOutput(mark, "reload: peers replaced", 5*time.Second); err != nil {
+		t.Errorf("reload with limited capabilities: %v", err)
+	}
+	if err := a.Ping(overlayAddr(b.Site).String(), 56, 2, false); err != nil {
+		t.Errorf("after the reload: %v", err)
 	}
 }
 

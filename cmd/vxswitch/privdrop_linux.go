@@ -11,10 +11,20 @@ import (
 )
 
 // The binary never gains privileges by exec (it runs only `ip` for a TAP's
-// address, as root before any drop): no_new_privs from the start, on the
-// main thread and every thread cloned from it later. dropPrivileges sets
-// it on all threads where the runtime can (a binary without cgo).
-func init() { _ = unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }
+// address): no_new_privs from the start, on every thread. The runtime has
+// started threads before init runs, so where it can (a binary without
+// cgo) it is set on all of them; a cgo build sets it on this thread, and
+// the threads cloned from it later inherit it.
+func init() { setNoNewPrivs() }
+
+func setNoNewPrivs() error {
+	if _, _, e := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); e != 0 {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("no_new_privs: %w", err)
+		}
+	}
+	return nil
+}
 
 // dropPrivileges makes the whole process (every thread) the user uid,
 // group gid with no supplementary groups: a non-root uid holds no
@@ -33,11 +43,5 @@ func dropPrivileges(uid, gid int) error {
 	if os.Getuid() != uid || os.Geteuid() != uid || os.Getgid() != gid {
 		return fmt.Errorf("still uid %d/%d gid %d after dropping to %d:%d", os.Getuid(), os.Geteuid(), os.Getgid(), uid, gid)
 	}
-	if _, _, e := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); e != 0 {
-		// With cgo the runtime cannot reach every thread: this one, then.
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return fmt.Errorf("no_new_privs: %w", err)
-		}
-	}
-	return nil
+	return setNoNewPrivs()
 }

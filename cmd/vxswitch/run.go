@@ -55,6 +55,23 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Logger = log
+	if cfg.User == "" && os.Geteuid() == 0 {
+		// Least privilege by default: once TAPs and sockets are open a
+		// root daemon keeps CAP_NET_ADMIN, CAP_NET_RAW and
+		// CAP_NET_BIND_SERVICE only (site.user drops root too).
+		cfg.AfterOpen = func() error {
+			err := limitCapabilities()
+			switch {
+			case errors.Is(err, errThreads):
+				log.Warn("capabilities not limited", "why", err)
+			case err != nil:
+				return fmt.Errorf("limit capabilities: %w", err)
+			default:
+				log.Info("capabilities limited", "kept", "CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE", "hint", "site.user drops root as well")
+			}
+			return nil
+		}
+	}
 	if cfg.User != "" {
 		cfg.AfterOpen = func() error {
 			// The control socket is ours to keep: its owner becomes the
