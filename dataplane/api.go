@@ -86,10 +86,13 @@ type SAStatus struct {
 
 // Counter is one named counter of `vxswitch show stats`. Scope is "switch",
 // "segment <vni>" or "peer <name>"; Name is the reason, e.g. "rx_drop_replay".
+// Level marks a value that goes up and down (entries held, reassemblies in
+// progress, memory in use, half-open SAs): a gauge, not a counter.
 type Counter struct {
 	Scope string `json:"scope"`
 	Name  string `json:"name"`
 	Value uint64 `json:"value"`
+	Level bool   `json:"level,omitempty"`
 }
 
 // CapturePoint names where a capture taps the pipeline.

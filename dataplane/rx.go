@@ -370,7 +370,7 @@ func reassemblyCounters(st encap.ReassemblyStats) []Counter {
 		{Name: "drop_overlap", Value: st.Overlap}, {Name: "drop_too_big", Value: st.TooBig},
 		{Name: "drop_too_many_fragments", Value: st.TooManyFragments}, {Name: "drop_no_memory", Value: st.NoMemory}, {Name: "drop_source_share", Value: st.SourceShare},
 		{Name: "drop_malformed", Value: st.Malformed}, {Name: "drop_tiny_first_fragment", Value: st.TinyFirstFragment},
-		{Name: "in_progress", Value: uint64(st.InProgress)}, {Name: "memory_in_use", Value: uint64(st.MemoryInUse)},
+		{Name: "in_progress", Value: uint64(st.InProgress), Level: true}, {Name: "memory_in_use", Value: uint64(st.MemoryInUse), Level: true},
 	} {
 		c.Scope = "reassembly"
 		out = append(out, c)

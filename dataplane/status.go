@@ -146,7 +146,7 @@ func (s *Switch) Stats() []Counter {
 	}
 	fs := s.fdb.Stats()
 	for _, c := range []Counter{
-		{Name: "entries_learned", Value: uint64(fs.Learned)}, {Name: "entries_static", Value: uint64(fs.Static)},
+		{Name: "entries_learned", Value: uint64(fs.Learned), Level: true}, {Name: "entries_static", Value: uint64(fs.Static), Level: true},
 		{Name: "new", Value: fs.New}, {Name: "moves", Value: fs.Moves}, {Name: "flaps", Value: fs.Flaps},
 		{Name: "static_conflicts", Value: fs.StaticConflicts}, {Name: "refused_full", Value: fs.RefusedFull},
 		{Name: "refused_port", Value: fs.RefusedPort},
@@ -166,7 +166,7 @@ func (s *Switch) Stats() []Counter {
 			Counter{Scope: "ike", Name: "drop_cookie_rate", Value: is.Admission.CookiesLimited},
 			Counter{Scope: "ike", Name: "drop_reply_rate", Value: is.Admission.StatelessLimited},
 			Counter{Scope: "ike", Name: "drop_half_open_bound", Value: is.Admission.HalfOpenRefused},
-			Counter{Scope: "ike", Name: "half_open", Value: uint64(is.Admission.HalfOpen)})
+			Counter{Scope: "ike", Name: "half_open", Value: uint64(is.Admission.HalfOpen), Level: true})
 	}
 	return out
 }

@@ -62,6 +62,7 @@ func newFakeSwitch() *fakeSwitch {
 		stats: []dataplane.Counter{
 			{Scope: "switch", Name: "rx_drop_garbage", Value: 3},
 			{Scope: "peer sakura", Name: "rx_drop_replay", Value: 1},
+			{Scope: "reassembly", Name: "in_progress", Value: 2, Level: true},
 			{Scope: "segment 129", Name: "flood", Value: 42},
 		},
 		sessions: make(chan *fakeSession, 16),

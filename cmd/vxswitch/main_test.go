@@ -164,6 +164,7 @@ func TestShowTables(t *testing.T) {
 			"SCOPE        COUNTER          VALUE\n" +
 			"switch       rx_drop_garbage  3\n" +
 			"peer sakura  rx_drop_replay   1\n" +
+			"reassembly   in_progress      2\n" +
 			"segment 129  flood            42\n"},
 	}
 	for _, tt := range tests {

@@ -26,6 +26,7 @@ type metricsCollector struct {
 	evpn *evpn.Speaker // nil without [evpn]
 
 	counters *prometheus.Desc
+	levels   *prometheus.Desc
 	peerUp   *prometheus.Desc
 	peerMTU  *prometheus.Desc
 	peerPkts *prometheus.Desc
@@ -47,6 +48,9 @@ func newMetricsCollector(sw controlled, site string) *metricsCollector {
 		counters: prometheus.NewDesc("vxswitch_events_total",
 			"Counters of the switch by scope (switch, segment, peer, fdb, reassembly) and name: every drop reason has its own.",
 			[]string{"scope", "id", "counter"}, constLabels),
+		levels: prometheus.NewDesc("vxswitch_level",
+			"Values of the switch that go up and down, by scope and name: FDB entries (fdb entries_learned, entries_static), reassemblies in progress and their memory (reassembly in_progress, memory_in_use), half-open IKE SAs (ike half_open).",
+			[]string{"scope", "id", "name"}, constLabels),
 		peerUp: prometheus.NewDesc("vxswitch_peer_up",
 			"1 when the peer is up (its IKE SA established; always in plain mode).", []string{"peer"}, constLabels),
 		peerMTU: prometheus.NewDesc("vxswitch_peer_path_mtu_bytes",
@@ -78,7 +82,7 @@ func newMetricsCollector(sw controlled, site string) *metricsCollector {
 
 // Describe implements prometheus.Collector.
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.counters, m.peerUp, m.peerMTU, m.peerPkts, m.peerByte, m.probes, m.pmtuInfo, m.bgpUp, m.routes, m.churn, m.saAge, m.saLife, m.saCount} {
+	for _, d := range []*prometheus.Desc{m.counters, m.levels, m.peerUp, m.peerMTU, m.peerPkts, m.peerByte, m.probes, m.pmtuInfo, m.bgpUp, m.routes, m.churn, m.saAge, m.saLife, m.saCount} {
 		ch <- d
 	}
 }
@@ -87,6 +91,10 @@ func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range m.sw.Stats() {
 		scope, id, _ := strings.Cut(c.Scope, " ")
+		if c.Level {
+			ch <- prometheus.MustNewConstMetric(m.levels, prometheus.GaugeValue, float64(c.Value), scope, id, c.Name)
+			continue
+		}
 		ch <- prometheus.MustNewConstMetric(m.counters, prometheus.CounterValue, float64(c.Value), scope, id, c.Name)
 	}
 	for _, p := range m.sw.Peers() {

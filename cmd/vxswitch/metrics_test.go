@@ -63,10 +63,17 @@ func TestMetrics(t *testing.T) {
 	}
 	for _, c := range sw.stats {
 		scope, id, _ := strings.Cut(c.Scope, " ")
-		v, ok := find("vxswitch_events_total", map[string]string{"site": "makuhari", "scope": scope, "id": id, "counter": c.Name})
-		if !ok || v != float64(c.Value) {
-			t.Errorf("vxswitch_events_total %s/%s: got %v %v, want %d", c.Scope, c.Name, v, ok, c.Value)
+		name, labels := "vxswitch_events_total", map[string]string{"site": "makuhari", "scope": scope, "id": id, "counter": c.Name}
+		if c.Level { // levels are gauges
+			name, labels = "vxswitch_level", map[string]string{"site": "makuhari", "scope": scope, "id": id, "name": c.Name}
 		}
+		v, ok := find(name, labels)
+		if !ok || v != float64(c.Value) {
+			t.Errorf("%s %s/%s: got %v %v, want %d", name, c.Scope, c.Name, v, ok, c.Value)
+		}
+	}
+	if f := families["vxswitch_level"]; f == nil || f.GetType().String() != "GAUGE" {
+		t.Error("vxswitch_level is not a gauge")
 	}
 	for _, p := range sw.peers {
 		want := 0.0
