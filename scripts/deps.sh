@@ -2,11 +2,15 @@
 # Installs (as root, from Debian) or checks the tools the tests and the demo
 # need: iproute2, iperf3, tcpdump, tshark, strongSwan with kernel-libipsec,
 # and the demo's services (PowerDNS, nginx, GlusterFS, lsyncd, rsync, dig,
-# curl). Packages are installed without starting their system services
-# (policy-rc.d): the demo runs its own, inside its namespaces.
+# curl), promtool (Debian's prometheus) for the alerting rules' tests, and
+# what make deb and scripts/deb-check.sh use (lintian, go-md2man, man-db,
+# binutils' strip). .ci/run installs through this list too. Packages are
+# installed without starting their system services (policy-rc.d): the demo
+# runs its own, inside its namespaces.
 set -euo pipefail
 pkgs=(iproute2 iputils-ping ethtool iperf3 tcpdump tshark strongswan-charon strongswan-swanctl libcharon-extra-plugins tinc nftables systemd util-linux frr gobgpd jq wireguard-tools
-  pdns-server pdns-backend-bind nginx glusterfs-server glusterfs-client lsyncd rsync bind9-dnsutils curl)
+  pdns-server pdns-backend-bind nginx glusterfs-server glusterfs-client lsyncd rsync bind9-dnsutils curl
+  prometheus lintian go-md2man man-db binutils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
