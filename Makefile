@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME  ?= 10s
 
-.PHONY: help build test unit bench fuzz fuzz-ci lint demo bench-e2e bench-flood bench-evpn soak flaky deps clean
+.PHONY: help build test unit bench fuzz fuzz-ci lint demo bench-e2e bench-flood bench-evpn soak flaky deps deb clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ flaky: deps ## (root) the tests that race real daemons or the scheduler, each FL
 SOAK ?= 10m
 soak: deps ## (root) SOAK (default 10m) of rekeys, MAC moves, TCP and sequenced UDP; heap and goroutines table
 	bash -o pipefail -c "VXSWITCH_SOAK=$(SOAK) $(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./e2e | grep -v level="
+
+deb: build ## Debian package bin/vxswitch_VERSION_ARCH.deb: unit, sysusers, tmpfiles, vxswitch(8) (scripts/deb.sh)
+	bash scripts/deb.sh $(BIN)
 
 clean: ## remove build output
 	rm -rf bin

@@ -45,14 +45,18 @@ var errUsage = errors.New("usage")
 const usageText = `usage: vxswitch <command> [flags]
 
 commands:
-  run -c site.toml [-log-level info]     run a site (root: TAP ports and sockets)
-  check -c site.toml                     validate a configuration and exit
-  show fdb|peers|sas|stats [--json] [--wireshark] [-S socket | -c site.toml]
-                                         tables from the running switch
-  capture -p tap|underlay|inner [-s vni] [-c count] -w out.pcap|- [-S socket | -config site.toml]
-                                         pcap from inside the running switch
-  pki ca|issue|revoke|show               a site CA: certificates for auth = "certificate"
-  version                                print the version
+  run -c site.toml [-log-level debug|info|warn|error]
+        run a site (root: TAP ports and sockets)
+  check -c site.toml [-user NAME]
+        validate a configuration and exit
+  show fdb|peers|sas|stats|evpn [--json] [--all] [--wireshark [-w file]] [-S socket | -c site.toml]
+        tables from the running switch
+  capture -p tap|underlay|inner [-s vni] [-n count] -w out.pcap|- [-S socket | -c site.toml]
+        pcap from inside the running switch
+  pki ca|issue|revoke|show
+        a site CA: certificates for auth = "certificate"
+  version
+        print the version
 
 Run 'vxswitch <command> -h' for the flags of a command.
 `
@@ -88,6 +92,10 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "version":
 		err = c.version(rest)
 	case "help", "-h", "-help", "--help":
+		if cmd == "help" && len(rest) > 0 {
+			err = c.help(rest) // help -markdown: the manual page (manpage.go)
+			break
+		}
 		fmt.Fprint(stdout, usageText)
 		return exitOK
 	default:
@@ -111,6 +119,15 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // usagef returns a usage error.
 func usagef(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+}
+
+// flagError is the error of a failed FlagSet.Parse: -h stays flag.ErrHelp
+// (exit 0, the usage printed), anything else is a usage error.
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usagef("%v", err)
 }
 
 // newFlags returns a flag set that reports its errors as usage errors.
@@ -166,8 +183,9 @@ func (c *cli) version(args []string) error {
 }
 
 func (c *cli) check(args []string) error {
-	fs := c.newFlags("check", "-c site.toml")
+	fs := c.newFlags("check", "-c site.toml [-user NAME]")
 	path := fs.String("c", "", "configuration file")
+	user := fs.String("user", "", "fail unless site.user is NAME (the systemd unit vxswitch@.service requires vxswitch)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -181,6 +199,11 @@ func (c *cli) check(args []string) error {
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		return err
+	}
+	if *user != "" && cfg.User != *user {
+		// The unit grants what the drop needs (CAP_SETUID, CAP_SETGID...),
+		// which a switch that never drops would keep.
+		return fmt.Errorf("%s: %w: site.user is %q, but -user %s requires it: set user = %q in [site]", *path, ErrInvalidConfig, cfg.User, *user, *user)
 	}
 	mode := cfg.Mode.String()
 	if cfg.Mode == dataplane.ModeESP {

@@ -116,7 +116,7 @@ func (c *cli) pkiCA(args []string) error {
 	kind := fs.String("type", "ecdsa", "key type")
 	days := fs.Int("days", 3650, "validity in days")
 	if err := fs.Parse(args); err != nil {
-		return usagef("%v", err)
+		return flagError(err)
 	}
 	if *dir == "" {
 		return usagef("-dir is required")
@@ -176,7 +176,7 @@ func (c *cli) pkiIssue(args []string) error {
 	days := fs.Int("days", 825, "validity in days")
 	out := fs.String("out", "", "directory for SITE.pem, SITE.key and ca.pem (created)")
 	if err := fs.Parse(args); err != nil {
-		return usagef("%v", err)
+		return flagError(err)
 	}
 	if *caDir == "" || *name == "" || *ips == "" || *out == "" {
 		return usagef("-ca, -name, -ip and -out are required")
@@ -237,7 +237,7 @@ func (c *cli) pkiRevoke(args []string) error {
 	certFile := flags.String("cert", "", "the certificate to revoke")
 	days := flags.Int("days", 30, "days until the CRL's next update")
 	if err := flags.Parse(args); err != nil {
-		return usagef("%v", err)
+		return flagError(err)
 	}
 	if *caDir == "" || *certFile == "" {
 		return usagef("-ca and -cert are required")
