@@ -114,7 +114,7 @@ func (s *Switch) Peers() []PeerStatus {
 				st.ProbeVia = "ike"
 			}
 			if state == pmtu.StateDisabled && src == pmtu.SourceBase {
-				st.MTUSource = "fallback" // what a peer that does not probe gets (README, Path MTU)
+				st.MTUSource = "fallback" // what a peer that does not probe gets (docs/path-mtu.md)
 				if p.ceiling.Load() > 0 {
 					st.MTUSource = "configured"
 				}
@@ -144,29 +144,75 @@ func (s *Switch) Stats() []Counter {
 			out = p.ctr.appendAll(out, "peer "+p.cfg.Name)
 		}
 	}
-	fs := s.fdb.Stats()
-	for _, c := range []Counter{
+	out = append(out, fdbCounters(s.fdb.Stats())...)
+	out = append(out, reassemblyCounters(s.rx.reassemblyStats())...)
+	if d := s.ike.get(); d != nil {
+		out = append(out, ikeCounters(d.Stats())...)
+	}
+	return out
+}
+
+// fdbCounters are the FDB's counters and levels.
+func fdbCounters(fs fdb.Stats) []Counter {
+	out := []Counter{
 		{Name: "entries_learned", Value: uint64(fs.Learned), Level: true}, {Name: "entries_static", Value: uint64(fs.Static), Level: true},
 		{Name: "new", Value: fs.New}, {Name: "moves", Value: fs.Moves}, {Name: "flaps", Value: fs.Flaps},
 		{Name: "static_conflicts", Value: fs.StaticConflicts}, {Name: "refused_full", Value: fs.RefusedFull},
 		{Name: "refused_port", Value: fs.RefusedPort},
 		{Name: "aged_out", Value: fs.AgedOut}, {Name: "flushed", Value: fs.Flushed}, {Name: "ignored_src", Value: fs.Ignored},
-	} {
-		c.Scope = "fdb"
-		out = append(out, c)
 	}
-	out = append(out, reassemblyCounters(s.rx.reassemblyStats())...)
-	d := s.ike.get()
-	if d != nil {
-		is := d.Stats()
-		out = append(out, Counter{Scope: "ike", Name: "auth_failures", Value: is.AuthFailures},
-			Counter{Scope: "ike", Name: "certificates_refused", Value: is.CertificatesRefused},
-			Counter{Scope: "ike", Name: "init_requests", Value: is.Admission.InitRequests},
-			Counter{Scope: "ike", Name: "cookies_sent", Value: is.Admission.CookiesSent},
-			Counter{Scope: "ike", Name: "drop_cookie_rate", Value: is.Admission.CookiesLimited},
-			Counter{Scope: "ike", Name: "drop_reply_rate", Value: is.Admission.StatelessLimited},
-			Counter{Scope: "ike", Name: "drop_half_open_bound", Value: is.Admission.HalfOpenRefused},
-			Counter{Scope: "ike", Name: "half_open", Value: uint64(is.Admission.HalfOpen), Level: true})
+	for i := range out {
+		out[i].Scope = "fdb"
+	}
+	return out
+}
+
+// ikeCounters are the key exchange's counters and its half-open level.
+func ikeCounters(is ike.Stats) []Counter {
+	out := []Counter{{Name: "auth_failures", Value: is.AuthFailures},
+		{Name: "certificates_refused", Value: is.CertificatesRefused},
+		{Name: "init_requests", Value: is.Admission.InitRequests},
+		{Name: "cookies_sent", Value: is.Admission.CookiesSent},
+		{Name: "drop_cookie_rate", Value: is.Admission.CookiesLimited},
+		{Name: "drop_reply_rate", Value: is.Admission.StatelessLimited},
+		{Name: "drop_half_open_bound", Value: is.Admission.HalfOpenRefused},
+		{Name: "half_open", Value: uint64(is.Admission.HalfOpen), Level: true}}
+	for i := range out {
+		out[i].Scope = "ike"
+	}
+	return out
+}
+
+// CounterCatalog lists every counter and level Stats can report, with
+// zero values, one of each name per kind of scope ("switch", "segment",
+// "peer", "fdb", "reassembly", "ike"; the scope holds no id): what
+// monitoring rules may refer to.
+func CounterCatalog() []Counter {
+	var c counters
+	out := c.appendAll(nil, "switch")
+	out = c.appendAll(out, "segment")
+	out = c.appendAll(out, "peer")
+	out = append(out, fdbCounters(fdb.Stats{})...)
+	out = append(out, reassemblyCounters(encap.ReassemblyStats{})...)
+	return append(out, ikeCounters(ike.Stats{})...)
+}
+
+// PathMTUSources are the values PeerStatus.MTUSource takes: the prober's
+// sources, and "configured", "fallback" and "icmp" for peers not probed.
+func PathMTUSources() []string {
+	out := []string{"configured", "fallback", "icmp"}
+	for src := pmtu.Source(0); src.String() != "unknown"; src++ {
+		out = append(out, src.String())
+	}
+	return out
+}
+
+// PathMTUProbeStates are the values PeerStatus.Probe takes: the prober's
+// states, and "off" for a peer not probed.
+func PathMTUProbeStates() []string {
+	out := []string{"off"}
+	for st := pmtu.State(0); st.String() != "unknown"; st++ {
+		out = append(out, st.String())
 	}
 	return out
 }
