@@ -288,10 +288,15 @@ func (sa *ikeSA) respondChild(p *parsed, ikeAuth bool, ni, nr []byte) ([]Payload
 		group = p.ke.Group
 	}
 	choice, ok := selectESP(p.sa, d.cfg.Suite, group, ikeAuth)
+	// PFS only in a group of ours (ike_proposal; FIPS mode's NIST curves),
+	// whatever the peer's proposal lists
+	if ok && choice.group != DHNone && !containsGroup(d.algs.groups, choice.group) {
+		ok = false
+	}
 	if !ok {
 		if !ikeAuth && p.ke != nil {
 			for _, g := range append([]uint16{sa.algs.group}, d.algs.groups...) {
-				if _, ok := selectESP(p.sa, d.cfg.Suite, g, false); ok && g != group {
+				if _, ok := selectESP(p.sa, d.cfg.Suite, g, false); ok && g != group && containsGroup(d.algs.groups, g) {
 					return nil, nil, NotifyInvalidKEPayload, []byte{byte(g >> 8), byte(g)}
 				}
 			}

@@ -818,3 +818,47 @@ func TestDPDOutageOver(t *testing.T) {
 		t.Errorf("a reports %v", errs)
 	}
 }
+
+// TestChildRekeyPFSGroupOfOurs: a peer rekeys a Child SA with PFS in a
+// group its proposal lists but ours (ike_proposal) does not: we refuse it
+// (NO_PROPOSAL_CHOSEN: its proposal offers no group of ours, RFC 7296
+// §1.3) and keep the old SA. Before, any group the peer's proposal listed
+// was taken: X25519 in FIPS mode, or past an ike_proposal without it.
+func TestChildRekeyPFSGroupOfOurs(t *testing.T) {
+	p := newPair(t, func(a, b *Config) {
+		a.IKESuite = "aes128gcm16-prfsha256-ecp256-x25519"
+		b.IKESuite = "aes128gcm16-prfsha256-ecp256"
+		a.DPDInterval, b.DPDInterval = -1, -1
+	})
+	p.step(0)
+	first := p.ra.live()[0]
+	var c *childSA
+	for _, sa := range p.a.sas {
+		for _, ch := range sa.children {
+			c = ch
+		}
+	}
+	if c == nil {
+		t.Fatal("a has no child SA")
+	}
+	c.rekeyGroup = DHX25519 // a's next rekey offers X25519 only
+	if !p.a.RekeyChild(first.OutSPI) {
+		t.Fatal("RekeyChild did not find the live SA")
+	}
+	p.step(time.Second)
+	if len(p.rb.installed) != 1 || len(p.ra.installed) != 1 {
+		t.Errorf("installs %d/%d, want 1/1: b took a rekey in a group it does not accept", len(p.ra.installed), len(p.rb.installed))
+	}
+	p.checkMatched(crypto.SuiteAES128GCM16)
+	if p.ra.live()[0].InSPI != first.InSPI {
+		t.Error("the old SA did not stay")
+	}
+	// in a group of ours it goes through
+	c.rekeyGroup = DHECP256
+	p.a.RekeyChild(first.OutSPI)
+	p.step(time.Second)
+	p.checkMatched(crypto.SuiteAES128GCM16)
+	if p.ra.live()[0].InSPI == first.InSPI {
+		t.Error("no new SA in ecp256")
+	}
+}
