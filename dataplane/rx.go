@@ -310,7 +310,7 @@ func (r *rxPath) deliver(p *peer, vni encap.VNI, frame []byte, reassembled bool)
 		// offload, esp mode), so only other VTEPs pay for this check.
 		p.ctr.inc(cRxChecksumFinished)
 	}
-	if s.cfg.MSSClamp && clampFrame(frame, p.frameMTU(s.cfg.Mode)) {
+	if s.cfg.MSSClamp && encap.ClampMSSForMTU(frame, p.frameMTU(s.cfg.Mode)) {
 		seg.ctr.inc(cMSSClamped)
 	}
 	if s.capture.active(CaptureTAP) {

@@ -278,19 +278,9 @@ func (t *txPath) clampMSS(frame []byte, p *peer) {
 	} else {
 		mtu = int(t.seg.minFrameMTU.Load())
 	}
-	if clampFrame(frame, mtu) {
+	if encap.ClampMSSForMTU(frame, mtu) {
 		t.seg.ctr.inc(cMSSClamped)
 	}
-}
-
-// clampFrame clamps the MSS of a SYN in frame for an IP MTU of mtu.
-func clampFrame(frame []byte, mtu int) bool {
-	if mtu <= 0 {
-		return false
-	}
-	eth := encap.Ethernet(frame)
-	mtu -= eth.HeaderLen() - encap.EthernetHeaderLen // a tag takes from the MTU too
-	return encap.ClampMSS(frame, encap.MSSForMTU(mtu, eth.EtherType() == encap.EtherTypeIPv6))
 }
 
 // plainFlood sends one VXLAN packet, built once in place, to every peer.

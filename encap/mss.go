@@ -152,3 +152,15 @@ func MSSForMTU(mtu int, ipv6 bool) uint16 {
 	}
 	return uint16(n)
 }
+
+// ClampMSSForMTU clamps the MSS of a TCP SYN in the Ethernet frame to what
+// an IP MTU of mtu carries (a VLAN tag takes from it too); mtu <= 0
+// leaves the frame alone. It reports whether it lowered the MSS.
+func ClampMSSForMTU(frame []byte, mtu int) bool {
+	if mtu <= 0 {
+		return false
+	}
+	eth := Ethernet(frame)
+	mtu -= eth.HeaderLen() - EthernetHeaderLen
+	return ClampMSS(frame, MSSForMTU(mtu, eth.EtherType() == EtherTypeIPv6))
+}
