@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,4 +115,37 @@ func (h *captureHub) emit(point CapturePoint, vni encap.VNI, parts ...[]byte) {
 			s.dropped.Add(1)
 		}
 	}
+}
+
+// Capture starts a capture session at point, for one segment (vni) or all
+// (vni 0), with a queue of the given length (0: 4096). Close it when done.
+func (s *Switch) Capture(point CapturePoint, vni encap.VNI, queue int) *CaptureSession {
+	return s.capture.add(point, vni, queue)
+}
+
+// emitUnderlay captures an underlay datagram with a synthesised outer IP
+// and UDP header, so a decoder sees ESP-in-UDP (or VXLAN) as on the wire.
+func (s *Switch) emitUnderlay(src, dst netip.AddrPort, payload []byte) {
+	s.emitSynth(CaptureUnderlay, 0, src, dst, payload)
+}
+
+// emitSynth captures payload at point behind a synthesised IP and UDP
+// header from src to dst.
+func (s *Switch) emitSynth(point CapturePoint, vni encap.VNI, src, dst netip.AddrPort, payload []byte) {
+	var hdr [encap.IPv6HeaderLen + encap.UDPHeaderLen]byte
+	n := 0
+	if src.Addr().Is4() || src.Addr().Is4In6() {
+		ip := encap.IPv4Fields{TotalLen: uint16(encap.IPv4MinHeaderLen + encap.UDPHeaderLen + len(payload)), TTL: 64,
+			Protocol: encap.ProtoUDP, Src: src.Addr().Unmap(), Dst: dst.Addr().Unmap()}
+		ip.Encode(hdr[:])
+		n = encap.IPv4MinHeaderLen
+	} else {
+		ip := encap.IPv6Fields{PayloadLen: uint16(encap.UDPHeaderLen + len(payload)), NextHeader: encap.ProtoUDP,
+			HopLimit: 64, Src: src.Addr(), Dst: dst.Addr()}
+		ip.Encode(hdr[:])
+		n = encap.IPv6HeaderLen
+	}
+	u := encap.UDPFields{SrcPort: src.Port(), DstPort: dst.Port(), Length: uint16(encap.UDPHeaderLen + len(payload))}
+	u.Encode(hdr[n:])
+	s.capture.emit(point, vni, hdr[:n+encap.UDPHeaderLen], payload)
 }
