@@ -35,21 +35,37 @@ func (v *validator) errorf(key, format string, args ...any) {
 func (v *validator) validate(fc *fileConfig) *siteConfig {
 	cfg := &siteConfig{}
 	d := &cfg.Config
+	v.site(&fc.Site, cfg)
+	listenOK, vtepOK := v.underlay(fc, d)
+	v.everyPeerHasPSK = len(fc.Peer) > 0
+	for _, p := range fc.Peer {
+		v.everyPeerHasPSK = v.everyPeerHasPSK && p.PSKFile != ""
+	}
+	v.security(&fc.Security, d, listenOK)
+	vnis := v.segments(fc.Segment, d)
+	v.peers(fc.Peer, d, vnis, listenOK, vtepOK)
+	v.statics(fc.Segment, d) // after the peers, so that names resolve
+	v.switchSection(&fc.Switch, d)
+	cfg.EVPN = v.evpnConfig(&fc.EVPN, d, fc.Segment)
+	return cfg
+}
 
-	// [site]
-	d.Name = fc.Site.Name
-	cfg.Control = v.control(&fc.Site)
-	if m := fc.Site.Metrics; m != "" {
+// site validates what [site] says of the process: its name and control
+// socket, metrics, profiles and the user to drop to.
+func (v *validator) site(s *siteSection, cfg *siteConfig) {
+	cfg.Config.Name = s.Name
+	cfg.Control = v.control(s)
+	if m := s.Metrics; m != "" {
 		if _, err := netip.ParseAddrPort(m); err != nil {
 			v.errorf("site.metrics", "%q: want address:port, e.g. \"127.0.0.1:9129\" (%v)", m, err)
 		} else {
 			cfg.Metrics = m
 		}
 	}
-	if cfg.Pprof = fc.Site.Pprof; cfg.Pprof && fc.Site.Metrics == "" {
+	if cfg.Pprof = s.Pprof; cfg.Pprof && s.Metrics == "" {
 		v.errorf("site.pprof", "profiles are served on the metrics listener: set site.metrics too")
 	}
-	if u := fc.Site.User; u != "" {
+	if u := s.User; u != "" {
 		cfg.User = u
 		var err error
 		if cfg.UID, cfg.GID, err = lookupUser(u); err != nil {
@@ -60,7 +76,12 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 			v.siteUID = cfg.UID
 		}
 	}
-	listenOK := false
+}
+
+// underlay validates the underlay: site.listen, security.mode (which sets
+// the default port), site.port and site.vtep. It reports whether the
+// listen address and the VTEP address are usable.
+func (v *validator) underlay(fc *fileConfig, d *dataplane.Config) (listenOK, vtepOK bool) {
 	if fc.Site.Listen == "" {
 		v.errorf("site.listen", "required (the underlay address, e.g. \"192.0.2.1\" or \"0.0.0.0\")")
 	} else if a, err := parseAddr(fc.Site.Listen); err != nil {
@@ -68,16 +89,13 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 	} else {
 		d.Listen, listenOK = a, true
 	}
-
-	// [security]
-	sec := &fc.Security
-	switch sec.Mode {
+	switch mode := fc.Security.Mode; mode {
 	case "", "esp":
 		d.Mode = dataplane.ModeESP
 	case "plain":
 		d.Mode = dataplane.ModePlain
 	default:
-		v.errorf("security.mode", "%q is not a mode (want \"esp\" or \"plain\")", sec.Mode)
+		v.errorf("security.mode", "%q is not a mode (want \"esp\" or \"plain\")", mode)
 	}
 	if err := crypto.FIPSCheckMode(d.Mode == dataplane.ModeESP); err != nil {
 		v.errorf("security.mode", "esp: %v", err)
@@ -92,8 +110,6 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 	if d.Port == 0 {
 		d.Port = defaultPort(d.Mode)
 	}
-
-	vtepOK := false
 	switch {
 	case fc.Site.VTEP != "":
 		if a, err := parseAddr(fc.Site.VTEP); err != nil {
@@ -112,21 +128,19 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 		v.errorf("site.listen", "%s is a multicast address", d.Listen)
 		listenOK = false
 	}
+	return listenOK, vtepOK
+}
 
-	v.everyPeerHasPSK = len(fc.Peer) > 0
-	for _, p := range fc.Peer {
-		v.everyPeerHasPSK = v.everyPeerHasPSK && p.PSKFile != ""
-	}
-	v.security(sec, d, listenOK)
-
-	// [[segment]]
+// segments validates the [[segment]] sections (not their static entries)
+// and returns each VNI's index.
+func (v *validator) segments(segs []segmentSection, d *dataplane.Config) map[encap.VNI]int {
 	vnis := map[encap.VNI]int{}
 	taps := map[string]int{}
-	if len(fc.Segment) == 0 {
+	if len(segs) == 0 {
 		v.errorf("segment", "at least one [[segment]] is required")
 	}
-	for i := range fc.Segment {
-		s := &fc.Segment[i]
+	for i := range segs {
+		s := &segs[i]
 		key := fmt.Sprintf("segment[%d]", i)
 		var sc dataplane.SegmentConfig
 		if s.VNI == nil {
@@ -161,18 +175,19 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 		}
 		d.Segment = append(d.Segment, sc)
 	}
+	return vnis
+}
 
-	// [[peer]]
-	v.peers(fc.Peer, d, vnis, listenOK, vtepOK)
-
-	// [[segment.static]], after the peers so that names resolve.
+// statics validates the [[segment.static]] entries: unicast MACs, each
+// once per segment, at a [[peer]] that joins the segment (or local).
+func (v *validator) statics(segs []segmentSection, d *dataplane.Config) {
 	peerIdx := map[string]int{}
 	for j, p := range d.Peer {
 		peerIdx[p.Name] = j
 	}
-	for i := range fc.Segment {
+	for i := range segs {
 		macs := map[encap.MAC]int{}
-		for k, st := range fc.Segment[i].Static {
+		for k, st := range segs[i].Static {
 			key := fmt.Sprintf("segment[%d].static[%d]", i, k)
 			m, err := encap.ParseMAC(st.MAC)
 			switch {
@@ -205,9 +220,10 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 			d.Segment[i].Static = append(d.Segment[i].Static, dataplane.StaticMAC{MAC: m, Peer: st.Peer})
 		}
 	}
+}
 
-	// [switch]
-	sw := &fc.Switch
+// switchSection validates [switch]: timers and bounds.
+func (v *validator) switchSection(sw *switchSection, d *dataplane.Config) {
 	d.MSSClamp = sw.MSSClamp == nil || *sw.MSSClamp
 	d.AgeTime = v.duration("switch.age_time", sw.AgeTime, 300*time.Second)
 	d.Reassembly.Timeout = v.duration("switch.reassembly_timeout", sw.ReassemblyTimeout, 0)
@@ -219,45 +235,26 @@ func (v *validator) validate(fc *fileConfig) *siteConfig {
 	if d.PMTU.ProbeTimer != 0 && d.PMTU.ProbeTimer < 50*time.Millisecond {
 		v.errorf("switch.pmtu_probe_timer", "%v is too short (at least 50ms: an acknowledgement needs a round trip)", d.PMTU.ProbeTimer)
 	}
-	if n := sw.ReassemblyMaxDatagrams; n != nil {
-		if *n < 1 || *n > maxReassembly {
-			v.errorf("switch.reassembly_max_datagrams", "%d is out of range (1..%d; each preallocates a jumbo datagram's room)", *n, maxReassembly)
-		} else {
-			d.Reassembly.MaxDatagrams = int(*n)
-		}
-	}
+	v.intIn("switch.reassembly_max_datagrams", sw.ReassemblyMaxDatagrams, 1, maxReassembly, &d.Reassembly.MaxDatagrams,
+		fmt.Sprintf("1..%d; each preallocates a jumbo datagram's room", maxReassembly))
 	d.FloodRate = defaultFloodRate
-	if n := sw.FloodRate; n != nil {
-		if *n < 0 || *n > 10_000_000 {
-			v.errorf("switch.flood_rate", "%d is out of range (0 for no bound, up to 10000000 frames a second)", *n)
-		} else {
-			d.FloodRate = int(*n)
-		}
-	}
-	if n := sw.MaxMACsPerPort; n != nil {
-		if *n < 1 || *n > 1<<16 {
-			v.errorf("switch.max_macs_per_port", "%d is out of range (1..65536)", *n)
-		} else {
-			d.MaxMACsPerPort = int(*n)
-		}
-	}
-	if n := sw.ReassemblyPerPeer; n != nil {
-		if *n < 1 || *n > maxReassembly {
-			v.errorf("switch.reassembly_per_peer", "%d is out of range (1..%d)", *n, maxReassembly)
-		} else {
-			d.Reassembly.PerPeer = int(*n)
-		}
-	}
-	if n := sw.CryptoWorkers; n != nil {
-		if *n < 1 || *n > 256 {
-			v.errorf("switch.crypto_workers", "%d is out of range (1..256)", *n)
-		} else {
-			d.CryptoWorkers = int(*n)
-		}
-	}
+	v.intIn("switch.flood_rate", sw.FloodRate, 0, 10_000_000, &d.FloodRate, "0 for no bound, up to 10000000 frames a second")
+	v.intIn("switch.max_macs_per_port", sw.MaxMACsPerPort, 1, 1<<16, &d.MaxMACsPerPort, "1..65536")
+	v.intIn("switch.reassembly_per_peer", sw.ReassemblyPerPeer, 1, maxReassembly, &d.Reassembly.PerPeer, fmt.Sprintf("1..%d", maxReassembly))
+	v.intIn("switch.crypto_workers", sw.CryptoWorkers, 1, 256, &d.CryptoWorkers, "1..256")
 	d.NoOffload = sw.Offload != nil && !*sw.Offload
-	cfg.EVPN = v.evpnConfig(&fc.EVPN, d, fc.Segment)
-	return cfg
+}
+
+// intIn sets *dst to *n where n is set and within lo..hi, and names key
+// and the range (said as rangeText) where it is not.
+func (v *validator) intIn(key string, n *int64, lo, hi int64, dst *int, rangeText string) {
+	switch {
+	case n == nil:
+	case *n < lo || *n > hi:
+		v.errorf(key, "%d is out of range (%s)", *n, rangeText)
+	default:
+		*dst = int(*n)
+	}
 }
 
 // control validates the site name and returns the control socket path.
