@@ -236,6 +236,12 @@ func TestDropPrivileges(t *testing.T) {
 		t.Error("no log line about dropping privileges")
 	}
 	_ = a.show(t, "peers") // as root, over the socket nobody owns now
+	// and as site.user itself (the uid the switch runs as now, not the
+	// root it listened as)
+	if out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+		vxswitchBin, "show", "peers", "-S", a.control).CombinedOutput(); err != nil {
+		t.Errorf("show peers as nobody: %v\n%s", err, out)
+	}
 	if err := a.proc.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}

@@ -120,7 +120,7 @@ type controlServer struct {
 	ln   *net.UnixListener
 	node os.FileInfo // the socket file we created, to remove only our own
 	// allowed reports whether a client uid may use the socket: root and
-	// the server's own uid.
+	// the uid the server runs as (site.user's after the drop).
 	allowed func(uid uint32) bool
 
 	mu     sync.Mutex
@@ -181,14 +181,14 @@ func listenControl(path string, sw controlled, log *slog.Logger) (*controlServer
 	if err != nil {
 		return fail(err)
 	}
-	self := uint32(os.Getuid())
 	return &controlServer{
-		sw:      sw,
-		log:     log,
-		path:    path,
-		ln:      ln,
-		node:    node,
-		allowed: func(uid uint32) bool { return uid == 0 || uid == self },
+		sw:   sw,
+		log:  log,
+		path: path,
+		ln:   ln,
+		node: node,
+		// the uid we run as now: site.user's once the switch dropped root
+		allowed: func(uid uint32) bool { return uid == 0 || uid == uint32(os.Getuid()) },
 		conns:   map[net.Conn]struct{}{},
 		done:    make(chan struct{}),
 	}, nil
