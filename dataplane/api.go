@@ -59,7 +59,7 @@ type PeerStatus struct {
 	IKE string `json:"ike"`
 	// ChecksumOffload: the peer said (in its last probe or acknowledgement)
 	// that it takes TCP segments with their checksums unfinished, so the
-	// segments this site cuts from super-frames go to it so (README:
+	// segments this site cuts from super-frames go to it so (docs/datapath.md:
 	// checksum offload between sites).
 	ChecksumOffload bool `json:"checksum_offload"`
 }

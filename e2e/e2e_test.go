@@ -89,7 +89,7 @@ type options struct {
 	// wrap, when set, runs vxswitch behind this command line (e.g. setpriv).
 	wrap []string
 	// user, when set, is site.user for the first site; its files (and
-	// their directory) then belong to that user, as README's model says.
+	// their directory) then belong to that user, as docs/security.md's model says.
 	user string
 	// segmentExtra is raw TOML added to every site's [[segment]].
 	segmentExtra string
@@ -189,7 +189,7 @@ func startSites(t *testing.T, n *nstest.Net, o options) []*site {
 				files = append(files, filepath.Join(dir, s.Name+"-own.psk"))
 			}
 			chownTo(t, o.user, files...)
-			// The user must reach its files (README: /etc/vxswitch).
+			// The user must reach its files (docs/security.md: /etc/vxswitch).
 			if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
 				t.Fatal(err)
 			}

@@ -712,7 +712,7 @@ func FuzzParseEndpoint(f *testing.F) {
 }
 
 // TestFileOwnership: the configuration and the key files belong to root or
-// to site.user, and nobody else may write them (README, Privileges and file
+// to site.user, and nobody else may write them (docs/security.md, Privileges and file
 // ownership); a file that breaks the model names its setting.
 func TestFileOwnership(t *testing.T) {
 	if os.Geteuid() != 0 {

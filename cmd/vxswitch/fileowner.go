@@ -7,7 +7,7 @@ import (
 	"syscall"
 )
 
-// The file-ownership model (README, Privileges and file ownership): the
+// The file-ownership model (docs/security.md, Privileges and file ownership): the
 // configuration, the keys and the certificates that vxswitch reads belong
 // to root or to the user it runs as (site.user, or whoever started it), and
 // nobody else may write them: whoever can rewrite the CA file or the PSK
