@@ -73,6 +73,9 @@ type Config struct {
 	// PerRound is how many sizes a search round probes at once (default
 	// 4); 1 where probes travel one at a time (IKE's window).
 	PerRound int
+	// SuspectInterval is the least time between two checks that Suspect
+	// starts (default 1 s): what a flood of loss signals can cost.
+	SuspectInterval time.Duration
 	// OnDisabled, if set, runs (without the Prober's lock) when the peer
 	// is found not to answer probes at all and the Prober enters
 	// StateDisabled; the caller may then try another kind of probe.
@@ -95,13 +98,21 @@ const (
 // DefaultPerRound is how many sizes a search round probes at once.
 const DefaultPerRound = 4
 
+// DefaultSuspectInterval is the least time between two checks started by
+// Suspect.
+const DefaultSuspectInterval = time.Second
+
 // Sender sends a probe of size bytes (the outer IP packet) with the given
 // ID; the Prober calls it without its lock held.
 type Sender func(id uint32, size int)
 
-// Stats counts a Prober's probes.
+// Stats counts a Prober's probes and changes of its PLPMTU.
 type Stats struct {
 	Sent, Acked, Lost uint64
+	// Shrinks and Grows count changes of the PLPMTU down and up; Checks
+	// the checks of the PLPMTU that Suspect and Hint started; HintsRefused
+	// the hints a check found false (the PLPMTU still got through).
+	Shrinks, Grows, Checks, HintsRefused uint64
 }
 
 // Prober runs DPLPMTUD for one path.
@@ -126,11 +137,26 @@ type Prober struct {
 	completedAt time.Time
 	stats       Stats
 	stopped     bool
+
+	// A check (check.go): a round of the PLPMTU, a hinted size and the
+	// base at once, on a timer of a few round trips.
+	checking    bool
+	checkCur    int           // the PLPMTU being checked
+	checkHint   int           // the hinted size being checked; 0: none
+	checkMiss   int           // check rounds that lost the PLPMTU and carried a smaller size
+	checkSilent int           // silent when the check began: its losses add to it
+	lastCheck   time.Time     // when the last check began: one per SuspectInterval
+	srtt        time.Duration // smoothed probe round trip; 0 until measured
+	confirmAt   time.Time     // when the next confirmation probe is due
+
+	changedAt time.Time // when the PLPMTU last changed, and why
+	changeWhy string
 }
 
 type probe struct {
 	id    uint32
 	size  int
+	sent  time.Time
 	acked bool
 }
 
@@ -165,6 +191,9 @@ func New(cfg Config, clk clock.Clock, send Sender) *Prober {
 	}
 	if cfg.PerRound <= 0 {
 		cfg.PerRound = DefaultPerRound
+	}
+	if cfg.SuspectInterval <= 0 {
+		cfg.SuspectInterval = DefaultSuspectInterval
 	}
 	p := &Prober{cfg: cfg, clock: clock.Or(clk), send: send, hiFail: cfg.Max + 1}
 	p.plpmtu.Store(int32(cfg.Base))
@@ -243,10 +272,30 @@ func (p *Prober) flush(sends []sendReq) {
 	}
 }
 
-// setLocked sets the PLPMTU and its source.
-func (p *Prober) setLocked(size int, src Source) {
+// setLocked sets the PLPMTU and its source; why says what changed it.
+func (p *Prober) setLocked(size int, src Source, why string) {
+	if old := p.PLPMTU(); size != old {
+		if size < old {
+			p.stats.Shrinks++
+		} else {
+			p.stats.Grows++
+		}
+		p.changedAt, p.changeWhy = p.clock.Now(), why
+	}
 	p.plpmtu.Store(int32(size))
 	p.source = src
+}
+
+// LastChange says when the PLPMTU last changed and why, in a word (zero
+// and "" if it never did): probed (a probe came back), black-hole (the
+// confirmation probes were lost), loss-check and hint-check (a check that
+// Suspect or Hint started found the path smaller), hint (classic PMTUD,
+// for a peer that answers no probes), hint-expired, hint-lost, base-lost,
+// peer-silent.
+func (p *Prober) LastChange() (time.Time, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.changedAt, p.changeWhy
 }
 
 // newRoundLocked starts a round of probes of the given sizes and arms the
@@ -258,7 +307,7 @@ func (p *Prober) newRoundLocked(sizes ...int) []sendReq {
 		// Random IDs: an off-path sender cannot forge the acknowledgement
 		// of a probe it has not seen (plain mode is unauthenticated).
 		id := rand.Uint32()
-		p.round = append(p.round, probe{id: id, size: s})
+		p.round = append(p.round, probe{id: id, size: s, sent: p.clock.Now()})
 		sends = append(sends, sendReq{id, s})
 		p.stats.Sent++
 	}
@@ -350,8 +399,15 @@ func (p *Prober) completeLocked() []sendReq {
 	p.round = p.round[:0]
 	p.silent = 0
 	p.completedAt = p.clock.Now()
-	p.armLocked(p.cfg.ConfirmTimer)
+	p.armConfirmLocked()
 	return nil
+}
+
+// armConfirmLocked arms the confirmation timer and notes its deadline, so
+// that a check in between does not push it back.
+func (p *Prober) armConfirmLocked() {
+	p.confirmAt = p.clock.Now().Add(p.cfg.ConfirmTimer)
+	p.armLocked(p.cfg.ConfirmTimer)
 }
 
 func (p *Prober) ackLocked(id uint32, size int) []sendReq {
@@ -371,10 +427,14 @@ func (p *Prober) ackLocked(id uint32, size int) []sendReq {
 	p.stats.Acked++
 	p.answering.Store(true)
 	p.silent = 0
+	p.sampleRTT(p.clock.Now().Sub(pr.sent))
+	if p.checking {
+		return p.checkAckLocked(size)
+	}
 	switch p.state {
 	case StateBase, StateError, StateDisabled:
 		p.lo = max(p.lo, size)
-		p.setLocked(max(size, p.cfg.Base), SourceProbed)
+		p.setLocked(max(size, p.cfg.Base), SourceProbed, "probed")
 		if p.cfg.Max <= p.cfg.Base {
 			return p.completeLocked()
 		}
@@ -384,7 +444,7 @@ func (p *Prober) ackLocked(id uint32, size int) []sendReq {
 			p.lo = size
 			// A hint may have set a larger PLPMTU still being confirmed.
 			if cur := p.PLPMTU(); size >= cur || cur >= p.hiFail {
-				p.setLocked(size, SourceProbed)
+				p.setLocked(size, SourceProbed, "probed")
 			}
 		}
 		for _, r := range p.round {
@@ -400,7 +460,7 @@ func (p *Prober) ackLocked(id uint32, size int) []sendReq {
 			p.hiFail = p.cfg.Max + 1
 			return p.enterSearchLocked()
 		}
-		p.armLocked(p.cfg.ConfirmTimer)
+		p.armConfirmLocked()
 	}
 	return nil
 }
@@ -410,6 +470,9 @@ func (p *Prober) timeoutLocked() []sendReq {
 		if !r.acked {
 			p.stats.Lost++
 		}
+	}
+	if p.checking {
+		return p.checkTimeoutLocked()
 	}
 	switch p.state {
 	case StateBase, StateError:
@@ -421,14 +484,14 @@ func (p *Prober) timeoutLocked() []sendReq {
 		if !p.answering.Load() {
 			// Never a single answer: the peer does not take part.
 			p.state = StateDisabled
-			p.setLocked(p.cfg.Fallback, SourceBase)
+			p.setLocked(p.cfg.Fallback, SourceBase, "peer-silent")
 			p.round = p.round[:0]
 			p.armLocked(p.cfg.RaiseTimer) // ask again now and then
 			return nil
 		}
 		// It answered before and not even the base size gets through now.
 		p.state = StateError
-		p.setLocked(p.cfg.Base, SourceBase)
+		p.setLocked(p.cfg.Base, SourceBase, "base-lost")
 		return p.newRoundLocked(p.cfg.Base)
 	case StateDisabled:
 		if len(p.round) == 0 {
@@ -437,7 +500,7 @@ func (p *Prober) timeoutLocked() []sendReq {
 		}
 		// Still no answer. A hint's lowered size holds only this long (as
 		// the kernel's own cache expires): back to the fallback.
-		p.setLocked(p.cfg.Fallback, SourceBase)
+		p.setLocked(p.cfg.Fallback, SourceBase, "hint-expired")
 		p.round = p.round[:0]
 		p.armLocked(p.cfg.RaiseTimer)
 		return nil
@@ -467,7 +530,7 @@ func (p *Prober) timeoutLocked() []sendReq {
 		}
 		if cur := p.PLPMTU(); cur >= p.hiFail {
 			// An unconfirmed size (a hint's) failed: back to what is known.
-			p.setLocked(max(p.lo, p.cfg.Base), SourceProbed)
+			p.setLocked(max(p.lo, p.cfg.Base), SourceProbed, "hint-lost")
 		}
 		// A round with no answer at all only narrows the search: all its
 		// sizes were above what is known to work. If the path shrank below
@@ -485,7 +548,7 @@ func (p *Prober) timeoutLocked() []sendReq {
 		// Black hole: the PLPMTU stopped getting through. Back to the base
 		// size at once, and search again.
 		p.silent = 0
-		p.setLocked(p.cfg.Base, SourceBase)
+		p.setLocked(p.cfg.Base, SourceBase, "black-hole")
 		return p.enterBaseLocked()
 	}
 	return nil
@@ -500,24 +563,41 @@ func (p *Prober) hintLocked(mtu int) (bool, []sendReq) {
 		return false, nil
 	}
 	if mtu >= cur {
-		// Not a decrease, but during a search a bound on it (RFC 8899
-		// §4.6.2): nothing above mtu is tried again, and mtu itself next.
+		// Not a decrease, but during a search a size to try next (RFC
+		// 8899 §4.6.2). It bounds nothing: a forged hint must not cap the
+		// search below the path.
 		if p.state != StateSearch || mtu >= p.hiFail || mtu <= p.lo {
 			return false, nil
 		}
-		p.hiFail = mtu + 1
 		p.hintNext = mtu
 		return true, nil
 	}
-	p.setLocked(mtu, SourceHint)
-	p.hiFail = min(p.hiFail, mtu+1)
-	if p.state == StateDisabled {
-		return true, nil // classic PMTUD: the report is all there is
+	if p.state == StateDisabled || p.cfg.PerRound == 1 {
+		// Classic PMTUD with a peer that answers no probes: the report is
+		// all there is (it holds until the raise timer). Where probes go
+		// one at a time (IKE's window), a check of three cannot run: the
+		// report lowers the size at once and a search confirms it.
+		p.setLocked(mtu, SourceHint, "hint")
+		p.hiFail = min(p.hiFail, mtu+1)
+		if p.state == StateDisabled {
+			return true, nil
+		}
+		p.lo = p.cfg.Base
+		p.state = StateSearch
+		p.silent = 0
+		return true, p.newRoundLocked(mtu)
 	}
-	// Confirm the reported size: until a probe of it comes back, only the
-	// base is known to work.
-	p.lo = p.cfg.Base
-	p.state = StateSearch
-	p.silent = 0
-	return true, p.newRoundLocked(mtu)
+	if !p.checksAllowedLocked() || p.state != StateComplete {
+		// Checks are for a completed search, one at a time, one per
+		// SuspectInterval whatever starts them: a report meanwhile is
+		// dropped (the kernel repeats a true one). During a search the
+		// search itself finds a smaller path.
+		if p.checking && mtu < p.checkCur && mtu > p.checkHint {
+			p.checkHint = mtu // the largest report joins the running check
+		}
+		return false, nil
+	}
+	// Checked before it is believed: a round of the PLPMTU, mtu and the
+	// base (check.go). One forged ICMP no longer lowers the size.
+	return true, p.startCheckLocked(mtu)
 }

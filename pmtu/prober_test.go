@@ -132,22 +132,96 @@ func TestHintsSpeedTheSearchAndAreChecked(t *testing.T) {
 	if pa.p.Hint(1600) {
 		t.Error("a hint above the PLPMTU was used")
 	}
-	// A true hint: the PLPMTU follows at once, and a probe confirms it.
+	// A forged hint (the path still carries 1500): the check's probe of
+	// the PLPMTU comes back, the size stays.
+	if !pa.p.Hint(1300) {
+		t.Fatal("hint 1300 not checked")
+	}
+	pa.until(t, time.Second, func() bool { _, _, st := pa.p.Status(); return st.HintsRefused == 1 })
+	if got := pa.p.PLPMTU(); got != 1500 {
+		t.Errorf("after a false hint: PLPMTU %d, want 1500", got)
+	}
+	// A true hint: the PLPMTU follows once a check agrees (two rounds of
+	// a few round trips: well under the probe timer). One check per
+	// SuspectInterval: the next report is taken a second later.
 	pa.setMTU(1400)
-	if !pa.p.Hint(1400) || pa.p.PLPMTU() != 1400 {
-		t.Fatalf("hint 1400: PLPMTU %d", pa.p.PLPMTU())
+	if pa.p.Hint(1400) {
+		t.Error("a second check within SuspectInterval")
+	}
+	pa.clk.Advance(time.Second)
+	if !pa.p.Hint(1400) {
+		t.Fatal("hint 1400 not checked")
+	}
+	took := pa.until(t, 2*time.Second, func() bool { return pa.p.PLPMTU() == 1400 })
+	if took > 2*minCheckTimer+10*time.Millisecond {
+		t.Errorf("a checked hint took %v", took)
+	}
+	if at, why := pa.p.LastChange(); at.IsZero() || why != "hint-check" {
+		t.Errorf("last change %v %q, want the hint", at, why)
 	}
 	pa.until(t, 2*time.Second, func() bool { st, src, _ := pa.p.Status(); return st == StateComplete && src == SourceProbed })
 	if got := pa.p.PLPMTU(); got != 1400 {
 		t.Errorf("after confirming the hint: PLPMTU %d, want 1400", got)
 	}
-	// A false hint larger than the path: its probe fails, the search finds
+	// A hint larger than the path: the check finds the base, the search
 	// the real size.
 	pa.setMTU(1300)
+	pa.clk.Advance(time.Second)
 	pa.p.Hint(1350)
 	pa.until(t, 5*time.Second, func() bool {
 		st, _, _ := pa.p.Status()
 		return st == StateComplete && within(pa.p.PLPMTU(), 1300, 16)
+	})
+}
+
+// TestSuspectFindsAShrinkFast: the path shrinks under a completed search
+// and no ICMP comes. Suspect (a sign of loss from the data plane) finds
+// it within a few round trips, not the confirmation timer and its
+// MAX_PROBES; a second Suspect within SuspectInterval sends nothing; a
+// loss signal on a path that did not shrink changes nothing.
+func TestSuspectFindsAShrinkFast(t *testing.T) {
+	cfg := testCfg
+	cfg.ConfirmTimer = 10 * time.Second
+	pa := newPath(t, cfg, 1500)
+	pa.p.Start()
+	pa.until(t, 10*time.Second, func() bool { st, _, _ := pa.p.Status(); return st == StateComplete })
+	if !pa.p.Suspect() {
+		t.Fatal("Suspect started no check")
+	}
+	pa.until(t, time.Second, func() bool { return !pa.p.checking })
+	if got := pa.p.PLPMTU(); got != 1500 {
+		t.Fatalf("a check of a good path moved the PLPMTU to %d", got)
+	}
+	pa.setMTU(1400)
+	pa.clk.Advance(cfg.SuspectInterval)
+	if pa.p.Suspect() {
+		t.Fatal("a second Suspect within SuspectInterval started a check")
+	}
+	pa.clk.Advance(time.Second)
+	sentBefore := len(pa.sent)
+	if !pa.p.Suspect() {
+		t.Fatal("Suspect after SuspectInterval started no check")
+	}
+	took := pa.until(t, 2*time.Second, func() bool { return pa.p.PLPMTU() <= 1400 })
+	if took > 2*minCheckTimer+10*time.Millisecond {
+		t.Errorf("the shrink took %v to notice", took)
+	}
+	n := 0 // the check's probes: of the PLPMTU and the base, two rounds
+	for _, size := range pa.sent[sentBefore:] {
+		if size == 1500 || size == 1280 {
+			n++
+		}
+	}
+	if n > 2*2 {
+		t.Errorf("the check sent %d probes of 1500 and 1280, want at most two rounds", n)
+	}
+	_, _, st := pa.p.Status()
+	if st.Shrinks == 0 {
+		t.Error("no shrink counted")
+	}
+	pa.until(t, 10*time.Second, func() bool {
+		s, _, _ := pa.p.Status()
+		return s == StateComplete && within(pa.p.PLPMTU(), 1400, 16)
 	})
 }
 
@@ -267,5 +341,82 @@ func TestOnDisabled(t *testing.T) {
 	pa.clk.Advance(3 * cfg.RaiseTimer)
 	if calls != 1 {
 		t.Errorf("OnDisabled ran %d times after the periodic retries, want 1", calls)
+	}
+}
+
+// TestRepeatedHintsOneCheck: the kernel repeats a report (every packet
+// that meets EMSGSIZE): one check runs, and it completes.
+func TestRepeatedHintsOneCheck(t *testing.T) {
+	pa := newPath(t, testCfg, 1500)
+	pa.p.Start()
+	pa.until(t, 10*time.Second, func() bool { st, _, _ := pa.p.Status(); return st == StateComplete })
+	pa.setMTU(1400)
+	start := pa.clk.Now()
+	for pa.p.PLPMTU() != 1400 {
+		pa.p.Hint(1400)
+		pa.clk.Advance(5 * time.Millisecond)
+		if pa.clk.Now().Sub(start) > time.Second {
+			_, _, st := pa.p.Status()
+			t.Fatalf("repeated hints: PLPMTU %d after 1 s, %+v", pa.p.PLPMTU(), st)
+		}
+	}
+	if _, _, st := pa.p.Status(); st.Checks != 1 {
+		t.Errorf("%d checks, want 1", st.Checks)
+	}
+	// a refused report is not followed by another check within the
+	// interval, whatever its size
+	pa.until(t, 5*time.Second, func() bool { st, _, _ := pa.p.Status(); return st == StateComplete })
+	pa.clk.Advance(testCfg.SuspectInterval + time.Second)
+	if !pa.p.Hint(1300) {
+		t.Fatal("a hint after the interval was not checked")
+	}
+	pa.until(t, time.Second, func() bool { _, _, st := pa.p.Status(); return st.HintsRefused == 1 })
+	if pa.p.Hint(1290) || pa.p.Suspect() {
+		t.Error("a second check within SuspectInterval")
+	}
+}
+
+// TestChecksDoNotHideABlackHoleOrTheRaise: checks started every second
+// (hosts retransmitting into a dead path) still let MAX_PROBES lost
+// probes make a black hole, though the probe timer (2 s) is longer than
+// the interval between checks; and on a good path they neither push the
+// confirmation probes back nor keep the raise search from running.
+func TestChecksDoNotHideABlackHoleOrTheRaise(t *testing.T) {
+	cfg := testCfg
+	cfg.Max = 1500
+	cfg.ConfirmTimer, cfg.RaiseTimer, cfg.ProbeTimer, cfg.MaxProbes = 3*time.Second, 6*time.Second, 2*time.Second, 3
+	pa := newPath(t, cfg, 1400)
+	pa.p.Start()
+	pa.until(t, 20*time.Second, func() bool { st, _, _ := pa.p.Status(); return st == StateComplete })
+	// a good path: a check every second for longer than the raise timer;
+	// only a search probes 1500 (Max)
+	maxProbes := func() (n int) {
+		for _, s := range pa.sent {
+			if s == 1500 {
+				n++
+			}
+		}
+		return n
+	}
+	before := maxProbes()
+	for range 8 * 200 {
+		pa.p.Suspect()
+		pa.clk.Advance(5 * time.Millisecond)
+	}
+	if maxProbes() == before {
+		t.Error("no raise search in 8 s of checks with a 6 s raise timer")
+	}
+	// a dead path: nothing comes back
+	pa.until(t, 30*time.Second, func() bool { st, _, _ := pa.p.Status(); return st == StateComplete })
+	pa.mu.Lock()
+	pa.answers = false
+	pa.mu.Unlock()
+	took := pa.until(t, 30*time.Second, func() bool {
+		pa.p.Suspect()
+		st, _, _ := pa.p.Status()
+		return st == StateBase || st == StateError
+	})
+	if limit := cfg.ConfirmTimer + time.Duration(cfg.MaxProbes+1)*cfg.ProbeTimer; took > limit {
+		t.Errorf("black hole found after %v under checks, want within %v", took, limit)
 	}
 }
