@@ -267,3 +267,33 @@ func FuzzClampMSS(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTCPOf: TCPOf never panics; what it finds is the segment ClampMSS
+// would look at (segmentOf), valid, inside the frame, and the same flow
+// keys the same frame twice.
+func FuzzTCPOf(f *testing.F) {
+	f.Add(synFrame(synSpec{opts: optLinux}))                                                    // IPv4 SYN
+	f.Add(synFrame(synSpec{ipv6: true, vlan: 5, opts: optNOPThenMSS}))                          // IPv6, tagged
+	f.Add(synFrame(synSpec{ipv6: true, opts: optLinux, v6Ext: v6HopFrag, v6ExtNH: []uint8{0}})) // ext headers
+	f.Add(synFrame(synSpec{v4Frag: 0x2001, opts: optLinux}))                                    // non-first fragment
+	f.Add(testFrame(60, 3))                                                                     // UDP
+	f.Add([]byte{})                                                                             // nothing
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		seg, key, ok := TCPOf(frame)
+		if !ok {
+			if seg != nil || key != 0 {
+				t.Fatal("TCPOf() = false with a segment or key")
+			}
+			return
+		}
+		if !seg.IsValid() || len(seg) > len(frame) {
+			t.Fatalf("TCPOf() returned an invalid segment of %d bytes from %d", len(seg), len(frame))
+		}
+		if want := segmentOf(frame); want == nil || &want[0] != &seg[0] {
+			t.Fatal("TCPOf() found another segment than segmentOf")
+		}
+		if _, key2, _ := TCPOf(frame); key2 != key {
+			t.Fatal("the same frame keyed twice differently")
+		}
+	})
+}

@@ -164,3 +164,43 @@ func ClampMSSForMTU(frame []byte, mtu int) bool {
 	mtu -= eth.HeaderLen() - EthernetHeaderLen
 	return ClampMSS(frame, MSSForMTU(mtu, eth.EtherType() == EtherTypeIPv6))
 }
+
+// TCPOf returns the TCP segment of an Ethernet frame (IPv4 or IPv6, not a
+// non-first fragment) and a key of its flow (addresses and ports, hashed),
+// or false. It does not allocate and never panics, whatever the bytes.
+func TCPOf(frame []byte) (TCP, uint64, bool) {
+	e := Ethernet(frame)
+	if !e.IsValid() {
+		return nil, 0, false
+	}
+	var seg []byte
+	var key uint64
+	switch e.EtherType() {
+	case EtherTypeIPv4:
+		ip := IPv4(e.Payload())
+		if !ip.IsValid() || ip.Protocol() != ProtoTCP || ip.FragmentOffset() != 0 {
+			return nil, 0, false
+		}
+		seg = ip.Payload()
+		key = uint64(binary.BigEndian.Uint32(ip[12:16]))<<32 | uint64(binary.BigEndian.Uint32(ip[16:20]))
+	case EtherTypeIPv6:
+		ip := IPv6(e.Payload())
+		if seg = ipv6TCP(ip); seg == nil {
+			return nil, 0, false
+		}
+		for i := 8; i < 40; i += 8 { // both addresses, folded
+			key = key*0x9e3779b97f4a7c15 ^ binary.BigEndian.Uint64(ip[i:])
+		}
+	default:
+		return nil, 0, false
+	}
+	t := TCP(seg)
+	if !t.IsValid() {
+		return nil, 0, false
+	}
+	// ports mixed in before the last multiplication, and the product's
+	// high half folded down: every input bit reaches the low bits a table
+	// indexes by
+	key = (key ^ uint64(t.SrcPort())<<16 ^ uint64(t.DstPort())) * 0x9e3779b97f4a7c15
+	return t, key ^ key>>32, true
+}
