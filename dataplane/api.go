@@ -43,12 +43,22 @@ type PeerStatus struct {
 	ProbesSent  uint64 `json:"probes_sent"`
 	ProbesAcked uint64 `json:"probes_acked"`
 	ProbesLost  uint64 `json:"probes_lost"`
-	State       string `json:"state"` // "up", "down", "connecting"
-	TxPackets   uint64 `json:"tx_packets"`
-	TxBytes     uint64 `json:"tx_bytes"`
-	RxPackets   uint64 `json:"rx_packets"`
-	RxBytes     uint64 `json:"rx_bytes"`
-	Fragments   uint64 `json:"tx_fragments"`
+	// MTUChangedAt is when the probed path MTU last changed and MTUChange
+	// why, in a word (pmtu.Prober.LastChange: probed, black-hole,
+	// loss-check, hint-check, ...); MTUShrinks and MTUGrows count the
+	// changes, MTUChecks the checks that a sign of loss (a TCP segment
+	// sent again) or an ICMP report started.
+	MTUChangedAt time.Time `json:"mtu_changed_at,omitzero"`
+	MTUChange    string    `json:"mtu_change,omitempty"`
+	MTUShrinks   uint64    `json:"mtu_shrinks"`
+	MTUGrows     uint64    `json:"mtu_grows"`
+	MTUChecks    uint64    `json:"mtu_checks"`
+	State        string    `json:"state"` // "up", "down", "connecting"
+	TxPackets    uint64    `json:"tx_packets"`
+	TxBytes      uint64    `json:"tx_bytes"`
+	RxPackets    uint64    `json:"rx_packets"`
+	RxBytes      uint64    `json:"rx_bytes"`
+	Fragments    uint64    `json:"tx_fragments"`
 	// LastError is why the last IKE negotiation with the peer failed (a
 	// refused authentication, no proposal chosen, no answer, ...), and
 	// LastErrorAt when; empty if none failed.

@@ -23,9 +23,9 @@ func (s *Switch) lowerPathMTU(dst netip.Addr, mtu int) {
 		if pr := p.prober.Load(); pr != nil {
 			// A hint for the prober (RFC 8899 §4.6): the kernel matched the
 			// report to a packet we sent to this peer's address; the prober
-			// takes it only below its PLPMTU and confirms it with a probe.
+			// takes it only below its PLPMTU and once a check agrees.
 			if pr.Hint(mtu) {
-				s.log.Info("path MTU lowered by an ICMP or local report, confirming", "peer", p.cfg.Name, "mtu", mtu)
+				s.log.Info("path MTU report (ICMP or local), checking it", "peer", p.cfg.Name, "mtu", mtu)
 			}
 			continue
 		}

@@ -92,6 +92,8 @@ func (s *Switch) Peers() []PeerStatus {
 				}
 			}
 			st.ProbesSent, st.ProbesAcked, st.ProbesLost = stats.Sent, stats.Acked, stats.Lost
+			st.MTUShrinks, st.MTUGrows, st.MTUChecks = stats.Shrinks, stats.Grows, stats.Checks
+			st.MTUChangedAt, st.MTUChange = pr.LastChange()
 		} else if p.mtu.Load() < p.cfgMTU.Load() {
 			st.MTUSource = "icmp"
 		}

@@ -88,6 +88,8 @@ type txPath struct {
 	neighBuf []byte   // a locally made ARP or neighbour advertisement (neigh.go)
 	neighOut [][]byte // its one-frame batch
 
+	retx retxWatch // TCP segments sent again: a sign the path shrank (retx.go)
+
 	wg     sync.WaitGroup
 	sealFn rangeFunc
 	failFn func(int, syscall.Errno)
@@ -217,6 +219,9 @@ func (t *txPath) frame(pt *peerTable, buf []byte, n int, port fdb.Port, found, p
 					}
 				}
 				t.clampMSS(frame, p)
+				if pr := p.prober.Load(); pr != nil && t.retx.sentAgain(frame, p.frameMTU(s.cfg.Mode)/2) {
+					pr.Suspect() // a segment sent again: is the path smaller now?
+				}
 				t.toPeer(p, buf, n, true)
 				return
 			}

@@ -33,6 +33,8 @@ type metricsCollector struct {
 	peerByte *prometheus.Desc
 	probes   *prometheus.Desc
 	pmtuInfo *prometheus.Desc
+	pmtuChg  *prometheus.Desc
+	pmtuChk  *prometheus.Desc
 	bgpUp    *prometheus.Desc
 	routes   *prometheus.Desc
 	churn    *prometheus.Desc
@@ -63,6 +65,10 @@ func newMetricsCollector(sw controlled, site string) *metricsCollector {
 			"Path MTU probes to the peer (RFC 8899) by result: sent, acked, lost.", []string{"peer", "result"}, constLabels),
 		pmtuInfo: prometheus.NewDesc("vxswitch_peer_pmtu_info",
 			"1, labelled with where the peer's path MTU comes from and the probing state.", []string{"peer", "source", "probe"}, constLabels),
+		pmtuChg: prometheus.NewDesc("vxswitch_peer_pmtu_changes_total",
+			"Changes of the probed path MTU to the peer, down (the path shrank, or a black hole) and up.", []string{"peer", "direction"}, constLabels),
+		pmtuChk: prometheus.NewDesc("vxswitch_peer_pmtu_checks_total",
+			"Checks of the path MTU that a sign of loss (a TCP segment sent again) or an ICMP report started.", []string{"peer"}, constLabels),
 		bgpUp: prometheus.NewDesc("vxswitch_evpn_session_up",
 			"1 when the BGP session to the route reflector is established.", []string{"neighbor"}, constLabels),
 		routes: prometheus.NewDesc("vxswitch_evpn_routes",
@@ -82,7 +88,7 @@ func newMetricsCollector(sw controlled, site string) *metricsCollector {
 
 // Describe implements prometheus.Collector.
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.counters, m.levels, m.peerUp, m.peerMTU, m.peerPkts, m.peerByte, m.probes, m.pmtuInfo, m.bgpUp, m.routes, m.churn, m.saAge, m.saLife, m.saCount} {
+	for _, d := range []*prometheus.Desc{m.counters, m.levels, m.peerUp, m.peerMTU, m.peerPkts, m.peerByte, m.probes, m.pmtuInfo, m.pmtuChg, m.pmtuChk, m.bgpUp, m.routes, m.churn, m.saAge, m.saLife, m.saCount} {
 		ch <- d
 	}
 }
@@ -112,6 +118,9 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.probes, prometheus.CounterValue, float64(p.ProbesAcked), p.Name, "acked")
 		ch <- prometheus.MustNewConstMetric(m.probes, prometheus.CounterValue, float64(p.ProbesLost), p.Name, "lost")
 		ch <- prometheus.MustNewConstMetric(m.pmtuInfo, prometheus.GaugeValue, 1, p.Name, p.MTUSource, p.Probe)
+		ch <- prometheus.MustNewConstMetric(m.pmtuChg, prometheus.CounterValue, float64(p.MTUShrinks), p.Name, "down")
+		ch <- prometheus.MustNewConstMetric(m.pmtuChg, prometheus.CounterValue, float64(p.MTUGrows), p.Name, "up")
+		ch <- prometheus.MustNewConstMetric(m.pmtuChk, prometheus.CounterValue, float64(p.MTUChecks), p.Name)
 	}
 	m.collectSAs(ch)
 	if m.evpn == nil {

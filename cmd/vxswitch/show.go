@@ -205,8 +205,15 @@ func writePeers(w io.Writer, ps []dataplane.PeerStatus) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	// Why a peer is not up (or was not, last time): below the table.
+	// When and why the path MTU last changed, and why a peer is not up
+	// (or was not, last time): below the table.
 	for _, p := range ps {
+		if p.MTUChange != "" {
+			if _, err := fmt.Fprintf(w, "%s: path MTU %d since %s ago (%s); %d down, %d up, %d checks\n", p.Name, p.MTU,
+				formatAge(time.Since(p.MTUChangedAt)), p.MTUChange, p.MTUShrinks, p.MTUGrows, p.MTUChecks); err != nil {
+				return err
+			}
+		}
 		if p.LastError != "" {
 			if _, err := fmt.Fprintf(w, "%s: last error %s ago: %s\n", p.Name, formatAge(time.Since(p.LastErrorAt)), p.LastError); err != nil {
 				return err
