@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/vxswitch/vxswitch/internal/aeadtest"
 	"github.com/vxswitch/vxswitch/internal/require"
 )
 
@@ -292,15 +293,7 @@ func TestMisuse(t *testing.T) {
 	needAsm(t)
 	g, _ := newAccelerated(make([]byte, 16))
 	nonce := make([]byte, 12)
-	mustPanic := func(what string, f func()) {
-		t.Helper()
-		defer func() {
-			if recover() == nil {
-				t.Errorf("%s: no panic", what)
-			}
-		}()
-		f()
-	}
+	mustPanic := func(what string, f func()) { t.Helper(); aeadtest.MustPanic(t, what, f) }
 	buf := make([]byte, 64)
 	mustPanic("AAD in the output", func() { g.Seal(buf[:0], nonce, buf[16:32], buf[:16]) })
 	mustPanic("output overlapping the input inexactly", func() { g.Seal(buf[1:1], nonce, buf[:32], nil) })

@@ -219,21 +219,24 @@ func roundTrip(t *testing.T, a cipher.AEAD) {
 func overlap(t *testing.T, a cipher.AEAD) {
 	nonce := make([]byte, nonceSize)
 	buf := make([]byte, 256)
-	mustPanic := func(what string, f func()) {
-		t.Helper()
-		defer func() {
-			if recover() == nil {
-				t.Errorf("%s: no panic", what)
-			}
-		}()
-		f()
-	}
+	mustPanic := func(what string, f func()) { t.Helper(); MustPanic(t, what, f) }
 	mustPanic("Seal, output one byte past the input's start", func() { a.Seal(buf[1:1], nonce, buf[:64], nil) })
 	mustPanic("Seal, output before the input", func() { a.Seal(buf[:0], nonce, buf[8:72], nil) })
 	ct := a.Seal(nil, nonce, make([]byte, 64), nil)
 	copy(buf, ct)
 	mustPanic("Open, output one byte past the input's start", func() { a.Open(buf[1:1], nonce, buf[:len(ct)], nil) })
 	mustPanic("a nonce of 8 bytes", func() { a.Seal(nil, nonce[:8], nil, nil) })
+}
+
+// MustPanic fails t unless f panics (what names the misuse).
+func MustPanic(t testing.TB, what string, f func()) {
+	t.Helper()
+	defer func() {
+		if recover() == nil {
+			t.Errorf("%s: no panic", what)
+		}
+	}()
+	f()
 }
 
 // wrong: a changed key, nonce, AAD, tag or ciphertext byte is refused, and
