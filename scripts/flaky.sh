@@ -7,6 +7,7 @@
 #
 #   FLAKY_N=10 make flaky
 #   FLAKY_ONLY='StrongSwan' FLAKY_N=50 make flaky     # a regexp of test names
+#   FLAKY_PKGS='e2e' FLAKY_N=3 make flaky              # a regexp of package paths
 #
 # The bound of a run is FLAKY_BOUND (default 300s), the -test.timeout each
 # run gets: a run over half of it is marked, since it would fail on a machine
@@ -17,6 +18,7 @@ cd "$(dirname "$0")/.."
 n=${FLAKY_N:-5}
 bound=${FLAKY_BOUND:-300s}
 only=${FLAKY_ONLY:-.}
+pkgs=${FLAKY_PKGS:-.}
 dir=${FLAKY_DIR:-$(mktemp -d /tmp/vxswitch-flaky.XXXXXX)}
 race=-race
 [ "${FLAKY_RACE:-1}" = 0 ] && race=
@@ -38,6 +40,7 @@ bounds=${bound%s}
 printf '%-44s %5s %5s %9s %9s  %s\n' test runs fails median slowest "bound $bound"
 total_fail=0
 for pkg in "${!pick[@]}"; do
+  [[ $pkg =~ $pkgs ]] || continue
   bin="$dir/$(basename "$pkg").test"
   go test $race -c -o "$bin" "$pkg" || { echo "build $pkg failed"; exit 1; }
   for t in $(cd "$pkg" && "$bin" -test.list "${pick[$pkg]}" | grep -E "$only" | grep -Ev "$skip"); do
